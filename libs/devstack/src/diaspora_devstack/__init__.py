@@ -1,0 +1,1 @@
+"""Local infrastructure for development and tests, with no Docker and no root."""

@@ -1,0 +1,251 @@
+"""Idempotent consumers: inbox in the handler's transaction, retries, dead letters.
+
+For each record: the CloudEvent is decoded and routed on (type, version); the
+handler runs in a database transaction that also records ``(consumer, event id)``
+in the inbox, so a redelivered event is a no-op. The offset is committed (by
+FastStream's ``NACK_ON_ERROR`` policy) only after that transaction commits.
+A failing handler is retried with backoff; after the last attempt the record
+goes to the consumer's dead-letter topic with the error in its headers, and the
+partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from opentelemetry import trace
+from pydantic import ValidationError
+from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, Table, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from diaspora_events.cloudevents import (
+    Envelope,
+    MalformedEvent,
+    decode,
+    headers_from_kafka,
+)
+from diaspora_events.contracts.base import Event, UnknownEventType, contract_for
+from diaspora_events.observability import context_from_headers
+from diaspora_events.topics import dead_letter_topic
+
+log = structlog.get_logger(__name__)
+_tracer = trace.get_tracer("diaspora_events.consumer")
+
+EventT = TypeVar("EventT", bound=Event)
+Handler = Callable[[Any, AsyncSession, Envelope], Awaitable[None]]
+
+
+def inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
+    """The inbox table, added to a service's own metadata (and so its migrations)."""
+    return Table(
+        name,
+        metadata,
+        Column("consumer", Text, nullable=False),
+        Column("event_id", Uuid, nullable=False),
+        Column("event_type", Text, nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("consumer", "event_id", name=f"{name}_pkey"),
+    )
+
+
+class Outcome(enum.Enum):
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class DeadLetterSink(Protocol):
+    async def __call__(
+        self, *, topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the consumer needs of a Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+
+class _Permanent(Exception):
+    """A failure that no retry can cure (undecodable or invalid event)."""
+
+
+class EventConsumer:
+    """A named consumer (its Kafka group id) with handlers per event contract."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        session_factory: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        dead_letters: DeadLetterSink,
+        max_attempts: int = 5,
+        first_backoff: float = 0.2,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.name = name
+        self._sessions = session_factory
+        self._inbox = inbox
+        self._dead_letters = dead_letters
+        self._max_attempts = max_attempts
+        self._first_backoff = first_backoff
+        self._max_backoff = max_backoff
+        self._handlers: dict[tuple[str, int], Handler] = {}
+        self.dead_letter_topic = dead_letter_topic(name)
+        self.dead_lettered_total = 0
+
+    def on(
+        self, contract: type[EventT]
+    ) -> Callable[
+        [Callable[[EventT, AsyncSession, Envelope], Awaitable[None]]],
+        Callable[[EventT, AsyncSession, Envelope], Awaitable[None]],
+    ]:
+        """Register the handler of one contract (type and version)."""
+
+        def register(
+            handler: Callable[[EventT, AsyncSession, Envelope], Awaitable[None]],
+        ) -> Callable[[EventT, AsyncSession, Envelope], Awaitable[None]]:
+            self._handlers[(contract.event_type, contract.event_version)] = handler
+            return handler
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({contract_for(t, v).topic.name for (t, v) in self._handlers})
+
+    @property
+    def handled_contracts(self) -> list[type[Event]]:
+        return [contract_for(t, v) for (t, v) in sorted(self._handlers)]
+
+    async def handle_record(self, record: Record) -> Outcome:
+        """Handle one record; returns once its effects are committed or dead-lettered."""
+        try:
+            envelope = decode(record.headers, record.value)
+        except MalformedEvent as error:
+            await self._dead_letter(record, error, attempts=1)
+            return Outcome.DEAD_LETTERED
+        if not any(t == envelope.type for (t, _v) in self._handlers):
+            return Outcome.IGNORED
+        with _tracer.start_as_current_span(
+            f"{record.topic} process",
+            context=context_from_headers(record.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": self.name,
+                "messaging.message.id": str(envelope.id),
+                "messaging.kafka.offset": record.offset,
+                "cloudevents.event_type": envelope.type,
+            },
+        ):
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    return await self._process(envelope)
+                except _Permanent as error:
+                    await self._dead_letter(record, error.__cause__ or error, attempts=attempt)
+                    return Outcome.DEAD_LETTERED
+                except Exception as error:
+                    if attempt >= self._max_attempts:
+                        await self._dead_letter(record, error, attempts=attempt)
+                        return Outcome.DEAD_LETTERED
+                    delay = min(self._max_backoff, self._first_backoff * 2 ** (attempt - 1))
+                    log.warning(
+                        "event_handler_failed",
+                        consumer=self.name,
+                        event_id=str(envelope.id),
+                        event_type=envelope.type,
+                        attempt=attempt,
+                        retry_in=delay,
+                        error=repr(error),
+                    )
+                    await asyncio.sleep(delay)
+
+    async def _process(self, envelope: Envelope) -> Outcome:
+        handler = self._handlers.get((envelope.type, envelope.version))
+        try:
+            if handler is None:
+                raise UnknownEventType(
+                    f"{self.name} has no handler for {envelope.type} v{envelope.version}"
+                )
+            event = envelope.to_event()
+        except (UnknownEventType, ValidationError) as error:
+            raise _Permanent(str(error)) from error
+        async with self._sessions() as session, session.begin():
+            first_time = (
+                await session.execute(
+                    insert(self._inbox)
+                    .values(consumer=self.name, event_id=envelope.id, event_type=envelope.type)
+                    .on_conflict_do_nothing()
+                    .returning(self._inbox.c.event_id)
+                )
+            ).first()
+            if first_time is None:
+                log.info("event_duplicate_skipped", consumer=self.name, event_id=str(envelope.id))
+                return Outcome.DUPLICATE
+            await handler(event, session, envelope)
+        log.info(
+            "event_handled", consumer=self.name, event_id=str(envelope.id), event_type=envelope.type
+        )
+        return Outcome.HANDLED
+
+    async def _dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> None:
+        headers = {
+            **record.headers,
+            "dlq_consumer": self.name,
+            "dlq_original_topic": record.topic,
+            "dlq_original_partition": str(record.partition),
+            "dlq_original_offset": str(record.offset),
+            "dlq_error_type": type(error).__name__,
+            "dlq_error": str(error)[:2000],
+            "dlq_attempts": str(attempts),
+            "dlq_failed_at": datetime.now(UTC).isoformat(),
+        }
+        # If this publish fails the exception propagates: the offset is not
+        # committed and the record comes back, so nothing is lost.
+        await self._dead_letters(
+            topic=self.dead_letter_topic.name, key=record.key, value=record.value, headers=headers
+        )
+        self.dead_lettered_total += 1
+        log.error(
+            "event_dead_lettered",
+            consumer=self.name,
+            topic=record.topic,
+            offset=record.offset,
+            error_type=type(error).__name__,
+            error=str(error)[:500],
+        )
+
+
+def record_from_kafka(raw: Any) -> Record:
+    """Our view of an aiokafka ``ConsumerRecord``."""
+    return Record(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=raw.key,
+        value=raw.value,
+        headers=headers_from_kafka(raw.headers),
+    )
+
+
+def headers_as_str(headers: Mapping[str, Any]) -> dict[str, str]:
+    return {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in headers.items()}

@@ -1,0 +1,24 @@
+"""Every event contract of the platform. Importing this package registers them all."""
+
+from diaspora_events.contracts.base import (
+    Event,
+    UnknownEventType,
+    all_contracts,
+    contract,
+    contract_for,
+    personal,
+)
+from diaspora_events.contracts.notifications import DeliveryDeliveredV1, DeliveryFailedV1
+from diaspora_events.contracts.registry import MemberRegisteredV1
+
+__all__ = [
+    "DeliveryDeliveredV1",
+    "DeliveryFailedV1",
+    "Event",
+    "MemberRegisteredV1",
+    "UnknownEventType",
+    "all_contracts",
+    "contract",
+    "contract_for",
+    "personal",
+]

@@ -1,0 +1,311 @@
+"""Transactional outbox: events written with the state change, published by a relay.
+
+Why the relay never skips a row: it does not keep a cursor ("publish ids greater
+than the last one seen"). Transactions allocate identity values when they insert
+but may commit in another order, so a cursor would step over a row whose
+transaction commits late. Instead every pass selects *all committed rows not yet
+marked published*, in id order; a late commit is simply picked up by the next
+pass. A single relay per service holds a PostgreSQL advisory lock, so there is
+one publisher at a time and rows of one aggregate go out in the order written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from diaspora_events.cloudevents import encode, headers_to_kafka
+from diaspora_events.contracts.base import Event
+from diaspora_events.kafka import idempotent_producer
+from diaspora_events.observability import context_from_headers, current_traceparent
+
+log = structlog.get_logger(__name__)
+_tracer = trace.get_tracer("diaspora_events.outbox")
+
+
+def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
+    """The outbox table, added to a service's own metadata (and so its migrations)."""
+    return Table(
+        name,
+        metadata,
+        Column("id", BigInteger, Identity(always=True), primary_key=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("topic", Text, nullable=False),
+        Column("key", Text, nullable=False),
+        Column("event_type", Text, nullable=False),
+        Column("headers", JSONB, nullable=False),
+        Column("value", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("last_error", Text),
+        Index(f"{name}_unpublished_idx", "id", postgresql_where=text("published_at IS NULL")),
+        Index(f"{name}_key_idx", "key"),
+    )
+
+
+def notify_channel(table: Table) -> str:
+    return f"{table.name}_new"
+
+
+class OutboxWriter:
+    """Adds events to the outbox inside the caller's transaction."""
+
+    def __init__(self, table: Table, *, source: str) -> None:
+        self._table = table
+        self._source = source
+        self._notify = text("SELECT pg_notify(:channel, '')").bindparams(
+            channel=notify_channel(table)
+        )
+
+    async def add(self, session: AsyncSession, event: Event, *, subject: str | None = None) -> UUID:
+        """Stage ``event``; it is published only if the caller's transaction commits."""
+        event_id, headers, value = encode(
+            event, source=self._source, subject=subject, extra_headers=current_traceparent()
+        )
+        await session.execute(
+            self._table.insert().values(
+                event_id=event_id,
+                topic=event.topic.name,
+                key=event.aggregate_id(),
+                event_type=event.event_type,
+                headers=headers,
+                value=value,
+            )
+        )
+        # Delivered to the relay's LISTEN only when this transaction commits.
+        await session.execute(self._notify)
+        return event_id
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    unpublished: int
+    oldest_age_seconds: float
+
+
+async def outbox_backlog(connection: AsyncConnection, table: Table) -> OutboxBacklog:
+    row = (
+        await connection.execute(
+            select(func.count(), func.min(table.c.created_at)).where(
+                table.c.published_at.is_(None)
+            )
+        )
+    ).one()
+    oldest: datetime | None = row[1]
+    age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+    return OutboxBacklog(unpublished=int(row[0]), oldest_age_seconds=max(age, 0.0))
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka, then marks them published.
+
+    At-least-once: a crash between the broker's acknowledgement and the update
+    publishes the row again; consumers drop the copy through their inbox.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        table: Table,
+        bootstrap_servers: str,
+        client_id: str,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        max_backoff: float = 30.0,
+        keep_published_for: timedelta = timedelta(days=7),
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_backoff = max_backoff
+        self._keep_published_for = keep_published_for
+        self._wakeup = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._lock_key = zlib.crc32(f"outbox-relay:{table.name}".encode())
+        self.published_total = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set. Waits as a standby while another relay leads."""
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox_relay_connection_lost")
+                await _sleep_unless(stop, self._poll_interval)
+        await self._close_producer()
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        async with self._engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            while not await driver.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                log.info("outbox_relay_standby", table=self._table.name)
+                if await _sleep_unless(stop, 5.0):
+                    return
+            channel = notify_channel(self._table)
+            await driver.add_listener(channel, self._on_notify)
+            log.info("outbox_relay_leading", table=self._table.name)
+            try:
+                await self._publish_loop(stop)
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.remove_listener(channel, self._on_notify)
+                    await driver.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wakeup.set()
+
+    async def _publish_loop(self, stop: asyncio.Event) -> None:
+        failures = 0
+        last_cleanup = datetime.min.replace(tzinfo=UTC)
+        while not stop.is_set():
+            self._wakeup.clear()
+            try:
+                published = await self.publish_batch()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures += 1
+                delay = min(self._max_backoff, 0.2 * 2**failures)
+                log.warning("outbox_publish_failed", error=repr(error), retry_in=delay)
+                await self._close_producer()
+                await _sleep_unless(stop, delay)
+                continue
+            if published >= self._batch_size:
+                continue  # more waiting: go again at once
+            if datetime.now(UTC) - last_cleanup > timedelta(minutes=10):
+                await self._delete_old_published()
+                last_cleanup = datetime.now(UTC)
+            waiter = asyncio.ensure_future(self._wakeup.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait(
+                {waiter, stopper}, timeout=self._poll_interval, return_when="FIRST_COMPLETED"
+            )
+            waiter.cancel()
+            stopper.cancel()
+
+    async def _producer_started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = idempotent_producer(self._bootstrap, client_id=self._client_id)
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _close_producer(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch of unpublished rows; returns how many went out."""
+        table = self._table
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(table.c.id, table.c.topic, table.c.key, table.c.headers, table.c.value)
+                    .where(table.c.published_at.is_(None))
+                    .order_by(table.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        ids = [row.id for row in rows]
+        try:
+            producer = await self._producer_started()
+            deliveries = []
+            for row in rows:
+                deliveries.append(await self._send(producer, row.topic, row.key, row.headers, row.value))
+            await asyncio.gather(*deliveries)
+        except Exception as error:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(table)
+                    .where(table.c.id.in_(ids))
+                    .values(attempts=table.c.attempts + 1, last_error=repr(error)[:2000])
+                )
+            raise
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(table).where(table.c.id.in_(ids)).values(published_at=func.now())
+            )
+        self.published_total += len(ids)
+        return len(ids)
+
+    async def _send(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        key: str,
+        headers: Mapping[str, str],
+        value: bytes,
+    ) -> asyncio.Future[Any]:
+        # The publish span continues the trace of the request that wrote the row.
+        with _tracer.start_as_current_span(
+            f"{topic} publish",
+            context=context_from_headers(headers),
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.message.id": headers.get("ce_id", ""),
+            },
+        ):
+            out_headers = {**headers, **current_traceparent()}
+            future: asyncio.Future[Any] = await producer.send(
+                topic, value=value, key=key.encode(), headers=headers_to_kafka(out_headers)
+            )
+            return future
+
+    async def _delete_old_published(self) -> None:
+        cutoff = datetime.now(UTC) - self._keep_published_for
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                delete(self._table).where(self._table.c.published_at < cutoff)
+            )
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return stop.is_set()

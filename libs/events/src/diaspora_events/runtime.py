@@ -1,0 +1,98 @@
+"""Running consumers and relays: FastStream subscribers and a worker loop with clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+
+import structlog
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from diaspora_events.consumer import DeadLetterSink, EventConsumer, record_from_kafka
+from diaspora_events.kafka import ensure_topics
+
+log = structlog.get_logger(__name__)
+
+
+def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+    # The broker's own producer only writes dead letters: same guarantees as the relay.
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        logger=None,
+    )
+
+
+def broker_dead_letter_sink(broker: KafkaBroker) -> DeadLetterSink:
+    async def publish(
+        *, topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
+    ) -> None:
+        await broker.publish(value or b"", topic=topic, key=key, headers=headers)
+
+    return publish
+
+
+def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
+    """One FastStream subscriber per topic, in the consumer's group.
+
+    ``NACK_ON_ERROR``: the offset is committed after the handler returns (its
+    transaction committed, or the record was dead-lettered); if the handler
+    raises (database or broker unreachable) the consumer seeks back and the
+    record is delivered again.
+    """
+    for topic in consumer.topics:
+        subscriber = broker.subscriber(
+            topic,
+            group_id=consumer.name,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=f"{consumer.name}:{topic}",
+        )
+
+        async def on_message(message: KafkaMessage) -> None:
+            await consumer.handle_record(record_from_kafka(message.raw_message))
+
+        subscriber(on_message)
+
+
+async def prepare_topics(bootstrap_servers: str, consumers: Iterable[EventConsumer]) -> None:
+    from diaspora_events.topics import ALL_TOPICS
+
+    dlqs = [c.dead_letter_topic for c in consumers]
+    await ensure_topics(bootstrap_servers, [*ALL_TOPICS, *dlqs])
+
+
+async def run_until_stopped(
+    *tasks: Callable[[asyncio.Event], Awaitable[None]],
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run long-lived tasks until SIGTERM/SIGINT (or ``stop``), then let them finish."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    running = [asyncio.create_task(task(stop)) for task in tasks]
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    for task in done:
+        if task is not stopper and task.exception() is not None:
+            log.error("worker_task_failed", error=repr(task.exception()))
+    await asyncio.gather(*running, return_exceptions=True)
+
+
+def broker_task(broker: KafkaBroker) -> Callable[[asyncio.Event], Awaitable[None]]:
+    async def run(stop: asyncio.Event) -> None:
+        await broker.start()
+        try:
+            await stop.wait()
+        finally:
+            await broker.stop()
+
+    return run

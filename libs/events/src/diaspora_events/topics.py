@@ -1,0 +1,50 @@
+"""The topic registry: one topic per aggregate family, keyed by aggregate id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    owner: str
+    description: str
+    partitions: int = 6
+    # Topics carrying personal data keep a finite history until per-person
+    # encryption (crypto-shredding) lands; see docs/events.md.
+    carries_personal_data: bool = False
+    retention_ms: int = 30 * DAY_MS
+    config: dict[str, str] = field(default_factory=dict)
+
+    def topic_config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), **self.config}
+
+
+REGISTRY_MEMBERS = Topic(
+    name="registry.members",
+    owner="registry",
+    description="Lifecycle of members of the diaspora registry, keyed by member id.",
+    carries_personal_data=True,
+)
+
+NOTIFICATIONS_DELIVERIES = Topic(
+    name="notifications.deliveries",
+    owner="notifications",
+    description="Outcome of each notification delivery, keyed by delivery id.",
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (REGISTRY_MEMBERS, NOTIFICATIONS_DELIVERIES)
+
+
+def dead_letter_topic(consumer: str) -> Topic:
+    """Where a consumer parks messages it could not handle after its retries."""
+    return Topic(
+        name=f"{consumer}.dlq",
+        owner=consumer,
+        description=f"Messages the {consumer} consumer could not handle, with the error in headers.",
+        partitions=1,
+        carries_personal_data=True,
+    )

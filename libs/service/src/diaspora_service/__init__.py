@@ -1,0 +1,1 @@
+"""What every service's HTTP side and database share."""

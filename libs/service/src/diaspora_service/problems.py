@@ -1,0 +1,120 @@
+"""RFC 9457 problem details for every error a service returns."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://diaspora.gouv.tg/problems/"
+
+log = structlog.get_logger(__name__)
+
+
+class Problem(Exception):
+    """An error the client can act on; rendered as problem details."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        *,
+        detail: str | None = None,
+        type_: str | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type_
+        self.extensions = extensions
+
+
+def problem_response(
+    status: int,
+    title: str,
+    *,
+    detail: str | None = None,
+    type_: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type_ or (TYPE_BASE + HTTPStatus(status).phrase.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for item in error.errors():
+        location = [str(part) for part in item.get("loc", ()) if part != "body"]
+        errors.append(
+            {
+                "field": ".".join(location) or None,
+                "message": item.get("msg", "invalid"),
+                "code": item.get("type", "invalid"),
+            }
+        )
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        return problem_response(
+            422,
+            "The request is not valid",
+            detail="One or more fields are missing or invalid; see `errors`.",
+            type_=TYPE_BASE + "validation",
+            instance=request.url.path,
+            errors=_field_errors(error),
+        )
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, error: Problem) -> JSONResponse:
+        return problem_response(
+            error.status,
+            error.title,
+            detail=error.detail,
+            type_=error.type,
+            instance=request.url.path,
+            **error.extensions,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        phrase = HTTPStatus(error.status_code).phrase
+        detail = error.detail if isinstance(error.detail, str) and error.detail != phrase else None
+        return problem_response(
+            error.status_code,
+            phrase,
+            detail=detail,
+            instance=request.url.path,
+            headers=dict(error.headers or {}),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        return problem_response(
+            500,
+            "Internal error",
+            detail="The error was logged; nothing you sent was lost if you got no 2xx.",
+            instance=request.url.path,
+        )

@@ -1,0 +1,104 @@
+"""The notifications service's HTTP interface."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from diaspora_events.observability import setup_observability
+from diaspora_service.app import create_app
+from notifications import SERVICE_NAME
+from notifications.adapters.orm import deliveries
+from notifications.bootstrap import Notifications, bootstrap
+
+router = APIRouter(tags=["deliveries"])
+
+
+class DeliveryOut(BaseModel):
+    id: UUID
+    recipient_id: UUID
+    channel: str
+    template: str
+    language: str
+    subject: str
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_before: datetime | None
+
+
+def _service(request: Request) -> Notifications:
+    service: Notifications = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Notifications, Depends(_service)]
+
+
+@router.get("/recipients/{member_id}/deliveries", response_model=DeliveryPage)
+async def list_deliveries(
+    member_id: UUID,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: datetime | None = None,
+) -> DeliveryPage:
+    """A person's delivery log, newest first (keyset pagination on `before`)."""
+    query = (
+        select(deliveries)
+        .where(deliveries.c.recipient_id == member_id)
+        .order_by(deliveries.c.created_at.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        query = query.where(deliveries.c.created_at < before)
+    async with service.sessions() as session:
+        rows = (await session.execute(query)).all()
+    items = [DeliveryOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    return DeliveryPage(
+        items=items, next_before=items[-1].created_at if len(rows) > limit else None
+    )
+
+
+def build_app(service: Notifications | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = service is None
+        app.state.service = service or bootstrap()
+        setup_observability(SERVICE_NAME, json_logs=app.state.service.settings.json_logs)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.service.close()
+
+    async def database_ready() -> bool:
+        ready: bool = await app.state.service.database_ready()
+        return ready
+
+    app = create_app(
+        title="Notifications",
+        version="0.1.0",
+        description="Messages to members: templates, channels, delivery log.",
+        routers=[router],
+        lifespan=lifespan,
+        readiness={"database": database_ready},
+    )
+    return app
+
+
+def app() -> FastAPI:
+    """Factory for `uvicorn --factory notifications.entrypoints.http:app`."""
+    return build_app()

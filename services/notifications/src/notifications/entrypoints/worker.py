@@ -1,0 +1,55 @@
+"""The notifications worker: event consumer, email senders and outbox relay in one process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from diaspora_events.observability import setup_observability
+from diaspora_events.outbox import OutboxRelay
+from diaspora_events.runtime import (
+    broker_dead_letter_sink,
+    broker_task,
+    make_broker,
+    prepare_topics,
+    run_until_stopped,
+    subscribe,
+)
+from notifications import SERVICE_NAME
+from notifications.adapters.orm import outbox
+from notifications.bootstrap import Notifications, bootstrap
+from notifications.email_sender import EmailSender
+from notifications.handlers import build_consumer
+
+
+async def run(service: Notifications | None = None, stop: asyncio.Event | None = None) -> None:
+    service = service or bootstrap()
+    settings = service.settings
+    setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
+    broker = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
+    work = asyncio.Event()
+    consumer = build_consumer(
+        sessions=service.sessions, dead_letters=broker_dead_letter_sink(broker), work_available=work
+    )
+    await prepare_topics(settings.kafka_bootstrap, [consumer])
+    subscribe(broker, consumer)
+    sender = EmailSender(
+        settings=settings, sessions=service.sessions, outbox=service.outbox, work_available=work
+    )
+    relay = OutboxRelay(
+        engine=service.engine,
+        table=outbox,
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{SERVICE_NAME}-relay",
+    )
+    try:
+        await run_until_stopped(broker_task(broker), sender.run, relay.run, stop=stop)
+    finally:
+        await service.close()
+
+
+def main() -> None:
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""Registry service (RECOATEX): the census of Togolese abroad."""
+
+SERVICE_NAME = "registry"

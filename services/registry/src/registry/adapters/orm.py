@@ -1,0 +1,30 @@
+"""The registry's tables (its own database)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Date, DateTime, MetaData, String, Table, Text, Uuid, func
+
+from diaspora_events.consumer import inbox_table
+from diaspora_events.outbox import outbox_table
+
+metadata = MetaData()
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("given_name", Text, nullable=False),
+    Column("family_name", Text, nullable=False),
+    Column("date_of_birth", Date, nullable=False),
+    Column("country_of_residence", String(2), nullable=False),
+    Column("email", Text, nullable=False),
+    Column("phone", Text, nullable=False),
+    Column("preferred_language", String(2), nullable=False, server_default="fr"),
+    Column("registered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Idempotency-Key of the POST that created the member, with a digest of its body.
+    Column("idempotency_key", Text, unique=True),
+    Column("request_digest", Text),
+)
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
