@@ -97,8 +97,12 @@ class EventConsumer:
         max_attempts: int = 5,
         first_backoff: float = 0.2,
         max_backoff: float = 5.0,
+        topic_prefix: str = "",
     ) -> None:
         self.name = name
+        # Environments sharing one cluster (and tests) keep apart by a topic prefix.
+        self.topic_prefix = topic_prefix
+        self.group_id = topic_prefix + name
         self._sessions = session_factory
         self._inbox = inbox
         self._dead_letters = dead_letters
@@ -106,7 +110,7 @@ class EventConsumer:
         self._first_backoff = first_backoff
         self._max_backoff = max_backoff
         self._handlers: dict[tuple[str, int], Handler] = {}
-        self.dead_letter_topic = dead_letter_topic(name)
+        self.dead_letter_topic = dead_letter_topic(name, prefix=topic_prefix)
         self.dead_lettered_total = 0
 
     def on(
@@ -127,7 +131,9 @@ class EventConsumer:
 
     @property
     def topics(self) -> list[str]:
-        return sorted({contract_for(t, v).topic.name for (t, v) in self._handlers})
+        return sorted(
+            {self.topic_prefix + contract_for(t, v).topic.name for (t, v) in self._handlers}
+        )
 
     @property
     def handled_contracts(self) -> list[type[Event]]:

@@ -145,7 +145,9 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         max_backoff: float = 30.0,
         keep_published_for: timedelta = timedelta(days=7),
+        topic_prefix: str = "",
     ) -> None:
+        self._topic_prefix = topic_prefix
         self._engine = engine
         self._table = table
         self._bootstrap = bootstrap_servers
@@ -254,7 +256,11 @@ class OutboxRelay:
             producer = await self._producer_started()
             deliveries = []
             for row in rows:
-                deliveries.append(await self._send(producer, row.topic, row.key, row.headers, row.value))
+                deliveries.append(
+                    await self._send(
+                        producer, self._topic_prefix + row.topic, row.key, row.headers, row.value
+                    )
+                )
             await asyncio.gather(*deliveries)
         except Exception as error:
             async with self._engine.begin() as conn:

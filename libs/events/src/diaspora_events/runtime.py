@@ -48,7 +48,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
     for topic in consumer.topics:
         subscriber = broker.subscriber(
             topic,
-            group_id=consumer.name,
+            group_id=consumer.group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             title=f"{consumer.name}:{topic}",
@@ -60,11 +60,14 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
         subscriber(on_message)
 
 
-async def prepare_topics(bootstrap_servers: str, consumers: Iterable[EventConsumer]) -> None:
-    from diaspora_events.topics import ALL_TOPICS
+async def prepare_topics(
+    bootstrap_servers: str, consumers: Iterable[EventConsumer], *, prefix: str = ""
+) -> None:
+    """Create the topics the consumers read and their dead-letter topics."""
+    from diaspora_events.topics import ALL_TOPICS, with_prefix
 
     dlqs = [c.dead_letter_topic for c in consumers]
-    await ensure_topics(bootstrap_servers, [*ALL_TOPICS, *dlqs])
+    await ensure_topics(bootstrap_servers, [*(with_prefix(t, prefix) for t in ALL_TOPICS), *dlqs])
 
 
 async def run_until_stopped(

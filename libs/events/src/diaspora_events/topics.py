@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -39,10 +39,15 @@ NOTIFICATIONS_DELIVERIES = Topic(
 ALL_TOPICS: tuple[Topic, ...] = (REGISTRY_MEMBERS, NOTIFICATIONS_DELIVERIES)
 
 
-def dead_letter_topic(consumer: str) -> Topic:
+def with_prefix(topic: Topic, prefix: str) -> Topic:
+    """The topic as named on a cluster shared under ``prefix`` ("" in production)."""
+    return replace(topic, name=prefix + topic.name) if prefix else topic
+
+
+def dead_letter_topic(consumer: str, *, prefix: str = "") -> Topic:
     """Where a consumer parks messages it could not handle after its retries."""
     return Topic(
-        name=f"{consumer}.dlq",
+        name=f"{prefix}{consumer}.dlq",
         owner=consumer,
         description=f"Messages the {consumer} consumer could not handle, with the error in headers.",
         partitions=1,

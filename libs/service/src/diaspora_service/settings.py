@@ -20,6 +20,8 @@ class ServiceSettings(BaseSettings):
     environment: Environment = "development"
     database_url: str
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # Keeps environments (and test runs) apart on a shared Kafka cluster.
+    topic_prefix: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     json_logs: bool = True

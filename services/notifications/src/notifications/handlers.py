@@ -23,9 +23,14 @@ def build_consumer(
     sessions: async_sessionmaker[AsyncSession],
     dead_letters: DeadLetterSink,
     work_available: asyncio.Event | None = None,
+    topic_prefix: str = "",
 ) -> EventConsumer:
     consumer = EventConsumer(
-        name=CONSUMER_NAME, session_factory=sessions, inbox=inbox, dead_letters=dead_letters
+        name=CONSUMER_NAME,
+        session_factory=sessions,
+        inbox=inbox,
+        dead_letters=dead_letters,
+        topic_prefix=topic_prefix,
     )
 
     @consumer.on(MemberRegisteredV1)

@@ -28,9 +28,12 @@ async def run(service: Notifications | None = None, stop: asyncio.Event | None =
     broker = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
     work = asyncio.Event()
     consumer = build_consumer(
-        sessions=service.sessions, dead_letters=broker_dead_letter_sink(broker), work_available=work
+        sessions=service.sessions,
+        dead_letters=broker_dead_letter_sink(broker),
+        work_available=work,
+        topic_prefix=settings.topic_prefix,
     )
-    await prepare_topics(settings.kafka_bootstrap, [consumer])
+    await prepare_topics(settings.kafka_bootstrap, [consumer], prefix=settings.topic_prefix)
     subscribe(broker, consumer)
     sender = EmailSender(
         settings=settings, sessions=service.sessions, outbox=service.outbox, work_available=work
@@ -40,6 +43,7 @@ async def run(service: Notifications | None = None, stop: asyncio.Event | None =
         table=outbox,
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=f"{SERVICE_NAME}-relay",
+        topic_prefix=settings.topic_prefix,
     )
     try:
         await run_until_stopped(broker_task(broker), sender.run, relay.run, stop=stop)

@@ -1,0 +1,93 @@
+"""Pytest fixtures for the real infrastructure (loaded with ``-p diaspora_devstack.pytest_plugin``).
+
+The suite uses PostgreSQL and Kafka given by ``DIASPORA_PG_URL`` and
+``DIASPORA_KAFKA_BOOTSTRAP`` when both are set (CI services, testcontainers),
+and otherwise starts the embedded local ones (`devstack up`). Every test gets
+its own databases and its own topic prefix, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from diaspora_devstack import stack
+from diaspora_devstack.config import StackConfig
+from diaspora_devstack.testing import (
+    create_database,
+    drop_database,
+    migrate,
+    unique_name,
+)
+
+
+@pytest.fixture(scope="session")
+def infra() -> stack.Endpoints:
+    """The PostgreSQL server and Kafka broker the integration tests talk to."""
+    endpoints, _started = stack.up()
+    return endpoints
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: stack.Endpoints) -> str:
+    return infra.kafka_bootstrap
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A fresh topic namespace for one test."""
+    return unique_name("t") + "."
+
+
+@pytest.fixture
+def test_logs(request: pytest.FixtureRequest) -> Path:
+    """Folder for the logs of processes a test starts."""
+    folder = StackConfig.from_env().state / "test-logs" / request.node.name[:80]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def _migrated(infra: stack.Endpoints, service: str) -> AsyncIterator[str]:
+    url = await create_database(infra.pg_url, service)
+    await asyncio.to_thread(migrate, service, url)
+    try:
+        yield url
+    finally:
+        if not os.environ.get("DIASPORA_KEEP_TEST_DATABASES"):
+            await drop_database(url)
+
+
+@pytest.fixture
+async def registry_database(infra: stack.Endpoints) -> AsyncIterator[str]:
+    """A fresh registry database with its migrations applied (libpq URL)."""
+    async for url in _migrated(infra, "registry"):
+        yield url
+
+
+@pytest.fixture
+async def notifications_database(infra: stack.Endpoints) -> AsyncIterator[str]:
+    """A fresh notifications database with its migrations applied (libpq URL)."""
+    async for url in _migrated(infra, "notifications"):
+        yield url
+
+
+@pytest.fixture
+async def empty_database(infra: stack.Endpoints) -> AsyncIterator[str]:
+    url = await create_database(infra.pg_url, "empty")
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[object]:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+    from diaspora_devstack.mailbox import Mailbox
+
+    with Mailbox() as box:
+        yield box

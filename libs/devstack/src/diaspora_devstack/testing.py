@@ -1,0 +1,202 @@
+"""Helpers for integration tests against the real PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from diaspora_devstack import postgres
+from diaspora_devstack.config import repo_root
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def create_database(server_url: str, prefix: str) -> str:
+    """A new, empty database (with the platform's extensions); returns its URL."""
+    name = unique_name(f"t_{prefix}")
+    conn = await asyncpg.connect(f"{server_url}/postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = f"{server_url}/{name}"
+    await postgres.ensure_extensions(url)
+    return url
+
+
+async def drop_database(database_url: str) -> None:
+    server_url, name = database_url.rsplit("/", 1)
+    conn = await asyncpg.connect(f"{server_url}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def asyncpg_url(database_url: str) -> str:
+    return database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def migrate(service_package: str, database_url: str) -> None:
+    """Apply a service's Alembic migrations (call it outside the event loop's thread)."""
+    from diaspora_service.migrations import upgrade
+
+    module = importlib.import_module(f"{service_package}.entrypoints.migrate")
+    upgrade(module.MIGRATIONS, asyncpg_url(database_url))
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    message: str = "condition",
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class ServiceProcess:
+    """A service entry point run as a real OS process (so a test can kill -9 it)."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> ServiceProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**os.environ, **self.env, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+        self.process = subprocess.Popen(
+            self.command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=repo_root()
+        )
+        log.close()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no flush: what a crash looks like."""
+        if self.process is not None and self.alive:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is not None and self.alive:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def log_tail(self, lines: int = 40) -> str:
+        with contextlib.suppress(FileNotFoundError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any, *, port: int | None = None) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on loopback; yields its base URL."""
+    import uvicorn
+
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_until(lambda: server.started, timeout=20, message="uvicorn to start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def service_env(prefix: str, *, database_url: str, kafka: str, topic_prefix: str,
+                extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for a service process pointed at test infrastructure."""
+    env = {
+        f"{prefix}_DATABASE_URL": asyncpg_url(database_url),
+        f"{prefix}_KAFKA_BOOTSTRAP": kafka,
+        f"{prefix}_TOPIC_PREFIX": topic_prefix,
+        f"{prefix}_ENVIRONMENT": "test",
+    }
+    env.update(extra or {})
+    return env
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int,
+    timeout: float = 30.0,
+) -> list[Any]:
+    """Read ``topic`` from the beginning of every partition until ``expect`` records
+    arrived (or ``timeout``); returns aiokafka ConsumerRecords."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        partitions: set[int] | None = None
+        while partitions is None and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+                await asyncio.sleep(0.2)
+        if partitions is None:
+            return records
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        while len(records) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for items in batch.values():
+                records.extend(items)
+        return records
+    finally:
+        await consumer.stop()

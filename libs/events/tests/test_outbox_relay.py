@@ -1,0 +1,187 @@
+"""The outbox relay against the real PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import date
+from uuid import UUID
+
+import pytest
+from sqlalchemy import MetaData, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from diaspora_devstack.testing import asyncpg_url, read_topic
+from diaspora_events.cloudevents import decode, headers_from_kafka
+from diaspora_events.contracts import MemberRegisteredV1
+from diaspora_events.kafka import ensure_topics
+from diaspora_events.outbox import OutboxRelay, OutboxWriter, outbox_table
+from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
+
+pytestmark = pytest.mark.integration
+
+metadata = MetaData()
+outbox = outbox_table(metadata)
+
+
+@pytest.fixture
+async def engine(empty_database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(asyncpg_url(empty_database), pool_size=60, max_overflow=10)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+def registered(n: int) -> MemberRegisteredV1:
+    from uuid_utils.compat import uuid7
+
+    return MemberRegisteredV1(
+        member_id=uuid7(),
+        given_name=f"Person {n}",
+        family_name="Test",
+        date_of_birth=date(1990, 1, 1),
+        email=f"p{n}@example.org",
+        phone="+22890000000",
+        country_of_residence="FR",
+        registered_at="2026-01-01T00:00:00Z",  # type: ignore[arg-type]
+    )
+
+
+async def test_every_committed_row_is_published_even_when_commits_come_out_of_order(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    writer = OutboxWriter(outbox, source="/test")
+    topic = with_prefix(REGISTRY_MEMBERS, topic_prefix)
+    await ensure_topics(kafka_bootstrap, [topic])
+    relay = OutboxRelay(
+        engine=engine, table=outbox, bootstrap_servers=kafka_bootstrap, client_id="test-relay",
+        topic_prefix=topic_prefix, poll_interval=0.05, batch_size=7,
+    )
+    stop = asyncio.Event()
+    relay_task = asyncio.create_task(relay.run(stop))
+
+    writers = 48
+    allocated: list[tuple[int, int]] = []  # (writer, outbox id) in allocation order
+    commit_order: list[int] = []
+    committed_ids: set[UUID] = set()
+    rolled_back_ids: set[UUID] = set()
+    allocation_lock = asyncio.Lock()
+    rng = random.Random(7)
+
+    async def write(n: int) -> None:
+        # Writers start in order, so earlier writers allocate smaller ids; each then
+        # holds its transaction open for a delay that shrinks with n, so commits come
+        # in roughly the reverse order of allocation, interleaved by the jitter.
+        await asyncio.sleep(n * 0.005)
+        async with engine.connect() as conn:
+            trans = await conn.begin()
+            from sqlalchemy.ext.asyncio import AsyncSession
+
+            session = AsyncSession(bind=conn)
+            async with allocation_lock:
+                event_id = await writer.add(session, registered(n))
+                row_id = (
+                    await conn.execute(select(outbox.c.id).where(outbox.c.event_id == event_id))
+                ).scalar_one()
+                allocated.append((n, row_id))
+            await asyncio.sleep((writers - n) * 0.012 + rng.random() * 0.05)
+            if n % 9 == 4:
+                await trans.rollback()
+                rolled_back_ids.add(event_id)
+            else:
+                await trans.commit()
+                committed_ids.add(event_id)
+                commit_order.append(n)
+
+    await asyncio.gather(*(write(n) for n in range(writers)))
+
+    # The scenario really happened: the relay published rows with higher ids
+    # before lower ids had committed.
+    first_committed = commit_order[0]
+    assert first_committed > commit_order[-1], "commits did not come out of order"
+
+    records = await read_topic(kafka_bootstrap, topic.name, expect=len(committed_ids), timeout=30)
+    await asyncio.sleep(0.5)  # leave time for anything that should not be there
+    records = await read_topic(kafka_bootstrap, topic.name, expect=len(committed_ids) + 1,
+                               timeout=2)
+    stop.set()
+    await relay_task
+
+    published = [decode(headers_from_kafka(r.headers), r.value).id for r in records]
+    assert set(published) == committed_ids
+    assert not rolled_back_ids & set(published)
+    async with engine.connect() as conn:
+        unpublished = (
+            await conn.execute(select(outbox.c.id).where(outbox.c.published_at.is_(None)))
+        ).all()
+    assert unpublished == []
+
+
+async def test_relay_keeps_rows_and_retries_while_the_broker_is_unreachable(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    writer = OutboxWriter(outbox, source="/test")
+    topic = with_prefix(REGISTRY_MEMBERS, topic_prefix)
+    await ensure_topics(kafka_bootstrap, [topic])
+    async with AsyncSession(engine) as session, session.begin():
+        for n in range(5):
+            await writer.add(session, registered(n))
+
+    dead = OutboxRelay(
+        engine=engine, table=outbox, bootstrap_servers="127.0.0.1:1", client_id="dead",
+        topic_prefix=topic_prefix, poll_interval=0.05, max_backoff=0.2,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(dead.run(stop))
+    await asyncio.sleep(2.0)
+    stop.set()
+    await task
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(outbox.c.published_at, outbox.c.attempts))).all()
+    assert all(r.published_at is None for r in rows)
+
+    live = OutboxRelay(
+        engine=engine, table=outbox, bootstrap_servers=kafka_bootstrap, client_id="live",
+        topic_prefix=topic_prefix, poll_interval=0.05,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(live.run(stop))
+    records = await read_topic(kafka_bootstrap, topic.name, expect=5, timeout=20)
+    stop.set()
+    await task
+    assert len(records) == 5
+    # Kafka keys are the aggregate ids; CloudEvents attributes are headers.
+    for record in records:
+        envelope = decode(headers_from_kafka(record.headers), record.value)
+        assert record.key.decode() == envelope.data["member_id"]
+        assert envelope.type == "registry.member.registered"
+
+
+async def test_only_one_relay_leads_at_a_time(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    writer = OutboxWriter(outbox, source="/test")
+    topic = with_prefix(REGISTRY_MEMBERS, topic_prefix)
+    await ensure_topics(kafka_bootstrap, [topic])
+    relays = [
+        OutboxRelay(engine=engine, table=outbox, bootstrap_servers=kafka_bootstrap,
+                    client_id=f"r{i}", topic_prefix=topic_prefix, poll_interval=0.05)
+        for i in range(2)
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop)) for r in relays]
+    await asyncio.sleep(0.5)
+    async with AsyncSession(engine) as session, session.begin():
+        for n in range(20):
+            await writer.add(session, registered(n))
+    records = await read_topic(kafka_bootstrap, topic.name, expect=20, timeout=20)
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert len(records) == 20
+    assert sorted(r.published_total for r in relays) == [0, 20]
