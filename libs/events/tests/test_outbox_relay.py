@@ -56,8 +56,13 @@ async def test_every_committed_row_is_published_even_when_commits_come_out_of_or
     topic = with_prefix(REGISTRY_MEMBERS, topic_prefix)
     await ensure_topics(kafka_bootstrap, [topic])
     relay = OutboxRelay(
-        engine=engine, table=outbox, bootstrap_servers=kafka_bootstrap, client_id="test-relay",
-        topic_prefix=topic_prefix, poll_interval=0.05, batch_size=7,
+        engine=engine,
+        table=outbox,
+        bootstrap_servers=kafka_bootstrap,
+        client_id="test-relay",
+        topic_prefix=topic_prefix,
+        poll_interval=0.05,
+        batch_size=7,
     )
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
@@ -104,8 +109,9 @@ async def test_every_committed_row_is_published_even_when_commits_come_out_of_or
 
     records = await read_topic(kafka_bootstrap, topic.name, expect=len(committed_ids), timeout=30)
     await asyncio.sleep(0.5)  # leave time for anything that should not be there
-    records = await read_topic(kafka_bootstrap, topic.name, expect=len(committed_ids) + 1,
-                               timeout=2)
+    records = await read_topic(
+        kafka_bootstrap, topic.name, expect=len(committed_ids) + 1, timeout=2
+    )
     stop.set()
     await relay_task
 
@@ -132,8 +138,13 @@ async def test_relay_keeps_rows_and_retries_while_the_broker_is_unreachable(
             await writer.add(session, registered(n))
 
     dead = OutboxRelay(
-        engine=engine, table=outbox, bootstrap_servers="127.0.0.1:1", client_id="dead",
-        topic_prefix=topic_prefix, poll_interval=0.05, max_backoff=0.2,
+        engine=engine,
+        table=outbox,
+        bootstrap_servers="127.0.0.1:1",
+        client_id="dead",
+        topic_prefix=topic_prefix,
+        poll_interval=0.05,
+        max_backoff=0.2,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(dead.run(stop))
@@ -145,8 +156,12 @@ async def test_relay_keeps_rows_and_retries_while_the_broker_is_unreachable(
     assert all(r.published_at is None for r in rows)
 
     live = OutboxRelay(
-        engine=engine, table=outbox, bootstrap_servers=kafka_bootstrap, client_id="live",
-        topic_prefix=topic_prefix, poll_interval=0.05,
+        engine=engine,
+        table=outbox,
+        bootstrap_servers=kafka_bootstrap,
+        client_id="live",
+        topic_prefix=topic_prefix,
+        poll_interval=0.05,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(live.run(stop))
@@ -170,8 +185,14 @@ async def test_only_one_relay_leads_at_a_time(
     topic = with_prefix(REGISTRY_MEMBERS, topic_prefix)
     await ensure_topics(kafka_bootstrap, [topic])
     relays = [
-        OutboxRelay(engine=engine, table=outbox, bootstrap_servers=kafka_bootstrap,
-                    client_id=f"r{i}", topic_prefix=topic_prefix, poll_interval=0.05)
+        OutboxRelay(
+            engine=engine,
+            table=outbox,
+            bootstrap_servers=kafka_bootstrap,
+            client_id=f"r{i}",
+            topic_prefix=topic_prefix,
+            poll_interval=0.05,
+        )
         for i in range(2)
     ]
     stop = asyncio.Event()

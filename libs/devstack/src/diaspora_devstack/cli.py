@@ -42,10 +42,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: {'running' if running else 'stopped'}")
         elif args.command == "env":
             found = stack.external_endpoints()
-            env = found.as_env() if found else {
-                "DIASPORA_PG_URL": cfg.pg_url,
-                "DIASPORA_KAFKA_BOOTSTRAP": cfg.kafka_bootstrap,
-            }
+            env = (
+                found.as_env()
+                if found
+                else {
+                    "DIASPORA_PG_URL": cfg.pg_url,
+                    "DIASPORA_KAFKA_BOOTSTRAP": cfg.kafka_bootstrap,
+                }
+            )
             for name, value in env.items():
                 print(f"export {name}={value}")
         elif args.command == "run":

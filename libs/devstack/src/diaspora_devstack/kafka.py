@@ -57,8 +57,16 @@ def fetch_jars(cfg: StackConfig) -> Path:
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     result = subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(pom(cfg)), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(pom(cfg)),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -75,9 +83,15 @@ def _java(cfg: StackConfig, main: str, *args: str) -> list[str]:
     log_config = cfg.root / "deploy" / "local" / "kafka" / "log4j2.properties"
     heap = os.environ.get("DIASPORA_KAFKA_HEAP", "-Xmx1g -Xms256m").split()
     return [
-        "java", *heap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        "java",
+        *heap,
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={log_config}",
-        "-cp", f"{libs_dir(cfg)}/*", main, *args,
+        "-cp",
+        f"{libs_dir(cfg)}/*",
+        main,
+        *args,
     ]
 
 
@@ -85,27 +99,29 @@ def server_properties(
     *, node_id: int, port: int, controller_port: int, data: Path, voters: str, brokers: int = 1
 ) -> str:
     replication = min(3, brokers)
-    return "\n".join([
-        "process.roles=broker,controller",
-        f"node.id={node_id}",
-        f"controller.quorum.voters={voters}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        f"log.dirs={data}",
-        f"offsets.topic.replication.factor={replication}",
-        f"transaction.state.log.replication.factor={replication}",
-        f"transaction.state.log.min.isr={max(1, replication - 1)}",
-        f"default.replication.factor={replication}",
-        f"min.insync.replicas={max(1, replication - 1)}",
-        "group.initial.rebalance.delay.ms=0",
-        "num.partitions=6",
-        # Topics are created explicitly from the topic registry, with their settings.
-        "auto.create.topics.enable=false",
-        "",
-    ])
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            f"node.id={node_id}",
+            f"controller.quorum.voters={voters}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={data}",
+            f"offsets.topic.replication.factor={replication}",
+            f"transaction.state.log.replication.factor={replication}",
+            f"transaction.state.log.min.isr={max(1, replication - 1)}",
+            f"default.replication.factor={replication}",
+            f"min.insync.replicas={max(1, replication - 1)}",
+            "group.initial.rebalance.delay.ms=0",
+            "num.partitions=6",
+            # Topics are created explicitly from the topic registry, with their settings.
+            "auto.create.topics.enable=false",
+            "",
+        ]
+    )
 
 
 def node_dir(cfg: StackConfig, node_id: int = 1) -> Path:
@@ -139,16 +155,30 @@ def start_node(
     props = home / "server.properties"
     props.write_text(
         server_properties(
-            node_id=node_id, port=port, controller_port=controller_port, data=data,
-            voters=voters, brokers=brokers,
+            node_id=node_id,
+            port=port,
+            controller_port=controller_port,
+            data=data,
+            voters=voters,
+            brokers=brokers,
         )
     )
     if not (data / "meta.properties").exists():
         cluster = cluster_id or _cluster_id(cfg)
         result = subprocess.run(
-            _java(cfg, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props),
-                  "--ignore-formatted"),
-            capture_output=True, text=True, check=False,
+            _java(
+                cfg,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster,
+                "-c",
+                str(props),
+                "--ignore-formatted",
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise KafkaError(f"kafka storage format failed:\n{result.stdout}\n{result.stderr}")

@@ -37,7 +37,10 @@ class _Handler:
     def __init__(self, mailbox: Mailbox) -> None:
         self._mailbox = mailbox
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        refusal = self._mailbox.refusal_for(tuple(envelope.rcpt_tos))
+        if refusal:
+            return refusal
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self._mailbox.deliver(
@@ -58,6 +61,10 @@ class Mailbox:
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._folder = folder
+        # Test controls: addresses refused for good (550), and a number of
+        # messages to refuse for now (451) before accepting again.
+        self.rejected: set[str] = set()
+        self.transient_failures = 0
         self._controller = Controller(_Handler(self), hostname=host, port=port or _free_port())
         self.host = host
         self.port = self._controller.port
@@ -70,6 +77,15 @@ class Mailbox:
             self._folder.mkdir(parents=True, exist_ok=True)
             (self._folder / f"{count:06d}.eml").write_bytes(raw)
             print(f"mail to {', '.join(mail.recipients)}: {mail.subject}", flush=True)
+
+    def refusal_for(self, recipients: tuple[str, ...]) -> str | None:
+        with self._lock:
+            if self.rejected.intersection(recipients):
+                return "550 5.1.1 Mailbox unavailable"
+            if self.transient_failures > 0:
+                self.transient_failures -= 1
+                return "451 4.3.0 Try again later"
+        return None
 
     @property
     def messages(self) -> list[ReceivedMail]:

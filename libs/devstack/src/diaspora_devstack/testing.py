@@ -151,8 +151,14 @@ async def serve_app(app: Any, *, port: int | None = None) -> AsyncIterator[str]:
         await task
 
 
-def service_env(prefix: str, *, database_url: str, kafka: str, topic_prefix: str,
-                extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def service_env(
+    prefix: str,
+    *,
+    database_url: str,
+    kafka: str,
+    topic_prefix: str,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Environment for a service process pointed at test infrastructure."""
     env = {
         f"{prefix}_DATABASE_URL": asyncpg_url(database_url),
@@ -186,7 +192,7 @@ async def read_topic(
         while partitions is None and time.monotonic() < deadline:
             partitions = consumer.partitions_for_topic(topic)
             if partitions is None:
-                await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+                await consumer._client.force_metadata_update()
                 await asyncio.sleep(0.2)
         if partitions is None:
             return records

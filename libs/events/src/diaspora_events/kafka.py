@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 import structlog
@@ -47,10 +48,9 @@ async def ensure_topics(
             if topic.name not in existing
         ]
         if missing:
-            try:
+            # Another process may create them in between: the outcome is the same.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them in between: the outcome is the same
             log.info("topics_created", topics=[t.name for t in missing])
         # Metadata for new topics reaches every broker a moment after creation.
         for _ in range(50):

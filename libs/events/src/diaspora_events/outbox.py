@@ -117,9 +117,7 @@ class OutboxBacklog:
 async def outbox_backlog(connection: AsyncConnection, table: Table) -> OutboxBacklog:
     row = (
         await connection.execute(
-            select(func.count(), func.min(table.c.created_at)).where(
-                table.c.published_at.is_(None)
-            )
+            select(func.count(), func.min(table.c.created_at)).where(table.c.published_at.is_(None))
         )
     ).one()
     oldest: datetime | None = row[1]
@@ -305,9 +303,7 @@ class OutboxRelay:
     async def _delete_old_published(self) -> None:
         cutoff = datetime.now(UTC) - self._keep_published_for
         async with self._engine.begin() as conn:
-            await conn.execute(
-                delete(self._table).where(self._table.c.published_at < cutoff)
-            )
+            await conn.execute(delete(self._table).where(self._table.c.published_at < cutoff))
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 import structlog
 from faststream import AckPolicy
@@ -71,7 +72,7 @@ async def prepare_topics(
 
 
 async def run_until_stopped(
-    *tasks: Callable[[asyncio.Event], Awaitable[None]],
+    *tasks: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run long-lived tasks until SIGTERM/SIGINT (or ``stop``), then let them finish."""
@@ -90,7 +91,7 @@ async def run_until_stopped(
     await asyncio.gather(*running, return_exceptions=True)
 
 
-def broker_task(broker: KafkaBroker) -> Callable[[asyncio.Event], Awaitable[None]]:
+def broker_task(broker: KafkaBroker) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     async def run(stop: asyncio.Event) -> None:
         await broker.start()
         try:

@@ -49,7 +49,7 @@ def dead_letter_topic(consumer: str, *, prefix: str = "") -> Topic:
     return Topic(
         name=f"{prefix}{consumer}.dlq",
         owner=consumer,
-        description=f"Messages the {consumer} consumer could not handle, with the error in headers.",
+        description=f"Messages {consumer} could not handle, with the error in their headers.",
         partitions=1,
         carries_personal_data=True,
     )

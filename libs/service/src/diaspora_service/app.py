@@ -15,8 +15,10 @@ from diaspora_service.problems import PROBLEM_JSON, install_problem_handlers
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Validation error (RFC 9457 problem details)",
-          "content": {PROBLEM_JSON: {}}},
+    422: {
+        "description": "Validation error (RFC 9457 problem details)",
+        "content": {PROBLEM_JSON: {}},
+    },
 }
 
 

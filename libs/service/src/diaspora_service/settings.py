@@ -28,11 +28,12 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Self:
-        if self.environment == "production":
-            if DEV_DATABASE_HOST in self.database_url or "postgres@" in self.database_url:
-                raise ValueError(
-                    "production mode refuses the development database (password-less postgres)"
-                )
+        if self.environment == "production" and (
+            DEV_DATABASE_HOST in self.database_url or "postgres@" in self.database_url
+        ):
+            raise ValueError(
+                "production mode refuses the development database (password-less postgres)"
+            )
         return self
 
     @property
@@ -40,5 +41,5 @@ class ServiceSettings(BaseSettings):
         url = self.database_url
         for prefix in ("postgresql://", "postgres://"):
             if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix):]
+                return "postgresql+asyncpg://" + url[len(prefix) :]
         return url

@@ -30,7 +30,7 @@ class Notifications:
 
 
 def bootstrap(settings: NotificationsSettings | None = None) -> Notifications:
-    settings = settings or NotificationsSettings()  # type: ignore[call-arg]
+    settings = settings or NotificationsSettings()
     engine = make_engine(settings.async_database_url, pool_size=settings.email_senders + 6)
     return Notifications(
         settings=settings,

@@ -104,9 +104,7 @@ class EmailSender:
         self.sent_total = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(
-            *(self._sender(stop, n) for n in range(self._settings.email_senders))
-        )
+        await asyncio.gather(*(self._sender(stop, n) for n in range(self._settings.email_senders)))
 
     async def _sender(self, stop: asyncio.Event, number: int) -> None:
         connection = SmtpConnection(self._settings)
@@ -150,8 +148,10 @@ class EmailSender:
                 with _tracer.start_as_current_span(
                     "smtp send",
                     kind=trace.SpanKind.CLIENT,
-                    attributes={"notifications.delivery_id": str(row.id),
-                                "notifications.template": row.template},
+                    attributes={
+                        "notifications.delivery_id": str(row.id),
+                        "notifications.template": row.template,
+                    },
                 ):
                     await connection.send(self._message(row))
             except PermanentFailure as error:
@@ -169,9 +169,13 @@ class EmailSender:
             await self._outbox.add(
                 session,
                 DeliveryDeliveredV1(
-                    delivery_id=row.id, recipient_id=row.recipient_id, channel="email",
-                    template=row.template, cause_event_id=row.cause_event_id,
-                    delivered_at=now, attempts=attempts,
+                    delivery_id=row.id,
+                    recipient_id=row.recipient_id,
+                    channel="email",
+                    template=row.template,
+                    cause_event_id=row.cause_event_id,
+                    delivered_at=now,
+                    attempts=attempts,
                 ),
             )
         self.sent_total += 1
@@ -189,7 +193,9 @@ class EmailSender:
         message.set_content(row.body)
         return message
 
-    async def _retry_later(self, session: AsyncSession, row: Any, attempts: int, error: str) -> None:
+    async def _retry_later(
+        self, session: AsyncSession, row: Any, attempts: int, error: str
+    ) -> None:
         if attempts >= self._settings.max_attempts:
             await self._failed(session, row, attempts, error)
             return
@@ -198,8 +204,11 @@ class EmailSender:
         await session.execute(
             update(deliveries)
             .where(deliveries.c.id == row.id)
-            .values(attempts=attempts, last_error=error[:2000],
-                    next_attempt_at=datetime.now(UTC) + delay)
+            .values(
+                attempts=attempts,
+                last_error=error[:2000],
+                next_attempt_at=datetime.now(UTC) + delay,
+            )
         )
 
     async def _failed(self, session: AsyncSession, row: Any, attempts: int, error: str) -> None:
@@ -212,8 +221,13 @@ class EmailSender:
         await self._outbox.add(
             session,
             DeliveryFailedV1(
-                delivery_id=row.id, recipient_id=row.recipient_id, channel="email",
-                template=row.template, cause_event_id=row.cause_event_id,
-                failed_at=datetime.now(UTC), attempts=attempts, reason=error[:500],
+                delivery_id=row.id,
+                recipient_id=row.recipient_id,
+                channel="email",
+                template=row.template,
+                cause_event_id=row.cause_event_id,
+                failed_at=datetime.now(UTC),
+                attempts=attempts,
+                reason=error[:500],
             ),
         )

@@ -30,7 +30,7 @@ class Registry:
 
 
 def bootstrap(settings: RegistrySettings | None = None) -> Registry:
-    settings = settings or RegistrySettings()  # type: ignore[call-arg]
+    settings = settings or RegistrySettings()
     engine = make_engine(settings.async_database_url)
     return Registry(
         settings=settings,

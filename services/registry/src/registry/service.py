@@ -94,7 +94,9 @@ async def _by_idempotency_key(
     sessions: async_sessionmaker[AsyncSession], key: str, digest: str
 ) -> Member | None:
     async with sessions() as session:
-        row = (await session.execute(select(members).where(members.c.idempotency_key == key))).first()
+        row = (
+            await session.execute(select(members).where(members.c.idempotency_key == key))
+        ).first()
     if row is None:
         return None
     if row.request_digest != digest:
@@ -102,7 +104,9 @@ async def _by_idempotency_key(
     return _member(row)
 
 
-async def get_member(*, sessions: async_sessionmaker[AsyncSession], member_id: UUID) -> Member | None:
+async def get_member(
+    *, sessions: async_sessionmaker[AsyncSession], member_id: UUID
+) -> Member | None:
     async with sessions() as session:
         row = (await session.execute(select(members).where(members.c.id == member_id))).first()
     return _member(row) if row else None

@@ -70,15 +70,15 @@ class ContractKey:
 
 _CONTRACTS: dict[ContractKey, type[Event]] = {}
 
-E = TypeVar("E", bound=type[Event])
+E = TypeVar("E", bound=Event)
 
 
 def contract(
     *, event_type: str, version: int, topic: Topic, key: str, description: str
-) -> Callable[[E], E]:
+) -> Callable[[type[E]], type[E]]:
     """Register an event model under its type string and version."""
 
-    def register(cls: E) -> E:
+    def register(cls: type[E]) -> type[E]:
         found = ContractKey(event_type, version)
         if found in _CONTRACTS and _CONTRACTS[found] is not cls:
             raise ValueError(f"event contract {event_type} v{version} is registered twice")

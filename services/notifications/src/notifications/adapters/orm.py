@@ -42,8 +42,9 @@ deliveries = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("cause_event_id", Uuid, nullable=False),
-    Column("recipient_id", Uuid, ForeignKey("recipients.member_id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "recipient_id", Uuid, ForeignKey("recipients.member_id", ondelete="CASCADE"), nullable=False
+    ),
     Column("channel", String(16), nullable=False),
     Column("template", Text, nullable=False),
     Column("language", String(2), nullable=False),

@@ -85,10 +85,10 @@ def build_app(service: Notifications | None = None) -> FastAPI:
                 await app.state.service.close()
 
     async def database_ready() -> bool:
-        ready: bool = await app.state.service.database_ready()
+        ready: bool = await application.state.service.database_ready()
         return ready
 
-    app = create_app(
+    application = create_app(
         title="Notifications",
         version="0.1.0",
         description="Messages to members: templates, channels, delivery log.",
@@ -96,7 +96,7 @@ def build_app(service: Notifications | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness={"database": database_ready},
     )
-    return app
+    return application
 
 
 def app() -> FastAPI:

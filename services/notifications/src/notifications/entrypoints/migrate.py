@@ -11,7 +11,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def main() -> None:
-    settings = NotificationsSettings()  # type: ignore[call-arg]
+    settings = NotificationsSettings()
     upgrade(MIGRATIONS, settings.async_database_url)
 
 

@@ -34,7 +34,10 @@ class RegistrationRequest(BaseModel):
     )
     email: EmailStr = Field(examples=["akossiwa.mensah@example.org"])
     phone: str = Field(
-        min_length=4, max_length=32, description="International form, +...", examples=["+33612345678"]
+        min_length=4,
+        max_length=32,
+        description="International form, +...",
+        examples=["+33612345678"],
     )
     preferred_language: domain.Language = "fr"
 
@@ -122,10 +125,10 @@ def build_app(registry: Registry | None = None) -> FastAPI:
                 await app.state.registry.close()
 
     async def database_ready() -> bool:
-        ready: bool = await app.state.registry.database_ready()
+        ready: bool = await application.state.registry.database_ready()
         return ready
 
-    app = create_app(
+    application = create_app(
         title="Registry (RECOATEX)",
         version="0.1.0",
         description="Members of the Togolese diaspora: registration and profiles.",
@@ -133,7 +136,7 @@ def build_app(registry: Registry | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness={"database": database_ready},
     )
-    return app
+    return application
 
 
 def app() -> FastAPI:

@@ -11,7 +11,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def main() -> None:
-    settings = RegistrySettings()  # type: ignore[call-arg]
+    settings = RegistrySettings()
     upgrade(MIGRATIONS, settings.async_database_url)
 
 

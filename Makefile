@@ -1,0 +1,46 @@
+# Task runner. The two commands a newcomer needs: `make run` and `make test`.
+.PHONY: help setup run test lint typecheck up down status bench docs docs-check clean
+
+help:
+	@echo "make run        start the whole platform locally (Ctrl-C stops it)"
+	@echo "make test       run the whole test suite (lint, types, unit, integration)"
+	@echo "make up / down  start / stop only PostgreSQL and Kafka"
+	@echo "make bench      run the benchmarks under bench/"
+	@echo "make docs       regenerate the AsyncAPI documents and the event catalogue"
+
+setup:
+	scripts/setup.sh
+
+run: setup
+	uv run --frozen devstack run
+
+test:
+	scripts/test.sh
+
+lint:
+	uv run --frozen ruff check .
+
+typecheck:
+	uv run --frozen mypy libs/events/src libs/service/src libs/devstack/src \
+	  services/registry/src services/notifications/src
+
+up: setup
+	uv run --frozen devstack up
+
+down:
+	uv run --frozen devstack down
+
+status:
+	uv run --frozen devstack status
+
+bench: setup
+	uv run --frozen python bench/skeleton.py
+
+docs:
+	uv run --frozen python -m diaspora_events.asyncapi write
+
+docs-check:
+	uv run --frozen python -m diaspora_events.asyncapi check
+
+clean: down
+	rm -rf .local

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, then unit and integration tests against a
+# real PostgreSQL and a real Kafka broker. Uses DIASPORA_PG_URL and
+# DIASPORA_KAFKA_BOOTSTRAP when both are set; otherwise starts the embedded
+# local ones and stops them at the end if this script started them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export UV_PYTHON_DOWNLOADS=never
+
+echo "==> ruff"
+uv run --frozen ruff check .
+echo "==> mypy --strict"
+uv run --frozen mypy libs/events/src libs/service/src libs/devstack/src \
+  services/registry/src services/notifications/src
+
+echo "==> infrastructure"
+started=$(uv run --frozen devstack up | tee /dev/stderr | head -1)
+if [[ "$started" != *"nothing"* ]] && [ -z "${DIASPORA_PG_URL:-}" ]; then
+  trap 'uv run --frozen devstack down' EXIT
+fi
+
+echo "==> pytest"
+uv run --frozen pytest "$@"

@@ -1,0 +1,127 @@
+"""The notifications worker against the real database, broker and an SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
+from uuid_utils.compat import uuid7
+
+from diaspora_devstack.mailbox import Mailbox
+from diaspora_devstack.testing import read_topic, wait_until
+from diaspora_events.cloudevents import decode, encode, headers_from_kafka, headers_to_kafka
+from diaspora_events.contracts import MemberRegisteredV1
+from diaspora_events.topics import NOTIFICATIONS_DELIVERIES, REGISTRY_MEMBERS
+from notifications.adapters.orm import deliveries
+from notifications.bootstrap import Notifications
+from notifications.entrypoints.worker import run
+
+pytestmark = pytest.mark.integration
+
+
+def registered(name: str, email: str, language: str = "fr") -> MemberRegisteredV1:
+    return MemberRegisteredV1(
+        member_id=uuid7(),
+        given_name=name,
+        family_name="Agbeko",
+        date_of_birth=date(1985, 6, 1),
+        email=email,
+        phone="+4915112345678",
+        country_of_residence="DE",
+        preferred_language=language,  # type: ignore[arg-type]
+        registered_at=datetime.now(UTC),
+    )
+
+
+@pytest.fixture
+async def worker(notifications: Notifications) -> AsyncIterator[Notifications]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(notifications, stop))
+    yield notifications
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+
+
+async def publish(bootstrap: str, topic: str, *events: MemberRegisteredV1, times: int = 1) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            _id, headers, value = encode(event, source="/test")
+            for _ in range(times):
+                await producer.send_and_wait(
+                    topic,
+                    value=value,
+                    key=event.aggregate_id().encode(),
+                    headers=headers_to_kafka(headers),
+                )
+    finally:
+        await producer.stop()
+
+
+async def statuses(service: Notifications) -> list[str]:
+    async with service.sessions() as session:
+        return [r.status for r in await session.execute(select(deliveries.c.status))]
+
+
+async def test_welcome_email_in_the_persons_language_sent_once_per_event(
+    worker: Notifications, kafka_bootstrap: str, topic_prefix: str, mailbox: Mailbox
+) -> None:
+    topic = topic_prefix + REGISTRY_MEMBERS.name
+    french = registered("Kossi", "kossi@example.org", "fr")
+    english = registered("Ama", "ama@example.org", "en")
+    # Each event arrives three times, as after a relay crash: one email each.
+    await publish(kafka_bootstrap, topic, french, english, times=3)
+    await wait_until(lambda: len(mailbox.messages) >= 2, timeout=30, message="two emails")
+    await asyncio.sleep(1.5)  # time for any duplicate to show up
+
+    assert len(mailbox.messages) == 2
+    by_address = {m.recipients[0]: m for m in mailbox.messages}
+    fr_mail, en_mail = by_address["kossi@example.org"], by_address["ama@example.org"]
+    assert fr_mail.subject.startswith("Bienvenue")
+    assert "Bonjour Kossi Agbeko" in fr_mail.text()
+    assert str(french.member_id) in fr_mail.text()
+    assert en_mail.subject.startswith("Welcome")
+    assert "Hello Ama Agbeko" in en_mail.text()
+    assert fr_mail.message_id != en_mail.message_id
+    assert await statuses(worker) == ["sent", "sent"]
+
+    delivered = await read_topic(
+        kafka_bootstrap, topic_prefix + NOTIFICATIONS_DELIVERIES.name, expect=2
+    )
+    types = sorted(decode(headers_from_kafka(r.headers), r.value).type for r in delivered)
+    assert types == ["notifications.delivery.delivered"] * 2
+
+
+async def test_refused_mail_is_failed_and_temporary_refusals_are_retried(
+    worker: Notifications, kafka_bootstrap: str, topic_prefix: str, mailbox: Mailbox
+) -> None:
+    topic = topic_prefix + REGISTRY_MEMBERS.name
+    mailbox.rejected.add("gone@example.org")
+    mailbox.transient_failures = 1
+    await publish(kafka_bootstrap, topic, registered("Yawa", "gone@example.org"))
+    await wait_until(
+        lambda: _sorted_statuses(worker, ["failed"]), timeout=30, message="a failed delivery"
+    )
+    await publish(kafka_bootstrap, topic, registered("Edem", "edem@example.org"))
+    await wait_until(
+        lambda: _sorted_statuses(worker, ["failed", "sent"]), timeout=30, message="retried send"
+    )
+    async with worker.sessions() as session:
+        rows = {r.address: r for r in await session.execute(select(deliveries))}
+    assert rows["gone@example.org"].last_error.startswith("550")
+    assert rows["edem@example.org"].attempts == 2
+    assert [m.recipients for m in mailbox.messages] == [("edem@example.org",)]
+    events = await read_topic(
+        kafka_bootstrap, topic_prefix + NOTIFICATIONS_DELIVERIES.name, expect=2
+    )
+    types = sorted(decode(headers_from_kafka(r.headers), r.value).type for r in events)
+    assert types == ["notifications.delivery.delivered", "notifications.delivery.failed"]
+
+
+async def _sorted_statuses(service: Notifications, expected: list[str]) -> bool:
+    return sorted(await statuses(service)) == expected

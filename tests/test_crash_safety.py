@@ -1,0 +1,101 @@
+"""Crash safety: kill -9 the relay and the notifications worker in a burst of registrations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from diaspora_devstack.testing import asyncpg_url, wait_until
+from tests.conftest import LocalPlatform
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REGISTRATIONS = 200
+# A copy can only come from a sender killed after the SMTP server accepted a
+# message and before its row was marked sent: at most one per concurrent sender.
+EMAIL_SENDERS = 4
+
+
+async def test_every_registration_gives_exactly_one_email_across_kill_9(
+    platform: LocalPlatform,
+) -> None:
+    addresses = [f"crash.{n}@example.org" for n in range(REGISTRATIONS)]
+
+    async def register_all(client: httpx.AsyncClient) -> list[int]:
+        statuses = []
+        for start in range(0, REGISTRATIONS, 10):
+            batch = addresses[start : start + 10]
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        "/members",
+                        json={
+                            "given_name": "Crash",
+                            "family_name": f"Test{start}",
+                            "date_of_birth": "1980-01-01",
+                            "country_of_residence": "BJ",
+                            "email": address,
+                            "phone": "+2290190123456",
+                        },
+                    )
+                    for address in batch
+                )
+            )
+            statuses += [r.status_code for r in responses]
+            await asyncio.sleep(0.2)
+        return statuses
+
+    async def crash_and_restart() -> None:
+        await asyncio.sleep(1.0)
+        platform.processes["registry-relay"].kill()
+        await asyncio.sleep(0.7)
+        platform.processes["notifications-worker"].kill()
+        await asyncio.sleep(1.0)
+        platform.restart("registry-relay")
+        await asyncio.sleep(0.5)
+        platform.restart("notifications-worker")
+
+    async with httpx.AsyncClient(base_url=platform.registry_url, timeout=30) as client:
+        statuses, _ = await asyncio.gather(register_all(client), crash_and_restart())
+    assert statuses == [201] * REGISTRATIONS
+
+    def everyone_has_mail() -> bool:
+        received = {r for m in platform.mailbox.messages for r in m.recipients}
+        return received >= set(addresses)
+
+    await wait_until(everyone_has_mail, timeout=90, message="an email for every registration")
+    await asyncio.sleep(3)  # anything doubled would arrive by now
+
+    message_ids: dict[str, set[str]] = defaultdict(set)
+    copies = 0
+    for mail in platform.mailbox.messages:
+        (recipient,) = mail.recipients
+        if mail.message_id in message_ids[recipient]:
+            copies += 1
+        message_ids[recipient].add(mail.message_id)
+    # None lost, none doubled: exactly one message per registration.
+    assert sorted(message_ids) == sorted(addresses)
+    assert all(len(ids) == 1 for ids in message_ids.values())
+    # A resent copy (same Message-ID, so mail clients show it once) is bounded.
+    print(f"resent copies (same Message-ID): {copies}")
+    assert copies <= EMAIL_SENDERS, f"{copies} resent copies"
+
+    engine = create_async_engine(asyncpg_url(platform.notifications_database))
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) AS n, count(*) FILTER (WHERE status = 'sent') AS sent,"
+                    " count(DISTINCT cause_event_id) AS events FROM deliveries"
+                )
+            )
+        ).one()
+        inbox = (await conn.execute(text("SELECT count(*) FROM inbox"))).scalar_one()
+    await engine.dispose()
+    assert (rows.n, rows.sent, rows.events) == (REGISTRATIONS, REGISTRATIONS, REGISTRATIONS)
+    assert inbox == REGISTRATIONS
