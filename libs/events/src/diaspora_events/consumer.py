@@ -32,7 +32,7 @@ from diaspora_events.cloudevents import (
     headers_from_kafka,
 )
 from diaspora_events.contracts.base import Event, UnknownEventType, contract_for
-from diaspora_events.observability import context_from_headers
+from diaspora_events.observability import context_from_headers, describe_error
 from diaspora_events.topics import dead_letter_topic
 
 log = structlog.get_logger(__name__)
@@ -146,7 +146,16 @@ class EventConsumer:
         except MalformedEvent as error:
             await self._dead_letter(record, error, attempts=1)
             return Outcome.DEAD_LETTERED
-        if not any(t == envelope.type for (t, _v) in self._handlers):
+        if (envelope.type, envelope.version) not in self._handlers:
+            # Another type, or a version of a handled type this consumer does not read
+            # (versions are published side by side while consumers move).
+            if any(t == envelope.type for (t, _v) in self._handlers):
+                log.info(
+                    "event_version_ignored",
+                    consumer=self.name,
+                    event_type=envelope.type,
+                    version=envelope.version,
+                )
             return Outcome.IGNORED
         with _tracer.start_as_current_span(
             f"{record.topic} process",
@@ -181,17 +190,13 @@ class EventConsumer:
                         event_type=envelope.type,
                         attempt=attempt,
                         retry_in=delay,
-                        error=repr(error),
+                        error=describe_error(error),
                     )
                     await asyncio.sleep(delay)
 
     async def _process(self, envelope: Envelope) -> Outcome:
-        handler = self._handlers.get((envelope.type, envelope.version))
+        handler = self._handlers[(envelope.type, envelope.version)]
         try:
-            if handler is None:
-                raise UnknownEventType(
-                    f"{self.name} has no handler for {envelope.type} v{envelope.version}"
-                )
             event = envelope.to_event()
         except (UnknownEventType, ValidationError) as error:
             raise _Permanent(str(error)) from error
@@ -221,7 +226,7 @@ class EventConsumer:
             "dlq_original_partition": str(record.partition),
             "dlq_original_offset": str(record.offset),
             "dlq_error_type": type(error).__name__,
-            "dlq_error": str(error)[:2000],
+            "dlq_error": describe_error(error)[:2000],
             "dlq_attempts": str(attempts),
             "dlq_failed_at": datetime.now(UTC).isoformat(),
         }
@@ -237,7 +242,7 @@ class EventConsumer:
             topic=record.topic,
             offset=record.offset,
             error_type=type(error).__name__,
-            error=str(error)[:500],
+            error=describe_error(error)[:500],
         )
 
 

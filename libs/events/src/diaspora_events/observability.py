@@ -124,3 +124,24 @@ def context_from_headers(headers: Mapping[str, str]) -> otel_context.Context:
 
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
+
+
+def describe_error(error: BaseException) -> str:
+    """An error's description fit for logs and headers: no personal data.
+
+    Database errors are reduced to their class and the driver's message (SQL
+    parameters are hidden by the engine); validation errors to their locations and
+    messages, never the rejected input.
+    """
+    from pydantic import ValidationError
+    from sqlalchemy.exc import StatementError
+
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        return f"ValidationError({error.title}): {problems}"
+    if isinstance(error, StatementError):
+        original = error.orig
+        return f"{type(error).__name__}({type(original).__name__}: {original})"
+    return f"{type(error).__name__}: {error}"

@@ -47,7 +47,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from diaspora_events.cloudevents import encode, headers_to_kafka
 from diaspora_events.contracts.base import Event
 from diaspora_events.kafka import idempotent_producer
-from diaspora_events.observability import context_from_headers, current_traceparent
+from diaspora_events.observability import (
+    context_from_headers,
+    current_traceparent,
+    describe_error,
+)
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer("diaspora_events.outbox")
@@ -91,7 +95,10 @@ class OutboxWriter:
     async def add(self, session: AsyncSession, event: Event, *, subject: str | None = None) -> UUID:
         """Stage ``event``; it is published only if the caller's transaction commits."""
         event_id, headers, value = encode(
-            event, source=self._source, subject=subject, extra_headers=current_traceparent()
+            event,
+            source=self._source,
+            subject=subject or event.aggregate_id(),
+            extra_headers=current_traceparent(),
         )
         await session.execute(
             self._table.insert().values(
@@ -205,7 +212,7 @@ class OutboxRelay:
             except Exception as error:
                 failures += 1
                 delay = min(self._max_backoff, 0.2 * 2**failures)
-                log.warning("outbox_publish_failed", error=repr(error), retry_in=delay)
+                log.warning("outbox_publish_failed", error=describe_error(error), retry_in=delay)
                 await self._close_producer()
                 await _sleep_unless(stop, delay)
                 continue
@@ -265,7 +272,7 @@ class OutboxRelay:
                 await conn.execute(
                     update(table)
                     .where(table.c.id.in_(ids))
-                    .values(attempts=table.c.attempts + 1, last_error=repr(error)[:2000])
+                    .values(attempts=table.c.attempts + 1, last_error=describe_error(error)[:2000])
                 )
             raise
         async with self._engine.begin() as conn:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
 
 from diaspora_events.contracts import DeliveryDeliveredV1, DeliveryFailedV1
+from diaspora_events.observability import context_from_headers
 from diaspora_events.outbox import OutboxWriter
 from notifications.adapters.orm import deliveries
 from notifications.settings import NotificationsSettings
@@ -147,6 +148,7 @@ class EmailSender:
             try:
                 with _tracer.start_as_current_span(
                     "smtp send",
+                    context=context_from_headers({"traceparent": row.traceparent or ""}),
                     kind=trace.SpanKind.CLIENT,
                     attributes={
                         "notifications.delivery_id": str(row.id),

@@ -12,6 +12,7 @@ from sqlalchemy.sql import func
 from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts import MemberRegisteredV1
+from diaspora_events.observability import current_traceparent
 from notifications.adapters.orm import deliveries, inbox, recipients
 from notifications.templates import render
 
@@ -74,6 +75,7 @@ def build_consumer(
                 address=event.email,
                 subject=message.subject,
                 body=message.body,
+                traceparent=current_traceparent().get("traceparent"),
             )
             .on_conflict_do_nothing(constraint="deliveries_once")
         )

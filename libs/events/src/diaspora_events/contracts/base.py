@@ -32,7 +32,8 @@ class Event(BaseModel):
     """
 
     # Consumers must tolerate fields added by a newer minor revision of the same version.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Rejected input never appears in error messages (they reach logs and dead letters).
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
 
     event_type: ClassVar[str]
     event_version: ClassVar[int]

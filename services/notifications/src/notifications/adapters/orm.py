@@ -58,6 +58,8 @@ deliveries = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
+    # W3C trace context of the event that caused the delivery: the send continues its trace.
+    Column("traceparent", Text),
     # One delivery per (event, recipient, channel): a redelivered event sends nothing twice.
     UniqueConstraint("cause_event_id", "recipient_id", "channel", name="deliveries_once"),
     Index("deliveries_due_idx", "next_attempt_at", postgresql_where=text("status = 'pending'")),

@@ -1,0 +1,110 @@
+"""One trace follows a registration: HTTP, the relay's publish, the consumer, the SMTP send."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from diaspora_devstack.mailbox import Mailbox
+from diaspora_devstack.testing import asyncpg_url, serve_app, wait_until
+from diaspora_events.kafka import ensure_topics
+from diaspora_events.observability import setup_observability
+from diaspora_events.outbox import OutboxRelay
+from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
+from notifications.bootstrap import bootstrap as notifications_bootstrap
+from notifications.entrypoints.worker import run as run_worker
+from notifications.settings import NotificationsSettings
+from registry.adapters.orm import outbox as registry_outbox
+from registry.bootstrap import bootstrap as registry_bootstrap
+from registry.entrypoints.http import build_app
+from registry.settings import RegistrySettings
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_registration_is_one_trace_from_http_to_smtp(
+    registry_database: str,
+    notifications_database: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    mailbox: Mailbox,
+) -> None:
+    exporter = InMemorySpanExporter()
+    setup_observability("trace-test", json_logs=False, span_processor=SimpleSpanProcessor(exporter))
+    registry = registry_bootstrap(
+        RegistrySettings(
+            database_url=asyncpg_url(registry_database),
+            kafka_bootstrap=kafka_bootstrap,
+            topic_prefix=topic_prefix,
+            environment="test",
+            json_logs=False,
+        )
+    )
+    notifications = notifications_bootstrap(
+        NotificationsSettings(
+            database_url=asyncpg_url(notifications_database),
+            kafka_bootstrap=kafka_bootstrap,
+            topic_prefix=topic_prefix,
+            environment="test",
+            smtp_port=mailbox.port,
+            json_logs=False,
+        )
+    )
+    await ensure_topics(kafka_bootstrap, [with_prefix(REGISTRY_MEMBERS, topic_prefix)])
+    relay = OutboxRelay(
+        engine=registry.engine,
+        table=registry_outbox,
+        bootstrap_servers=kafka_bootstrap,
+        client_id="trace-relay",
+        topic_prefix=topic_prefix,
+    )
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(relay.run(stop)),
+        asyncio.create_task(run_worker(notifications, stop)),
+    ]
+    try:
+        async with serve_app(build_app(registry)) as base_url, httpx.AsyncClient() as client:
+            response = await client.post(
+                f"{base_url}/members",
+                json={
+                    "given_name": "Sena",
+                    "family_name": "Kpodar",
+                    "date_of_birth": "1979-11-02",
+                    "country_of_residence": "US",
+                    "email": "sena@example.com",
+                    "phone": "+12025550123",
+                },
+            )
+            assert response.status_code == 201
+            await wait_until(lambda: len(mailbox.messages) == 1, timeout=30, message="the email")
+
+        def names_in_trace() -> dict[str, int]:
+            spans = exporter.get_finished_spans()
+            http = [s for s in spans if s.name == "POST /members" and s.parent is None]
+            if not http:
+                return {}
+            trace_id = http[-1].context.trace_id
+            found: dict[str, int] = {}
+            for span in spans:
+                if span.context.trace_id == trace_id:
+                    found[span.name] = found.get(span.name, 0) + 1
+            return found
+
+        wanted = {
+            "POST /members",
+            f"{topic_prefix}registry.members publish",
+            f"{topic_prefix}registry.members process",
+            "smtp send",
+        }
+        await wait_until(
+            lambda: wanted <= set(names_in_trace()), timeout=10, message=f"spans {wanted}"
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await registry.close()
