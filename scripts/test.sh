@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS=never
 echo "==> ruff"
 uv run --frozen ruff check .
 echo "==> mypy --strict"
-uv run --frozen mypy libs/events/src libs/service/src libs/devstack/src \
+uv run --frozen mypy libs/events/src libs/service/src libs/devstack/src libs/identity/src \
   services/registry/src services/notifications/src
 
 echo "==> infrastructure"

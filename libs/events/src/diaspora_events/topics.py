@@ -30,13 +30,20 @@ REGISTRY_MEMBERS = Topic(
     carries_personal_data=True,
 )
 
+REGISTRY_AUDIT = Topic(
+    name="registry.audit",
+    owner="registry",
+    description="Audit trail of staff reads and changes of members' records, keyed by member id.",
+    carries_personal_data=True,
+)
+
 NOTIFICATIONS_DELIVERIES = Topic(
     name="notifications.deliveries",
     owner="notifications",
     description="Outcome of each notification delivery, keyed by delivery id.",
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (REGISTRY_MEMBERS, NOTIFICATIONS_DELIVERIES)
+ALL_TOPICS: tuple[Topic, ...] = (REGISTRY_MEMBERS, REGISTRY_AUDIT, NOTIFICATIONS_DELIVERIES)
 
 
 def with_prefix(topic: Topic, prefix: str) -> Topic:

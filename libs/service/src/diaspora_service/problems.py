@@ -27,6 +27,7 @@ class Problem(Exception):
         *,
         detail: str | None = None,
         type_: str | None = None,
+        headers: dict[str, str] | None = None,
         **extensions: Any,
     ) -> None:
         super().__init__(detail or title)
@@ -34,6 +35,7 @@ class Problem(Exception):
         self.title = title
         self.detail = detail
         self.type = type_
+        self.headers = headers
         self.extensions = extensions
 
 
@@ -94,6 +96,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail=error.detail,
             type_=error.type,
             instance=request.url.path,
+            headers=error.headers,
             **error.extensions,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import model_validator
@@ -10,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Environment = Literal["development", "test", "production"]
 
 DEV_DATABASE_HOST = "127.0.0.1:55432"
+# The embedded platform's development identity provider (`devstack idp`): refused in production.
+DEV_OIDC_ISSUER = "http://127.0.0.1:8090/dev-idp"
+DEV_ISSUER_MARK = "/dev-idp"
 
 
 class ServiceSettings(BaseSettings):
@@ -26,14 +30,32 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     json_logs: bool = True
 
+    # OIDC: who issues the bearer tokens this service accepts (docs/security.md).
+    oidc_issuer: str = DEV_OIDC_ISSUER
+    oidc_audience: str = "diaspora-api"
+    # Default: the `jwks_uri` of the issuer's discovery document.
+    oidc_jwks_url: str | None = None
+    oidc_leeway_seconds: float = 30.0
+    oidc_jwks_max_age_seconds: float = 3600.0
+    # A token naming an unknown key refetches the JWKS at most this often.
+    oidc_jwks_min_refresh_seconds: float = 30.0
+    # Embassy jurisdictions (reference data); default: the seed shipped with diaspora_identity.
+    jurisdictions_file: Path | None = None
+
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Self:
-        if self.environment == "production" and (
-            DEV_DATABASE_HOST in self.database_url or "postgres@" in self.database_url
-        ):
+        if self.environment != "production":
+            return self
+        if DEV_DATABASE_HOST in self.database_url or "postgres@" in self.database_url:
             raise ValueError(
                 "production mode refuses the development database (password-less postgres)"
             )
+        if DEV_ISSUER_MARK in self.oidc_issuer:
+            raise ValueError("production mode refuses the development identity provider")
+        for name in ("oidc_issuer", "oidc_jwks_url"):
+            url = getattr(self, name)
+            if url is not None and not url.startswith("https://"):
+                raise ValueError(f"production mode requires an https {name}")
         return self
 
     @property

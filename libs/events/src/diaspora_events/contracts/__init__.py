@@ -9,13 +9,14 @@ from diaspora_events.contracts.base import (
     personal,
 )
 from diaspora_events.contracts.notifications import DeliveryDeliveredV1, DeliveryFailedV1
-from diaspora_events.contracts.registry import MemberRegisteredV1
+from diaspora_events.contracts.registry import MemberRegisteredV1, RegistryAuditRecordedV1
 
 __all__ = [
     "DeliveryDeliveredV1",
     "DeliveryFailedV1",
     "Event",
     "MemberRegisteredV1",
+    "RegistryAuditRecordedV1",
     "UnknownEventType",
     "all_contracts",
     "contract",

@@ -6,8 +6,9 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
+from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.base import Event, contract, personal
-from diaspora_events.topics import REGISTRY_MEMBERS
+from diaspora_events.topics import REGISTRY_AUDIT, REGISTRY_MEMBERS
 
 Language = Literal["fr", "en"]
 
@@ -31,3 +32,14 @@ class MemberRegisteredV1(Event):
     )
     preferred_language: Language = "fr"
     registered_at: datetime
+
+
+@contract(
+    event_type="registry.audit.recorded",
+    version=1,
+    topic=REGISTRY_AUDIT,
+    key="record_id",
+    description="Someone other than the person read or changed a member's record.",
+)
+class RegistryAuditRecordedV1(AuditRecorded):
+    pass
