@@ -9,6 +9,7 @@ from pathlib import Path
 
 from diaspora_devstack import kafka, postgres, stack
 from diaspora_devstack.config import StackConfig
+from diaspora_devstack.gateway import GatewayError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,46 @@ def main(argv: list[str] | None = None) -> int:
     mail = sub.add_parser("mailbox", help="a local SMTP server that keeps mail in a folder")
     mail.add_argument("--port", type=int, default=2525)
     mail.add_argument("--folder", type=Path, default=None)
+    idp = sub.add_parser(
+        "idp", help="DEVELOPMENT ONLY identity provider: OIDC discovery and JWKS of local keys"
+    )
+    idp.add_argument("--port", type=int, default=8090)
+    idp.add_argument(
+        "--rotate", action="store_true", help="add a new signing key (old ones stay published)"
+    )
+    token = sub.add_parser(
+        "token",
+        help="DEVELOPMENT ONLY: print an access token signed by the local identity provider",
+    )
+    token.add_argument(
+        "--role",
+        required=True,
+        choices=[
+            "citizen",
+            "embassy_officer",
+            "ministry_coordinator",
+            "partner_caseworker",
+            "analyst",
+            "admin",
+            "service",
+        ],
+    )
+    token.add_argument("--embassy", action="append", default=[], help="embassy id (repeatable)")
+    token.add_argument("--partner-org", default=None)
+    token.add_argument("--member-id", default=None, help="a citizen's registry member id")
+    token.add_argument("--subject", default=None, help="the `sub` claim (default: a new one)")
+    token.add_argument("--lifetime", type=int, default=3600, help="seconds (default 3600)")
+    token.add_argument("--port", type=int, default=8090, help="port of `devstack idp`")
+    gateway = sub.add_parser("gateway", help="run the nginx gateway in the foreground")
+    gateway.add_argument("--listen", default="127.0.0.1:8080")
+    gateway.add_argument("--registry", default="127.0.0.1:8101")
+    gateway.add_argument("--notifications", default="127.0.0.1:8102")
+    gateway.add_argument("--rate-per-address", default="50r/s")
+    gateway.add_argument("--burst-per-address", type=int, default=100)
+    gateway.add_argument("--rate-per-token", default="20r/s")
+    gateway.add_argument("--burst-per-token", type=int, default=40)
+    gateway.add_argument("--body-limit", default="1m")
+    gateway.add_argument("--name", default="gateway", help="instance name (state folder, logs)")
     args = parser.parse_args(argv)
     cfg = StackConfig.from_env()
 
@@ -58,7 +99,47 @@ def main(argv: list[str] | None = None) -> int:
             return run_platform(keep_infra=args.keep_infra)
         elif args.command == "mailbox":
             return _mailbox(args.port, args.folder or cfg.state / "mail")
-    except (kafka.KafkaError, postgres.PostgresError) as error:
+        elif args.command == "idp":
+            from diaspora_devstack import idp as dev_idp
+
+            if args.rotate:
+                dev_idp.refuse_production()
+                key = dev_idp.rotate(cfg)
+                print(f"new signing key {key.kid}; tokens minted from now on use it")
+                return 0
+            return dev_idp.serve(cfg, port=args.port)
+        elif args.command == "token":
+            from diaspora_devstack import idp as dev_idp
+
+            dev_idp.print_token(
+                dev_idp.mint(
+                    cfg,
+                    role=args.role,
+                    embassies=args.embassy,
+                    partner_org=args.partner_org,
+                    member_id=args.member_id,
+                    subject=args.subject,
+                    lifetime=args.lifetime,
+                    port=args.port,
+                )
+            )
+        elif args.command == "gateway":
+            from diaspora_devstack import gateway as gw
+
+            return gw.run(
+                cfg,
+                gw.GatewaySettings(
+                    listen=args.listen,
+                    upstreams={"registry": args.registry, "notifications": args.notifications},
+                    rate_per_address=args.rate_per_address,
+                    burst_per_address=args.burst_per_address,
+                    rate_per_token=args.rate_per_token,
+                    burst_per_token=args.burst_per_token,
+                    body_limit=args.body_limit,
+                    name=args.name,
+                ),
+            )
+    except (kafka.KafkaError, postgres.PostgresError, GatewayError) as error:
         print(f"devstack: {error}", file=sys.stderr)
         return 2
     return 0

@@ -20,9 +20,12 @@ from diaspora_devstack.config import StackConfig
 from diaspora_devstack.testing import (
     create_database,
     drop_database,
+    free_port,
     migrate,
+    serve_app,
     unique_name,
 )
+from diaspora_identity.testing import LocalIssuer
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +86,15 @@ async def empty_database(infra: stack.Endpoints) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(url)
+
+
+@pytest.fixture
+async def identity_provider() -> AsyncIterator[LocalIssuer]:
+    """A token issuer for one test: its discovery document and JWKS served on loopback."""
+    port = free_port()
+    issuer = LocalIssuer(f"http://127.0.0.1:{port}/dev-idp")
+    async with serve_app(issuer.asgi_app(), port=port):
+        yield issuer
 
 
 @pytest.fixture
