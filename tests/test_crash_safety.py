@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from diaspora_devstack.testing import asyncpg_url, wait_until
+from diaspora_identity.testing import officer
 from tests.conftest import LocalPlatform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -60,7 +61,12 @@ async def test_every_registration_gives_exactly_one_email_across_kill_9(
         await asyncio.sleep(0.5)
         platform.restart("notifications-worker")
 
-    async with httpx.AsyncClient(base_url=platform.registry_url, timeout=30) as client:
+    # Assisted registrations by an officer of the embassy in Cotonou (residents of Benin).
+    async with httpx.AsyncClient(
+        base_url=platform.registry_url,
+        timeout=30,
+        headers=platform.issuer.headers(officer("bj-cotonou")),
+    ) as client:
         statuses, _ = await asyncio.gather(register_all(client), crash_and_restart())
     assert statuses == [201] * REGISTRATIONS
 

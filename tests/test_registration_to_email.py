@@ -14,6 +14,7 @@ from cloudevents.core.formats.json import JSONFormat
 
 from diaspora_devstack.testing import wait_until
 from diaspora_events.topics import REGISTRY_MEMBERS
+from diaspora_identity.testing import citizen
 from tests.conftest import LocalPlatform
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.integration
 async def test_a_registration_ends_in_a_welcome_email_with_the_persons_name(
     platform: LocalPlatform,
 ) -> None:
-    async with httpx.AsyncClient(base_url=platform.registry_url) as client:
+    async with httpx.AsyncClient(
+        base_url=platform.registry_url, headers=platform.issuer.headers(citizen())
+    ) as client:
         response = await client.post(
             "/members",
             json={
@@ -49,7 +52,9 @@ async def test_a_registration_ends_in_a_welcome_email_with_the_persons_name(
 async def test_registry_events_are_readable_by_kcat_and_the_cloudevents_sdk(
     platform: LocalPlatform,
 ) -> None:
-    async with httpx.AsyncClient(base_url=platform.registry_url) as client:
+    async with httpx.AsyncClient(
+        base_url=platform.registry_url, headers=platform.issuer.headers(citizen())
+    ) as client:
         response = await client.post(
             "/members",
             json={

@@ -6,19 +6,24 @@ import httpx
 import pytest
 
 from diaspora_devstack.testing import asyncpg_url, serve_app
+from diaspora_identity.testing import LocalIssuer, citizen
 from registry.bootstrap import Registry, bootstrap
 from registry.entrypoints.http import build_app
 from registry.settings import RegistrySettings
 
 
 @pytest.fixture
-async def registry(registry_database: str, kafka_bootstrap: str) -> AsyncIterator[Registry]:
+async def registry(
+    registry_database: str, kafka_bootstrap: str, identity_provider: LocalIssuer
+) -> AsyncIterator[Registry]:
     service = bootstrap(
         RegistrySettings(
             database_url=asyncpg_url(registry_database),
             kafka_bootstrap=kafka_bootstrap,
             environment="test",
             json_logs=False,
+            oidc_issuer=identity_provider.issuer,
+            oidc_jwks_min_refresh_seconds=0,
         )
     )
     yield service
@@ -26,9 +31,25 @@ async def registry(registry_database: str, kafka_bootstrap: str) -> AsyncIterato
 
 
 @pytest.fixture
-async def registry_client(registry: Registry) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_app(build_app(registry)) as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
-    ):
+async def registry_url(registry: Registry) -> AsyncIterator[str]:
+    async with serve_app(build_app(registry)) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+async def registry_client(
+    registry_url: str, identity_provider: LocalIssuer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client acting as one citizen (self-registration, own record)."""
+    async with httpx.AsyncClient(
+        base_url=registry_url,
+        timeout=10,
+        headers=identity_provider.headers(citizen("citizen-of-the-suite")),
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def anonymous(registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=registry_url, timeout=10) as client:
         yield client

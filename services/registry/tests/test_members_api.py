@@ -1,4 +1,5 @@
-"""POST /members and GET /members/{id} against the real database."""
+"""POST /members and GET /members/{id} against the real database (as a citizen registering
+themselves; access control itself is in test_access_control.py)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ async def test_registration_stores_the_member_and_its_event_together(
     fetched = await registry_client.get(f"/members/{member['id']}")
     assert fetched.status_code == 200
     assert fetched.json() == member
+    assert member["embassy_id"] == "fr-paris"
 
     async with registry.sessions() as session:
         row = (await session.execute(select(outbox))).one()

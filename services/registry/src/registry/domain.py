@@ -72,3 +72,9 @@ class Member:
     phone: str
     preferred_language: Language
     registered_at: datetime
+    embassy_id: str
+    # The person's subject at the identity provider, when they registered themselves.
+    owner_subject: str | None = None
+    # Who filed it, when someone else did (assisted registration by an embassy officer).
+    registered_by: str | None = None
+    registered_by_role: str | None = None

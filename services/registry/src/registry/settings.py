@@ -11,3 +11,5 @@ class RegistrySettings(ServiceSettings):
     http_port: int = 8101
     # The CloudEvents `source` of everything this service publishes.
     event_source: str = "/tg/diaspora/registry"
+    # At most this many rows in one CSV export.
+    export_max_rows: int = 50_000

@@ -1,4 +1,11 @@
-"""The notifications service's HTTP interface."""
+"""The notifications service's HTTP interface.
+
+Every call needs a bearer token; the policy table (diaspora_identity) decides:
+a citizen sees their own delivery log, an embassy officer those of people living
+in their embassies' jurisdiction (from the country of residence kept in
+``recipients``), an admin everyone's. Anyone else is refused (403), and a
+recipient outside the caller's scope is "not found" (404).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from diaspora_events.observability import setup_observability
+from diaspora_identity.http import CurrentPrincipal, Identity, install_identity
 from diaspora_service.app import create_app
+from diaspora_service.problems import Problem
+from diaspora_service.request_id import RequestIdMiddleware
 from notifications import SERVICE_NAME
-from notifications.adapters.orm import deliveries
+from notifications.adapters.orm import deliveries, recipients
 from notifications.bootstrap import Notifications, bootstrap
 
 router = APIRouter(tags=["deliveries"])
@@ -48,14 +58,49 @@ def _service(request: Request) -> Notifications:
 ServiceDep = Annotated[Notifications, Depends(_service)]
 
 
-@router.get("/recipients/{member_id}/deliveries", response_model=DeliveryPage)
+def _identity(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+IdentityDep = Annotated[Identity, Depends(_identity)]
+
+
+@router.get(
+    "/recipients/{member_id}/deliveries",
+    response_model=DeliveryPage,
+    responses={
+        401: {"description": "Missing or invalid bearer token (problem details)"},
+        403: {"description": "Your roles do not allow this function (problem details)"},
+        404: {"description": "No such recipient within your scope"},
+    },
+)
 async def list_deliveries(
     member_id: UUID,
     service: ServiceDep,
+    identity: IdentityDep,
+    principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: datetime | None = None,
 ) -> DeliveryPage:
     """A person's delivery log, newest first (keyset pagination on `before`)."""
+    decision = identity.policy.decide(principal, "delivery", "list")
+    scope = decision.where(
+        {
+            "recipient_id": recipients.c.member_id,
+            "embassy_id": identity.jurisdictions.sql_embassy_of(
+                recipients.c.country_of_residence
+            ),
+        }
+    )
+    async with service.sessions() as session:
+        in_scope = (
+            await session.execute(
+                select(recipients.c.member_id).where(recipients.c.member_id == member_id, scope)
+            )
+        ).first()
+    if in_scope is None:
+        raise Problem(404, "Recipient not found")
     query = (
         select(deliveries)
         .where(deliveries.c.recipient_id == member_id)
@@ -77,10 +122,12 @@ def build_app(service: Notifications | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = service is None
         app.state.service = service or bootstrap()
+        app.state.identity = Identity.from_settings(app.state.service.settings)
         setup_observability(SERVICE_NAME, json_logs=app.state.service.settings.json_logs)
         try:
             yield
         finally:
+            await app.state.identity.aclose()
             if owned:
                 await app.state.service.close()
 
@@ -96,6 +143,8 @@ def build_app(service: Notifications | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness={"database": database_ready},
     )
+    install_identity(application)
+    application.add_middleware(RequestIdMiddleware)
     return application
 
 

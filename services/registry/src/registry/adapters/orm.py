@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, MetaData, String, Table, Text, Uuid, func
+from sqlalchemy import Column, Date, DateTime, Index, MetaData, String, Table, Text, Uuid, func
 
 from diaspora_events.consumer import inbox_table
 from diaspora_events.outbox import outbox_table
+from diaspora_identity.audit import audit_table
 
 metadata = MetaData()
 
@@ -24,7 +25,19 @@ members = Table(
     # Idempotency-Key of the POST that created the member, with a digest of its body.
     Column("idempotency_key", Text, unique=True),
     Column("request_digest", Text),
+    # The post whose jurisdiction covers the country of residence (reference data, re-derived
+    # at start when the jurisdictions file changes).
+    Column("embassy_id", Text, nullable=False),
+    # The identity provider's subject of the person, when they registered themselves.
+    Column("owner_subject", Text, unique=True),
+    # Who filed the registration when it was not the person (assisted registration).
+    Column("registered_by", Text),
+    Column("registered_by_role", Text),
+    Index("members_embassy_idx", "embassy_id", "id"),
+    Index("members_country_idx", "country_of_residence", "id"),
 )
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+# Every staff read or change of a member's record; append-only (trigger in migration 0002).
+audit_log = audit_table(metadata)

@@ -1,24 +1,54 @@
-"""The registry's HTTP interface."""
+"""The registry's HTTP interface.
+
+Every endpoint authenticates the caller (bearer token) and asks the policy
+table what they may do (diaspora_identity.policy): the same decision restricts
+rows in SQL, cuts fields per row and feeds the audit trail, on get, list,
+search and export alike. A record outside the caller's scope is "not found".
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from diaspora_events.observability import setup_observability
+from diaspora_identity.audit import AccessContext
+from diaspora_identity.http import CurrentPrincipal, install_identity
+from diaspora_identity.principal import Principal
 from diaspora_service.app import create_app
 from diaspora_service.problems import Problem
+from diaspora_service.request_id import RequestIdMiddleware
 from registry import SERVICE_NAME, domain
 from registry.bootstrap import Registry, bootstrap
-from registry.service import IdempotencyConflict, get_member, register_member
+from registry.service import (
+    MEMBER_FIELDS,
+    AlreadyRegistered,
+    IdempotencyConflict,
+    MemberQuery,
+    OutsideJurisdiction,
+    access_log,
+    find_members,
+    member_in_scope,
+    member_statistics,
+    reconcile_embassies,
+    register_member,
+)
 
 router = APIRouter(prefix="/members", tags=["members"])
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token (problem details)"},
+    403: {"description": "Your roles do not allow this function (problem details)"},
+}
 
 
 class RegistrationRequest(BaseModel):
@@ -57,16 +87,45 @@ class RegistrationRequest(BaseModel):
         return domain.check_birth_date(value)
 
 
-class MemberOut(BaseModel):
-    id: UUID
-    given_name: str
-    family_name: str
-    date_of_birth: date
-    country_of_residence: str
-    email: str
-    phone: str
-    preferred_language: domain.Language
-    registered_at: datetime
+class MemberView(BaseModel):
+    """A member record as the caller may see it: fields the policy withholds are absent."""
+
+    id: UUID | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    date_of_birth: date | None = None
+    country_of_residence: str | None = None
+    embassy_id: str | None = Field(None, description="The post whose jurisdiction covers them.")
+    email: str | None = None
+    phone: str | None = None
+    preferred_language: domain.Language | None = None
+    registered_at: datetime | None = None
+    registered_by: str | None = Field(None, description="Who filed it, if not the person.")
+
+
+class MemberPage(BaseModel):
+    items: list[MemberView]
+    next_offset: int | None = Field(None, description="Offset of the next page, if any.")
+
+
+class AccessLogEntry(BaseModel):
+    occurred_at: datetime
+    action: str
+    actor_roles: list[str]
+    actor_subject: str = Field(description="The staff member's or system's id at the issuer.")
+    actor_is_service: bool
+    fields: list[str] = Field(description="The fields of the record they received.")
+
+
+class AccessLogPage(BaseModel):
+    items: list[AccessLogEntry]
+    next_before: datetime | None
+
+
+class CountRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    members: int | None = Field(description="null when under 5 (suppressed to protect people)")
 
 
 def _registry(request: Request) -> Registry:
@@ -75,20 +134,82 @@ def _registry(request: Request) -> Registry:
 
 
 RegistryDep = Annotated[Registry, Depends(_registry)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
-@router.post("", status_code=201, response_model=MemberOut)
+def _views(items: list[dict[str, Any]]) -> list[MemberView]:
+    return [MemberView(**item) for item in items]
+
+
+def _country(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return domain.normalise_country(value)
+    except domain.InvalidRegistration as error:
+        raise Problem(422, "Invalid country filter", detail=str(error)) from None
+
+
+def _embassy(registry: Registry, value: str | None) -> str | None:
+    if value is not None and value not in registry.identity.jurisdictions.embassies:
+        raise Problem(422, "Unknown embassy", detail=f"{value!r} is not an embassy id")
+    return value
+
+
+async def _page(
+    registry: Registry,
+    request: Request,
+    principal: Principal,
+    action: str,
+    query: MemberQuery,
+    offset: int,
+) -> MemberPage:
+    decision = registry.identity.policy.decide(principal, "member", action)
+    limit = query.limit or 50
+    items = await find_members(
+        sessions=registry.sessions,
+        audit=registry.audit,
+        decision=decision,
+        context=AccessContext.of(request),
+        query=MemberQuery(
+            country=query.country,
+            embassy=query.embassy,
+            text=query.text,
+            offset=offset,
+            limit=limit + 1,
+        ),
+    )
+    more = len(items) > limit
+    return MemberPage(items=_views(items[:limit]), next_offset=offset + limit if more else None)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=MemberView,
+    response_model_exclude_unset=True,
+    responses={**AUTH_RESPONSES, 409: {"description": "This identity is already registered"}},
+)
 async def register(
     body: RegistrationRequest,
     registry: RegistryDep,
+    principal: CurrentPrincipal,
+    request: Request,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> MemberOut:
-    """Register a person of the diaspora."""
+) -> MemberView:
+    """Register a person of the diaspora: themselves (citizen), or someone living in the
+    jurisdiction of the caller's embassy (assisted registration by an officer)."""
+    decision = registry.identity.policy.decide(principal, "member", "create")
     try:
         member, created = await register_member(
             sessions=registry.sessions,
             outbox=registry.outbox,
+            audit=registry.audit,
+            jurisdictions=registry.identity.jurisdictions,
+            decision=decision,
+            context=AccessContext.of(request),
             command=domain.RegisterMember(**body.model_dump(), idempotency_key=idempotency_key),
         )
     except IdempotencyConflict:
@@ -97,19 +218,178 @@ async def register(
             "Idempotency-Key already used",
             detail="This Idempotency-Key was used for a different request; use a new key.",
         ) from None
+    except AlreadyRegistered as error:
+        raise Problem(
+            409,
+            "Already registered",
+            detail="Your identity is already linked to a member record.",
+            member_id=str(error.member_id),
+        ) from None
+    except OutsideJurisdiction:
+        raise Problem(
+            403,
+            "Outside your jurisdiction",
+            detail="The country of residence is not covered by your embassies.",
+        ) from None
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/members/{member.id}"
-    return MemberOut.model_validate(member, from_attributes=True)
+    return MemberView(**decision.project(member.__dict__, MEMBER_FIELDS))
 
 
-@router.get("/{member_id}", response_model=MemberOut)
-async def read_member(member_id: UUID, registry: RegistryDep) -> MemberOut:
+@router.get(
+    "", response_model=MemberPage, response_model_exclude_unset=True, responses=AUTH_RESPONSES
+)
+async def list_members(
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+    embassy: Annotated[str | None, Query(max_length=64)] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> MemberPage:
+    """Members within the caller's scope, oldest registration first."""
+    query = MemberQuery(country=_country(country), embassy=_embassy(registry, embassy), limit=limit)
+    return await _page(registry, request, principal, "list", query, offset)
+
+
+@router.get(
+    "/search",
+    response_model=MemberPage,
+    response_model_exclude_unset=True,
+    responses=AUTH_RESPONSES,
+)
+async def search_members(
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    q: Annotated[str, Query(min_length=2, max_length=100, description="Words of the name")],
+    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+    embassy: Annotated[str | None, Query(max_length=64)] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> MemberPage:
+    """Members whose name contains every word of `q` (accents and case ignored)."""
+    query = MemberQuery(
+        country=_country(country), embassy=_embassy(registry, embassy), text=q, limit=limit
+    )
+    return await _page(registry, request, principal, "search", query, offset)
+
+
+_FORMULA = re.compile(r"^[=@\t\r]|^[+-](?![0-9 ]*$)")
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value.isoformat() if hasattr(value, "isoformat") else value)
+    # No spreadsheet formulas from data (CSV injection); +33... phone numbers stay as they are.
+    return "'" + text if _FORMULA.match(text) else text
+
+
+@router.get(
+    "/export",
+    responses={
+        **AUTH_RESPONSES,
+        200: {"content": {"text/csv": {}}, "description": "CSV, one member per line"},
+    },
+    response_class=Response,
+)
+async def export_members(
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+    embassy: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The members within the caller's scope as CSV (the fields the caller may see)."""
+    decision = registry.identity.policy.decide(principal, "member", "export")
+    items = await find_members(
+        sessions=registry.sessions,
+        audit=registry.audit,
+        decision=decision,
+        context=AccessContext.of(request),
+        query=MemberQuery(
+            country=_country(country),
+            embassy=_embassy(registry, embassy),
+            limit=registry.settings.export_max_rows,
+        ),
+    )
+    columns = decision.output_fields(MEMBER_FIELDS)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for item in items:
+        writer.writerow([_cell(item.get(c)) for c in columns])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="members.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/statistics", response_model=list[CountRow], responses=AUTH_RESPONSES)
+async def statistics(
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    by: Literal["embassy", "country"] = "embassy",
+) -> list[dict[str, Any]]:
+    """How many members per embassy or country of residence, within the caller's scope.
+    Counts under 5 are suppressed."""
+    decision = registry.identity.policy.decide(principal, "member", "statistics")
+    return await member_statistics(sessions=registry.sessions, decision=decision, by=by)
+
+
+@router.get(
+    "/{member_id}",
+    response_model=MemberView,
+    response_model_exclude_unset=True,
+    responses={**AUTH_RESPONSES, 404: {"description": "No such member within your scope"}},
+)
+async def read_member(
+    member_id: UUID, registry: RegistryDep, principal: CurrentPrincipal, request: Request
+) -> MemberView:
     """Read one member's record."""
-    member = await get_member(sessions=registry.sessions, member_id=member_id)
-    if member is None:
+    decision = registry.identity.policy.decide(principal, "member", "read")
+    found = await find_members(
+        sessions=registry.sessions,
+        audit=registry.audit,
+        decision=decision,
+        context=AccessContext.of(request),
+        query=MemberQuery(member_id=member_id, limit=1),
+    )
+    if not found:
         raise Problem(404, "Member not found")
-    return MemberOut.model_validate(member, from_attributes=True)
+    return MemberView(**found[0])
+
+
+@router.get(
+    "/{member_id}/access-log",
+    response_model=AccessLogPage,
+    responses={**AUTH_RESPONSES, 404: {"description": "No such member within your scope"}},
+)
+async def read_access_log(
+    member_id: UUID,
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    before: datetime | None = None,
+    limit: Limit = 50,
+) -> AccessLogPage:
+    """Who read or changed this member's record (a person sees their own), newest first."""
+    decision = registry.identity.policy.decide(principal, "member_access_log", "list")
+    if not await member_in_scope(
+        sessions=registry.sessions, decision=decision, member_id=member_id
+    ):
+        raise Problem(404, "Member not found")
+    rows = await access_log(
+        sessions=registry.sessions, member_id=member_id, before=before, limit=limit + 1
+    )
+    items = [AccessLogEntry(**row) for row in rows[:limit]]
+    return AccessLogPage(
+        items=items, next_before=items[-1].occurred_at if len(rows) > limit else None
+    )
 
 
 def build_app(registry: Registry | None = None) -> FastAPI:
@@ -117,7 +397,9 @@ def build_app(registry: Registry | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = registry is None
         app.state.registry = registry or bootstrap()
+        app.state.identity = app.state.registry.identity
         setup_observability(SERVICE_NAME, json_logs=app.state.registry.settings.json_logs)
+        await reconcile_embassies(app.state.registry.sessions, app.state.identity.jurisdictions)
         try:
             yield
         finally:
@@ -131,11 +413,15 @@ def build_app(registry: Registry | None = None) -> FastAPI:
     application = create_app(
         title="Registry (RECOATEX)",
         version="0.1.0",
-        description="Members of the Togolese diaspora: registration and profiles.",
+        description="Members of the Togolese diaspora: registration and profiles. "
+        "Every call needs an OIDC bearer token; what it returns depends on the caller's "
+        "roles and scopes (docs/security.md).",
         routers=[router],
         lifespan=lifespan,
         readiness={"database": database_ready},
     )
+    install_identity(application)
+    application.add_middleware(RequestIdMiddleware)
     return application
 
 
