@@ -15,6 +15,7 @@ from diaspora_events.kafka import ensure_topics
 from diaspora_events.observability import setup_observability
 from diaspora_events.outbox import OutboxRelay
 from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
+from diaspora_identity.testing import LocalIssuer, officer
 from notifications.bootstrap import bootstrap as notifications_bootstrap
 from notifications.entrypoints.worker import run as run_worker
 from notifications.settings import NotificationsSettings
@@ -32,6 +33,7 @@ async def test_a_registration_is_one_trace_from_http_to_smtp(
     kafka_bootstrap: str,
     topic_prefix: str,
     mailbox: Mailbox,
+    identity_provider: LocalIssuer,
 ) -> None:
     exporter = InMemorySpanExporter()
     setup_observability("trace-test", json_logs=False, span_processor=SimpleSpanProcessor(exporter))
@@ -42,6 +44,8 @@ async def test_a_registration_is_one_trace_from_http_to_smtp(
             topic_prefix=topic_prefix,
             environment="test",
             json_logs=False,
+            oidc_issuer=identity_provider.issuer,
+            oidc_audience=identity_provider.audience,
         )
     )
     notifications = notifications_bootstrap(
@@ -68,7 +72,12 @@ async def test_a_registration_is_one_trace_from_http_to_smtp(
         asyncio.create_task(run_worker(notifications, stop)),
     ]
     try:
-        async with serve_app(build_app(registry)) as base_url, httpx.AsyncClient() as client:
+        async with (
+            serve_app(build_app(registry)) as base_url,
+            httpx.AsyncClient(
+                headers=identity_provider.headers(officer("us-washington"))
+            ) as client,
+        ):
             response = await client.post(
                 f"{base_url}/members",
                 json={

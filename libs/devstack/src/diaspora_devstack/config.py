@@ -26,6 +26,23 @@ class StackConfig:
     pg_port: int
     kafka_port: int
     kafka_controller_port: int
+    # Where downloaded jars are kept; shared by private test clusters.
+    cache: Path | None = None
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache or self.state
+
+    def private(self, state: Path, *, kafka_port: int, kafka_controller_port: int) -> StackConfig:
+        """A configuration for a separate broker (tests that stop or kill brokers)."""
+        return StackConfig(
+            root=self.root,
+            state=state,
+            pg_port=self.pg_port,
+            kafka_port=kafka_port,
+            kafka_controller_port=kafka_controller_port,
+            cache=self.cache_dir,
+        )
 
     @classmethod
     def from_env(cls) -> StackConfig:

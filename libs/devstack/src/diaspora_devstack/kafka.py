@@ -38,7 +38,7 @@ def kafka_version(cfg: StackConfig) -> str:
 
 
 def libs_dir(cfg: StackConfig) -> Path:
-    return cfg.state / "kafka" / f"libs-{kafka_version(cfg)}"
+    return cfg.cache_dir / "kafka" / f"libs-{kafka_version(cfg)}"
 
 
 def check_tools() -> None:

@@ -206,3 +206,68 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
+
+
+class PrivateKafka:
+    """A broker or cluster of its own for tests that stop or kill brokers.
+
+    Same jars and settings as the local broker, separate ports and storage.
+    """
+
+    def __init__(self, state: Path, *, brokers: int = 1) -> None:
+        from diaspora_devstack.config import StackConfig
+
+        base = StackConfig.from_env()
+        self.brokers = brokers
+        self.ports = [(free_port(), free_port()) for _ in range(brokers)]
+        self.configs = [
+            base.private(state, kafka_port=port, kafka_controller_port=controller)
+            for port, controller in self.ports
+        ]
+        self.voters = ",".join(
+            f"{n + 1}@127.0.0.1:{controller}" for n, (_port, controller) in enumerate(self.ports)
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{port}" for port, _controller in self.ports)
+
+    def start_node(self, node: int) -> None:
+        from diaspora_devstack import kafka
+
+        cfg = self.configs[node - 1]
+        kafka.start_node(
+            cfg,
+            node_id=node,
+            voters=self.voters,
+            brokers=self.brokers,
+            cluster_id=kafka._cluster_id(cfg),
+        )
+
+    async def start(self) -> PrivateKafka:
+        from diaspora_devstack import kafka
+
+        for node in range(1, self.brokers + 1):
+            self.start_node(node)
+        await kafka.wait_ready(self.bootstrap, brokers=self.brokers, timeout=90)
+        return self
+
+    def kill_node(self, node: int) -> None:
+        """SIGKILL one broker: a crash, not a shutdown."""
+        from diaspora_devstack import kafka
+        from diaspora_devstack.procs import read_pid
+
+        pid_path = kafka.pid_file(self.configs[node - 1], node)
+        pid = read_pid(pid_path)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while read_pid(pid_path) is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        pid_path.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        from diaspora_devstack import kafka
+
+        for node in range(1, self.brokers + 1):
+            kafka.stop_node(self.configs[node - 1], node)

@@ -32,6 +32,7 @@ from diaspora_events.cloudevents import (
     headers_from_kafka,
 )
 from diaspora_events.contracts.base import Event, UnknownEventType, contract_for
+from diaspora_events.metrics import CONSUMER_DEAD_LETTERS, CONSUMER_RECORDS
 from diaspora_events.observability import context_from_headers, describe_error
 from diaspora_events.topics import dead_letter_topic
 
@@ -141,6 +142,11 @@ class EventConsumer:
 
     async def handle_record(self, record: Record) -> Outcome:
         """Handle one record; returns once its effects are committed or dead-lettered."""
+        outcome = await self._handle_record(record)
+        CONSUMER_RECORDS.labels(self.name, outcome.value).inc()
+        return outcome
+
+    async def _handle_record(self, record: Record) -> Outcome:
         try:
             envelope = decode(record.headers, record.value)
         except MalformedEvent as error:
@@ -236,6 +242,7 @@ class EventConsumer:
             topic=self.dead_letter_topic.name, key=record.key, value=record.value, headers=headers
         )
         self.dead_lettered_total += 1
+        CONSUMER_DEAD_LETTERS.labels(self.name).inc()
         log.error(
             "event_dead_lettered",
             consumer=self.name,

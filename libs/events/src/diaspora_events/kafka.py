@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterable
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -59,3 +59,19 @@ async def ensure_topics(
             await asyncio.sleep(0.1)
     finally:
         await admin.close()
+
+
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topics: Iterable[str]
+) -> list[TopicPartition]:
+    """Every partition of ``topics``, from fresh cluster metadata.
+
+    A consumer only tracks metadata of what it subscribes to; tools that look at
+    other topics (lag, offset resets) ask for the whole cluster's metadata.
+    """
+    cluster = await consumer._client.fetch_all_metadata()  # no public call returns partitions
+    return [
+        TopicPartition(topic, partition)
+        for topic in topics
+        for partition in sorted(cluster.partitions_for_topic(topic) or ())
+    ]

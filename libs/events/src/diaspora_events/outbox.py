@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from diaspora_events.cloudevents import encode, headers_to_kafka
 from diaspora_events.contracts.base import Event
 from diaspora_events.kafka import idempotent_producer
+from diaspora_events.metrics import (
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PUBLISH_FAILURES,
+    OUTBOX_PUBLISHED,
+)
 from diaspora_events.observability import (
     context_from_headers,
     current_traceparent,
@@ -202,8 +209,12 @@ class OutboxRelay:
     async def _publish_loop(self, stop: asyncio.Event) -> None:
         failures = 0
         last_cleanup = datetime.min.replace(tzinfo=UTC)
+        last_gauge = 0.0
         while not stop.is_set():
             self._wakeup.clear()
+            if time.monotonic() - last_gauge > 5:
+                await self._update_backlog_gauges()
+                last_gauge = time.monotonic()
             try:
                 published = await self.publish_batch()
                 failures = 0
@@ -268,6 +279,7 @@ class OutboxRelay:
                 )
             await asyncio.gather(*deliveries)
         except Exception as error:
+            OUTBOX_PUBLISH_FAILURES.labels(table.name).inc()
             async with self._engine.begin() as conn:
                 await conn.execute(
                     update(table)
@@ -280,6 +292,7 @@ class OutboxRelay:
                 update(table).where(table.c.id.in_(ids)).values(published_at=func.now())
             )
         self.published_total += len(ids)
+        OUTBOX_PUBLISHED.labels(table.name).inc(len(ids))
         return len(ids)
 
     async def _send(
@@ -306,6 +319,13 @@ class OutboxRelay:
                 topic, value=value, key=key.encode(), headers=headers_to_kafka(out_headers)
             )
             return future
+
+    async def _update_backlog_gauges(self) -> None:
+        with contextlib.suppress(Exception):
+            async with self._engine.connect() as conn:
+                backlog = await outbox_backlog(conn, self._table)
+            OUTBOX_BACKLOG.labels(self._table.name).set(backlog.unpublished)
+            OUTBOX_OLDEST_AGE.labels(self._table.name).set(backlog.oldest_age_seconds)
 
     async def _delete_old_published(self) -> None:
         cutoff = datetime.now(UTC) - self._keep_published_for

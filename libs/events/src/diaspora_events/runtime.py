@@ -21,7 +21,8 @@ log = structlog.get_logger(__name__)
 def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
     # The broker's own producer only writes dead letters: same guarantees as the relay.
     return KafkaBroker(
-        bootstrap_servers,
+        # FastStream takes a string as one host; a cluster is a list of "host:port".
+        [server.strip() for server in bootstrap_servers.split(",") if server.strip()],
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
@@ -62,13 +63,21 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
 
 
 async def prepare_topics(
-    bootstrap_servers: str, consumers: Iterable[EventConsumer], *, prefix: str = ""
+    bootstrap_servers: str,
+    consumers: Iterable[EventConsumer],
+    *,
+    prefix: str = "",
+    replication_factor: int = 1,
 ) -> None:
-    """Create the topics the consumers read and their dead-letter topics."""
+    """Create the platform's topics and the consumers' dead-letter topics if missing."""
     from diaspora_events.topics import ALL_TOPICS, with_prefix
 
     dlqs = [c.dead_letter_topic for c in consumers]
-    await ensure_topics(bootstrap_servers, [*(with_prefix(t, prefix) for t in ALL_TOPICS), *dlqs])
+    await ensure_topics(
+        bootstrap_servers,
+        [*(with_prefix(t, prefix) for t in ALL_TOPICS), *dlqs],
+        replication_factor=replication_factor,
+    )
 
 
 async def run_until_stopped(
@@ -85,10 +94,15 @@ async def run_until_stopped(
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
+    failure: BaseException | None = None
     for task in done:
-        if task is not stopper and task.exception() is not None:
-            log.error("worker_task_failed", error=repr(task.exception()))
+        if task is not stopper and not task.cancelled() and task.exception() is not None:
+            failure = task.exception()
+            log.error("worker_task_failed", error=repr(failure))
     await asyncio.gather(*running, return_exceptions=True)
+    if failure is not None:
+        # Exit non-zero so that the supervisor (systemd, Kubernetes, `make run`) restarts us.
+        raise failure
 
 
 def broker_task(broker: KafkaBroker) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from diaspora_service.problems import PROBLEM_JSON, install_problem_handlers
 
@@ -39,8 +43,37 @@ def create_app(
         responses=PROBLEM_RESPONSES,
     )
     install_problem_handlers(app)
-    checks = readiness or {}
+    add_health_and_metrics(app, readiness or {})
+    app.add_middleware(_LatencyMiddleware)
 
+    for router in routers:
+        app.include_router(router)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/.*,metrics")
+    return app
+
+
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by route template",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+class _LatencyMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        # The template (/members/{member_id}), never the concrete path: bounded labels, no ids.
+        template = getattr(route, "path", "unmatched")
+        HTTP_LATENCY.labels(request.method, template, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+
+def add_health_and_metrics(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -48,11 +81,12 @@ def create_app(
 
     @app.get("/health/ready", tags=["health"])
     async def ready() -> JSONResponse:
-        """Readiness: every dependency answers."""
+        """Readiness: every dependency answers (503 with the failing checks otherwise)."""
         results = {}
         for name, check in checks.items():
             try:
-                results[name] = await check()
+                async with asyncio.timeout(5):
+                    results[name] = await check()
             except Exception:
                 results[name] = False
         ok = all(results.values())
@@ -61,10 +95,10 @@ def create_app(
             status_code=200 if ok else 503,
         )
 
-    for router in routers:
-        app.include_router(router)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/.*")
-    return app
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def no_lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -26,6 +26,12 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:19092"
     # Keeps environments (and test runs) apart on a shared Kafka cluster.
     topic_prefix: str = ""
+    # Replication of the topics a service creates: 1 on one broker, 3 on a cluster.
+    kafka_replication_factor: int = 1
+    # Port of /health/* and /metrics for processes without an API (relay, worker).
+    health_port: int | None = None
+    # A consumer with lag whose committed offsets have not moved for this long is stuck.
+    consumer_stuck_after_seconds: float = 60.0
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     json_logs: bool = True

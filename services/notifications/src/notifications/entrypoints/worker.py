@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from diaspora_events.metrics import LagMonitor, broker_reachable
 from diaspora_events.observability import setup_observability
 from diaspora_events.outbox import OutboxRelay
 from diaspora_events.runtime import (
@@ -14,6 +15,7 @@ from diaspora_events.runtime import (
     run_until_stopped,
     subscribe,
 )
+from diaspora_service.health_server import health_task
 from notifications import SERVICE_NAME
 from notifications.adapters.orm import outbox
 from notifications.bootstrap import Notifications, bootstrap
@@ -25,16 +27,21 @@ async def run(service: Notifications | None = None, stop: asyncio.Event | None =
     service = service or bootstrap()
     settings = service.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
-    broker = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
+    broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
     work = asyncio.Event()
     consumer = build_consumer(
         sessions=service.sessions,
-        dead_letters=broker_dead_letter_sink(broker),
+        dead_letters=broker_dead_letter_sink(broker_),
         work_available=work,
         topic_prefix=settings.topic_prefix,
     )
-    await prepare_topics(settings.kafka_bootstrap, [consumer], prefix=settings.topic_prefix)
-    subscribe(broker, consumer)
+    await prepare_topics(
+        settings.kafka_bootstrap,
+        [consumer],
+        prefix=settings.topic_prefix,
+        replication_factor=settings.kafka_replication_factor,
+    )
+    subscribe(broker_, consumer)
     sender = EmailSender(
         settings=settings, sessions=service.sessions, outbox=service.outbox, work_available=work
     )
@@ -45,8 +52,35 @@ async def run(service: Notifications | None = None, stop: asyncio.Event | None =
         client_id=f"{SERVICE_NAME}-relay",
         topic_prefix=settings.topic_prefix,
     )
+    lag = LagMonitor(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=consumer.group_id,
+        consumer_name=consumer.name,
+        topics=consumer.topics,
+        stuck_after=settings.consumer_stuck_after_seconds,
+    )
+
+    async def consumer_not_stuck() -> bool:
+        return not lag.stuck
+
+    async def broker() -> bool:
+        return await broker_reachable(settings.kafka_bootstrap)
+
+    tasks = [broker_task(broker_), sender.run, relay.run, lag.run]
+    if settings.health_port:
+        tasks.append(
+            health_task(
+                host=settings.http_host,
+                port=settings.health_port,
+                readiness={
+                    "database": service.database_ready,
+                    "broker": broker,
+                    "consumer": consumer_not_stuck,
+                },
+            )
+        )
     try:
-        await run_until_stopped(broker_task(broker), sender.run, relay.run, stop=stop)
+        await run_until_stopped(*tasks, stop=stop)
     finally:
         await service.close()
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from diaspora_events.kafka import ensure_topics
+from diaspora_events.metrics import broker_reachable
 from diaspora_events.observability import setup_observability
 from diaspora_events.outbox import OutboxRelay
 from diaspora_events.runtime import run_until_stopped
 from diaspora_events.topics import ALL_TOPICS, with_prefix
+from diaspora_service.health_server import health_task
 from registry import SERVICE_NAME
 from registry.adapters.orm import outbox
 from registry.bootstrap import bootstrap
@@ -16,21 +20,36 @@ from registry.bootstrap import bootstrap
 
 async def run() -> None:
     registry = bootstrap()
-    setup_observability(f"{SERVICE_NAME}-relay", json_logs=registry.settings.json_logs)
-    prefix = registry.settings.topic_prefix
+    settings = registry.settings
+    setup_observability(f"{SERVICE_NAME}-relay", json_logs=settings.json_logs)
+    prefix = settings.topic_prefix
     await ensure_topics(
-        registry.settings.kafka_bootstrap,
+        settings.kafka_bootstrap,
         [with_prefix(t, prefix) for t in ALL_TOPICS if t.owner == SERVICE_NAME],
+        replication_factor=settings.kafka_replication_factor,
     )
     relay = OutboxRelay(
         engine=registry.engine,
         table=outbox,
-        bootstrap_servers=registry.settings.kafka_bootstrap,
+        bootstrap_servers=settings.kafka_bootstrap,
         client_id=f"{SERVICE_NAME}-relay",
         topic_prefix=prefix,
     )
+
+    async def broker() -> bool:
+        return await broker_reachable(settings.kafka_bootstrap)
+
+    tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [relay.run]
+    if settings.health_port:
+        tasks.append(
+            health_task(
+                host=settings.http_host,
+                port=settings.health_port,
+                readiness={"database": registry.database_ready, "broker": broker},
+            )
+        )
     try:
-        await run_until_stopped(relay.run)
+        await run_until_stopped(*tasks)
     finally:
         await registry.close()
 
