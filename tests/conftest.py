@@ -129,7 +129,7 @@ def platform_processes(
 async def platform(platform_processes: LocalPlatform) -> LocalPlatform:
     """The running platform, once its HTTP APIs answer."""
     for url in (platform_processes.registry_url, platform_processes.notifications_url):
-        await wait_until(lambda url=url: answers(f"{url}/health/ready"), timeout=30, message=url)
+        await wait_until(lambda url=url: answers(f"{url}/health/ready"), timeout=60, message=url)
     return platform_processes
 
 

@@ -73,6 +73,7 @@ async def test_routing_headers_request_ids_and_the_access_log(
         assert created.status_code == 201, created.text
         member_id = created.json()["id"]
         headers = created.headers
+        assert headers["location"] == f"/api/registry/members/{member_id}"
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in headers["content-security-policy"]

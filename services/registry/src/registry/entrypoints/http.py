@@ -44,6 +44,7 @@ from registry.service import (
 )
 
 router = APIRouter(prefix="/members", tags=["members"])
+_PREFIX = re.compile(r"(/[A-Za-z0-9._-]+){0,4}")
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid bearer token (problem details)"},
@@ -233,7 +234,11 @@ async def register(
         ) from None
     if not created:
         response.status_code = 200
-    response.headers["Location"] = f"/members/{member.id}"
+    # Behind the gateway, where this service lives under /api/registry.
+    prefix = request.headers.get("x-forwarded-prefix", "")
+    if not _PREFIX.fullmatch(prefix):
+        prefix = ""
+    response.headers["Location"] = f"{prefix}/members/{member.id}"
     return MemberView(**decision.project(member.__dict__, MEMBER_FIELDS))
 
 
