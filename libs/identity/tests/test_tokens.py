@@ -218,10 +218,17 @@ async def test_unreachable_issuer_is_unavailable_not_invalid() -> None:
     def down(_request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
-    keys = JwksCache(issuer=ISSUER, http=httpx.AsyncClient(transport=httpx.MockTransport(down)))
+    clock = FakeClock()
+    keys = JwksCache(
+        issuer=ISSUER, http=httpx.AsyncClient(transport=httpx.MockTransport(down)), clock=clock
+    )
     verifier = TokenVerifier(VerifierConfig(issuer=ISSUER, audience="diaspora-api"), keys)
+    token = LocalIssuer(ISSUER).token(citizen())
     with pytest.raises(JwksUnavailable):
-        await verifier.verify(LocalIssuer(ISSUER).token(citizen()))
+        await verifier.verify(token)
+    clock.now += 1  # within the refetch interval: still "unavailable", never "invalid"
+    with pytest.raises(JwksUnavailable):
+        await verifier.verify(token)
 
 
 async def test_production_refuses_a_development_issuer(issuer: LocalIssuer) -> None:

@@ -70,6 +70,9 @@ class JwksCache:
         if found is None and self._may_refetch():
             await self._refresh(reason="unknown key id")
             found = self._keys.get(kid)
+        if not self._keys:
+            # Still no key at all (the issuer was unreachable): cannot decide, not "invalid".
+            raise JwksUnavailable("the issuer's keys are not available yet")
         return found
 
     def _may_refetch(self) -> bool:
