@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,3 +184,5 @@ async def start_gateway(platform: LocalPlatform, test_logs: Path) -> AsyncIterat
     yield start
     for gateway in started:
         gateway.process.stop()
+        # Its rendered configuration and temp folders; the access log stays in .local/log.
+        shutil.rmtree(gw.prefix_dir(cfg, gateway.settings), ignore_errors=True)
