@@ -1,27 +1,56 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import asyncpg_url
+from diaspora_identity.testing import LocalIssuer
 from notifications.bootstrap import Notifications, bootstrap
 from notifications.settings import NotificationsSettings
 
+SettingsFactory = Callable[..., NotificationsSettings]
+
 
 @pytest.fixture
-async def notifications(
+def make_settings(
     notifications_database: str, kafka_bootstrap: str, topic_prefix: str, mailbox: Mailbox
+) -> SettingsFactory:
+    def make(**overrides: Any) -> NotificationsSettings:
+        values: dict[str, Any] = {
+            "database_url": asyncpg_url(notifications_database),
+            "kafka_bootstrap": kafka_bootstrap,
+            "topic_prefix": topic_prefix,
+            "environment": "test",
+            "smtp_port": mailbox.port,
+            "json_logs": False,
+            "retry_first_delay": 0.2,
+            **overrides,
+        }
+        return NotificationsSettings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def notifications(make_settings: SettingsFactory) -> AsyncIterator[Notifications]:
+    service = bootstrap(make_settings())
+    yield service
+    await service.close()
+
+
+@pytest.fixture
+async def api_service(
+    make_settings: SettingsFactory, identity_provider: LocalIssuer
 ) -> AsyncIterator[Notifications]:
+    """A service whose HTTP side trusts the test's identity provider."""
     service = bootstrap(
-        NotificationsSettings(
-            database_url=asyncpg_url(notifications_database),
-            kafka_bootstrap=kafka_bootstrap,
-            topic_prefix=topic_prefix,
-            environment="test",
-            smtp_port=mailbox.port,
-            json_logs=False,
+        make_settings(
+            oidc_issuer=identity_provider.issuer,
+            oidc_audience=identity_provider.audience,
+            oidc_jwks_min_refresh_seconds=0,
         )
     )
     yield service

@@ -33,7 +33,7 @@ def registered(name: str, email: str, language: str = "fr") -> MemberRegisteredV
         phone="+4915112345678",
         country_of_residence="DE",
         preferred_language=language,  # type: ignore[arg-type]
-        registered_at=datetime.now(UTC),
+        registered_at=datetime(2026, 4, 27, 10, 30, tzinfo=UTC),
     )
 
 
@@ -84,6 +84,9 @@ async def test_welcome_email_in_the_persons_language_sent_once_per_event(
     fr_mail, en_mail = by_address["kossi@example.org"], by_address["ama@example.org"]
     assert fr_mail.subject.startswith("Bienvenue")
     assert "Bonjour Kossi Agbeko" in fr_mail.text()
+    # Dates through Babel in the person's language (registered on 27 April 2026).
+    assert "27 avril 2026" in fr_mail.text()
+    assert "27 April 2026" in en_mail.text()
     assert str(french.member_id) in fr_mail.text()
     assert en_mail.subject.startswith("Welcome")
     assert "Hello Ama Agbeko" in en_mail.text()
@@ -97,30 +100,41 @@ async def test_welcome_email_in_the_persons_language_sent_once_per_event(
     assert types == ["notifications.delivery.delivered"] * 2
 
 
-async def test_refused_mail_is_failed_and_temporary_refusals_are_retried(
+async def test_refused_mail_fails_falls_back_to_the_inbox_and_temporary_refusals_are_retried(
     worker: Notifications, kafka_bootstrap: str, topic_prefix: str, mailbox: Mailbox
 ) -> None:
     topic = topic_prefix + REGISTRY_MEMBERS.name
     mailbox.rejected.add("gone@example.org")
     mailbox.transient_failures = 1
     await publish(kafka_bootstrap, topic, registered("Yawa", "gone@example.org"))
+    # No SMS provider in this worker: after the permanent refusal, the in-app inbox.
     await wait_until(
-        lambda: _sorted_statuses(worker, ["failed"]), timeout=30, message="a failed delivery"
+        lambda: _sorted_statuses(worker, ["failed", "sent"]), timeout=30, message="a fallback"
     )
     await publish(kafka_bootstrap, topic, registered("Edem", "edem@example.org"))
     await wait_until(
-        lambda: _sorted_statuses(worker, ["failed", "sent"]), timeout=30, message="retried send"
+        lambda: _sorted_statuses(worker, ["failed", "sent", "sent"]),
+        timeout=30,
+        message="retried send",
     )
     async with worker.sessions() as session:
-        rows = {r.address: r for r in await session.execute(select(deliveries))}
-    assert rows["gone@example.org"].last_error.startswith("550")
-    assert rows["edem@example.org"].attempts == 2
+        rows = {(r.channel, r.address): r for r in await session.execute(select(deliveries))}
+    failed = rows[("email", "gone@example.org")]
+    assert failed.status == "failed"
+    assert failed.last_error.startswith("550")
+    fallback = rows[("inbox", None)]
+    assert (fallback.status, fallback.reason, fallback.previous_id) == ("sent", "fallback", failed.id)
+    assert rows[("email", "edem@example.org")].attempts == 2
     assert [m.recipients for m in mailbox.messages] == [("edem@example.org",)]
     events = await read_topic(
-        kafka_bootstrap, topic_prefix + NOTIFICATIONS_DELIVERIES.name, expect=2
+        kafka_bootstrap, topic_prefix + NOTIFICATIONS_DELIVERIES.name, expect=3
     )
     types = sorted(decode(headers_from_kafka(r.headers), r.value).type for r in events)
-    assert types == ["notifications.delivery.delivered", "notifications.delivery.failed"]
+    assert types == [
+        "notifications.delivery.delivered",
+        "notifications.delivery.delivered",
+        "notifications.delivery.failed",
+    ]
 
 
 async def _sorted_statuses(service: Notifications, expected: list[str]) -> bool:

@@ -31,7 +31,9 @@ class Notifications:
 
 def bootstrap(settings: NotificationsSettings | None = None) -> Notifications:
     settings = settings or NotificationsSettings()
-    engine = make_engine(settings.async_database_url, pool_size=settings.email_senders + 6)
+    engine = make_engine(
+        settings.async_database_url, pool_size=settings.email_senders + settings.sms_senders + 8
+    )
     return Notifications(
         settings=settings,
         engine=engine,

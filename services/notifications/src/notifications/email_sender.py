@@ -1,46 +1,62 @@
-"""Email delivery over SMTP: due deliveries are claimed, sent and marked, one by one.
+"""Sending due deliveries: email over SMTP, SMS through a provider.
 
 Each delivery is sent inside the transaction that locks its row (FOR UPDATE SKIP
 LOCKED), so a crashed sender releases its rows at once and no two senders take
 the same one. A crash after the server accepted a message but before the row is
 marked sent resends it: the Message-ID is the delivery id, so the copy carries
 the same Message-ID and mail clients show it once (see docs/notifications.md).
+
+Before sending, the sender checks what may have changed since the delivery was
+queued: a non-mandatory message inside the person's quiet hours is held until
+they end; one whose category the person has since opted out of is cancelled.
+A temporary failure is retried with exponential backoff; a permanent one (or the
+last attempt) fails the delivery and falls back to the next channel of the
+person's order. Time comes from an injectable clock (tests move it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 import aiosmtplib
 import structlog
 from opentelemetry import trace
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql import func
 
 from diaspora_events.contracts import DeliveryDeliveredV1, DeliveryFailedV1
 from diaspora_events.observability import context_from_headers
 from diaspora_events.outbox import OutboxWriter
-from notifications.adapters.orm import deliveries
+from notifications.adapters.orm import deliveries, preferences, recipients
+from notifications.categories import CATEGORIES
+from notifications.dispatch import Target, enqueue
+from notifications.errors import PermanentFailure
+from notifications.preferences import DISTURBING, Preferences, quiet_until
 from notifications.settings import NotificationsSettings
+from notifications.sms import SmsProvider
+
+__all__ = ["DeliverySender", "EmailSender", "PermanentFailure", "SmtpConnection", "message_id"]
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer("notifications.email")
 
 MESSAGE_ID_DOMAIN = "notifications.diaspora.gouv.tg"
 
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 def message_id(delivery_id: object) -> str:
     return f"<{delivery_id}@{MESSAGE_ID_DOMAIN}>"
-
-
-class PermanentFailure(Exception):
-    """The server refused the message for good (5xx): retrying will not help."""
 
 
 class SmtpConnection:
@@ -87,104 +103,20 @@ class SmtpConnection:
                 await client.quit()
 
 
-class EmailSender:
-    def __init__(
-        self,
-        *,
-        settings: NotificationsSettings,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: OutboxWriter,
-        work_available: asyncio.Event,
-        idle_poll: float = 0.5,
-    ) -> None:
+class Transport(Protocol):
+    """Sends one claimed delivery row on one channel (one per concurrent sender)."""
+
+    async def deliver(self, row: Any) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class EmailTransport:
+    def __init__(self, settings: NotificationsSettings) -> None:
         self._settings = settings
-        self._sessions = sessions
-        self._outbox = outbox
-        self._work = work_available
-        self._idle_poll = idle_poll
-        self.sent_total = 0
+        self.connection = SmtpConnection(settings)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(self._sender(stop, n) for n in range(self._settings.email_senders)))
-
-    async def _sender(self, stop: asyncio.Event, number: int) -> None:
-        connection = SmtpConnection(self._settings)
-        try:
-            while not stop.is_set():
-                try:
-                    did_work = await self.send_one(connection)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("email_sender_error", sender=number)
-                    did_work = False
-                    await asyncio.sleep(1.0)
-                if not did_work:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._work.wait(), timeout=self._idle_poll)
-                    self._work.clear()
-        finally:
-            await connection.close()
-
-    async def send_one(self, connection: SmtpConnection) -> bool:
-        """Send the oldest due email delivery; False when none is due."""
-        async with self._sessions() as session, session.begin():
-            row = (
-                await session.execute(
-                    select(deliveries)
-                    .where(
-                        deliveries.c.status == "pending",
-                        deliveries.c.channel == "email",
-                        deliveries.c.next_attempt_at <= func.now(),
-                    )
-                    .order_by(deliveries.c.next_attempt_at)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
-            ).first()
-            if row is None:
-                return False
-            attempts = row.attempts + 1
-            try:
-                with _tracer.start_as_current_span(
-                    "smtp send",
-                    context=context_from_headers({"traceparent": row.traceparent or ""}),
-                    kind=trace.SpanKind.CLIENT,
-                    attributes={
-                        "notifications.delivery_id": str(row.id),
-                        "notifications.template": row.template,
-                    },
-                ):
-                    await connection.send(self._message(row))
-            except PermanentFailure as error:
-                await self._failed(session, row, attempts, str(error))
-                return True
-            except Exception as error:
-                await self._retry_later(session, row, attempts, repr(error))
-                return True
-            now = datetime.now(UTC)
-            await session.execute(
-                update(deliveries)
-                .where(deliveries.c.id == row.id)
-                .values(status="sent", attempts=attempts, sent_at=now, last_error=None)
-            )
-            await self._outbox.add(
-                session,
-                DeliveryDeliveredV1(
-                    delivery_id=row.id,
-                    recipient_id=row.recipient_id,
-                    channel="email",
-                    template=row.template,
-                    cause_event_id=row.cause_event_id,
-                    delivered_at=now,
-                    attempts=attempts,
-                ),
-            )
-        self.sent_total += 1
-        log.info("email_sent", delivery_id=str(row.id), template=row.template)
-        return True
-
-    def _message(self, row: Any) -> EmailMessage:
+    def message(self, row: Any) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self._settings.mail_from
         message["To"] = row.address
@@ -195,41 +127,341 @@ class EmailSender:
         message.set_content(row.body)
         return message
 
+    async def deliver(self, row: Any) -> None:
+        await self.connection.send(self.message(row))
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+class SmsTransport:
+    """Shares one provider (its HTTP client pools connections) between senders."""
+
+    def __init__(self, provider: SmsProvider) -> None:
+        self._provider = provider
+
+    async def deliver(self, row: Any) -> None:
+        await self._provider.send(to=row.address, text=row.sms_text, reference=str(row.id))
+
+    async def close(self) -> None:
+        return None
+
+
+_CLAIM_COLUMNS = (
+    deliveries,
+    recipients.c.email.label("r_email"),
+    recipients.c.phone.label("r_phone"),
+    recipients.c.given_name.label("r_given_name"),
+    recipients.c.family_name.label("r_family_name"),
+    recipients.c.language.label("r_language"),
+    recipients.c.country_of_residence,
+    preferences.c.channels,
+    preferences.c.timezone,
+    preferences.c.quiet_start,
+    preferences.c.quiet_end,
+    preferences.c.opted_out,
+    preferences.c.consents,
+)
+
+
+class DeliverySender:
+    """Sends the due deliveries of one channel with ``len(transports)`` concurrent senders."""
+
+    def __init__(
+        self,
+        *,
+        channel: str,
+        transports: Sequence[Transport],
+        settings: NotificationsSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: OutboxWriter,
+        work_available: asyncio.Event,
+        idle_poll: float = 0.5,
+        clock: Clock = utc_now,
+        on_close: Callable[[], Any] | None = None,
+    ) -> None:
+        self.channel = channel
+        self._transports = list(transports)
+        self._settings = settings
+        self._sessions = sessions
+        self._outbox = outbox
+        self._work = work_available
+        self._idle_poll = idle_poll
+        self.clock = clock
+        self._on_close = on_close
+        self.sent_total = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await asyncio.gather(*(self._sender(stop, t) for t in self._transports))
+        finally:
+            if self._on_close is not None:
+                with contextlib.suppress(Exception):
+                    await self._on_close()
+
+    async def _sender(self, stop: asyncio.Event, transport: Transport) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    did_work = await self.send_one(transport)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("sender_error", channel=self.channel)
+                    did_work = False
+                    await asyncio.sleep(1.0)
+                if not did_work:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._work.wait(), timeout=self._idle_poll)
+                    self._work.clear()
+        finally:
+            await transport.close()
+
+    async def send_one(self, transport: Transport) -> bool:
+        """Handle the oldest due delivery of this channel; False when none is due."""
+        now = self.clock()
+        async with self._sessions() as session, session.begin():
+            row = (
+                await session.execute(
+                    select(*_CLAIM_COLUMNS)
+                    .select_from(
+                        deliveries.outerjoin(
+                            recipients, recipients.c.member_id == deliveries.c.recipient_id
+                        ).outerjoin(
+                            preferences, preferences.c.member_id == deliveries.c.recipient_id
+                        )
+                    )
+                    .where(
+                        deliveries.c.status == "pending",
+                        deliveries.c.channel == self.channel,
+                        deliveries.c.next_attempt_at <= now,
+                    )
+                    .order_by(deliveries.c.next_attempt_at)
+                    .limit(1)
+                    .with_for_update(of=deliveries, skip_locked=True)
+                )
+            ).first()
+            if row is None:
+                return False
+            prefs = Preferences.of(row)
+            if not row.mandatory:
+                if row.category in prefs.opted_out:
+                    await self._set(session, row, status="cancelled", last_error="opted out")
+                    return True
+                if self.channel in DISTURBING:
+                    until = quiet_until(
+                        now,
+                        zone=prefs.zone(row.country_of_residence),
+                        start=prefs.quiet_start,
+                        end=prefs.quiet_end,
+                    )
+                    if until is not None:
+                        log.info("delivery_held_quiet_hours", delivery_id=str(row.id))
+                        await self._set(session, row, next_attempt_at=until)
+                        return True
+            attempts = row.attempts + 1
+            try:
+                with _tracer.start_as_current_span(
+                    "smtp send" if self.channel == "email" else f"{self.channel} send",
+                    context=context_from_headers({"traceparent": row.traceparent or ""}),
+                    kind=trace.SpanKind.CLIENT,
+                    attributes={
+                        "notifications.delivery_id": str(row.id),
+                        "notifications.template": row.template,
+                        "notifications.channel": self.channel,
+                    },
+                ):
+                    await transport.deliver(row)
+            except PermanentFailure as error:
+                await self._failed(session, row, attempts, str(error))
+                return True
+            except Exception as error:
+                await self._retry_later(session, row, attempts, _describe(error), now)
+                return True
+            sent_at = self.clock()
+            await self._set(
+                session, row, status="sent", attempts=attempts, sent_at=sent_at, last_error=None
+            )
+            await self._outbox.add(
+                session,
+                DeliveryDeliveredV1(
+                    delivery_id=row.id,
+                    recipient_id=row.recipient_id,
+                    channel=self.channel,
+                    template=row.template,
+                    cause_event_id=row.cause_event_id,
+                    delivered_at=sent_at,
+                    attempts=attempts,
+                ),
+            )
+        self.sent_total += 1
+        log.info("delivery_sent", channel=self.channel, delivery_id=str(row.id))
+        return True
+
+    async def _set(self, session: AsyncSession, row: Any, **values: Any) -> None:
+        await session.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+
     async def _retry_later(
-        self, session: AsyncSession, row: Any, attempts: int, error: str
+        self, session: AsyncSession, row: Any, attempts: int, error: str, now: datetime
     ) -> None:
         if attempts >= self._settings.max_attempts:
             await self._failed(session, row, attempts, error)
             return
-        delay = timedelta(seconds=min(600, 2**attempts))
-        log.warning("email_retry", delivery_id=str(row.id), attempts=attempts, error=error)
-        await session.execute(
-            update(deliveries)
-            .where(deliveries.c.id == row.id)
-            .values(
-                attempts=attempts,
-                last_error=error[:2000],
-                next_attempt_at=datetime.now(UTC) + delay,
-            )
+        delay = min(
+            self._settings.retry_max_delay,
+            self._settings.retry_first_delay * 2 ** (attempts - 1),
+        )
+        log.warning(
+            "delivery_retry",
+            channel=self.channel,
+            delivery_id=str(row.id),
+            attempts=attempts,
+            retry_in=delay,
+        )
+        await self._set(
+            session,
+            row,
+            attempts=attempts,
+            last_error=error[:2000],
+            next_attempt_at=now + timedelta(seconds=delay),
         )
 
     async def _failed(self, session: AsyncSession, row: Any, attempts: int, error: str) -> None:
-        log.error("email_failed", delivery_id=str(row.id), attempts=attempts, error=error)
-        await session.execute(
-            update(deliveries)
-            .where(deliveries.c.id == row.id)
-            .values(status="failed", attempts=attempts, last_error=error[:2000])
+        log.error(
+            "delivery_failed", channel=self.channel, delivery_id=str(row.id), attempts=attempts
         )
+        await self._set(session, row, status="failed", attempts=attempts, last_error=error[:2000])
         await self._outbox.add(
             session,
             DeliveryFailedV1(
                 delivery_id=row.id,
                 recipient_id=row.recipient_id,
-                channel="email",
+                channel=self.channel,
                 template=row.template,
                 cause_event_id=row.cause_event_id,
-                failed_at=datetime.now(UTC),
+                failed_at=self.clock(),
                 attempts=attempts,
                 reason=error[:500],
             ),
+        )
+        await self._fall_back(session, row)
+
+    async def _fall_back(self, session: AsyncSession, row: Any) -> None:
+        """Queue the same message on the next channel of the person's order, if any."""
+        if row.recipient_id is None or row.r_language is None:
+            return
+        target = Target(
+            member_id=row.recipient_id,
+            given_name=row.r_given_name,
+            family_name=row.r_family_name,
+            email=row.r_email,
+            phone=row.r_phone,
+            language=row.r_language,
+            country=row.country_of_residence,
+            prefs=Preferences.of(row),
+        )
+        tried = set(
+            (
+                await session.execute(
+                    select(deliveries.c.channel).where(
+                        deliveries.c.cause_event_id == row.cause_event_id,
+                        deliveries.c.recipient_id == row.recipient_id,
+                    )
+                )
+            ).scalars()
+        )
+        chain = target.chain(self._settings.available_channels)
+        after = chain[chain.index(self.channel) + 1 :] if self.channel in chain else chain
+        remaining = [c for c in after if c not in tried]
+        if not remaining or row.category not in CATEGORIES:
+            return
+        channel = remaining[0]
+        created = await enqueue(
+            session,
+            self._outbox,
+            [
+                {
+                    "id": _new_id(),
+                    "cause_event_id": row.cause_event_id,
+                    "recipient_id": row.recipient_id,
+                    "channel": channel,
+                    "template": row.template,
+                    "template_version": row.template_version,
+                    "category": row.category,
+                    "mandatory": row.mandatory,
+                    "language": row.language,
+                    "address": target.address(channel),
+                    "subject": row.subject,
+                    "body": row.body,
+                    "sms_text": row.sms_text,
+                    "traceparent": row.traceparent,
+                    "campaign_id": row.campaign_id,
+                    "previous_id": row.id,
+                    "reason": "fallback",
+                }
+            ],
+        )
+        if created:
+            log.info("delivery_fallback", delivery_id=str(row.id), channel=channel)
+
+
+def _new_id() -> Any:
+    import uuid_utils.compat as uuid_compat
+
+    return uuid_compat.uuid7()
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class EmailSender(DeliverySender):
+    """The email channel: ``email_senders`` senders, each with its own SMTP connection."""
+
+    def __init__(
+        self,
+        *,
+        settings: NotificationsSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: OutboxWriter,
+        work_available: asyncio.Event,
+        idle_poll: float = 0.5,
+        clock: Clock = utc_now,
+    ) -> None:
+        super().__init__(
+            channel="email",
+            transports=[EmailTransport(settings) for _ in range(settings.email_senders)],
+            settings=settings,
+            sessions=sessions,
+            outbox=outbox,
+            work_available=work_available,
+            idle_poll=idle_poll,
+            clock=clock,
+        )
+
+
+class SmsSender(DeliverySender):
+    def __init__(
+        self,
+        *,
+        provider: SmsProvider,
+        settings: NotificationsSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: OutboxWriter,
+        work_available: asyncio.Event,
+        idle_poll: float = 0.5,
+        clock: Clock = utc_now,
+    ) -> None:
+        transport = SmsTransport(provider)
+        super().__init__(
+            channel="sms",
+            transports=[transport for _ in range(settings.sms_senders)],
+            settings=settings,
+            sessions=sessions,
+            outbox=outbox,
+            work_available=work_available,
+            idle_poll=idle_poll,
+            clock=clock,
+            on_close=provider.close,
         )

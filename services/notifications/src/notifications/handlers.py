@@ -2,29 +2,132 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
 
-import uuid_utils.compat as uuid_compat
+import structlog
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
 
 from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
-from diaspora_events.contracts import MemberRegisteredV1
+from diaspora_events.contracts import MemberErasedV1, MemberRegisteredV1
 from diaspora_events.observability import current_traceparent
-from notifications.adapters.orm import deliveries, inbox, recipients
-from notifications.templates import render
+from diaspora_events.outbox import OutboxWriter
+from notifications.adapters.orm import (
+    campaign_recipients,
+    deliveries,
+    inbox,
+    inbox_messages,
+    preferences,
+    recipients,
+)
+from notifications.dispatch import Skip, choose_channel, delivery_row, enqueue, load_target
+from notifications.templates import render_version, resolve
 
 CONSUMER_NAME = "notifications"
+DEFAULT_CHANNELS = frozenset({"email", "inbox"})
+
+log = structlog.get_logger(__name__)
+
+
+class Signal(Protocol):
+    def set(self) -> None: ...
+
+
+async def notify(
+    session: AsyncSession,
+    outbox: OutboxWriter,
+    *,
+    member_id: UUID,
+    template: str,
+    variables: dict[str, Any],
+    cause_event_id: UUID,
+    available: frozenset[str],
+) -> UUID | None:
+    """Tell one person: template in their language, on their first reachable channel.
+
+    Returns the delivery id, or None when nothing is sent (opted out, no channel, or
+    already done for this event).
+    """
+    target = await load_target(session, member_id)
+    if target is None:
+        return None
+    version = await resolve(session, template, target.language)
+    try:
+        channel = choose_channel(target, version.category, available)
+    except Skip as reason:
+        log.info("notification_skipped", template=template, reason=str(reason))
+        return None
+    message = render_version(
+        version,
+        {**variables, "given_name": target.given_name, "family_name": target.family_name},
+        locale=target.locale_for(version.language),
+        timezone=target.zone,
+    )
+    created = await enqueue(
+        session,
+        outbox,
+        [
+            delivery_row(
+                target,
+                channel,
+                message,
+                cause_event_id=cause_event_id,
+                template=template,
+                category_name=version.category,
+                traceparent=current_traceparent().get("traceparent"),
+            )
+        ],
+    )
+    return created[0] if created else None
+
+
+async def erase(session: AsyncSession, member_id: UUID) -> None:
+    """Delete the person's contacts, preferences and inbox; anonymise their delivery log.
+
+    Delivery rows stay (status, channel, category, template, times, attempts) so that
+    counts hold; everything that says who they are or what they were told goes.
+    """
+    now = datetime.now(UTC)
+    await session.execute(
+        update(deliveries)
+        .where(deliveries.c.recipient_id == member_id)
+        .values(
+            recipient_id=None,
+            address=None,
+            subject=None,
+            body=None,
+            sms_text=None,
+            last_error=None,
+            traceparent=None,
+            anonymised_at=now,
+            status=func.coalesce(func.nullif(deliveries.c.status, "pending"), "cancelled"),
+        )
+    )
+    await session.execute(
+        update(campaign_recipients)
+        .where(campaign_recipients.c.recipient_id == member_id)
+        .values(recipient_id=None)
+    )
+    await session.execute(delete(inbox_messages).where(inbox_messages.c.member_id == member_id))
+    await session.execute(delete(preferences).where(preferences.c.member_id == member_id))
+    await session.execute(delete(recipients).where(recipients.c.member_id == member_id))
 
 
 def build_consumer(
     *,
     sessions: async_sessionmaker[AsyncSession],
     dead_letters: DeadLetterSink,
-    work_available: asyncio.Event | None = None,
+    work_available: Signal | None = None,
     topic_prefix: str = "",
+    outbox: OutboxWriter | None = None,
+    available_channels: frozenset[str] = DEFAULT_CHANNELS,
+    on_erased: Callable[[UUID], None] | None = None,
 ) -> EventConsumer:
     consumer = EventConsumer(
         name=CONSUMER_NAME,
@@ -33,6 +136,9 @@ def build_consumer(
         dead_letters=dead_letters,
         topic_prefix=topic_prefix,
     )
+    from notifications.adapters.orm import outbox as outbox_table
+
+    writer = outbox or OutboxWriter(outbox_table, source="/tg/diaspora/notifications")
 
     @consumer.on(MemberRegisteredV1)
     async def member_registered(
@@ -54,32 +160,26 @@ def build_consumer(
                 set_={**contact, "updated_at": func.now()},
             )
         )
-        message = render(
-            "member_welcome",
-            event.preferred_language,
-            {
-                "given_name": event.given_name,
-                "family_name": event.family_name,
+        created = await notify(
+            session,
+            writer,
+            member_id=event.member_id,
+            template="member_welcome",
+            variables={
                 "member_id": str(event.member_id),
+                "registered_at": event.registered_at.isoformat(),
             },
+            cause_event_id=envelope.id,
+            available=available_channels,
         )
-        await session.execute(
-            insert(deliveries)
-            .values(
-                id=uuid_compat.uuid7(),
-                cause_event_id=envelope.id,
-                recipient_id=event.member_id,
-                channel="email",
-                template="member_welcome",
-                language=message.language,
-                address=event.email,
-                subject=message.subject,
-                body=message.body,
-                traceparent=current_traceparent().get("traceparent"),
-            )
-            .on_conflict_do_nothing(constraint="deliveries_once")
-        )
-        if work_available is not None:
+        if created is not None and work_available is not None:
             work_available.set()
+
+    @consumer.on(MemberErasedV1)
+    async def member_erased(event: MemberErasedV1, session: AsyncSession, _: Envelope) -> None:
+        await erase(session, event.member_id)
+        log.info("member_erased", member_id=str(event.member_id))
+        if on_erased is not None:
+            on_erased(event.member_id)
 
     return consumer

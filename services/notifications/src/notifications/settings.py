@@ -24,9 +24,43 @@ class NotificationsSettings(ServiceSettings):
     # Concurrent senders, each with its own SMTP connection.
     email_senders: int = 4
     max_attempts: int = 6
+    # First retry after this many seconds, doubling each attempt, capped at retry_max_delay.
+    retry_first_delay: float = 2.0
+    retry_max_delay: float = 600.0
+
+    # SMS through an HTTP provider (none configured: the channel is unavailable).
+    # The payload is a JSON template: $to, $text and $reference are replaced
+    # (JSON-escaped); the auth header is sent as is (e.g. "Authorization: Bearer ...").
+    sms_provider_url: str | None = None
+    sms_auth_header: str = "Authorization"
+    sms_auth_value: str | None = None
+    sms_payload_template: str = '{"to": $to, "text": $text, "reference": $reference}'
+    sms_timeout: float = 5.0
+    # Tries within one attempt on 5xx and timeouts, with backoff, before the delivery
+    # is rescheduled; a 4xx is a permanent failure at once.
+    sms_http_tries: int = 3
+    sms_senders: int = 2
+
+    # Campaigns: default messages per second handed to the channels, rows per batch.
+    campaign_rate_per_second: int = 50
+    campaign_batch_size: int = 500
+    campaign_poll_interval: float = 1.0
 
     @model_validator(mode="after")
     def _smtp_secured_in_production(self) -> Self:
         if self.environment == "production" and not (self.smtp_tls or self.smtp_starttls):
             raise ValueError("production mode requires SMTP over TLS or STARTTLS")
+        if (
+            self.environment == "production"
+            and self.sms_provider_url
+            and not self.sms_provider_url.startswith("https://")
+        ):
+            raise ValueError("production mode requires an https SMS provider")
         return self
+
+    @property
+    def available_channels(self) -> frozenset[str]:
+        channels = {"email", "inbox"}
+        if self.sms_provider_url:
+            channels.add("sms")
+        return frozenset(channels)

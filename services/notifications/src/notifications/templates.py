@@ -1,71 +1,380 @@
-"""Message templates per event and language (French first, English second).
+"""Message templates per event type and language, versioned in the database.
 
-Rendered with Jinja2 in strict mode: a missing variable is an error, never an
-empty hole in a message sent to a citizen.
+Rendered with Jinja2 in strict mode (a missing variable is an error, never an
+empty hole in a message sent to a citizen) and Babel for dates and numbers in
+the person's locale. Every template declares its variables (name -> sample
+value); saving a version that uses an undeclared variable, or that does not
+render with the samples, is refused at save time, so it cannot fail at send time.
+
+The templates shipped in ``template_files/`` are seeded as version 1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import cache
+from importlib import resources
 from typing import Any
+from uuid import UUID
 
-from jinja2 import Environment, StrictUndefined
+import uuid_utils.compat as uuid_compat
+import yaml  # type: ignore[import-untyped,unused-ignore]
+from babel import Locale, dates, numbers
+from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, meta, pass_context
+from jinja2.runtime import Context
+from sqlalchemy import and_, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-_env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)  # noqa: S701 - plain-text mail
+from notifications.adapters.orm import templates
+from notifications.categories import category
 
 FALLBACK_ORDER = ("fr", "en")
+LANGUAGES = ("fr", "en")
+# Always given to a template by the renderer (the filters read them).
+BUILTIN_VARIABLES = frozenset({"locale", "timezone"})
+PARTS = ("subject", "body", "sms")
+
+
+class TemplateInvalid(ValueError):
+    """A template version that cannot be saved; ``errors`` says why, per part."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['part']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+class TemplateNotFound(LookupError):
+    pass
 
 
 @dataclass(frozen=True)
 class Rendered:
     subject: str
     body: str
+    sms: str
     language: str
+    version: int = 0
 
 
-_TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
-    ("member_welcome", "fr"): (
-        "Bienvenue dans le registre de la diaspora togolaise, {{ given_name }}",
-        """Bonjour {{ given_name }} {{ family_name }},
+@dataclass(frozen=True)
+class TemplateVersion:
+    id: UUID
+    key: str
+    language: str
+    version: int
+    category: str
+    subject: str
+    body: str
+    sms: str
+    variables: dict[str, Any]
+    active: bool
 
-Votre inscription au registre des Togolais de l'extérieur est enregistrée.
-Référence de votre dossier : {{ member_id }}
-
-Vous pouvez à tout moment consulter, corriger ou supprimer vos données.
-
-Le Ministère chargé des Togolais de l'extérieur
-
---
-Welcome to the Togolese diaspora registry. (English below on request.)
-""",
-    ),
-    ("member_welcome", "en"): (
-        "Welcome to the Togolese diaspora registry, {{ given_name }}",
-        """Hello {{ given_name }} {{ family_name }},
-
-Your registration with the registry of Togolese abroad is recorded.
-Your file reference: {{ member_id }}
-
-You may see, correct or erase your data at any time.
-
-The Ministry for Togolese Abroad
-
---
-Bienvenue dans le registre de la diaspora togolaise.
-""",
-    ),
-}
+    @classmethod
+    def of(cls, row: Any) -> TemplateVersion:
+        return cls(
+            id=row.id,
+            key=row.key,
+            language=row.language,
+            version=row.version,
+            category=row.category,
+            subject=row.subject,
+            body=row.body,
+            sms=row.sms,
+            variables=dict(row.variables),
+            active=row.active,
+        )
 
 
-def render(template: str, language: str, variables: dict[str, Any]) -> Rendered:
-    """Render in ``language``, falling back along FALLBACK_ORDER."""
-    for candidate in (language, *FALLBACK_ORDER):
-        found = _TEMPLATES.get((template, candidate))
-        if found:
-            subject, body = found
-            return Rendered(
-                subject=_env.from_string(subject).render(variables),
-                body=_env.from_string(body).render(variables),
-                language=candidate,
+# -- Babel filters -----------------------------------------------------------------
+
+
+def _as_datetime(value: Any) -> datetime | date:
+    if isinstance(value, datetime | date):
+        return value
+    text = str(value)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return date.fromisoformat(text)
+
+
+@pass_context
+def _format_date(context: Context, value: Any, format: str = "medium") -> str:
+    moment = _as_datetime(value)
+    if isinstance(moment, datetime):
+        zone = context.get("timezone") or "UTC"
+        moment = moment.astimezone(dates.get_timezone(zone)).date() if moment.tzinfo else moment
+    return dates.format_date(moment, format=format, locale=context.get("locale", "fr"))
+
+
+@pass_context
+def _format_datetime(context: Context, value: Any, format: str = "medium") -> str:
+    moment = _as_datetime(value)
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    zone = dates.get_timezone(context.get("timezone") or "UTC")
+    return dates.format_datetime(moment, format=format, tzinfo=zone, locale=context["locale"])
+
+
+@pass_context
+def _format_number(context: Context, value: Any) -> str:
+    return numbers.format_decimal(Decimal(str(value)), locale=context.get("locale", "fr"))
+
+
+@pass_context
+def _format_currency(context: Context, value: Any, currency: str = "XOF") -> str:
+    return numbers.format_currency(
+        Decimal(str(value)), currency, locale=context.get("locale", "fr")
+    )
+
+
+def _environment() -> Environment:
+    env = Environment(
+        undefined=StrictUndefined,
+        autoescape=False,  # noqa: S701
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        format_date=_format_date,
+        format_datetime=_format_datetime,
+        format_number=_format_number,
+        format_currency=_format_currency,
+    )
+    return env
+
+
+_env = _environment()
+
+
+def locale_of(language: str, country: str | None) -> str:
+    """The Babel locale for a language, regionalised by the country when Babel knows it."""
+    if country:
+        candidate = f"{language}_{country.upper()}"
+        try:
+            Locale.parse(candidate)
+            return candidate
+        except Exception:  # noqa: S110 - unknown combination: the plain language
+            pass
+    return language
+
+
+# -- validation --------------------------------------------------------------------
+
+
+def check(parts: Mapping[str, str], variables: Mapping[str, Any], *, category_name: str) -> None:
+    """Raise TemplateInvalid unless every part parses, uses only declared variables
+    and renders with the declared samples in every language."""
+    errors: list[dict[str, str]] = []
+    try:
+        category(category_name)
+    except ValueError as error:
+        errors.append({"part": "category", "message": str(error)})
+    declared = set(variables) | BUILTIN_VARIABLES
+    for part in PARTS:
+        source = parts.get(part, "")
+        try:
+            ast = _env.parse(source)
+        except TemplateSyntaxError as error:
+            errors.append({"part": part, "message": f"syntax error line {error.lineno}: {error}"})
+            continue
+        undeclared = sorted(meta.find_undeclared_variables(ast) - declared)
+        if undeclared:
+            errors.append(
+                {"part": part, "message": f"uses undeclared variables: {', '.join(undeclared)}"}
             )
-    raise LookupError(f"no template {template!r} in any language")
+            continue
+        for language in LANGUAGES:
+            try:
+                _env.from_string(source).render(
+                    {**variables, "locale": language, "timezone": "UTC"}
+                )
+            except Exception as error:
+                errors.append(
+                    {"part": part, "message": f"does not render with the samples: {error}"}
+                )
+                break
+    if errors:
+        raise TemplateInvalid(errors)
+
+
+# -- rendering ---------------------------------------------------------------------
+
+
+@cache
+def _compiled(template_id: UUID, part: str, source: str) -> Any:
+    return _env.from_string(source)
+
+
+def render_version(
+    version: TemplateVersion,
+    variables: Mapping[str, Any],
+    *,
+    locale: str | None = None,
+    timezone: str = "UTC",
+) -> Rendered:
+    context = {**variables, "locale": locale or version.language, "timezone": timezone}
+    return Rendered(
+        subject=_compiled(version.id, "subject", version.subject).render(context).strip(),
+        body=_compiled(version.id, "body", version.body).render(context),
+        sms=_compiled(version.id, "sms", version.sms).render(context).strip(),
+        language=version.language,
+        version=version.version,
+    )
+
+
+def languages_for(language: str) -> list[str]:
+    """The person's language, then the fallback order (fr, then en)."""
+    return list(dict.fromkeys((language, *FALLBACK_ORDER)))
+
+
+async def latest_active(session: AsyncSession, key: str, language: str) -> TemplateVersion | None:
+    row = (
+        await session.execute(
+            select(templates)
+            .where(templates.c.key == key, templates.c.language == language, templates.c.active)
+            .order_by(templates.c.version.desc())
+            .limit(1)
+        )
+    ).first()
+    return TemplateVersion.of(row) if row else None
+
+
+async def resolve(session: AsyncSession, key: str, language: str) -> TemplateVersion:
+    """The latest active version in the person's language or the first fallback that has one."""
+    for candidate in languages_for(language):
+        found = await latest_active(session, key, candidate)
+        if found is not None:
+            return found
+    raise TemplateNotFound(f"no active template {key!r} in any language")
+
+
+async def latest_active_all(session: AsyncSession, key: str) -> dict[str, TemplateVersion]:
+    """Per language, the latest active version of ``key`` (campaigns render many people)."""
+    latest = (
+        select(templates.c.language, func.max(templates.c.version).label("version"))
+        .where(templates.c.key == key, templates.c.active)
+        .group_by(templates.c.language)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(templates).join(
+            latest,
+            and_(
+                templates.c.language == latest.c.language,
+                templates.c.version == latest.c.version,
+                templates.c.key == key,
+            ),
+        )
+    )
+    return {r.language: TemplateVersion.of(r) for r in rows}
+
+
+def pick(versions: Mapping[str, TemplateVersion], language: str) -> TemplateVersion:
+    for candidate in languages_for(language):
+        if candidate in versions:
+            return versions[candidate]
+    raise TemplateNotFound("no active template in any language")
+
+
+async def save_version(
+    session: AsyncSession,
+    *,
+    key: str,
+    language: str,
+    category_name: str,
+    parts: Mapping[str, str],
+    variables: Mapping[str, Any],
+    active: bool,
+    author: str,
+) -> TemplateVersion:
+    """Check and store a new version (the next number for this key and language)."""
+    check(parts, variables, category_name=category_name)
+    # Serialise saves of one (key, language): the version numbers stay dense.
+    await session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtext(f"template:{key}:{language}")))
+    )
+    current = (
+        await session.execute(
+            select(func.coalesce(func.max(templates.c.version), 0)).where(
+                templates.c.key == key, templates.c.language == language
+            )
+        )
+    ).scalar_one()
+    row = (
+        await session.execute(
+            templates.insert()
+            .values(
+                id=uuid_compat.uuid7(),
+                key=key,
+                language=language,
+                version=int(current) + 1,
+                category=category_name,
+                subject=parts["subject"],
+                body=parts["body"],
+                sms=parts["sms"],
+                variables=dict(variables),
+                active=active,
+                created_by=author,
+            )
+            .returning(templates)
+        )
+    ).one()
+    return TemplateVersion.of(row)
+
+
+# -- the shipped templates ---------------------------------------------------------
+
+
+def shipped() -> dict[str, dict[str, Any]]:
+    """The templates in ``template_files/``: key -> {category, variables, languages}."""
+    found: dict[str, dict[str, Any]] = {}
+    folder = resources.files("notifications").joinpath("template_files")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            found[entry.name.removesuffix(".yaml")] = yaml.safe_load(entry.read_text("utf-8"))
+    return found
+
+
+def seed_rows() -> list[dict[str, Any]]:
+    """Version 1 of every shipped template in every language (checked like a save)."""
+    rows = []
+    for key, spec in shipped().items():
+        for language, parts in spec["languages"].items():
+            check(parts, spec["variables"], category_name=spec["category"])
+            rows.append(
+                {
+                    "id": uuid_compat.uuid7(),
+                    "key": key,
+                    "language": language,
+                    "version": 1,
+                    "category": spec["category"],
+                    "subject": parts["subject"],
+                    "body": parts["body"],
+                    "sms": parts["sms"],
+                    "variables": spec["variables"],
+                    "active": True,
+                    "created_by": "shipped",
+                }
+            )
+    return rows
+
+
+async def seed_missing(session: AsyncSession) -> int:
+    """Add shipped templates that have no version yet (a new file in a new release)."""
+    rows = seed_rows()
+    existing = {
+        (r.key, r.language)
+        for r in await session.execute(select(templates.c.key, templates.c.language).distinct())
+    }
+    missing = [r for r in rows if (r["key"], r["language"]) not in existing]
+    if missing:
+        await session.execute(
+            insert(templates)
+            .values(missing)
+            .on_conflict_do_nothing(constraint="templates_version_once")
+        )
+    return len(missing)

@@ -9,12 +9,17 @@ from diaspora_events.contracts.base import (
     personal,
 )
 from diaspora_events.contracts.notifications import DeliveryDeliveredV1, DeliveryFailedV1
-from diaspora_events.contracts.registry import MemberRegisteredV1, RegistryAuditRecordedV1
+from diaspora_events.contracts.registry import (
+    MemberErasedV1,
+    MemberRegisteredV1,
+    RegistryAuditRecordedV1,
+)
 
 __all__ = [
     "DeliveryDeliveredV1",
     "DeliveryFailedV1",
     "Event",
+    "MemberErasedV1",
     "MemberRegisteredV1",
     "RegistryAuditRecordedV1",
     "UnknownEventType",

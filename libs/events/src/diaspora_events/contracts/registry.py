@@ -43,3 +43,18 @@ class MemberRegisteredV1(Event):
 )
 class RegistryAuditRecordedV1(AuditRecorded):
     pass
+
+
+@contract(
+    event_type="registry.member.erased",
+    version=1,
+    topic=REGISTRY_MEMBERS,
+    key="member_id",
+    description=(
+        "A person's data was erased from the registry at their request; every service "
+        "deletes or anonymises what it holds on them."
+    ),
+)
+class MemberErasedV1(Event):
+    member_id: UUID
+    erased_at: datetime

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    Time,
     UniqueConstraint,
     Uuid,
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from diaspora_events.consumer import inbox_table
 from diaspora_events.outbox import outbox_table
@@ -24,6 +30,8 @@ from diaspora_events.outbox import outbox_table
 metadata = MetaData()
 
 # The contact details this service keeps of each member, fed by registry events.
+# Segment attributes (occupations, consents, anything the registry adds later) live
+# here too: `occupations` and `attributes` (JSON) are what campaign segments filter on.
 recipients = Table(
     "recipients",
     metadata,
@@ -34,7 +42,50 @@ recipients = Table(
     Column("phone", Text),
     Column("language", String(2), nullable=False, server_default="fr"),
     Column("country_of_residence", String(2)),
+    Column("occupations", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A person's choices; no row means the defaults (see notifications.preferences).
+preferences = Table(
+    "preferences",
+    metadata,
+    Column(
+        "member_id",
+        Uuid,
+        ForeignKey("recipients.member_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("channels", ARRAY(Text), nullable=False),
+    # IANA zone; NULL: derived from the country of residence.
+    Column("timezone", Text),
+    Column("quiet_start", Time),
+    Column("quiet_end", Time),
+    Column("opted_out", ARRAY(Text), nullable=False, server_default="{}"),
+    # Categories that need consent (newsletter) the person opted in to.
+    Column("consents", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Message templates, one row per saved version; sends use the latest active version.
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("key", Text, nullable=False),
+    Column("language", String(2), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("sms", Text, nullable=False),
+    # Declared variables: name -> sample value (used by previews and save-time checks).
+    Column("variables", JSONB, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="true"),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("key", "language", "version", name="templates_version_once"),
 )
 
 deliveries = Table(
@@ -42,16 +93,20 @@ deliveries = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("cause_event_id", Uuid, nullable=False),
-    Column(
-        "recipient_id", Uuid, ForeignKey("recipients.member_id", ondelete="CASCADE"), nullable=False
-    ),
+    # NULL once the person is erased (the row stays, anonymised, for statistics).
+    Column("recipient_id", Uuid),
     Column("channel", String(16), nullable=False),
     Column("template", Text, nullable=False),
+    Column("template_version", Integer),
+    Column("category", Text, nullable=False, server_default="account"),
+    # Legal and safety messages: no opt-out, no quiet hours.
+    Column("mandatory", Boolean, nullable=False, server_default="false"),
     Column("language", String(2), nullable=False),
-    Column("address", Text, nullable=False),
-    Column("subject", Text, nullable=False),
-    Column("body", Text, nullable=False),
-    # pending -> sent | failed
+    Column("address", Text),
+    Column("subject", Text),
+    Column("body", Text),
+    Column("sms_text", Text),
+    # pending -> sent | failed | cancelled
     Column("status", String(16), nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -60,10 +115,89 @@ deliveries = Table(
     Column("sent_at", DateTime(timezone=True)),
     # W3C trace context of the event that caused the delivery: the send continues its trace.
     Column("traceparent", Text),
+    Column("campaign_id", Uuid),
+    # The delivery this one falls back from (permanent failure) or resends.
+    Column("previous_id", Uuid),
+    Column("reason", String(16), nullable=False, server_default="event"),
+    Column("anonymised_at", DateTime(timezone=True)),
     # One delivery per (event, recipient, channel): a redelivered event sends nothing twice.
     UniqueConstraint("cause_event_id", "recipient_id", "channel", name="deliveries_once"),
-    Index("deliveries_due_idx", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    Index(
+        "deliveries_due_idx",
+        "channel",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
     Index("deliveries_recipient_idx", "recipient_id", "created_at"),
+    Index("deliveries_campaign_idx", "campaign_id", "status"),
+)
+
+# The in-app inbox: what the person reads in the portal.
+inbox_messages = Table(
+    "inbox_messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column(
+        "member_id",
+        Uuid,
+        ForeignKey("recipients.member_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("delivery_id", Uuid, nullable=False, unique=True),
+    Column("category", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("read_at", DateTime(timezone=True)),
+    Index("inbox_messages_member_idx", "member_id", "created_at"),
+    Index(
+        "inbox_messages_unread_idx",
+        "member_id",
+        "created_at",
+        postgresql_where=text("read_at IS NULL"),
+    ),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("template", Text, nullable=False),
+    Column("variables", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("segment", JSONB, nullable=False),
+    # Messages per second this campaign may hand to the channels.
+    Column("rate_per_second", Integer, nullable=False),
+    # draft -> scheduled -> sending -> completed | cancelled
+    Column("status", String(16), nullable=False, server_default="draft"),
+    Column("send_at", DateTime(timezone=True)),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("audience", Integer),
+    Column("idempotency_key", Text, unique=True),
+    Index("campaigns_due_idx", "send_at", postgresql_where=text("status = 'scheduled'")),
+)
+
+# The campaign's audience, frozen when the send starts: one row per person, so a
+# restarted worker continues where it stopped and nobody is handed over twice.
+campaign_recipients = Table(
+    "campaign_recipients",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("campaign_id", Uuid, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("recipient_id", Uuid),
+    # pending -> queued (a delivery exists) | skipped (no usable channel)
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("delivery_id", Uuid),
+    UniqueConstraint("campaign_id", "recipient_id", name="campaign_recipients_once"),
+    Index(
+        "campaign_recipients_pending_idx",
+        "campaign_id",
+        "id",
+        postgresql_where=text("status = 'pending'"),
+    ),
 )
 
 outbox = outbox_table(metadata)

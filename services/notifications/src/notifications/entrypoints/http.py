@@ -1,4 +1,4 @@
-"""The notifications service's HTTP interface.
+"""The notifications service's HTTP interface (the delivery log here, the rest in ``api``).
 
 Every call needs a bearer token; the policy table (diaspora_identity) decides:
 a citizen sees their own delivery log, an embassy officer those of people living
@@ -16,7 +16,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from diaspora_events.observability import setup_observability
@@ -26,23 +26,35 @@ from diaspora_service.problems import Problem
 from diaspora_service.request_id import RequestIdMiddleware
 from notifications import SERVICE_NAME
 from notifications.adapters.orm import deliveries, recipients
+from notifications.api import ROUTERS
 from notifications.bootstrap import Notifications, bootstrap
+from notifications.templates import seed_missing
 
 router = APIRouter(tags=["deliveries"])
 
 
 class DeliveryOut(BaseModel):
     id: UUID
-    recipient_id: UUID
+    recipient_id: UUID | None
     channel: str
     template: str
+    template_version: int | None
+    category: str
     language: str
-    subject: str
+    subject: str | None
     status: str
     attempts: int
     created_at: datetime
+    next_attempt_at: datetime
     sent_at: datetime | None
     last_error: str | None
+    reason: str = Field(
+        description="event, campaign, fallback (after a permanent failure) or resend"
+    )
+    previous_id: UUID | None = Field(
+        description="The delivery this one falls back from or resends."
+    )
+    campaign_id: UUID | None
 
 
 class DeliveryPage(BaseModel):
@@ -88,9 +100,7 @@ async def list_deliveries(
     scope = decision.where(
         {
             "recipient_id": recipients.c.member_id,
-            "embassy_id": identity.jurisdictions.sql_embassy_of(
-                recipients.c.country_of_residence
-            ),
+            "embassy_id": identity.jurisdictions.sql_embassy_of(recipients.c.country_of_residence),
         }
     )
     async with service.sessions() as session:
@@ -123,6 +133,8 @@ def build_app(service: Notifications | None = None) -> FastAPI:
         owned = service is None
         app.state.service = service or bootstrap()
         app.state.identity = Identity.from_settings(app.state.service.settings)
+        async with app.state.service.sessions() as session, session.begin():
+            await seed_missing(session)
         setup_observability(SERVICE_NAME, json_logs=app.state.service.settings.json_logs)
         try:
             yield
@@ -138,8 +150,11 @@ def build_app(service: Notifications | None = None) -> FastAPI:
     application = create_app(
         title="Notifications",
         version="0.1.0",
-        description="Messages to members: templates, channels, delivery log.",
-        routers=[router],
+        description=(
+            "Messages to members: templates, channels (email, SMS, in-app inbox), "
+            "preferences, delivery log, campaigns."
+        ),
+        routers=[router, *ROUTERS],
         lifespan=lifespan,
         readiness={"database": database_ready},
     )

@@ -1,4 +1,4 @@
-"""The notifications worker: event consumer, email senders and outbox relay in one process."""
+"""The notifications worker: event consumer, channel senders, campaigns and outbox relay."""
 
 from __future__ import annotations
 
@@ -19,21 +19,46 @@ from diaspora_service.health_server import health_task
 from notifications import SERVICE_NAME
 from notifications.adapters.orm import outbox
 from notifications.bootstrap import Notifications, bootstrap
-from notifications.email_sender import EmailSender
+from notifications.campaigns import CampaignRunner
+from notifications.email_sender import Clock, EmailSender, SmsSender, utc_now
 from notifications.handlers import build_consumer
+from notifications.sms import HttpSmsProvider, SmsProvider
+from notifications.templates import seed_missing
 
 
-async def run(service: Notifications | None = None, stop: asyncio.Event | None = None) -> None:
+class Fanout:
+    """Wakes every channel's senders when new deliveries are queued."""
+
+    def __init__(self, *events: asyncio.Event) -> None:
+        self._events = events
+
+    def set(self) -> None:
+        for event in self._events:
+            event.set()
+
+
+async def run(
+    service: Notifications | None = None,
+    stop: asyncio.Event | None = None,
+    *,
+    clock: Clock = utc_now,
+    sms_provider: SmsProvider | None = None,
+) -> None:
     service = service or bootstrap()
     settings = service.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
+    async with service.sessions() as session, session.begin():
+        await seed_missing(session)
     broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
-    work = asyncio.Event()
+    email_work, sms_work = asyncio.Event(), asyncio.Event()
+    work = Fanout(email_work, sms_work)
     consumer = build_consumer(
         sessions=service.sessions,
         dead_letters=broker_dead_letter_sink(broker_),
         work_available=work,
         topic_prefix=settings.topic_prefix,
+        outbox=service.outbox,
+        available_channels=settings.available_channels,
     )
     await prepare_topics(
         settings.kafka_bootstrap,
@@ -43,7 +68,18 @@ async def run(service: Notifications | None = None, stop: asyncio.Event | None =
     )
     subscribe(broker_, consumer)
     sender = EmailSender(
-        settings=settings, sessions=service.sessions, outbox=service.outbox, work_available=work
+        settings=settings,
+        sessions=service.sessions,
+        outbox=service.outbox,
+        work_available=email_work,
+        clock=clock,
+    )
+    campaigns = CampaignRunner(
+        settings=settings,
+        sessions=service.sessions,
+        outbox=service.outbox,
+        work_available=work,
+        clock=clock,
     )
     relay = OutboxRelay(
         engine=service.engine,
@@ -66,7 +102,19 @@ async def run(service: Notifications | None = None, stop: asyncio.Event | None =
     async def broker() -> bool:
         return await broker_reachable(settings.kafka_bootstrap)
 
-    tasks = [broker_task(broker_), sender.run, relay.run, lag.run]
+    tasks = [broker_task(broker_), sender.run, campaigns.run, relay.run, lag.run]
+    if sms_provider is None and settings.sms_provider_url:
+        sms_provider = HttpSmsProvider.from_settings(settings)
+    if sms_provider is not None:
+        sms = SmsSender(
+            provider=sms_provider,
+            settings=settings,
+            sessions=service.sessions,
+            outbox=service.outbox,
+            work_available=sms_work,
+            clock=clock,
+        )
+        tasks.append(sms.run)
     if settings.health_port:
         tasks.append(
             health_task(
