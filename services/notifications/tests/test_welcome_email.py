@@ -4,37 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
-from uuid_utils.compat import uuid7
 
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import read_topic, wait_until
-from diaspora_events.cloudevents import decode, encode, headers_from_kafka, headers_to_kafka
-from diaspora_events.contracts import MemberRegisteredV1
+from diaspora_events.cloudevents import decode, headers_from_kafka
 from diaspora_events.topics import NOTIFICATIONS_DELIVERIES, REGISTRY_MEMBERS
 from notifications.adapters.orm import deliveries
 from notifications.bootstrap import Notifications
 from notifications.entrypoints.worker import run
+from notifications.testing import publish, registered
 
 pytestmark = pytest.mark.integration
-
-
-def registered(name: str, email: str, language: str = "fr") -> MemberRegisteredV1:
-    return MemberRegisteredV1(
-        member_id=uuid7(),
-        given_name=name,
-        family_name="Agbeko",
-        date_of_birth=date(1985, 6, 1),
-        email=email,
-        phone="+4915112345678",
-        country_of_residence="DE",
-        preferred_language=language,  # type: ignore[arg-type]
-        registered_at=datetime(2026, 4, 27, 10, 30, tzinfo=UTC),
-    )
 
 
 @pytest.fixture
@@ -44,23 +27,6 @@ async def worker(notifications: Notifications) -> AsyncIterator[Notifications]:
     yield notifications
     stop.set()
     await asyncio.wait_for(task, timeout=30)
-
-
-async def publish(bootstrap: str, topic: str, *events: MemberRegisteredV1, times: int = 1) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            _id, headers, value = encode(event, source="/test")
-            for _ in range(times):
-                await producer.send_and_wait(
-                    topic,
-                    value=value,
-                    key=event.aggregate_id().encode(),
-                    headers=headers_to_kafka(headers),
-                )
-    finally:
-        await producer.stop()
 
 
 async def statuses(service: Notifications) -> list[str]:
@@ -123,7 +89,11 @@ async def test_refused_mail_fails_falls_back_to_the_inbox_and_temporary_refusals
     assert failed.status == "failed"
     assert failed.last_error.startswith("550")
     fallback = rows[("inbox", None)]
-    assert (fallback.status, fallback.reason, fallback.previous_id) == ("sent", "fallback", failed.id)
+    assert (fallback.status, fallback.reason, fallback.previous_id) == (
+        "sent",
+        "fallback",
+        failed.id,
+    )
     assert rows[("email", "edem@example.org")].attempts == 2
     assert [m.recipients for m in mailbox.messages] == [("edem@example.org",)]
     events = await read_topic(

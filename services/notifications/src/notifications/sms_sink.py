@@ -13,6 +13,7 @@ to be retried, a 4xx refused for good) to the next ``n`` requests, and numbers i
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import threading
 import uuid
@@ -40,6 +41,7 @@ class SmsSink:
         self._lock = threading.Lock()
         self._messages: list[Sms] = []
         self._failures: list[int] = []
+        self._delays: list[float] = []
         self.refused: set[str] = set()
         self.requests = 0
         self._token = token
@@ -48,6 +50,11 @@ class SmsSink:
     def fail_next(self, count: int, status: int = 503) -> None:
         with self._lock:
             self._failures.extend([status] * count)
+
+    def delay_next(self, count: int, seconds: float) -> None:
+        """Answer the next ``count`` requests only after ``seconds`` (provider timeouts)."""
+        with self._lock:
+            self._delays.extend([seconds] * count)
 
     @property
     def messages(self) -> list[Sms]:
@@ -58,6 +65,9 @@ class SmsSink:
         with self._lock:
             self.requests += 1
             failure = self._failures.pop(0) if self._failures else None
+            delay = self._delays.pop(0) if self._delays else None
+        if delay is not None:
+            await asyncio.sleep(delay)
         if failure is not None:
             return JSONResponse({"error": "simulated failure"}, status_code=failure)
         authorization = request.headers.get("authorization")
