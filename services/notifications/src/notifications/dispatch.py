@@ -173,12 +173,13 @@ async def enqueue(
         if values["channel"] == "inbox":
             values.update(status="sent", attempts=1, sent_at=now)
         prepared.append(values)
+    # executemany form: one cached statement, sent in batches ("insertmanyvalues").
     created = (
         await session.execute(
             insert(deliveries)
-            .values(prepared)
             .on_conflict_do_nothing(constraint="deliveries_once")
-            .returning(deliveries.c.id)
+            .returning(deliveries.c.id),
+            prepared,
         )
     ).scalars()
     created_ids = set(created)

@@ -45,6 +45,10 @@ class NotificationsSettings(ServiceSettings):
     campaign_rate_per_second: int = 50
     campaign_batch_size: int = 500
     campaign_poll_interval: float = 1.0
+    # Campaign emails sent per sender transaction (one commit for the batch). A crash
+    # between the server's acceptance and the commit can resend up to this many per
+    # sender, with the same Message-IDs. Messages caused by events are always alone.
+    campaign_send_batch: int = 20
 
     @model_validator(mode="after")
     def _smtp_secured_in_production(self) -> Self:

@@ -32,7 +32,7 @@ def registered(
         email=email,
         phone=phone,
         country_of_residence=country,
-        preferred_language=language,  # type: ignore[arg-type]
+        preferred_language=language,
         registered_at=datetime(2026, 4, 27, 10, 30, tzinfo=UTC),
     )
 
