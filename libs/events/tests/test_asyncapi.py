@@ -574,7 +574,8 @@ def test_what_each_service_sends_and_receives() -> None:
     docs = documents()
     registry, notifications = docs["registry"], docs["notifications"]
     assert {k: v["action"] for k, v in registry["operations"].items()} == {
-        "send.registry.members": "send"
+        "send.registry.members": "send",
+        "send.registry.audit": "send",
     }
     assert {k: v["action"] for k, v in notifications["operations"].items()} == {
         "send.notifications.deliveries": "send",
@@ -583,7 +584,8 @@ def test_what_each_service_sends_and_receives() -> None:
     }
     receive = notifications["operations"]["receive.registry.members.notifications"]
     assert receive["messages"] == [
-        {"$ref": "#/channels/registry.members/messages/registry.member.registered.v1"}
+        {"$ref": "#/channels/registry.members/messages/registry.member.erased.v1"},
+        {"$ref": "#/channels/registry.members/messages/registry.member.registered.v1"},
     ]
     assert receive["bindings"]["kafka"]["groupId"] == {"type": "string", "enum": ["notifications"]}
     assert notifications["channels"]["notifications.dlq"]["address"] == "notifications.dlq"

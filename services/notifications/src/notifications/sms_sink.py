@@ -7,7 +7,7 @@ Tests make it fail on demand: ``fail_next(n, status)`` answers ``status`` (a 5xx
 to be retried, a 4xx refused for good) to the next ``n`` requests, and numbers in
 ``refused`` always get 400.
 
-    notifications-sms-sink --port 8190 --folder .local/sms
+    python -m notifications.sms_sink --port 8190 --folder .local/sms
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class SmsSink:
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="notifications-sms-sink", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m notifications.sms_sink", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8190)
     parser.add_argument("--folder", type=Path)
