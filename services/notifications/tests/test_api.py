@@ -53,6 +53,11 @@ async def test_admin_saves_versions_checks_variables_and_previews_in_both_langua
     assert refused.status_code == 422
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert "appointment_date" in refused.text
+    # Declaring it does not help: the registration event does not provide it.
+    declared = {**broken, "variables": {"given_name": "A", "appointment_date": "2026-05-01"}}
+    refused = await client.put("/templates/member_welcome/fr", json=declared, headers=root)
+    assert refused.status_code == 422
+    assert "provides only" in refused.text
     bad_syntax = {**broken, "body": "{{ given_name "}
     assert (
         await client.put("/templates/member_welcome/fr", json=bad_syntax, headers=root)

@@ -37,6 +37,11 @@ LANGUAGES = ("fr", "en")
 # Always given to a template by the renderer (the filters read them).
 BUILTIN_VARIABLES = frozenset({"locale", "timezone"})
 PARTS = ("subject", "body", "sms")
+# Templates the service fills from events: only these variables exist at send time,
+# so a version declaring any other is refused at save time.
+EVENT_VARIABLES: dict[str, frozenset[str]] = {
+    "member_welcome": frozenset({"given_name", "family_name", "member_id", "registered_at"}),
+}
 
 
 class TemplateInvalid(ValueError):
@@ -292,6 +297,18 @@ async def save_version(
     author: str,
 ) -> TemplateVersion:
     """Check and store a new version (the next number for this key and language)."""
+    provided = EVENT_VARIABLES.get(key)
+    if provided is not None and set(variables) - provided:
+        extra = ", ".join(sorted(set(variables) - provided))
+        raise TemplateInvalid(
+            [
+                {
+                    "part": "variables",
+                    "message": f"{key} is sent on an event that provides only "
+                    f"{', '.join(sorted(provided))}; not {extra}",
+                }
+            ]
+        )
     check(parts, variables, category_name=category_name)
     # Serialise saves of one (key, language): the version numbers stay dense.
     await session.execute(
