@@ -47,8 +47,6 @@ async def run(
     service = service or bootstrap()
     settings = service.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
-    async with service.sessions() as session, session.begin():
-        await seed_missing(session)
     broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
     email_work, sms_work = asyncio.Event(), asyncio.Event()
     work = Fanout(email_work, sms_work)
@@ -67,6 +65,8 @@ async def run(
         replication_factor=settings.kafka_replication_factor,
     )
     subscribe(broker_, consumer)
+    async with service.sessions() as session, session.begin():
+        await seed_missing(session)
     sender = EmailSender(
         settings=settings,
         sessions=service.sessions,
