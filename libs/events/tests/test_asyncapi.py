@@ -575,6 +575,8 @@ def test_what_each_service_sends_and_receives() -> None:
     registry, notifications = docs["registry"], docs["notifications"]
     assert {k: v["action"] for k, v in registry["operations"].items()} == {
         "send.registry.members": "send",
+        "send.registry.associations": "send",
+        "send.registry.duplicates": "send",
         "send.registry.audit": "send",
     }
     assert {k: v["action"] for k, v in notifications["operations"].items()} == {

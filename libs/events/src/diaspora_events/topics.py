@@ -23,11 +23,40 @@ class Topic:
         return {"retention.ms": str(self.retention_ms), **self.config}
 
 
+FOREVER_MS = -1
+
 REGISTRY_MEMBERS = Topic(
     name="registry.members",
     owner="registry",
-    description="Lifecycle of members of the diaspora registry, keyed by member id.",
+    description=(
+        "Lifecycle of members of the diaspora registry, keyed by member id. Compacted: "
+        "the latest event per member (a whole-profile snapshot, or the erasure) is kept "
+        "forever, so read models rebuild from the beginning and erased people leave no trace."
+    ),
     carries_personal_data=True,
+    retention_ms=FOREVER_MS,
+    # Compaction runs on closed segments: roll daily so an erasure supersedes the
+    # person's earlier snapshots within about a day.
+    config={
+        "cleanup.policy": "compact",
+        "segment.ms": str(DAY_MS),
+        "min.cleanable.dirty.ratio": "0.1",
+    },
+)
+
+REGISTRY_ASSOCIATIONS = Topic(
+    name="registry.associations",
+    owner="registry",
+    description="Associations of Togolese abroad, keyed by association id (compacted snapshots).",
+    carries_personal_data=True,
+    retention_ms=FOREVER_MS,
+    config={"cleanup.policy": "compact", "segment.ms": str(DAY_MS)},
+)
+
+REGISTRY_DUPLICATES = Topic(
+    name="registry.duplicates",
+    owner="registry",
+    description="Duplicate-review cases of the registry, keyed by case id (ids only).",
 )
 
 REGISTRY_AUDIT = Topic(
@@ -43,7 +72,13 @@ NOTIFICATIONS_DELIVERIES = Topic(
     description="Outcome of each notification delivery, keyed by delivery id.",
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (REGISTRY_MEMBERS, REGISTRY_AUDIT, NOTIFICATIONS_DELIVERIES)
+ALL_TOPICS: tuple[Topic, ...] = (
+    REGISTRY_MEMBERS,
+    REGISTRY_ASSOCIATIONS,
+    REGISTRY_DUPLICATES,
+    REGISTRY_AUDIT,
+    NOTIFICATIONS_DELIVERIES,
+)
 
 
 def with_prefix(topic: Topic, prefix: str) -> Topic:

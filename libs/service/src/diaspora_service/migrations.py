@@ -19,7 +19,8 @@ def alembic_config(migrations_dir: Path, database_url: str) -> Config:
     return config
 
 
-def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
+def upgrade(migrations_dir: Path, database_url: str, revision: str = "heads") -> None:
+    # "heads": parallel branches of one service's migrations all apply; a merge revision joins them.
     command.upgrade(alembic_config(migrations_dir, database_url), revision)
 
 

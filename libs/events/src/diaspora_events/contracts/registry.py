@@ -6,11 +6,117 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.base import Event, contract, personal
-from diaspora_events.topics import REGISTRY_AUDIT, REGISTRY_MEMBERS
+from diaspora_events.topics import (
+    REGISTRY_ASSOCIATIONS,
+    REGISTRY_AUDIT,
+    REGISTRY_DUPLICATES,
+    REGISTRY_MEMBERS,
+)
 
 Language = Literal["fr", "en"]
+Sex = Literal["female", "male", "other", "unspecified"]
+# What a member may be willing to do in Togo (the ministry's programmes).
+MissionType = Literal[
+    "teaching", "medical", "volunteering", "co_development", "investment", "technical_assistance"
+]
+ConsentPurpose = Literal["contact_for_missions", "statistics", "newsletters"]
+
+
+class _Part(BaseModel):
+    """A part of a snapshot: frozen, tolerant of fields added later."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+
+class City(_Part):
+    """A place of residence from the packaged gazetteer (GeoNames ids), no network call."""
+
+    geonames_id: int | None = Field(default=None, description="GeoNames id, when known.")
+    name: str
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+class Occupation(_Part):
+    isco_code: str = Field(description="ISCO-08 unit group (4 digits) or coarser group code.")
+    esco_uri: str | None = Field(default=None, description="ESCO occupation URI, when chosen.")
+    title: str | None = Field(default=None, description="The person's own title for it.")
+
+
+class Skill(_Part):
+    esco_uri: str | None = Field(
+        default=None, description="ESCO skill URI; absent for a free-text skill."
+    )
+    label: str = Field(description="Preferred label, or the person's free text.")
+
+
+class Education(_Part):
+    isced_level: int = Field(ge=0, le=8, description="ISCED 2011 level, 0 to 8.")
+    field: str | None = Field(default=None, description="Field of study (free text or ISCED-F).")
+    institution: str | None = None
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2.")
+    year: int | None = Field(default=None, description="Year completed (or expected).")
+
+
+class Experience(_Part):
+    title: str
+    isco_code: str | None = None
+    employer: str | None = None
+    country: str | None = None
+    start_year: int | None = None
+    end_year: int | None = Field(default=None, description="Absent while ongoing.")
+
+
+class Availability(_Part):
+    mission_types: list[MissionType] = Field(default_factory=list)
+    available_from: date | None = None
+    available_until: date | None = None
+    remote: bool = Field(default=False, description="Willing to contribute remotely.")
+
+
+class Consent(_Part):
+    purpose: ConsentPurpose
+    granted: bool
+    at: datetime = Field(description="When the consent was given or withdrawn.")
+
+
+class MemberProfile(_Part):
+    """Everything consumers may need of a member, as it stands after the event.
+
+    Every member event except erasure and merge carries the whole snapshot, so the
+    latest event of a member (the topic is compacted by member id) is enough to
+    rebuild a read model, and after erasure nothing personal remains on the topic.
+    """
+
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    sex: Sex = "unspecified"
+    email: str
+    phone: str
+    preferred_language: Language = "fr"
+    country_of_residence: str = Field(description="ISO 3166-1 alpha-2.")
+    city: City | None = None
+    embassy_id: str
+    arrival_year: int | None = None
+    residence_status: str | None = None
+    languages: list[str] = Field(default_factory=list, description="ISO 639-1 codes.")
+    occupations: list[Occupation] = Field(default_factory=list)
+    skills: list[Skill] = Field(default_factory=list)
+    education: list[Education] = Field(default_factory=list)
+    experience: list[Experience] = Field(default_factory=list)
+    availability: Availability = Field(default_factory=Availability)
+    consents: list[Consent] = Field(
+        default_factory=list, description="Latest decision per purpose; absent means not given."
+    )
+    last_confirmed_at: datetime | None = None
+
+    def consents_to(self, purpose: ConsentPurpose) -> bool:
+        return any(c.granted for c in self.consents if c.purpose == purpose)
 
 
 @contract(
@@ -32,6 +138,157 @@ class MemberRegisteredV1(Event):
     )
     preferred_language: Language = "fr"
     registered_at: datetime
+    # Added after the first release: readers of the flat fields above are unaffected.
+    profile: MemberProfile | None = personal(
+        default=None, description="The whole profile as registered (absent from early events)."
+    )
+
+
+@contract(
+    event_type="registry.member.updated",
+    version=1,
+    topic=REGISTRY_MEMBERS,
+    key="member_id",
+    description="A member's profile changed (by the person, an officer or a merge).",
+)
+class MemberUpdatedV1(Event):
+    member_id: UUID
+    updated_at: datetime
+    changed_fields: list[str] = Field(description="Top-level profile fields that changed.")
+    profile: MemberProfile = personal(description="The whole profile after the change.")
+
+
+@contract(
+    event_type="registry.member.confirmed",
+    version=1,
+    topic=REGISTRY_MEMBERS,
+    key="member_id",
+    description="A member confirmed their profile is still true (update campaign).",
+)
+class MemberConfirmedV1(Event):
+    member_id: UUID
+    confirmed_at: datetime
+    profile: MemberProfile = personal()
+
+
+@contract(
+    event_type="registry.member.marked-stale",
+    version=1,
+    topic=REGISTRY_MEMBERS,
+    key="member_id",
+    description=(
+        "A member's profile was not confirmed for the configured number of months; "
+        "notifications reminds the person to update it."
+    ),
+)
+class MemberMarkedStaleV1(Event):
+    member_id: UUID
+    marked_at: datetime
+    last_confirmed_at: datetime
+    profile: MemberProfile = personal()
+
+
+@contract(
+    event_type="registry.member.merged",
+    version=1,
+    topic=REGISTRY_MEMBERS,
+    key="member_id",
+    description=(
+        "A duplicate member record was merged into another; consumers drop member_id "
+        "and keep survivor_id (whose merged profile follows as registry.member.updated)."
+    ),
+)
+class MemberMergedV1(Event):
+    member_id: UUID = Field(description="The record that no longer exists.")
+    survivor_id: UUID
+    merged_at: datetime
+    case_id: UUID
+
+
+@contract(
+    event_type="registry.duplicates.flagged",
+    version=1,
+    topic=REGISTRY_DUPLICATES,
+    key="case_id",
+    description="Registration or import found likely duplicates; officers review the case.",
+)
+class DuplicatesFlaggedV1(Event):
+    case_id: UUID
+    member_ids: list[UUID]
+    embassy_id: str
+    score: float = Field(ge=0, le=1)
+    reasons: list[str] = Field(description="Which attributes matched, e.g. 'phone', 'name~0.92'.")
+    flagged_at: datetime
+
+
+@contract(
+    event_type="registry.duplicates.resolved",
+    version=1,
+    topic=REGISTRY_DUPLICATES,
+    key="case_id",
+    description="An officer merged or dismissed a duplicates case.",
+)
+class DuplicatesResolvedV1(Event):
+    case_id: UUID
+    outcome: Literal["merged", "dismissed"]
+    survivor_id: UUID | None = None
+    resolved_at: datetime
+    resolved_by: str
+
+
+class AssociationOfficer(_Part):
+    role: str = Field(description="president, secretary, treasurer...")
+    name: str
+    member_id: UUID | None = None
+
+
+class Partnership(_Part):
+    """A partnership with a locality in Togo."""
+
+    region: str = Field(description="ISO 3166-2:TG region code, e.g. TG-M.")
+    prefecture: str | None = None
+    description: str | None = None
+
+
+class AssociationProfile(_Part):
+    name: str
+    country: str = Field(description="ISO 3166-1 alpha-2.")
+    city: City | None = None
+    embassy_id: str
+    domains: list[str] = Field(default_factory=list, description="Domains of activity.")
+    officers: list[AssociationOfficer] = Field(default_factory=list)
+    member_ids: list[UUID] = Field(default_factory=list)
+    partnerships: list[Partnership] = Field(default_factory=list)
+    email: str | None = None
+    website: str | None = None
+
+
+@contract(
+    event_type="registry.association.registered",
+    version=1,
+    topic=REGISTRY_ASSOCIATIONS,
+    key="association_id",
+    description="An association of Togolese abroad was registered.",
+)
+class AssociationRegisteredV1(Event):
+    association_id: UUID
+    registered_at: datetime
+    # Officers' names are personal data.
+    association: AssociationProfile = personal()
+
+
+@contract(
+    event_type="registry.association.updated",
+    version=1,
+    topic=REGISTRY_ASSOCIATIONS,
+    key="association_id",
+    description="An association's record changed.",
+)
+class AssociationUpdatedV1(Event):
+    association_id: UUID
+    updated_at: datetime
+    changed_fields: list[str]
+    association: AssociationProfile = personal()
 
 
 @contract(
