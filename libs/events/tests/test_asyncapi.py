@@ -657,7 +657,9 @@ def test_an_encoded_event_matches_its_message(event: Event) -> None:
     doc = documents()[event.topic.owner]
     message = doc["components"]["messages"][f"{event.event_type}.v{event.event_version}"]
     jsonschema.validate(headers, message["headers"])
-    jsonschema.validate(json.loads(value), message["payload"])
+    # Nested parts are shared schemas: resolve their $refs against the document.
+    payload_schema = {**message["payload"], "components": doc["components"]}
+    jsonschema.validate(json.loads(value), payload_schema)
     documented = set(message["headers"]["properties"])
     assert set(headers) <= documented
     assert set(message["headers"]["required"]) <= set(headers)
