@@ -21,8 +21,7 @@ lint:
 	uv run --frozen ruff check .
 
 typecheck:
-	uv run --frozen mypy libs/events/src libs/service/src libs/devstack/src libs/identity/src \
-	  services/registry/src services/notifications/src
+	uv run --frozen mypy
 
 up: setup
 	uv run --frozen devstack up

@@ -11,8 +11,7 @@ export UV_PYTHON_DOWNLOADS=never
 echo "==> ruff"
 uv run --frozen ruff check .
 echo "==> mypy --strict"
-uv run --frozen mypy libs/events/src libs/service/src libs/devstack/src libs/identity/src \
-  services/registry/src services/notifications/src
+uv run --frozen mypy
 
 echo "==> infrastructure"
 started=$(uv run --frozen devstack up | tee /dev/stderr | head -1)
