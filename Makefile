@@ -32,8 +32,11 @@ down:
 status:
 	uv run --frozen devstack status
 
+# Every bench script, one after the other (bench/_*.py are helpers, not benchmarks).
 bench: setup
-	uv run --frozen python bench/skeleton.py
+	@set -e; for script in bench/[!_]*.py; do \
+		echo "==> $$script"; uv run --frozen python "$$script"; \
+	done
 
 docs:
 	uv run --frozen python -m diaspora_events.asyncapi write

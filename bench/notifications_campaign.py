@@ -1,4 +1,3 @@
-# ruff: noqa: E402
 """Notifications benchmark (issue 6): a 50,000-person campaign, to SMTP and to the inbox.
 
 Against the real PostgreSQL and Kafka and a real ``notifications-worker`` process:
@@ -18,18 +17,12 @@ Against the real PostgreSQL and Kafka and a real ``notifications-worker`` proces
 
 Targets: at least 200 emails/s and 2,000 inbox messages/s.
 
-    uv run python bench/notifications.py                 # 50,000 people per part
-    uv run python bench/notifications.py --people 5000   # quick run
-    uv run python bench/notifications.py --email-senders 8 --json
+    uv run python bench/notifications_campaign.py                 # 50,000 people per part
+    uv run python bench/notifications_campaign.py --people 5000   # quick run
+    uv run python bench/notifications_campaign.py --email-senders 8 --json
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named like the service's package: keep its folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import asyncio
@@ -38,12 +31,15 @@ import json
 import os
 import platform
 import re
+import sys
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any, ClassVar
 
+import _bootstrap  # noqa: F401  (keeps bench/ off sys.path: see bench/_bootstrap.py)
 import aiosmtplib
 import asyncpg
 from uuid_utils.compat import uuid7
@@ -69,7 +65,7 @@ def progress(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-# -- the SMTP sink (run as `python bench/notifications.py --sink PORT`) ---------------
+# -- the SMTP sink (run as `python bench/notifications_campaign.py --sink PORT`) -------
 
 
 class _SinkProtocol(asyncio.Protocol):
