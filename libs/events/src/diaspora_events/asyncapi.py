@@ -70,6 +70,8 @@ def _notifications_consumers() -> Sequence[EventConsumer]:
 SERVICES: dict[str, ConsumersOf] = {
     "registry": lambda: [],
     "notifications": _notifications_consumers,
+    # Its consumer of registry events is declared here once the service has one.
+    "matching": lambda: [],
 }
 
 
@@ -1020,7 +1022,7 @@ def write(root: Path, *, allow_breaking: bool = False) -> tuple[list[Path], list
     return changed, breaking
 
 
-def _find_root(start: Path) -> Path:
+def find_root(start: Path) -> Path:
     for folder in (start, *start.parents):
         pyproject = folder / "pyproject.toml"
         if pyproject.exists() and "[tool.uv.workspace]" in pyproject.read_text(encoding="utf-8"):
@@ -1059,7 +1061,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "instead of the files in the work tree",
     )
     args = parser.parse_args(argv)
-    root: Path = args.root or _find_root(Path.cwd())
+    root: Path = args.root or find_root(Path.cwd())
 
     if args.command == "write":
         changed, breaking = write(root, allow_breaking=args.allow_breaking)

@@ -72,12 +72,59 @@ NOTIFICATIONS_DELIVERIES = Topic(
     description="Outcome of each notification delivery, keyed by delivery id.",
 )
 
+MATCHING_NEEDS = Topic(
+    name="matching.needs",
+    owner="matching",
+    description=(
+        "National needs (missions, volunteering, co-development), keyed by need id. No "
+        "personal data; compacted: the latest snapshot per need is kept forever."
+    ),
+    retention_ms=FOREVER_MS,
+    config={"cleanup.policy": "compact", "segment.ms": str(DAY_MS)},
+)
+
+MATCHING_MATCHES = Topic(
+    name="matching.matches",
+    owner="matching",
+    description="Proposals of needs to experts and their answers, keyed by proposal id.",
+    carries_personal_data=True,
+)
+
+MATCHING_MISSIONS = Topic(
+    name="matching.missions",
+    owner="matching",
+    description="Missions that follow accepted proposals, keyed by mission id.",
+    carries_personal_data=True,
+)
+
+MATCHING_PROJECTS = Topic(
+    name="matching.projects",
+    owner="matching",
+    description=(
+        "Projects of the diaspora project holders' platform and the interest partners "
+        "express in them, keyed by project id."
+    ),
+    carries_personal_data=True,
+)
+
+MATCHING_AUDIT = Topic(
+    name="matching.audit",
+    owner="matching",
+    description="Audit trail of staff reads of personal data held by matching, keyed by member id.",
+    carries_personal_data=True,
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     REGISTRY_MEMBERS,
     REGISTRY_ASSOCIATIONS,
     REGISTRY_DUPLICATES,
     REGISTRY_AUDIT,
     NOTIFICATIONS_DELIVERIES,
+    MATCHING_NEEDS,
+    MATCHING_MATCHES,
+    MATCHING_MISSIONS,
+    MATCHING_PROJECTS,
+    MATCHING_AUDIT,
 )
 
 
