@@ -6,7 +6,7 @@ help:
 	@echo "make test       run the whole test suite (lint, types, unit, integration)"
 	@echo "make up / down  start / stop only PostgreSQL and Kafka"
 	@echo "make bench      run the benchmarks under bench/"
-	@echo "make docs       regenerate the AsyncAPI documents and the event catalogue"
+	@echo "make docs       regenerate the AsyncAPI and OpenAPI documents and the event catalogue"
 
 setup:
 	scripts/setup.sh
@@ -40,9 +40,11 @@ bench: setup
 
 docs:
 	uv run --frozen python -m diaspora_events.asyncapi write
+	uv run --frozen python -m diaspora_service.openapi write
 
 docs-check:
 	uv run --frozen python -m diaspora_events.asyncapi check
+	uv run --frozen python -m diaspora_service.openapi check
 
 clean: down
 	rm -rf .local

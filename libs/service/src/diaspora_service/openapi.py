@@ -1,0 +1,126 @@
+"""The services' OpenAPI documents, generated from their FastAPI apps and committed.
+
+``docs/openapi/<service>.json`` is what each service's HTTP interface accepts and
+answers, as the code declares it. CI checks the committed files are in step
+(``python -m diaspora_service.openapi check``); ``write`` regenerates them.
+
+A service is found by convention: ``services/<name>/src/<package>/entrypoints/http.py``
+with a ``build_app()`` factory. Building the app touches no database or broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from diaspora_events.asyncapi import find_root
+
+OPENAPI_DIR = Path("docs/openapi")
+COMMAND = "python -m diaspora_service.openapi"
+
+
+def http_modules(root: Path) -> dict[str, str]:
+    """Service name → import path of its HTTP entry point module."""
+    found = {}
+    for module_file in sorted(root.glob("services/*/src/*/entrypoints/http.py")):
+        service = module_file.parents[3].name
+        package = module_file.parents[1].name
+        found[service] = f"{package}.entrypoints.http"
+    return found
+
+
+def document(module_path: str) -> dict[str, Any]:
+    module = importlib.import_module(module_path)
+    spec: dict[str, Any] = module.build_app().openapi()
+    return spec
+
+
+def render(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
+
+
+def generate(root: Path) -> dict[Path, str]:
+    """Every generated file (relative to the repository root) and its text."""
+    return {
+        OPENAPI_DIR / f"{service}.json": render(document(module))
+        for service, module in http_modules(root).items()
+    }
+
+
+def stale(root: Path) -> list[str]:
+    """Unified diffs of every committed document that differs from the code's."""
+    generated = generate(root)
+    diffs = []
+    for relative, text in generated.items():
+        path = root / relative
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            diffs.append(
+                "".join(
+                    difflib.unified_diff(
+                        current.splitlines(keepends=True),
+                        text.splitlines(keepends=True),
+                        fromfile=f"{relative} (committed)" if path.exists() else "/dev/null",
+                        tofile=f"{relative} (generated from the code)",
+                        n=2,
+                    )
+                )
+            )
+    for path in sorted((root / OPENAPI_DIR).glob("*.json")):
+        if path.relative_to(root) not in generated:
+            diffs.append(f"{path.relative_to(root)}: no such service any more\n")
+    return diffs
+
+
+def write(root: Path) -> list[Path]:
+    generated = generate(root)
+    changed = []
+    for relative, text in generated.items():
+        path = root / relative
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            changed.append(relative)
+    for path in sorted((root / OPENAPI_DIR).glob("*.json")):
+        if path.relative_to(root) not in generated:
+            path.unlink()
+            changed.append(path.relative_to(root))
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=COMMAND, description="Generate and check docs/openapi/<service>.json."
+    )
+    parser.add_argument("command", choices=["write", "check"])
+    parser.add_argument("--root", type=Path, help="repository root (default: found from cwd)")
+    args = parser.parse_args(argv)
+    root: Path = args.root or find_root(Path.cwd())
+    if args.command == "write":
+        changed = write(root)
+        for path in changed:
+            print(f"wrote {path}")
+        if not changed:
+            print("up to date")
+        return 0
+    diffs = stale(root)
+    if diffs:
+        print(
+            f"The OpenAPI documents are out of date; run `{COMMAND} write` and commit them:\n",
+            file=sys.stderr,
+        )
+        for diff in diffs:
+            print(diff, file=sys.stderr)
+        return 1
+    print("OpenAPI documents are up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

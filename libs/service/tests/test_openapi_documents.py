@@ -1,0 +1,33 @@
+"""The committed OpenAPI documents say what the services' HTTP interfaces do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diaspora_service import openapi
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_every_service_with_an_http_interface_is_documented() -> None:
+    services = openapi.http_modules(ROOT)
+    assert {"registry", "notifications"} <= set(services)
+    committed = {p.stem for p in (ROOT / openapi.OPENAPI_DIR).glob("*.json")}
+    assert committed == set(services)
+
+
+def test_committed_documents_are_in_step_with_the_code() -> None:
+    diffs = openapi.stale(ROOT)
+    assert diffs == [], (
+        f"run `uv run python -m diaspora_service.openapi write` and commit:\n{''.join(diffs)}"
+    )
+
+
+def test_a_drifted_document_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "services").symlink_to(ROOT / "services")
+    assert openapi.write(tmp_path)  # everything is new in an empty tree
+    assert openapi.stale(tmp_path) == []
+    target = tmp_path / openapi.OPENAPI_DIR / "registry.json"
+    target.write_text(target.read_text().replace('"openapi"', '"openapi-drifted"', 1))
+    (stale,) = openapi.stale(tmp_path)
+    assert "registry.json (committed)" in stale
