@@ -80,6 +80,13 @@ async def notifications_database(infra: stack.Endpoints) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def matching_database(infra: stack.Endpoints) -> AsyncIterator[str]:
+    """A fresh matching database with its migrations applied (libpq URL)."""
+    async for url in _migrated(infra, "matching"):
+        yield url
+
+
+@pytest.fixture
 async def empty_database(infra: stack.Endpoints) -> AsyncIterator[str]:
     url = await create_database(infra.pg_url, "empty")
     try:

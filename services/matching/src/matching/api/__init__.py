@@ -1,0 +1,1 @@
+"""The HTTP routers of the matching service, one module per aggregate."""

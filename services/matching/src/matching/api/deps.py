@@ -1,0 +1,26 @@
+"""What every router of the service needs from the request: the service and identity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from diaspora_identity.http import Identity
+from matching.bootstrap import Matching
+
+
+def _service(request: Request) -> Matching:
+    service: Matching = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Matching, Depends(_service)]
+
+
+def _identity(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+IdentityDep = Annotated[Identity, Depends(_identity)]

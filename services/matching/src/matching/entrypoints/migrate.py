@@ -1,0 +1,19 @@
+"""Apply the matching service's migrations: `matching-migrate` (run before the service starts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diaspora_service.migrations import upgrade
+from matching.settings import MatchingSettings
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def main() -> None:
+    settings = MatchingSettings()
+    upgrade(MIGRATIONS, settings.async_database_url)
+
+
+if __name__ == "__main__":
+    main()

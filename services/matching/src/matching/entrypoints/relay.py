@@ -1,0 +1,62 @@
+"""The matching service's outbox relay, as its own process: `matching-relay`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from diaspora_events.kafka import ensure_topics
+from diaspora_events.metrics import broker_reachable
+from diaspora_events.observability import setup_observability
+from diaspora_events.outbox import OutboxRelay
+from diaspora_events.runtime import run_until_stopped
+from diaspora_events.topics import ALL_TOPICS, with_prefix
+from diaspora_service.health_server import health_task
+from matching import SERVICE_NAME
+from matching.adapters.orm import outbox
+from matching.bootstrap import bootstrap
+
+
+async def run() -> None:
+    matching = bootstrap()
+    settings = matching.settings
+    setup_observability(f"{SERVICE_NAME}-relay", json_logs=settings.json_logs)
+    prefix = settings.topic_prefix
+    await ensure_topics(
+        settings.kafka_bootstrap,
+        [with_prefix(t, prefix) for t in ALL_TOPICS if t.owner == SERVICE_NAME],
+        replication_factor=settings.kafka_replication_factor,
+    )
+    relay = OutboxRelay(
+        engine=matching.engine,
+        table=outbox,
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{SERVICE_NAME}-relay",
+        topic_prefix=prefix,
+    )
+
+    async def broker() -> bool:
+        return await broker_reachable(settings.kafka_bootstrap)
+
+    tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [relay.run]
+    if settings.health_port:
+        tasks.append(
+            health_task(
+                host=settings.http_host,
+                port=settings.health_port,
+                readiness={"database": matching.database_ready, "broker": broker},
+            )
+        )
+    try:
+        await run_until_stopped(*tasks)
+    finally:
+        await matching.close()
+
+
+def main() -> None:
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The matching worker: its Kafka consumers and periodic jobs (`matching-worker`).
+
+The outbox relay runs as its own process (`matching-relay`), as in the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from diaspora_events.consumer import DeadLetterSink, EventConsumer
+from diaspora_events.metrics import LagMonitor, broker_reachable
+from diaspora_events.observability import setup_observability
+from diaspora_events.runtime import (
+    broker_dead_letter_sink,
+    broker_task,
+    make_broker,
+    prepare_topics,
+    run_until_stopped,
+    subscribe,
+)
+from diaspora_service.health_server import health_task
+from matching import SERVICE_NAME
+from matching.bootstrap import Matching, bootstrap
+
+Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def build_consumers(service: Matching, dead_letters: DeadLetterSink) -> list[EventConsumer]:
+    """Every consumer of the service (one Kafka consumer group each)."""
+    return []
+
+
+def periodic_tasks(service: Matching) -> list[Task]:
+    """Jobs the worker runs on a timer."""
+    return []
+
+
+async def run(service: Matching | None = None, stop: asyncio.Event | None = None) -> None:
+    service = service or bootstrap()
+    settings = service.settings
+    setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
+    broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
+    consumers = build_consumers(service, broker_dead_letter_sink(broker_))
+    await prepare_topics(
+        settings.kafka_bootstrap,
+        consumers,
+        prefix=settings.topic_prefix,
+        replication_factor=settings.kafka_replication_factor,
+    )
+    for consumer in consumers:
+        subscribe(broker_, consumer)
+    monitors = [
+        LagMonitor(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=consumer.group_id,
+            consumer_name=consumer.name,
+            topics=consumer.topics,
+            stuck_after=settings.consumer_stuck_after_seconds,
+        )
+        for consumer in consumers
+    ]
+
+    async def consumers_not_stuck() -> bool:
+        return not any(monitor.stuck for monitor in monitors)
+
+    async def broker() -> bool:
+        return await broker_reachable(settings.kafka_bootstrap)
+
+    tasks: list[Task] = [
+        broker_task(broker_),
+        *(monitor.run for monitor in monitors),
+        *periodic_tasks(service),
+    ]
+    if settings.health_port:
+        tasks.append(
+            health_task(
+                host=settings.http_host,
+                port=settings.health_port,
+                readiness={
+                    "database": service.database_ready,
+                    "broker": broker,
+                    "consumer": consumers_not_stuck,
+                },
+            )
+        )
+    try:
+        await run_until_stopped(*tasks, stop=stop)
+    finally:
+        await service.close()
+
+
+def main() -> None:
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
