@@ -7,6 +7,8 @@ from typing import Literal, Self
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 Environment = Literal["development", "test", "production"]
 
@@ -52,7 +54,7 @@ class ServiceSettings(BaseSettings):
     def _refuse_development_defaults_in_production(self) -> Self:
         if self.environment != "production":
             return self
-        if DEV_DATABASE_HOST in self.database_url or "postgres@" in self.database_url:
+        if is_development_database(self.database_url):
             raise ValueError(
                 "production mode refuses the development database (password-less postgres)"
             )
@@ -71,3 +73,14 @@ class ServiceSettings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+asyncpg://" + url[len(prefix) :]
         return url
+
+
+def is_development_database(database_url: str) -> bool:
+    """The embedded stack's database, or a password-less superuser: never in production."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return False  # not a URL at all: the driver reports it at connection time
+    if f"{url.host}:{url.port}" == DEV_DATABASE_HOST:
+        return True
+    return url.username == "postgres" and not url.password
