@@ -1,0 +1,1 @@
+"""Duplicate detection: name keys, scoring, candidate search, review cases and merge."""

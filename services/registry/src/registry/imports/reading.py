@@ -1,0 +1,191 @@
+"""Reading an embassy list: CSV (any usual encoding and delimiter) or XLSX, as rows of text.
+
+What comes out is the same for both formats: the header cells, then one
+:class:`Record` per line of the sheet after the header, numbered as a
+spreadsheet numbers them (the header is row 1), so that an officer finds a
+reported row where their spreadsheet program shows it. Reading is
+deterministic: reading the same bytes twice gives the same records in the same
+order, which is what lets an interrupted import resume at a record position.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Literal
+
+from charset_normalizer import from_bytes
+
+Format = Literal["csv", "xlsx"]
+
+# Non-UTF-8 embassy lists are exported by spreadsheet programs in a Western code page;
+# limiting detection to these avoids the look-alikes (cp1250, cp1251...) that
+# charset-normalizer might otherwise prefer for short French texts.
+LEGACY_ENCODINGS = ["cp1252", "iso8859_15", "mac_roman", "cp850"]
+DELIMITERS = (";", ",", "\t", "|")
+# A cell longer than this is not a name, a date or a phone number.
+MAX_CELL = 1_000
+# Bigger fields make the csv module raise; caught and reported as an unreadable file.
+csv.field_size_limit(1_000_000)
+
+
+class UnreadableFile(ValueError):
+    """The file is not a CSV or XLSX list this importer can read (the whole file is refused)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line after the header: its row number in the sheet and its cells as text."""
+
+    row: int
+    cells: tuple[str, ...]
+
+    @property
+    def blank(self) -> bool:
+        return not any(self.cells)
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A readable file: its format, how it was decoded, its header and its records."""
+
+    format: Format
+    encoding: str | None
+    delimiter: str | None
+    header: tuple[str, ...]
+    content: bytes
+
+    def records(self) -> Iterator[Record]:
+        """The records after the header, in file order (re-reads the bytes each time)."""
+        if self.format == "xlsx":
+            rows = _xlsx_rows(self.content)
+        else:
+            assert self.encoding is not None
+            assert self.delimiter is not None
+            rows = _csv_rows(self.content, self.encoding, self.delimiter)
+        next(rows, None)  # the header
+        for number, cells in enumerate(rows, start=2):
+            yield Record(number, cells)
+
+
+def detect_format(content: bytes, filename: str | None = None) -> Format:
+    if content[:4] == b"PK\x03\x04":
+        return "xlsx"
+    if filename and filename.lower().endswith((".xlsx", ".xlsm")):
+        raise UnreadableFile("the file is named .xlsx but is not an Excel workbook")
+    return "csv"
+
+
+def detect_encoding(content: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, else the likeliest Western code page."""
+    if content.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return "utf-8"
+    best = from_bytes(content[:200_000], cp_isolation=LEGACY_ENCODINGS).best()
+    return best.encoding if best is not None else "cp1252"
+
+
+def detect_delimiter(header_line: str) -> str:
+    """The delimiter that splits the header line into the most columns (``;`` on a tie)."""
+    counts = {d: header_line.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    if counts[best] == 0:
+        raise UnreadableFile(
+            "the header line has a single column: separate columns with ';' or ','"
+        )
+    return best
+
+
+def _text(content: bytes, encoding: str) -> str:
+    try:
+        return content.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as error:
+        raise UnreadableFile(f"the file cannot be decoded as {encoding}") from error
+
+
+def _clean(value: str) -> str:
+    return value.strip()[:MAX_CELL]
+
+
+def _csv_rows(content: bytes, encoding: str, delimiter: str) -> Iterator[tuple[str, ...]]:
+    reader = csv.reader(io.StringIO(_text(content, encoding), newline=""), delimiter=delimiter)
+    try:
+        for row in reader:
+            yield tuple(_clean(c) for c in row)
+    except csv.Error as error:
+        raise UnreadableFile(f"CSV line {reader.line_num}: {error}") from error
+
+
+def _cell(value: object) -> str:
+    """An XLSX cell as the text an officer sees in it."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time(0) else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal | float | int):
+        return str(value)
+    return _clean(str(value))
+
+
+def _xlsx_rows(content: bytes) -> Iterator[tuple[str, ...]]:
+    from openpyxl import load_workbook  # type: ignore[import-untyped]
+
+    try:
+        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
+        raise UnreadableFile(f"the workbook cannot be opened: {error}") from error
+    try:
+        sheet = workbook.worksheets[0]
+        for row in sheet.iter_rows(values_only=True):
+            yield tuple(_cell(v) for v in row)
+    finally:
+        workbook.close()
+
+
+def open_sheet(content: bytes, filename: str | None = None) -> Sheet:
+    """Detect the format, encoding and delimiter and read the header; raises UnreadableFile."""
+    if not content.strip():
+        raise UnreadableFile("the file is empty")
+    kind = detect_format(content, filename)
+    if kind == "xlsx":
+        header = next(_xlsx_rows(content), None)
+        if header is None:
+            raise UnreadableFile("the first sheet of the workbook is empty")
+        sheet = Sheet("xlsx", None, None, _trim(header), content)
+    else:
+        encoding = detect_encoding(content)
+        text = _text(content, encoding)
+        first_line = text.lstrip("\r\n").split("\n", 1)[0]
+        delimiter = detect_delimiter(first_line)
+        header = next(_csv_rows(content, encoding, delimiter), ())
+        sheet = Sheet("csv", encoding, delimiter, _trim(header), content)
+    if not any(sheet.header):
+        raise UnreadableFile("the first line holds no column names")
+    return sheet
+
+
+def _trim(header: tuple[str, ...]) -> tuple[str, ...]:
+    """The header without the empty cells a spreadsheet leaves after the last column."""
+    cells = list(header)
+    while cells and not cells[-1]:
+        cells.pop()
+    return tuple(cells)

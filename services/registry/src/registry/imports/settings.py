@@ -1,0 +1,29 @@
+"""Settings of bulk imports and duplicate detection: ``REGISTRY_IMPORT_*`` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ImportSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REGISTRY_IMPORT_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # Run the import runner inside the HTTP process (the default, nothing else to start);
+    # false where `registry-import-worker` runs it as its own process.
+    runner: bool = True
+    # How often the runner looks for queued imports when nothing woke it.
+    poll_seconds: float = Field(default=2.0, gt=0)
+    # Rows per batch: the unit of all-or-nothing and of progress (one transaction each).
+    batch_size: int = Field(default=1_000, ge=1, le=10_000)
+    # The largest file accepted (bytes); the gateway has its own limit in front of it.
+    max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # The largest number of data rows in one file.
+    max_rows: int = Field(default=500_000, ge=1)
+    # Duplicate pairs scoring at least this are flagged for review (registry.duplicates.scoring).
+    # (REGISTRY_DUPLICATE_THRESHOLD: it applies to every registration, not only imports.)
+    duplicate_threshold: float = Field(
+        default=0.6, gt=0, le=1, validation_alias="REGISTRY_DUPLICATE_THRESHOLD"
+    )
