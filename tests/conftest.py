@@ -166,6 +166,8 @@ async def start_gateway(platform: LocalPlatform, test_logs: Path) -> AsyncIterat
             upstreams={
                 "registry": platform.registry_url.removeprefix("http://"),
                 "notifications": platform.notifications_url.removeprefix("http://"),
+                # Not part of this platform fixture: nothing listens there (503 problem).
+                "matching": f"127.0.0.1:{free_port()}",
             },
             name=f"gateway-test-{port}",
             **overrides,  # type: ignore[arg-type]

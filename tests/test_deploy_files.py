@@ -60,9 +60,13 @@ INIT_DATABASES = ROOT / "deploy" / "compose" / "postgres" / "init-databases.sh"
 TLS_SCRIPT = ROOT / "deploy" / "compose" / "tls" / "make-internal-tls.sh"
 REALM_FILE = ROOT / "deploy" / "compose" / "keycloak" / "diaspora-realm.json"
 
-SERVICES = ("registry", "notifications")
+SERVICES = ("registry", "notifications", "matching")
 # The Kafka-side process of each service (besides the API and the migration).
-KAFKA_PROCESS = {"registry": "registry-relay", "notifications": "notifications-worker"}
+KAFKA_PROCESS = {
+    "registry": "registry-relay",
+    "notifications": "notifications-worker",
+    "matching": "matching-worker",
+}
 SERVICE_DATABASES = ("registry", "matching", "consular", "returnees", "notifications")
 TOPIC_PARTITIONS = 6
 
@@ -948,6 +952,7 @@ def test_gateway_configuration_is_complete_and_valid(source: Path, tmp_path: Pat
         {
             "server registry-api:8000": "server 127.0.0.1:9",
             "server notifications-api:8000": "server 127.0.0.1:9",
+            "server matching-api:8000": "server 127.0.0.1:9",
         },
     )
     result = subprocess.run(

@@ -29,7 +29,11 @@ class GatewayError(RuntimeError):
 class GatewaySettings:
     listen: str = "127.0.0.1:8080"
     upstreams: dict[str, str] = field(
-        default_factory=lambda: {"registry": "127.0.0.1:8101", "notifications": "127.0.0.1:8102"}
+        default_factory=lambda: {
+            "registry": "127.0.0.1:8101",
+            "notifications": "127.0.0.1:8102",
+            "matching": "127.0.0.1:8103",
+        }
     )
     rate_per_address: str = "50r/s"
     burst_per_address: int = 100
@@ -99,7 +103,7 @@ def prepare(cfg: StackConfig, settings: GatewaySettings) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (temp / name).mkdir(parents=True, exist_ok=True)
-    missing = {"registry", "notifications"} - set(settings.upstreams)
+    missing = {"registry", "notifications", "matching"} - set(settings.upstreams)
     if missing:
         raise GatewayError(f"no upstream address for {sorted(missing)}")
     values = {

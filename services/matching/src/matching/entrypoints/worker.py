@@ -1,6 +1,7 @@
-"""The matching worker: its Kafka consumers and periodic jobs (`matching-worker`).
+"""The matching worker (`matching-worker`): Kafka consumers, periodic jobs, outbox relay.
 
-The outbox relay runs as its own process (`matching-relay`), as in the registry.
+The relay elects one leader per database (PostgreSQL advisory lock), so replicas of
+the worker share the consumers' partitions while one of them publishes the outbox.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.metrics import LagMonitor, broker_reachable
 from diaspora_events.observability import setup_observability
+from diaspora_events.outbox import OutboxRelay
 from diaspora_events.runtime import (
     broker_dead_letter_sink,
     broker_task,
@@ -22,6 +24,7 @@ from diaspora_events.runtime import (
 )
 from diaspora_service.health_server import health_task
 from matching import SERVICE_NAME
+from matching.adapters.orm import outbox
 from matching.bootstrap import Matching, bootstrap
 
 Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -62,6 +65,14 @@ async def run(service: Matching | None = None, stop: asyncio.Event | None = None
         for consumer in consumers
     ]
 
+    relay = OutboxRelay(
+        engine=service.engine,
+        table=outbox,
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{SERVICE_NAME}-relay",
+        topic_prefix=settings.topic_prefix,
+    )
+
     async def consumers_not_stuck() -> bool:
         return not any(monitor.stuck for monitor in monitors)
 
@@ -70,6 +81,7 @@ async def run(service: Matching | None = None, stop: asyncio.Event | None = None
 
     tasks: list[Task] = [
         broker_task(broker_),
+        relay.run,
         *(monitor.run for monitor in monitors),
         *periodic_tasks(service),
     ]
