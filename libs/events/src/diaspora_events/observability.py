@@ -111,6 +111,23 @@ def _exporter_from_env() -> SpanExporter | None:
     return None
 
 
+def spans_recorded() -> bool:
+    """Whether a span started now goes anywhere: an exporter or a test's processor.
+
+    Without one (no ``OTEL_TRACES_EXPORTER``, as in ``make run``), the SDK still builds
+    every span and drops it at the end; hot loops (the outbox relay) skip such spans
+    and forward the trace context they already carry instead. Unknown providers are
+    assumed to record.
+    """
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return False
+    # The SDK keeps its processors in a private attribute; if that ever changes, record.
+    active = getattr(provider, "_active_span_processor", None)
+    processors = getattr(active, "_span_processors", None)
+    return True if processors is None else bool(processors)
+
+
 def current_traceparent() -> dict[str, str]:
     """The W3C trace context of the current span, as headers."""
     carrier: dict[str, str] = {}

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,14 +36,19 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    all_,
+    any_,
+    bindparam,
     delete,
     func,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.types import TypeEngine
 
 from diaspora_events.cloudevents import encode, headers_to_kafka
 from diaspora_events.contracts.base import Event
@@ -58,6 +63,7 @@ from diaspora_events.observability import (
     context_from_headers,
     current_traceparent,
     describe_error,
+    spans_recorded,
 )
 
 log = structlog.get_logger(__name__)
@@ -242,7 +248,7 @@ class OutboxRelay:
                 await self._update_backlog_gauges()
                 last_gauge = time.monotonic()
             try:
-                published = await self.publish_batch()
+                await self.publish_available(stop)
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -253,8 +259,6 @@ class OutboxRelay:
                 await self._close_producer()
                 await _sleep_unless(stop, delay)
                 continue
-            if published >= self._batch_size:
-                continue  # more waiting: go again at once
             if datetime.now(UTC) - last_cleanup > timedelta(minutes=10):
                 await self._delete_old_published()
                 last_cleanup = datetime.now(UTC)
@@ -279,49 +283,119 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await producer.stop()
 
+    async def publish_available(self, stop: asyncio.Event | None = None) -> int:
+        """Publish committed rows not yet published, batch after batch, until a batch
+        comes back short (or ``stop`` is set); returns how many were published.
+
+        Two batches overlap: batch n+1 is read (leaving out the rows of batch n, sent
+        but not yet marked) and handed to the producer while the broker acknowledges
+        batch n. A batch is marked published only once every one of its records is
+        acknowledged. If that fails, nothing of it (nor of the batch after it) is
+        marked: those rows go out again on the next pass (at-least-once).
+        """
+        total = 0
+        in_flight: _Batch | None = None
+        try:
+            while True:
+                rows = await self._unpublished(exclude=in_flight.ids if in_flight else ())
+                batch = await self._send_rows(rows) if rows else None
+                if in_flight is not None:
+                    total += await self._settle(in_flight)
+                in_flight = batch
+                if batch is None:
+                    return total
+                if len(rows) < self._batch_size or (stop is not None and stop.is_set()):
+                    in_flight = None
+                    return total + await self._settle(batch)
+        except BaseException:
+            if in_flight is not None:
+                in_flight.abandon()
+            raise
+
     async def publish_batch(self) -> int:
         """Publish up to one batch of unpublished rows; returns how many went out."""
-        table = self._table
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(table.c.id, table.c.topic, table.c.key, table.c.headers, table.c.value)
-                    .where(table.c.published_at.is_(None))
-                    .order_by(table.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
+        rows = await self._unpublished(exclude=())
         if not rows:
             return 0
-        ids = [row.id for row in rows]
+        return await self._settle(await self._send_rows(rows))
+
+    async def _unpublished(self, *, exclude: Sequence[int]) -> Sequence[Any]:
+        table = self._table
+        query = (
+            select(table.c.id, table.c.topic, table.c.key, table.c.headers, table.c.value)
+            .where(table.c.published_at.is_(None))
+            .order_by(table.c.id)
+            .limit(self._batch_size)
+        )
+        if exclude:
+            query = query.where(table.c.id != all_(_ids_param(exclude)))
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).all()
+
+    async def _send_rows(self, rows: Sequence[Any]) -> _Batch:
+        """Hand every row to the producer; the batch holds their acknowledgements."""
+        producer = await self._producer_started()
+        prefix = self._topic_prefix
+        deliveries: list[asyncio.Future[Any]] = []
         try:
-            producer = await self._producer_started()
-            deliveries = []
-            for row in rows:
-                deliveries.append(
-                    await self._send(
-                        producer, self._topic_prefix + row.topic, row.key, row.headers, row.value
+            if spans_recorded():
+                for row in rows:
+                    deliveries.append(
+                        await self._send_traced(
+                            producer, prefix + row.topic, row.key, row.headers, row.value
+                        )
                     )
-                )
-            await asyncio.gather(*deliveries)
-        except Exception as error:
-            OUTBOX_PUBLISH_FAILURES.labels(table.name).inc()
+            else:
+                # No span would be kept: the record carries the trace context stored
+                # with the row (the request that wrote it), so the consumer's span
+                # still continues that trace.
+                for row in rows:
+                    deliveries.append(
+                        await producer.send(
+                            prefix + row.topic,
+                            value=row.value,
+                            key=row.key.encode(),
+                            headers=headers_to_kafka(row.headers),
+                        )
+                    )
+        except BaseException as error:
+            batch = _Batch([row.id for row in rows], deliveries)
+            batch.abandon()
+            if isinstance(error, Exception):
+                await self._record_failure(batch.ids, error)
+            raise
+        return _Batch([row.id for row in rows], deliveries)
+
+    async def _settle(self, batch: _Batch) -> int:
+        """Wait for the batch's acknowledgements, then mark its rows published."""
+        results = await asyncio.gather(*batch.deliveries, return_exceptions=True)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            if isinstance(failure, Exception):
+                await self._record_failure(batch.ids, failure)
+            raise failure
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(self._table)
+                .where(self._table.c.id == any_(_ids_param(batch.ids)))
+                .values(published_at=func.now())
+            )
+        self.published_total += len(batch.ids)
+        OUTBOX_PUBLISHED.labels(self._table.name).inc(len(batch.ids))
+        return len(batch.ids)
+
+    async def _record_failure(self, ids: Sequence[int], error: Exception) -> None:
+        OUTBOX_PUBLISH_FAILURES.labels(self._table.name).inc()
+        table = self._table
+        with contextlib.suppress(Exception):  # the database may be what failed
             async with self._engine.begin() as conn:
                 await conn.execute(
                     update(table)
-                    .where(table.c.id.in_(ids))
+                    .where(table.c.id == any_(_ids_param(ids)))
                     .values(attempts=table.c.attempts + 1, last_error=describe_error(error)[:2000])
                 )
-            raise
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(table).where(table.c.id.in_(ids)).values(published_at=func.now())
-            )
-        self.published_total += len(ids)
-        OUTBOX_PUBLISHED.labels(table.name).inc(len(ids))
-        return len(ids)
 
-    async def _send(
+    async def _send_traced(
         self,
         producer: AIOKafkaProducer,
         topic: str,
@@ -357,6 +431,28 @@ class OutboxRelay:
         cutoff = datetime.now(UTC) - self._keep_published_for
         async with self._engine.begin() as conn:
             await conn.execute(delete(self._table).where(self._table.c.published_at < cutoff))
+
+
+@dataclass
+class _Batch:
+    """Rows handed to the producer, with the broker's acknowledgements to come."""
+
+    ids: list[int]
+    deliveries: list[asyncio.Future[Any]]
+
+    def abandon(self) -> None:
+        """Give up waiting: the rows stay unpublished (their errors are retrieved here,
+        so that asyncio does not report them as never retrieved)."""
+        if self.deliveries:
+            asyncio.gather(*self.deliveries, return_exceptions=True)
+
+
+_ID_ARRAY: TypeEngine[Any] = ARRAY(BigInteger)
+
+
+def _ids_param(ids: Sequence[int]) -> BindParameter[Any]:
+    # One array parameter: the statement is the same (cached) whatever the batch size.
+    return bindparam("ids", list(ids), type_=_ID_ARRAY)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:

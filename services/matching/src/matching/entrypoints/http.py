@@ -18,8 +18,11 @@ from diaspora_service.app import create_app
 from diaspora_service.request_id import RequestIdMiddleware
 from matching import SERVICE_NAME
 from matching.bootstrap import Matching, bootstrap
+from matching.projects.http import router as projects_router
 
-ROUTERS: list[APIRouter] = []
+ROUTERS: list[APIRouter] = [
+    projects_router,
+]
 
 
 def build_app(service: Matching | None = None) -> FastAPI:

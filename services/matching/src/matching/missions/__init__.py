@@ -1,0 +1,1 @@
+"""Missions that follow accepted proposals: agreement, travel, report, completion, counts."""

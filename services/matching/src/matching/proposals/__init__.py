@@ -1,0 +1,1 @@
+"""Proposals of needs to experts, and the experts' answers."""
