@@ -34,6 +34,9 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     # Internal systems (other ministries, the statistics office, partners' systems).
     SERVICE = "service"
+    # Anyone, without a token: an endpoint that admits anonymous callers acts as this role
+    # (only what the policy grants `public`, e.g. suppressed statistics). Never a staff role.
+    PUBLIC = "public"
 
 
 # Claim names, in one place.
@@ -71,7 +74,7 @@ class Principal:
     @property
     def is_staff(self) -> bool:
         """Anyone acting on other people's data (everything but a plain citizen)."""
-        return bool(self.roles - {Role.CITIZEN})
+        return bool(self.roles - {Role.CITIZEN, Role.PUBLIC})
 
     def has(self, role: Role) -> bool:
         return role in self.roles
