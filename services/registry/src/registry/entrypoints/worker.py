@@ -1,0 +1,127 @@
+"""The registry worker, as its own process: `registry-worker`.
+
+- the ``registry-read-models`` consumer of the registry's own ``registry.members`` topic,
+  keeping the statistics and search read models (registry.statistics, registry.search);
+- the update campaign: every ``REGISTRY_STALE_CHECK_INTERVAL_SECONDS``, profiles not
+  confirmed for ``REGISTRY_STALE_AFTER_MONTHS`` months are marked stale, with a
+  ``registry.member.marked-stale`` event each through the outbox (registry.freshness).
+
+The outbox relay stays its own process (`registry-relay`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from diaspora_events.metrics import LagMonitor, broker_reachable
+from diaspora_events.observability import setup_observability
+from diaspora_events.runtime import (
+    broker_dead_letter_sink,
+    broker_task,
+    make_broker,
+    prepare_topics,
+    run_until_stopped,
+    subscribe,
+)
+from diaspora_service.health_server import health_task
+from registry import SERVICE_NAME
+from registry.bootstrap import Registry, bootstrap
+from registry.freshness import StaleCampaign
+from registry.statistics.consumer import build_consumer
+from registry.statistics.projection import rebuild_counts
+
+log = structlog.get_logger(__name__)
+
+
+async def run(registry: Registry | None = None, stop: asyncio.Event | None = None) -> None:
+    owned = registry is None
+    registry = registry or bootstrap()
+    settings = registry.settings
+    setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
+    broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
+    consumer = build_consumer(
+        sessions=registry.sessions,
+        dead_letters=broker_dead_letter_sink(broker_),
+        topic_prefix=settings.topic_prefix,
+        require_consent=settings.statistics_require_consent,
+        jurisdictions=registry.identity.jurisdictions,
+    )
+    await prepare_topics(
+        settings.kafka_bootstrap,
+        [consumer],
+        prefix=settings.topic_prefix,
+        replication_factor=settings.kafka_replication_factor,
+    )
+    subscribe(broker_, consumer)
+    campaign = StaleCampaign(
+        sessions=registry.sessions,
+        outbox=registry.outbox,
+        after_months=settings.stale_after_months,
+        interval=settings.stale_check_interval_seconds,
+        batch_size=settings.stale_batch_size,
+    )
+    lag = LagMonitor(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=consumer.group_id,
+        consumer_name=consumer.name,
+        topics=consumer.topics,
+        stuck_after=settings.consumer_stuck_after_seconds,
+    )
+
+    async def consumer_not_stuck() -> bool:
+        return not lag.stuck
+
+    async def broker() -> bool:
+        return await broker_reachable(settings.kafka_bootstrap)
+
+    tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
+        broker_task(broker_),
+        campaign.run,
+        lag.run,
+    ]
+    if settings.health_port:
+        tasks.append(
+            health_task(
+                host=settings.http_host,
+                port=settings.health_port,
+                readiness={
+                    "database": registry.database_ready,
+                    "broker": broker,
+                    "consumer": consumer_not_stuck,
+                },
+            )
+        )
+    try:
+        await run_until_stopped(*tasks, stop=stop)
+    finally:
+        if owned:
+            await registry.close()
+
+
+async def recount() -> None:
+    """`registry-worker recount`: recount the statistics counters from the member facts."""
+    registry = bootstrap()
+    try:
+        async with registry.sessions() as session, session.begin():
+            counters = await rebuild_counts(session)
+        log.info("statistics_recounted", counters=counters)
+    finally:
+        await registry.close()
+
+
+def main() -> None:
+    if sys.argv[1:] == ["recount"]:
+        asyncio.run(recount())
+    elif sys.argv[1:]:
+        sys.exit("usage: registry-worker [recount]")
+    else:
+        asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""Search for officers and coordinators: name (accents ignored, typos tolerated) and filters.
+
+The search table (``member_search``) and the vocabulary of name words
+(``name_words``) are read models kept by the ``registry-read-models`` consumer of
+``registry-worker`` from the registry's own events, so a change shows up in search
+once its event went through the outbox relay and the consumer (typically well
+under a second; the consumer's lag is exported as a metric).
+
+How a query runs:
+1. Each word of the query is folded like the names (``registry.duplicates.normalise``:
+   transliterated to ASCII, case folded) and expanded to the words of the vocabulary
+   within its reach: trigram similarity (pg_trgm), Levenshtein distance 1 (2 for
+   words of 7 letters or more), or a prefix of 3 letters or more.
+2. One GIN index on ``terms`` then finds the members having, for every query word,
+   one of its expansions, and every filter (``o:22``, ``c:FR``, ``l:fr``...), within the
+   embassies the caller's policy decision reaches; ranked by trigram similarity of the
+   whole folded name.
+3. The page of ids goes through :func:`registry.service.find_members`, the one read
+   path of members: scope checked again on the members table, fields projected per
+   row, every record received audited.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Float, and_, bindparam, cast, delete, func, literal, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, array
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.types import Text
+
+from diaspora_events.contracts.registry import MemberProfile
+from diaspora_identity.audit import AccessContext, AuditTrail
+from diaspora_identity.policy import Decision
+from diaspora_reference import esco, places
+from registry.duplicates.normalise import name_words
+from registry.service import MemberQuery, find_members
+from registry.statistics.facts import city_of, skill_key
+from registry.statistics.tables import member_search
+from registry.statistics.tables import name_words as vocabulary
+
+MAX_OFFSET = 1000
+MAX_LIMIT = 100
+# Trigram similarity at which a vocabulary word is taken for a query word.
+WORD_SIMILARITY = 0.45
+# A looser first cut through the trigram index, refined by Levenshtein distance.
+INDEX_SIMILARITY = 0.25
+MAX_EXPANSIONS = 50
+
+
+def terms_of(profile: MemberProfile) -> list[str]:
+    """Every searchable attribute of a profile as a ``kind:value`` term."""
+    terms: set[str] = {f"n:{w}" for w in name_words(profile.given_name, profile.family_name)}
+    country = profile.country_of_residence.upper()
+    terms.add(f"c:{country}")
+    terms.add(f"emb:{profile.embassy_id}")
+    city = city_of(profile)
+    if city is not None:
+        terms.add(f"city:{city.key}")
+        terms.add(f"cn:{places.fold(city.name)}")
+    for occupation in profile.occupations:
+        code = occupation.isco_code.strip()
+        terms.update(f"o:{code[:n]}" for n in range(1, min(len(code), 4) + 1))
+    for skill in profile.skills:
+        terms.add(f"s:{skill_key(skill.esco_uri, skill.label)}")
+    for language in profile.languages:
+        if language.strip():
+            terms.add(f"l:{language.strip().lower()}")
+    if profile.education:
+        terms.add(f"e:{max(e.isced_level for e in profile.education)}")
+    missions = profile.availability.mission_types
+    terms.update(f"m:{m}" for m in missions)
+    if missions:
+        terms.add("m:any")
+    if profile.availability.remote:
+        terms.add("m:remote")
+    return sorted(terms)
+
+
+def _words(terms: Sequence[str]) -> set[str]:
+    return {t[2:] for t in terms if t.startswith("n:")}
+
+
+async def _count_words(session: AsyncSession, delta: Counter[str]) -> None:
+    changes = sorted((w, n) for w, n in delta.items() if n)
+    if not changes:
+        return
+    statement = pg_insert(vocabulary).values([{"word": w, "members": n} for w, n in changes])
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[vocabulary.c.word],
+            set_={"members": vocabulary.c.members + statement.excluded.members},
+        )
+    )
+    gone = [w for w, n in changes if n < 0]
+    if gone:
+        # A word no member uses any more leaves the vocabulary (erasure leaves no name).
+        await session.execute(
+            delete(vocabulary).where(vocabulary.c.word.in_(gone), vocabulary.c.members <= 0)
+        )
+
+
+async def index_member(
+    session: AsyncSession, member_id: UUID, profile: MemberProfile, *, as_of: datetime
+) -> bool:
+    """Make the member findable as ``profile`` says (False for an older event)."""
+    previous = (
+        await session.execute(
+            select(member_search.c.terms, member_search.c.as_of)
+            .where(member_search.c.member_id == member_id)
+            .with_for_update()
+        )
+    ).first()
+    if previous is not None and previous.as_of > as_of:
+        return False
+    terms = terms_of(profile)
+    levels = [e.isced_level for e in profile.education]
+    row: dict[str, Any] = {
+        "member_id": member_id,
+        "embassy_id": profile.embassy_id,
+        "country": profile.country_of_residence.upper(),
+        "name_key": " ".join(name_words(profile.given_name, profile.family_name)),
+        "terms": terms,
+        "isced": max(levels) if levels else None,
+        "available_from": profile.availability.available_from,
+        "available_until": profile.availability.available_until,
+        "as_of": as_of,
+    }
+    statement = pg_insert(member_search).values(**row)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[member_search.c.member_id],
+            set_={k: statement.excluded[k] for k in row if k != "member_id"},
+        )
+    )
+    delta: Counter[str] = Counter(_words(terms))
+    if previous is not None:
+        delta.subtract(_words(previous.terms))
+    await _count_words(session, delta)
+    return True
+
+
+async def unindex_member(session: AsyncSession, member_id: UUID) -> None:
+    """Remove the member from search (erased, or merged into another record)."""
+    previous = (
+        await session.execute(
+            delete(member_search)
+            .where(member_search.c.member_id == member_id)
+            .returning(member_search.c.terms)
+        )
+    ).first()
+    if previous is not None:
+        delta: Counter[str] = Counter()
+        delta.subtract(_words(previous.terms))
+        await _count_words(session, delta)
+
+
+# -- queries --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What an officer searches for; every given criterion must hold."""
+
+    text: str | None = None
+    occupation: str | None = None
+    skill: str | None = None
+    education_min: int | None = None
+    country: str | None = None
+    city: str | None = None
+    language: str | None = None
+    mission: str | None = None
+    available_on: date | None = None
+    offset: int = 0
+    limit: int = 20
+
+
+async def expand_word(session: AsyncSession, word: str) -> list[str]:
+    """The vocabulary words a query word stands for (itself, near spellings, completions)."""
+    distance = 1 if len(word) < 7 else 2
+    similar = (
+        select(vocabulary.c.word)
+        .where(
+            vocabulary.c.word.op("%")(word),
+            or_(
+                func.similarity(vocabulary.c.word, word) >= WORD_SIMILARITY,
+                func.levenshtein(vocabulary.c.word, word) <= distance,
+            ),
+        )
+        .order_by(func.similarity(vocabulary.c.word, word).desc())
+        .limit(MAX_EXPANSIONS)
+    )
+    found = [row.word for row in (await session.execute(similar)).all()]
+    if len(word) >= 3:
+        prefix = word.replace("\\", "").replace("%", "").replace("_", "")
+        completions = (
+            select(vocabulary.c.word)
+            .where(vocabulary.c.word.like(prefix + "%"))
+            .order_by(vocabulary.c.members.desc())
+            .limit(MAX_EXPANSIONS)
+        )
+        found += [row.word for row in (await session.execute(completions)).all()]
+    return sorted(set(found))
+
+
+def _skill_terms(skill: str) -> list[str]:
+    skill = skill.strip()
+    if skill.startswith(esco.SKILL_PREFIX):
+        return [f"s:{skill}"]
+    keys = {f"s:{skill_key(None, skill)}"}
+    keys.update(f"s:{s.uri}" for s in esco.find_skills(skill, "fr", limit=5))
+    keys.update(f"s:{s.uri}" for s in esco.find_skills(skill, "en", limit=5))
+    return sorted(keys)
+
+
+def _city_terms(city: str, country: str | None) -> list[str]:
+    city = city.strip()
+    if city.isdigit():
+        return [f"city:{city}"]
+    if country:
+        found = places.city(country, city)
+        if found is not None:
+            return [f"city:{found.geonames_id}", f"cn:{places.fold(city)}"]
+    return [f"cn:{places.fold(city)}"]
+
+
+def _terms_array(values: Sequence[str]) -> Any:
+    return cast(array(list(values)), ARRAY(Text))
+
+
+async def search_ids(
+    session: AsyncSession, *, decision: Decision, query: SearchQuery
+) -> list[UUID]:
+    """Ids of the members matching ``query`` within the decision's scope, best first."""
+    await session.execute(
+        text("SELECT set_config('pg_trgm.similarity_threshold', :v, true)"),
+        {"v": str(INDEX_SIMILARITY)},
+    )
+    conditions: list[Any] = [
+        decision.where({"embassy_id": member_search.c.embassy_id, "id": member_search.c.member_id})
+    ]
+    key = ""
+    if query.text:
+        words = name_words(query.text)
+        key = " ".join(words)
+        for word in words:
+            expansions = await expand_word(session, word)
+            if not expansions:
+                return []
+            conditions.append(
+                member_search.c.terms.overlap(_terms_array([f"n:{w}" for w in expansions]))
+            )
+    required: list[str] = []
+    if query.occupation:
+        required.append(f"o:{query.occupation.strip()}")
+    if query.country:
+        required.append(f"c:{query.country.upper()}")
+    if query.language:
+        required.append(f"l:{query.language.strip().lower()}")
+    if query.mission:
+        required.append(f"m:{query.mission}")
+    if required:
+        conditions.append(member_search.c.terms.contains(_terms_array(required)))
+    if query.skill:
+        conditions.append(member_search.c.terms.overlap(_terms_array(_skill_terms(query.skill))))
+    if query.city:
+        conditions.append(
+            member_search.c.terms.overlap(_terms_array(_city_terms(query.city, query.country)))
+        )
+    if query.education_min is not None:
+        levels = [f"e:{n}" for n in range(query.education_min, 9)]
+        conditions.append(member_search.c.terms.overlap(_terms_array(levels)))
+    if query.available_on is not None:
+        conditions.append(
+            and_(
+                or_(
+                    member_search.c.available_from.is_(None),
+                    member_search.c.available_from <= query.available_on,
+                ),
+                or_(
+                    member_search.c.available_until.is_(None),
+                    member_search.c.available_until >= query.available_on,
+                ),
+            )
+        )
+    rank = (
+        func.similarity(member_search.c.name_key, bindparam("key", key, type_=Text))
+        if key
+        else literal(0.0, Float)
+    )
+    statement = (
+        select(member_search.c.member_id)
+        .where(*conditions)
+        .order_by(rank.desc(), member_search.c.member_id)
+        .offset(min(query.offset, MAX_OFFSET))
+        .limit(min(query.limit, MAX_LIMIT + 1))
+    )
+    return [row.member_id for row in (await session.execute(statement)).all()]
+
+
+async def search_members(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    audit: AuditTrail,
+    decision: Decision,
+    context: AccessContext,
+    query: SearchQuery,
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of matching members, best first, as :func:`find_members` shows them (and
+    audits them), and whether more follow."""
+    limit = min(query.limit, MAX_LIMIT)
+    async with sessions() as session, session.begin():
+        ids = await search_ids(session, decision=decision, query=replace(query, limit=limit + 1))
+    more = len(ids) > limit
+    ids = ids[:limit]
+    if not ids:
+        return [], False
+    found = await find_members(
+        sessions=sessions,
+        audit=audit,
+        decision=decision,
+        context=context,
+        query=MemberQuery(member_ids=tuple(ids), limit=None),
+    )
+    position = {member_id: i for i, member_id in enumerate(ids)}
+    found.sort(key=lambda m: position.get(m.get("id"), len(ids)))  # type: ignore[arg-type]
+    return found, more
