@@ -15,10 +15,11 @@ someone twice): each pair once, the later row being the one flagged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal
+from functools import cache
+from typing import Any, Literal
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
@@ -55,6 +56,44 @@ class FlaggedCase:
     embassy_id: str
     score: float
     reasons: list[str]
+
+
+@cache
+def configured_threshold() -> float:
+    """``REGISTRY_DUPLICATE_THRESHOLD`` (read once)."""
+    from registry.imports.settings import ImportSettings
+
+    return ImportSettings().duplicate_threshold
+
+
+async def flag_new_members(
+    session: AsyncSession,
+    outbox: OutboxWriter,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    source: Source,
+    import_job_id: UUID | None = None,
+) -> list[FlaggedCase]:
+    """:func:`record_and_flag` for new members' rows (columns of the members table)."""
+    return await record_and_flag(
+        session,
+        outbox,
+        [
+            NewMember(
+                member_id=r["id"],
+                embassy_id=r["embassy_id"],
+                given_name=r["given_name"],
+                family_name=r["family_name"],
+                date_of_birth=r["date_of_birth"],
+                phone=r["phone"],
+                email=r["email"],
+            )
+            for r in rows
+        ],
+        source=source,
+        import_job_id=import_job_id,
+        threshold=configured_threshold(),
+    )
 
 
 def match_key_row(member: NewMember) -> dict[str, object]:

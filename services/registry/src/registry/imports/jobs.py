@@ -21,6 +21,8 @@ from registry.imports.reading import Sheet, UnreadableFile, open_sheet
 from registry.imports.tables import import_errors, import_jobs
 
 Mode = Literal["all_or_nothing", "partial"]
+# How the people listed consented to being registered (an assisted registration's methods).
+ConsentMethod = Literal["signed_form", "in_person"]
 
 JOB_FIELDS = (
     "id",
@@ -31,6 +33,8 @@ JOB_FIELDS = (
     "encoding",
     "delimiter",
     "batch_size",
+    "consent_method",
+    "consent_reference",
     "total_rows",
     "blank_rows",
     "processed_rows",
@@ -111,12 +115,16 @@ async def create_job(
     filename: str | None,
     mode: Mode,
     batch_size: int,
+    consent_method: ConsentMethod,
+    consent_reference: str | None,
     idempotency_key: str | None,
 ) -> tuple[dict[str, Any], bool]:
     """Queue an import; returns the job and whether it was created now (else: replayed key)."""
     principal = decision.principal
     all_countries = any(g.grant.scope is Scope.ALL for g in decision.grants)
-    digest = _digest(counted.sheet.content, mode, batch_size)
+    digest = _digest(
+        counted.sheet.content, f"{mode}|{consent_method}|{consent_reference}", batch_size
+    )
     job_id = uuid_compat.uuid7()
     row = {
         "id": job_id,
@@ -129,6 +137,8 @@ async def create_job(
         "delimiter": counted.sheet.delimiter,
         "mode": mode,
         "batch_size": batch_size,
+        "consent_method": consent_method,
+        "consent_reference": consent_reference,
         "status": "queued",
         "total_rows": counted.total_rows,
         "blank_rows": counted.blank_rows,

@@ -39,6 +39,9 @@ import_jobs = Table(
     Column("delimiter", Text),
     Column("mode", Text, nullable=False),
     Column("batch_size", Integer, nullable=False),
+    # How the people listed consented to being registered (as for an assisted registration).
+    Column("consent_method", Text, nullable=False),
+    Column("consent_reference", Text),
     Column("status", Text, nullable=False, server_default="queued"),
     Column("total_rows", Integer, nullable=False),
     Column("blank_rows", Integer, nullable=False, server_default="0"),
@@ -60,6 +63,9 @@ import_jobs = Table(
     Column("updated_at", DateTime(timezone=True)),
     CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="import_jobs_status"),
     CheckConstraint("mode IN ('all_or_nothing', 'partial')", name="import_jobs_mode"),
+    CheckConstraint(
+        "consent_method IN ('signed_form', 'in_person')", name="import_jobs_consent_method"
+    ),
     Index(
         "import_jobs_pending_idx",
         "created_at",

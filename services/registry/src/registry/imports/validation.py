@@ -13,7 +13,7 @@ spreading personal data, and the officer finds the value in their own file.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,7 @@ def check_record(
     schema: Schema,
     jurisdictions: Jurisdictions,
     decision: Decision,
+    extra_fields: Mapping[str, Any] | None = None,
 ) -> ValidRow | list[RowError]:
     """The record as a valid registration within the caller's scope, or its problems."""
     errors: list[RowError] = []
@@ -93,6 +94,7 @@ def check_record(
             errors.append(RowError(record.row, layout.column_of(field), str(error)))
     if errors:
         return errors
+    body.update(extra_fields or {})
     try:
         valid = schema.model_validate(body)
     except ValidationError as error:

@@ -75,6 +75,8 @@ def upgrade() -> None:
         sa.Column("delimiter", sa.Text(), nullable=True),
         sa.Column("mode", sa.Text(), nullable=False),
         sa.Column("batch_size", sa.Integer(), nullable=False),
+        sa.Column("consent_method", sa.Text(), nullable=False),
+        sa.Column("consent_reference", sa.Text(), nullable=True),
         sa.Column("status", sa.Text(), server_default="queued", nullable=False),
         sa.Column("total_rows", sa.Integer(), nullable=False),
         sa.Column("blank_rows", sa.Integer(), server_default="0", nullable=False),
@@ -102,6 +104,9 @@ def upgrade() -> None:
             "status IN ('queued', 'running', 'done', 'failed')", name="import_jobs_status"
         ),
         sa.CheckConstraint("mode IN ('all_or_nothing', 'partial')", name="import_jobs_mode"),
+        sa.CheckConstraint(
+            "consent_method IN ('signed_form', 'in_person')", name="import_jobs_consent_method"
+        ),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(

@@ -1,0 +1,266 @@
+"""The import runner: processes queued imports batch by batch, resumable after a crash.
+
+Each batch is one transaction: the members it registers (with their events,
+audit entries and match keys), the duplicate cases it opens, its error rows and
+the job's new counters and position. A crash loses at most the batch in
+flight, which was never committed; the next runner resumes at the position
+recorded by the last committed batch, so no row is imported twice and none is
+lost. One runner works on a job at a time: it holds a PostgreSQL advisory lock
+on the job for as long as it works on it, released by the server when the
+runner's connection ends (even by kill -9).
+
+Counters always add up: every data row ends up in exactly one of ``accepted``
+(registered), ``duplicates`` (registered and flagged for review) or
+``rejected`` (not registered, with at least one line in the error report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+from uuid import UUID
+
+import structlog
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from diaspora_identity.audit import AccessContext
+from diaspora_identity.policy import Decision, Forbidden
+from diaspora_identity.principal import Principal, Role
+from registry.bootstrap import Registry
+from registry.imports.columns import Layout, layout
+from registry.imports.reading import Record, UnreadableFile, open_sheet
+from registry.imports.registration import register_rows, registration_schema
+from registry.imports.settings import ImportSettings
+from registry.imports.tables import import_errors, import_jobs
+from registry.imports.validation import RowError, ValidRow, check_record
+
+log = structlog.get_logger(__name__)
+
+_LOCK_SPACE = 0x1D_0917  # advisory lock namespace of import jobs
+
+
+def _lock_key(job_id: UUID) -> int:
+    return zlib.crc32(job_id.bytes) - 2**31
+
+
+def _principal(job: Any) -> Principal:
+    roles = frozenset(Role(r) for r in job.created_by_roles if r in Role.__members__.values())
+    return Principal(subject=job.created_by, roles=roles, embassies=frozenset(job.embassies or ()))
+
+
+def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    """Consecutive records holding ``size`` data rows each (blank lines ride along)."""
+    batch: list[Record] = []
+    rows = 0
+    for record in records:
+        batch.append(record)
+        if not record.blank:
+            rows += 1
+        if rows == size:
+            yield batch
+            batch, rows = [], 0
+    if batch:
+        yield batch
+
+
+class ImportRunner:
+    def __init__(self, registry: Registry, settings: ImportSettings | None = None) -> None:
+        self.registry = registry
+        self.settings = settings or ImportSettings()
+        self.wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set: pending jobs first, then whenever woken or polled."""
+        while not stop.is_set():
+            try:
+                await self.run_pending()
+            except Exception:
+                log.exception("import_runner_pass_failed")
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    _first(stop.wait(), self.wake.wait()), timeout=self.settings.poll_seconds
+                )
+
+    async def run_pending(self) -> int:
+        """Process every queued or interrupted job this runner can lock; returns how many."""
+        async with self.registry.sessions() as session:
+            pending = (
+                (
+                    await session.execute(
+                        select(import_jobs.c.id)
+                        .where(import_jobs.c.status.in_(("queued", "running")))
+                        .order_by(import_jobs.c.created_at)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        done = 0
+        for job_id in pending:
+            if await self.process(job_id):
+                done += 1
+        return done
+
+    async def process(self, job_id: UUID) -> bool:
+        """Process one job to its end if no other runner holds it; False when it was held."""
+        async with self.registry.engine.connect() as lock:
+            held = (
+                await lock.execute(
+                    text("SELECT pg_try_advisory_lock(:space, :key)"),
+                    {"space": _LOCK_SPACE, "key": _lock_key(job_id)},
+                )
+            ).scalar_one()
+            await lock.commit()
+            if not held:
+                return False
+            try:
+                await self._process_locked(job_id)
+            finally:
+                await _unlock(lock, job_id)
+        return True
+
+    async def _process_locked(self, job_id: UUID) -> None:
+        async with self.registry.sessions() as session:
+            job = (
+                await session.execute(select(import_jobs).where(import_jobs.c.id == job_id))
+            ).first()
+        if job is None or job.status not in ("queued", "running"):
+            return
+        log.info("import_started", job_id=str(job_id), position=job.position)
+        await self._set(job_id, status="running", started_at=job.started_at or _now())
+        try:
+            decision = self.registry.identity.policy.decide(
+                _principal(job), "member_import", "create"
+            )
+            sheet = open_sheet(job.content, job.filename)
+            columns = layout(sheet.header)
+        except (Forbidden, UnreadableFile, ValueError) as error:
+            await self._set(job_id, status="failed", error=str(error), finished_at=_now())
+            return
+        context = AccessContext(request_id=f"import:{job_id}")
+        records = islice(sheet.records(), job.position, None)
+        for batch in _batches(records, job.batch_size):
+            await self._batch(job, decision, context, columns, batch)
+        await self._set(job_id, status="done", finished_at=_now(), content=None)
+        log.info("import_finished", job_id=str(job_id))
+
+    async def _batch(
+        self,
+        job: Any,
+        decision: Decision,
+        context: AccessContext,
+        columns: Layout,
+        batch: Sequence[Record],
+    ) -> None:
+        registry = self.registry
+        schema = registration_schema()
+        jurisdictions = registry.identity.jurisdictions
+        # The uploader's attestation, as an officer gives it for one assisted registration.
+        consent = {
+            "consent_recorded": {"method": job.consent_method}
+            | ({"reference": job.consent_reference} if job.consent_reference else {})
+        }
+
+        def validate() -> list[ValidRow | list[RowError]]:
+            return [
+                check_record(
+                    r,
+                    columns,
+                    schema=schema,
+                    jurisdictions=jurisdictions,
+                    decision=decision,
+                    extra_fields=consent,
+                )
+                for r in batch
+                if not r.blank
+            ]
+
+        # Parsing and validation are CPU work: off the event loop, which may serve HTTP.
+        checked = await asyncio.to_thread(validate)
+        valid = [c for c in checked if isinstance(c, ValidRow)]
+        errors = [e for c in checked if not isinstance(c, ValidRow) for e in c]
+        rejected_batch = job.mode == "all_or_nothing" and len(valid) < len(checked)
+        if rejected_batch:
+            first, last = batch[0].row, batch[-1].row
+            reason = (
+                f"not imported: rows {first} to {last} were rejected together "
+                "(all or nothing) because some of them are invalid"
+            )
+            errors = sorted(
+                errors + [RowError(v.row, None, reason) for v in valid], key=lambda e: e.row
+            )
+            valid = []
+        async with registry.sessions() as session, session.begin():
+            flagged = await register_rows(
+                session,
+                registry=registry,
+                decision=decision,
+                context=context,
+                rows=valid,
+                import_job_id=job.id,
+                consent_method=job.consent_method,
+                consent_reference=job.consent_reference,
+            )
+            if errors:
+                await session.execute(
+                    import_errors.insert(),
+                    [
+                        {
+                            "job_id": job.id,
+                            "row_number": e.row,
+                            "column_name": e.column,
+                            "reason": e.reason,
+                        }
+                        for e in errors
+                    ],
+                )
+            await session.execute(
+                update(import_jobs)
+                .where(import_jobs.c.id == job.id)
+                .values(
+                    position=import_jobs.c.position + len(batch),
+                    processed_rows=import_jobs.c.processed_rows + len(checked),
+                    accepted=import_jobs.c.accepted + len(valid) - flagged,
+                    duplicates=import_jobs.c.duplicates + flagged,
+                    rejected=import_jobs.c.rejected + len(checked) - len(valid),
+                    rejected_batches=import_jobs.c.rejected_batches + int(rejected_batch),
+                    updated_at=_now(),
+                )
+            )
+
+    async def _set(self, job_id: UUID, **values: Any) -> None:
+        async with self.registry.sessions() as session, session.begin():
+            await session.execute(
+                update(import_jobs)
+                .where(import_jobs.c.id == job_id)
+                .values(**values, updated_at=_now())
+            )
+
+
+async def _unlock(lock: AsyncConnection, job_id: UUID) -> None:
+    with contextlib.suppress(Exception):
+        await lock.execute(
+            text("SELECT pg_advisory_unlock(:space, :key)"),
+            {"space": _LOCK_SPACE, "key": _lock_key(job_id)},
+        )
+        await lock.commit()
+
+
+async def _first(*waits: Any) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
