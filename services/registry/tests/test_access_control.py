@@ -38,6 +38,8 @@ def person(**overrides: Any) -> dict[str, Any]:
         "country_of_residence": "FR",
         "email": "akossiwa.mensah@example.org",
         "phone": "+33612345678",
+        # Staff filing for someone attest how they consented (a citizen's own is implied).
+        "consent_recorded": {"method": "signed_form"},
     }
     body.update(overrides)
     return body

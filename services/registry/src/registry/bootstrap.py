@@ -12,6 +12,7 @@ from diaspora_identity.audit import AuditTrail
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
 from registry.adapters.orm import audit_log, outbox
+from registry.crypto import DocumentCipher
 from registry.service import audit_event
 from registry.settings import RegistrySettings
 
@@ -24,6 +25,8 @@ class Registry:
     outbox: OutboxWriter
     identity: Identity
     audit: AuditTrail
+    # Encrypts nationality document numbers at rest (keys from the settings).
+    cipher: DocumentCipher
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:
@@ -46,4 +49,5 @@ def bootstrap(settings: RegistrySettings | None = None) -> Registry:
         outbox=writer,
         identity=Identity.from_settings(settings),
         audit=AuditTrail(audit_log, writer, audit_event),
+        cipher=DocumentCipher.from_settings(settings.document_keys, settings.document_key_id),
     )

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import phonenumbers
 import pycountry
+
+from registry.profile import (
+    Availability,
+    CityChoice,
+    ConsentPurpose,
+    ConsentRecorded,
+    DocumentInput,
+    Education,
+    Experience,
+    Occupation,
+    PlaceOfBirth,
+    PostalAddress,
+    ResidenceStatus,
+    Sex,
+    Skill,
+)
 
 Language = Literal["fr", "en"]
 
@@ -47,9 +63,22 @@ def check_birth_date(value: date, *, today: date | None = None) -> date:
     return value
 
 
+def check_arrival_year(value: int | None, *, today: date | None = None) -> int | None:
+    if value is None:
+        return None
+    year = (today or datetime.now(UTC).date()).year
+    if not 1900 <= value <= year:
+        raise InvalidRegistration(f"arrival year {value} is not between 1900 and {year}")
+    return value
+
+
 @dataclass(frozen=True)
 class RegisterMember:
-    """Command: register a person in the registry."""
+    """Command: register a person in the registry.
+
+    The first fields are those of the first release (still enough to register);
+    the rest of the profile is optional.
+    """
 
     given_name: str
     family_name: str
@@ -59,6 +88,36 @@ class RegisterMember:
     phone: str
     preferred_language: Language = "fr"
     idempotency_key: str | None = None
+    sex: Sex = "unspecified"
+    place_of_birth: PlaceOfBirth | None = None
+    documents: tuple[DocumentInput, ...] = ()
+    postal_address: PostalAddress | None = None
+    city: CityChoice | None = None
+    arrival_year: int | None = None
+    residence_status: ResidenceStatus | None = None
+    languages: tuple[str, ...] = ()
+    occupations: tuple[Occupation, ...] = ()
+    skills: tuple[Skill, ...] = ()
+    education: tuple[Education, ...] = ()
+    experience: tuple[Experience, ...] = ()
+    availability: Availability | None = None
+    # Purposes the person agrees to (True) or refuses (False) when registering.
+    consents: dict[ConsentPurpose, bool] = field(default_factory=dict)
+    # Assisted registration: how the person consented to being registered (required then).
+    consent_recorded: ConsentRecorded | None = None
+
+
+@dataclass(frozen=True)
+class UpdateMember:
+    """Command: change some fields of a member's profile (self-service or correction).
+
+    ``changes`` holds only the fields sent, already validated: a field set to None is
+    cleared (required fields cannot be). ``expected_version`` comes from If-Match.
+    """
+
+    member_id: UUID
+    changes: dict[str, Any]
+    expected_version: int | None = None
 
 
 @dataclass(frozen=True)

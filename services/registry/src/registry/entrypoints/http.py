@@ -18,21 +18,25 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from diaspora_events.contracts import registry as snapshot
 from diaspora_events.observability import setup_observability
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal, install_identity
+from diaspora_identity.policy import Decision, Forbidden, Policy
 from diaspora_identity.principal import Principal
 from diaspora_service.app import create_app
 from diaspora_service.problems import Problem
 from diaspora_service.request_id import RequestIdMiddleware
-from registry import SERVICE_NAME, domain
+from registry import SERVICE_NAME, domain, profile
 from registry.bootstrap import Registry, bootstrap
 from registry.service import (
     MEMBER_FIELDS,
     AlreadyRegistered,
+    ConsentNotRecorded,
     IdempotencyConflict,
+    InvalidChange,
     MemberQuery,
     OutsideJurisdiction,
     access_log,
@@ -52,8 +56,61 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class RegistrationRequest(BaseModel):
-    """What a person gives to register."""
+class ProfileFields(BaseModel):
+    """The optional parts of a profile, shared by registration and updates."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    sex: profile.Sex | None = None
+    place_of_birth: profile.PlaceOfBirth | None = None
+    documents: list[profile.DocumentInput] | None = Field(
+        None,
+        max_length=4,
+        description="Nationality documents. Numbers are encrypted at rest and shown only to "
+        "the person; a list replaces the previous one.",
+    )
+    postal_address: profile.PostalAddress | None = Field(
+        None, description="Kept in the registry only, never sent to other services."
+    )
+    city: str | profile.CityChoice | None = Field(
+        None,
+        description="City of residence: a name (looked up in the gazetteer of the country of "
+        "residence; kept without coordinates when unknown) or {geonames_id}.",
+        examples=["Lyon"],
+    )
+    arrival_year: int | None = Field(None, description="Year of arrival in the country")
+    residence_status: profile.ResidenceStatus | None = None
+    languages: list[str] | None = Field(
+        None, max_length=20, description="ISO 639-1 codes", examples=[["fr", "ee", "en"]]
+    )
+    occupations: list[profile.Occupation] | None = Field(None, max_length=10)
+    skills: list[profile.Skill] | None = Field(None, max_length=50)
+    education: list[profile.Education] | None = Field(None, max_length=20)
+    experience: list[profile.Experience] | None = Field(None, max_length=30)
+    availability: profile.Availability | None = None
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else profile.normalise_languages(value)
+
+    @field_validator("arrival_year")
+    @classmethod
+    def _arrival(cls, value: int | None) -> int | None:
+        return domain.check_arrival_year(value)
+
+    @field_validator("documents")
+    @classmethod
+    def _one_per_kind(
+        cls, value: list[profile.DocumentInput] | None
+    ) -> list[profile.DocumentInput] | None:
+        if value is not None and len({d.kind for d in value}) != len(value):
+            raise ValueError("one document of each kind")
+        return value
+
+
+class RegistrationRequest(ProfileFields):
+    """What a person gives to register (only the first block is required)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -71,11 +128,51 @@ class RegistrationRequest(BaseModel):
         examples=["+33612345678"],
     )
     preferred_language: domain.Language = "fr"
+    consents: dict[profile.ConsentPurpose, bool] = Field(
+        default_factory=dict,
+        description="Purposes agreed to (true) or refused (false); absent: not asked.",
+        examples=[{"contact_for_missions": True, "statistics": True, "newsletters": False}],
+    )
+    consent_recorded: profile.ConsentRecorded | None = Field(
+        None,
+        description="Assisted registration (required then): how the person consented to "
+        "being registered.",
+    )
 
     @field_validator("country_of_residence")
     @classmethod
     def _country(cls, value: str) -> str:
         return domain.normalise_country(value)
+
+    @model_validator(mode="after")
+    def _arrived_after_birth(self) -> RegistrationRequest:
+        if self.arrival_year is not None and self.arrival_year < self.date_of_birth.year:
+            raise ValueError("arrival_year is before the year of birth")
+        return self
+
+    def command(self, idempotency_key: str | None) -> domain.RegisterMember:
+        data = self.model_dump(exclude_unset=False)
+        optional = {
+            name: getattr(self, name)
+            for name in ProfileFields.model_fields
+            if getattr(self, name) is not None
+        }
+        for name in ("documents", "languages", "occupations", "skills", "education", "experience"):
+            if name in optional:
+                optional[name] = tuple(optional[name])
+        return domain.RegisterMember(
+            given_name=self.given_name,
+            family_name=self.family_name,
+            date_of_birth=self.date_of_birth,
+            country_of_residence=self.country_of_residence,
+            email=data["email"],
+            phone=self.phone,
+            preferred_language=self.preferred_language,
+            idempotency_key=idempotency_key,
+            consents=dict(self.consents),
+            consent_recorded=self.consent_recorded,
+            **optional,
+        )
 
     @field_validator("phone")
     @classmethod
@@ -88,6 +185,20 @@ class RegistrationRequest(BaseModel):
         return domain.check_birth_date(value)
 
 
+class DocumentView(BaseModel):
+    kind: str
+    issuing_country: str
+    expires_on: date | None = None
+    number: str | None = Field(
+        None, description="Only for the person (encrypted at rest; never shown to staff)."
+    )
+
+
+class RegistrationConsentView(BaseModel):
+    method: str = Field(description="self_service, signed_form or in_person")
+    reference: str | None = None
+
+
 class MemberView(BaseModel):
     """A member record as the caller may see it: fields the policy withholds are absent."""
 
@@ -95,13 +206,33 @@ class MemberView(BaseModel):
     given_name: str | None = None
     family_name: str | None = None
     date_of_birth: date | None = None
+    sex: str | None = None
+    place_of_birth: profile.PlaceOfBirth | None = None
     country_of_residence: str | None = None
+    city: snapshot.City | None = None
     embassy_id: str | None = Field(None, description="The post whose jurisdiction covers them.")
+    postal_address: profile.PostalAddress | None = None
     email: str | None = None
     phone: str | None = None
     preferred_language: domain.Language | None = None
+    arrival_year: int | None = None
+    residence_status: str | None = None
+    languages: list[str] | None = None
+    occupations: list[snapshot.Occupation] | None = None
+    skills: list[snapshot.Skill] | None = None
+    education: list[snapshot.Education] | None = None
+    experience: list[snapshot.Experience] | None = None
+    availability: snapshot.Availability | None = None
+    documents: list[DocumentView] | None = None
+    consents: list[snapshot.Consent] | None = Field(
+        None, description="The latest decision per purpose (absent purpose: never asked)."
+    )
     registered_at: datetime | None = None
     registered_by: str | None = Field(None, description="Who filed it, if not the person.")
+    registration_consent: RegistrationConsentView | None = None
+    last_confirmed_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: int | None = Field(None, description="Also the ETag; send it as If-Match to change.")
 
 
 class MemberPage(BaseModel):
@@ -140,7 +271,18 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 def _views(items: list[dict[str, Any]]) -> list[MemberView]:
-    return [MemberView(**item) for item in items]
+    return [MemberView.model_validate(item) for item in items]
+
+
+def invalid_field(field: str, message: str) -> Problem:
+    """A 422 shaped like request validation errors, for checks made past the schema."""
+    return Problem(
+        422,
+        "The request is not valid",
+        detail="One or more fields are missing or invalid; see `errors`.",
+        type_="https://diaspora.gouv.tg/problems/validation",
+        errors=[{"field": field, "message": message, "code": "value_error"}],
+    )
 
 
 def _country(value: str | None) -> str | None:
@@ -211,8 +353,17 @@ async def register(
             jurisdictions=registry.identity.jurisdictions,
             decision=decision,
             context=AccessContext.of(request),
-            command=domain.RegisterMember(**body.model_dump(), idempotency_key=idempotency_key),
+            command=body.command(idempotency_key),
+            cipher=registry.cipher,
         )
+    except ConsentNotRecorded:
+        raise invalid_field(
+            "consent_recorded",
+            "an assisted registration records how the person consented "
+            "(method: signed_form or in_person)",
+        ) from None
+    except InvalidChange as error:
+        raise invalid_field(error.field, str(error)) from None
     except IdempotencyConflict:
         raise Problem(
             422,
@@ -238,8 +389,10 @@ async def register(
     prefix = request.headers.get("x-forwarded-prefix", "")
     if not _PREFIX.fullmatch(prefix):
         prefix = ""
-    response.headers["Location"] = f"{prefix}/members/{member.id}"
-    return MemberView(**decision.project(member.__dict__, MEMBER_FIELDS))
+    response.headers["Location"] = f"{prefix}/members/{member['id']}"
+    response.headers["ETag"] = f'"{member["version"]}"'
+    # The record carries owner_subject: the field rules reaching it depend on it.
+    return MemberView.model_validate(decision.project(member, MEMBER_FIELDS))
 
 
 @router.get(
@@ -285,6 +438,42 @@ async def search_members(
 _FORMULA = re.compile(r"^[=@\t\r]|^[+-](?![0-9 ]*$)")
 
 
+# The CSV export's columns: one value per cell (lists joined with "; ").
+CSV_FIELDS: tuple[str, ...] = (
+    "id",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "country_of_residence",
+    "city",
+    "embassy_id",
+    "email",
+    "phone",
+    "preferred_language",
+    "arrival_year",
+    "residence_status",
+    "languages",
+    "occupations",
+    "skills",
+    "registered_at",
+    "registered_by",
+    "last_confirmed_at",
+)
+
+
+def _flat(field: str, value: Any) -> Any:
+    if field == "city":
+        return value["name"] if value else None
+    if field == "occupations":
+        return "; ".join(o["isco_code"] for o in value or [])
+    if field == "skills":
+        return "; ".join(s["label"] for s in value or [])
+    if field == "languages":
+        return "; ".join(value or [])
+    return value
+
+
 def _cell(value: Any) -> str:
     text = "" if value is None else str(value.isoformat() if hasattr(value, "isoformat") else value)
     # No spreadsheet formulas from data (CSV injection); +33... phone numbers stay as they are.
@@ -319,12 +508,12 @@ async def export_members(
             limit=registry.settings.export_max_rows,
         ),
     )
-    columns = decision.output_fields(MEMBER_FIELDS)
+    columns = decision.output_fields(CSV_FIELDS)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for item in items:
-        writer.writerow([_cell(item.get(c)) for c in columns])
+        writer.writerow([_cell(_flat(c, item.get(c))) for c in columns])
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -354,20 +543,37 @@ async def statistics(
     responses={**AUTH_RESPONSES, 404: {"description": "No such member within your scope"}},
 )
 async def read_member(
-    member_id: UUID, registry: RegistryDep, principal: CurrentPrincipal, request: Request
+    member_id: UUID,
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    response: Response,
 ) -> MemberView:
-    """Read one member's record."""
-    decision = registry.identity.policy.decide(principal, "member", "read")
+    """Read one member's record (its ETag is the version to send as If-Match)."""
+    policy = registry.identity.policy
+    decision = policy.decide(principal, "member", "read")
     found = await find_members(
         sessions=registry.sessions,
         audit=registry.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=MemberQuery(member_id=member_id, limit=1),
+        documents_decision=_maybe(policy, principal, "member_document", "read"),
+        cipher=registry.cipher,
     )
     if not found:
         raise Problem(404, "Member not found")
-    return MemberView(**found[0])
+    if found[0].get("version") is not None:
+        response.headers["ETag"] = f'"{found[0]["version"]}"'
+    return MemberView.model_validate(found[0])
+
+
+def _maybe(policy: Policy, principal: Principal, resource: str, action: str) -> Decision | None:
+    """The caller's decision for an optional extra (e.g. document numbers), or None."""
+    try:
+        return policy.decide(principal, resource, action)
+    except Forbidden:
+        return None
 
 
 @router.get(
@@ -398,6 +604,8 @@ async def read_access_log(
 
 
 def build_app(registry: Registry | None = None) -> FastAPI:
+    from registry.entrypoints import rights_api
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = registry is None
@@ -421,7 +629,7 @@ def build_app(registry: Registry | None = None) -> FastAPI:
         description="Members of the Togolese diaspora: registration and profiles. "
         "Every call needs an OIDC bearer token; what it returns depends on the caller's "
         "roles and scopes (docs/security.md).",
-        routers=[router],
+        routers=[router, rights_api.router],
         lifespan=lifespan,
         readiness={"database": database_ready},
     )
