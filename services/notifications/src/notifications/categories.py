@@ -26,6 +26,7 @@ CATEGORIES: dict[str, Category] = {
         ),
         Category("awareness", "Awareness campaigns (irregular migration, rights abroad)."),
         Category("consular", "Consular applications and appointments."),
+        Category("missions", "Mission proposals and missions, interest in the person's projects."),
         Category("legal", "Legal notices the person must receive.", mandatory=True),
         Category("safety", "Safety alerts in the country of residence.", mandatory=True),
     )

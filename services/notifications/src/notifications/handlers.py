@@ -18,6 +18,7 @@ from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts import MemberErasedV1, MemberRegisteredV1
 from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
+from notifications import matching
 from notifications.adapters.orm import (
     campaign_recipients,
     deliveries,
@@ -182,4 +183,11 @@ def build_consumer(
         if on_erased is not None:
             on_erased(event.member_id)
 
+    matching.register(
+        consumer,
+        notify=notify,
+        outbox=writer,
+        available=available_channels,
+        wake=lambda _session: work_available.set() if work_available is not None else None,
+    )
     return consumer

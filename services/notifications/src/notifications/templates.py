@@ -41,6 +41,34 @@ PARTS = ("subject", "body", "sms")
 # so a version declaring any other is refused at save time.
 EVENT_VARIABLES: dict[str, frozenset[str]] = {
     "member_welcome": frozenset({"given_name", "family_name", "member_id", "registered_at"}),
+    "match_proposed": frozenset(
+        {
+            "given_name",
+            "family_name",
+            "proposal_id",
+            "need_title",
+            "need_type",
+            "institution",
+            "region",
+            "starts_on",
+            "ends_on",
+            "respond_by",
+        }
+    ),
+    "mission_agreed": frozenset(
+        {
+            "given_name",
+            "family_name",
+            "mission_id",
+            "need_type",
+            "region",
+            "starts_on",
+            "ends_on",
+        }
+    ),
+    "interest_expressed": frozenset(
+        {"given_name", "family_name", "project_id", "project_title", "organisation", "message"}
+    ),
 }
 
 
