@@ -7,8 +7,12 @@ the worker share the consumers' partitions while one of them publishes the outbo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
+from datetime import date
 from typing import Any
+
+import structlog
 
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.metrics import LagMonitor, broker_reachable
@@ -26,18 +30,40 @@ from diaspora_service.health_server import health_task
 from matching import SERVICE_NAME
 from matching.adapters.orm import outbox
 from matching.bootstrap import Matching, bootstrap
+from matching.experts.consumer import build_consumer as experts_consumer
+from matching.needs.service import expire_due
+
+log = structlog.get_logger(__name__)
 
 Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def build_consumers(service: Matching, dead_letters: DeadLetterSink) -> list[EventConsumer]:
     """Every consumer of the service (one Kafka consumer group each)."""
-    return []
+    prefix = service.settings.topic_prefix
+    return [
+        experts_consumer(sessions=service.sessions, dead_letters=dead_letters, topic_prefix=prefix),
+    ]
 
 
 def periodic_tasks(service: Matching) -> list[Task]:
     """Jobs the worker runs on a timer."""
-    return []
+    return [expiry_task(service)]
+
+
+def expiry_task(service: Matching) -> Task:
+    """Expire needs past their date, at start and then every ``expiry_interval_seconds``."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            async with service.sessions() as session, session.begin():
+                expired = await expire_due(session, service.outbox, today=date.today())
+            if expired:
+                log.info("needs_expired", count=len(expired))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), service.settings.expiry_interval_seconds)
+
+    return run
 
 
 async def run(service: Matching | None = None, stop: asyncio.Event | None = None) -> None:

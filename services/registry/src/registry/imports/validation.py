@@ -52,6 +52,17 @@ class ValidRow:
 Schema = type[BaseModel]
 
 
+_COVERED: dict[int, dict[str, str]] = {}
+
+
+def _covered(jurisdictions: Jurisdictions) -> dict[str, str]:
+    """Country -> embassy, computed once per jurisdictions table (not once per row)."""
+    key = id(jurisdictions.table)
+    if key not in _COVERED:
+        _COVERED[key] = jurisdictions.covered()
+    return _COVERED[key]
+
+
 def _scrub(message: str, value: str) -> str:
     """The message without the cell's value (some validators quote what they were given)."""
     message = re.sub(r"^Value error, ", "", message)
@@ -104,7 +115,7 @@ def check_record(
             errors.append(RowError(record.row, column, _scrub(str(item["msg"]), raw.get(name, ""))))
         return errors
     country = str(getattr(valid, "country_of_residence"))  # noqa: B009 (any schema)
-    embassy = jurisdictions.embassy_for(country)
+    embassy = _covered(jurisdictions).get(country, jurisdictions.default_embassy)
     if not decision.permits({"embassy_id": embassy}):
         return [
             RowError(
