@@ -193,6 +193,11 @@ class AuditTrail:
             for record_id, fields in accesses
         ]
         await session.execute(self._table.insert(), [e.row() for e in entries])
-        for entry in entries:
-            await self._outbox.add(session, self._event(entry), subject=str(entry.record_id))
+        events = [self._event(entry) for entry in entries]
+        if all(e.aggregate_id() == str(a.record_id) for e, a in zip(events, entries, strict=True)):
+            # One insert for them all (a list, an export, a bulk import): same rows, same subject.
+            await self._outbox.add_many(session, events)
+        else:
+            for event, entry in zip(events, entries, strict=True):
+                await self._outbox.add(session, event, subject=str(entry.record_id))
         return entries
