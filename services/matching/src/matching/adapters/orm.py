@@ -55,7 +55,7 @@ needs = Table(
     Column("ends_on", Date),
     Column("duration_days", Integer),
     # ISO 3166-2:TG region code and the prefecture's code within it.
-    Column("region", Text),
+    Column("region", Text, nullable=False),
     Column("prefecture", Text),
     # on_site | remote | hybrid
     Column("work_mode", String(16), nullable=False, server_default="on_site"),
@@ -72,7 +72,11 @@ needs = Table(
     Column("closed_at", DateTime(timezone=True)),
     # Optimistic concurrency: bumped by each change (ETag / If-Match).
     Column("revision", Integer, nullable=False, server_default="1"),
+    # Idempotency-Key of the POST that created it, per caller, and a digest of the body.
+    Column("idempotency_key", Text),
+    Column("request_digest", Text),
     Index("needs_status_idx", "status", "created_at"),
+    Index("needs_idempotency_idx", "created_by", "idempotency_key", unique=True),
 )
 
 # ------------------------------------------------------------------ experts read model
@@ -89,11 +93,16 @@ experts = Table(
     Column("preferred_language", String(2), nullable=False),
     Column("country_of_residence", String(2), nullable=False),
     Column("embassy_id", Text, nullable=False),
+    # ISO 639-1 codes the person speaks (their preferred language included).
     Column("languages", ARRAY(Text), nullable=False, server_default="{}"),
-    # ISCO-08 codes of declared occupations (the person's own) ...
+    # ISCO-08 codes of declared occupations and of past or current jobs ...
     Column("occupations", ARRAY(Text), nullable=False, server_default="{}"),
-    # ... and of past or current jobs; {isco_code: years} in experience_years.
     Column("experience_occupations", ARRAY(Text), nullable=False, server_default="{}"),
+    # ... and the groups they fall in, over both: unit (4 digits), minor (3), sub-major (2).
+    Column("isco_units", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("isco_minors", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("isco_submajors", ARRAY(Text), nullable=False, server_default="{}"),
+    # {isco_code: years} over the person's jobs (ongoing ones counted to the event's year).
     Column("experience_years", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("skill_uris", ARRAY(Text), nullable=False, server_default="{}"),
     Column("skill_labels", ARRAY(Text), nullable=False, server_default="{}"),
@@ -106,16 +115,19 @@ experts = Table(
     Column("summary", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # Free text of skills, occupation and job titles, fields of study (trigram matching) ...
     Column("search_text", Text, nullable=False, server_default=""),
-    # ... and its full-text document (simple + french + english configurations).
+    # ... and its full-text document (french and english configurations, unaccented).
     Column("search", TSVECTOR, nullable=False, server_default=text("''::tsvector")),
     Column("source_time", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("experts_occupations_idx", "occupations", postgresql_using="gin"),
-    Index("experts_experience_occupations_idx", "experience_occupations", postgresql_using="gin"),
+    # The rebuild (matching.experts.rebuild) copies these index definitions from the
+    # catalogue onto its fresh table, then gives the copies these names after the swap.
+    Index("experts_isco_units_idx", "isco_units", postgresql_using="gin"),
+    Index("experts_isco_minors_idx", "isco_minors", postgresql_using="gin"),
+    Index("experts_isco_submajors_idx", "isco_submajors", postgresql_using="gin"),
     Index("experts_skill_uris_idx", "skill_uris", postgresql_using="gin"),
     Index("experts_search_idx", "search", postgresql_using="gin"),
     Index(
-        "experts_search_text_trgm_idx",
+        "experts_search_text_idx",
         "search_text",
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},

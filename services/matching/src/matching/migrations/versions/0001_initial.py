@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 10:29:50.807092
+Create Date: 2026-11-28 10:38:03.492062
 """
 
 from collections.abc import Sequence
@@ -20,8 +20,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Trigram matching of free-text skills; the platform's servers provide it (devstack,
-    # deploy/compose/postgres/init-databases.sh), IF NOT EXISTS keeps managed ones working.
+    # Trigram matching of free-text skills and accent-insensitive full text; the platform's
+    # servers provide both (devstack, deploy/compose/postgres/init-databases.sh), and
+    # IF NOT EXISTS keeps servers where an administrator created them working.
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
     op.create_table(
@@ -74,6 +75,11 @@ def upgrade() -> None:
             server_default="{}",
             nullable=False,
         ),
+        sa.Column("isco_units", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False),
+        sa.Column("isco_minors", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False),
+        sa.Column(
+            "isco_submajors", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False
+        ),
         sa.Column(
             "experience_years",
             postgresql.JSONB(astext_type=sa.Text()),
@@ -109,20 +115,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("member_id"),
     )
     op.create_index(
-        "experts_experience_occupations_idx",
+        "experts_isco_minors_idx", "experts", ["isco_minors"], unique=False, postgresql_using="gin"
+    )
+    op.create_index(
+        "experts_isco_submajors_idx",
         "experts",
-        ["experience_occupations"],
+        ["isco_submajors"],
         unique=False,
         postgresql_using="gin",
     )
     op.create_index(
-        "experts_occupations_idx", "experts", ["occupations"], unique=False, postgresql_using="gin"
+        "experts_isco_units_idx", "experts", ["isco_units"], unique=False, postgresql_using="gin"
     )
     op.create_index(
         "experts_search_idx", "experts", ["search"], unique=False, postgresql_using="gin"
     )
     op.create_index(
-        "experts_search_text_trgm_idx",
+        "experts_search_text_idx",
         "experts",
         ["search_text"],
         unique=False,
@@ -165,7 +174,7 @@ def upgrade() -> None:
         sa.Column("starts_on", sa.Date(), nullable=True),
         sa.Column("ends_on", sa.Date(), nullable=True),
         sa.Column("duration_days", sa.Integer(), nullable=True),
-        sa.Column("region", sa.Text(), nullable=True),
+        sa.Column("region", sa.Text(), nullable=False),
         sa.Column("prefecture", sa.Text(), nullable=True),
         sa.Column("work_mode", sa.String(length=16), server_default="on_site", nullable=False),
         sa.Column("experts_wanted", sa.Integer(), server_default="1", nullable=False),
@@ -189,9 +198,14 @@ def upgrade() -> None:
         ),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revision", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("idempotency_key", sa.Text(), nullable=True),
+        sa.Column("request_digest", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("needs_status_idx", "needs", ["status", "created_at"], unique=False)
+    op.create_index(
+        "needs_idempotency_idx", "needs", ["created_by", "idempotency_key"], unique=True
+    )
     op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -231,21 +245,21 @@ def downgrade() -> None:
     )
     op.drop_index("outbox_key_idx", table_name="outbox")
     op.drop_table("outbox")
+    op.drop_index("needs_idempotency_idx", table_name="needs")
     op.drop_index("needs_status_idx", table_name="needs")
     op.drop_table("needs")
     op.drop_table("inbox")
     op.drop_index("experts_skill_uris_idx", table_name="experts", postgresql_using="gin")
     op.drop_index(
-        "experts_search_text_trgm_idx",
+        "experts_search_text_idx",
         table_name="experts",
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},
     )
     op.drop_index("experts_search_idx", table_name="experts", postgresql_using="gin")
-    op.drop_index("experts_occupations_idx", table_name="experts", postgresql_using="gin")
-    op.drop_index(
-        "experts_experience_occupations_idx", table_name="experts", postgresql_using="gin"
-    )
+    op.drop_index("experts_isco_units_idx", table_name="experts", postgresql_using="gin")
+    op.drop_index("experts_isco_submajors_idx", table_name="experts", postgresql_using="gin")
+    op.drop_index("experts_isco_minors_idx", table_name="experts", postgresql_using="gin")
     op.drop_table("experts")
     op.drop_table("expert_sources")
     for statement in drop_append_only_ddl("audit_log"):

@@ -1,0 +1,51 @@
+"""`matching-rebuild-experts`: rebuild the experts read model from ``registry.members``.
+
+Runs beside the live service (no need to stop the worker): see
+docs/runbooks/rebuild-read-model.md and ``matching.experts.rebuild``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from diaspora_service.db import make_engine
+from matching.experts.rebuild import rebuild
+from matching.settings import MatchingSettings
+
+
+async def run() -> int:
+    settings = MatchingSettings()
+    engine = make_engine(settings.async_database_url)
+    try:
+        report = await rebuild(
+            engine, bootstrap_servers=settings.kafka_bootstrap, topic_prefix=settings.topic_prefix
+        )
+    finally:
+        await engine.dispose()
+    print(
+        json.dumps(
+            {
+                "events_read": report.events_read,
+                "events_applied": report.events_applied,
+                "caught_up_during_swap": report.caught_up,
+                "skipped": report.skipped,
+                "experts": report.experts,
+                "seconds": round(report.seconds, 2),
+            }
+        )
+    )
+    return 0
+
+
+def main() -> None:
+    argparse.ArgumentParser(
+        description="Rebuild the experts read model from the registry's member topic "
+        "(MATCHING_* settings), then swap it in."
+    ).parse_args()
+    raise SystemExit(asyncio.run(run()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""National needs posted by institutions through the ministry's coordinators."""
