@@ -26,6 +26,10 @@ CATEGORIES: dict[str, Category] = {
         ),
         Category("awareness", "Awareness campaigns (irregular migration, rights abroad)."),
         Category("consular", "Consular applications and appointments."),
+        Category(
+            "profile_reminders",
+            "Update campaign: reminders to check and confirm one's registry record.",
+        ),
         Category("missions", "Mission proposals and missions, interest in the person's projects."),
         Category("legal", "Legal notices the person must receive.", mandatory=True),
         Category("safety", "Safety alerts in the country of residence.", mandatory=True),

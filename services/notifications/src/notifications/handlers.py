@@ -18,7 +18,7 @@ from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts import MemberErasedV1, MemberRegisteredV1
 from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
-from notifications import matching
+from notifications import matching, profile_reminders
 from notifications.adapters.orm import (
     campaign_recipients,
     deliveries,
@@ -184,6 +184,13 @@ def build_consumer(
             on_erased(event.member_id)
 
     matching.register(
+        consumer,
+        notify=notify,
+        outbox=writer,
+        available=available_channels,
+        wake=lambda _session: work_available.set() if work_available is not None else None,
+    )
+    profile_reminders.register(
         consumer,
         notify=notify,
         outbox=writer,

@@ -41,6 +41,9 @@ PARTS = ("subject", "body", "sms")
 # so a version declaring any other is refused at save time.
 EVENT_VARIABLES: dict[str, frozenset[str]] = {
     "member_welcome": frozenset({"given_name", "family_name", "member_id", "registered_at"}),
+    "member_profile_reminder": frozenset(
+        {"given_name", "family_name", "member_id", "last_confirmed_at"}
+    ),
     "match_proposed": frozenset(
         {
             "given_name",

@@ -8,7 +8,6 @@ so they can be dropped and rebuilt from the compacted topic.
 from __future__ import annotations
 
 from sqlalchemy import (
-    ARRAY,
     Boolean,
     Column,
     Date,
@@ -23,6 +22,7 @@ from sqlalchemy import (
     Uuid,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from registry.adapters.orm import metadata
 
