@@ -18,13 +18,17 @@ from diaspora_service.app import create_app
 from diaspora_service.request_id import RequestIdMiddleware
 from matching import SERVICE_NAME
 from matching.bootstrap import Matching, bootstrap
+from matching.missions.http import router as missions_router
 from matching.needs.http import router as needs_router
 from matching.projects.http import router as projects_router
+from matching.proposals.http import router as proposals_router
 from matching.ranking.http import router as candidates_router
 
 ROUTERS: list[APIRouter] = [
     needs_router,
     candidates_router,
+    proposals_router,
+    missions_router,
     projects_router,
 ]
 

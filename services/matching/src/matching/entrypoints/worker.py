@@ -30,6 +30,7 @@ from diaspora_service.health_server import health_task
 from matching import SERVICE_NAME
 from matching.adapters.orm import outbox
 from matching.bootstrap import Matching, bootstrap
+from matching.erasure import build_consumer as records_consumer
 from matching.experts.consumer import build_consumer as experts_consumer
 from matching.needs.service import expire_due
 
@@ -43,6 +44,12 @@ def build_consumers(service: Matching, dead_letters: DeadLetterSink) -> list[Eve
     prefix = service.settings.topic_prefix
     return [
         experts_consumer(sessions=service.sessions, dead_letters=dead_letters, topic_prefix=prefix),
+        records_consumer(
+            sessions=service.sessions,
+            outbox=service.outbox,
+            dead_letters=dead_letters,
+            topic_prefix=prefix,
+        ),
     ]
 
 
