@@ -186,6 +186,9 @@ async def test_name_search_ignores_accents_order_and_typos_and_filters_by_profil
         assert empty.status_code == 422
         assert empty.headers["content-type"].startswith("application/problem+json")
         assert (await client.get("/members/search", params={"occupation": "2x"})).status_code == 422
+        for nothing in ("%", "_%"):
+            response = await client.get("/members/search", params={"q": nothing})
+            assert response.status_code == 422
 
 
 async def test_search_is_scoped_and_audited_like_every_read(

@@ -173,6 +173,7 @@ class SearchQuery:
     skill: str | None = None
     education_min: int | None = None
     country: str | None = None
+    embassy: str | None = None
     city: str | None = None
     language: str | None = None
     mission: str | None = None
@@ -261,6 +262,8 @@ async def search_ids(
         required.append(f"o:{query.occupation.strip()}")
     if query.country:
         required.append(f"c:{query.country.upper()}")
+    if query.embassy:
+        required.append(f"emb:{query.embassy}")
     if query.language:
         required.append(f"l:{query.language.strip().lower()}")
     if query.mission:

@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
@@ -42,7 +42,6 @@ from registry.service import (
     access_log,
     find_members,
     member_in_scope,
-    member_statistics,
     reconcile_embassies,
     register_member,
 )
@@ -254,12 +253,6 @@ class AccessLogPage(BaseModel):
     next_before: datetime | None
 
 
-class CountRow(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    members: int | None = Field(description="null when under 5 (suppressed to protect people)")
-
-
 def _registry(request: Request) -> Registry:
     registry: Registry = request.app.state.registry
     return registry
@@ -412,29 +405,6 @@ async def list_members(
     return await _page(registry, request, principal, "list", query, offset)
 
 
-@router.get(
-    "/search",
-    response_model=MemberPage,
-    response_model_exclude_unset=True,
-    responses=AUTH_RESPONSES,
-)
-async def search_members(
-    registry: RegistryDep,
-    principal: CurrentPrincipal,
-    request: Request,
-    q: Annotated[str, Query(min_length=2, max_length=100, description="Words of the name")],
-    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
-    embassy: Annotated[str | None, Query(max_length=64)] = None,
-    offset: Offset = 0,
-    limit: Limit = 50,
-) -> MemberPage:
-    """Members whose name contains every word of `q` (accents and case ignored)."""
-    query = MemberQuery(
-        country=_country(country), embassy=_embassy(registry, embassy), text=q, limit=limit
-    )
-    return await _page(registry, request, principal, "search", query, offset)
-
-
 _FORMULA = re.compile(r"^[=@\t\r]|^[+-](?![0-9 ]*$)")
 
 
@@ -524,18 +494,6 @@ async def export_members(
     )
 
 
-@router.get("/statistics", response_model=list[CountRow], responses=AUTH_RESPONSES)
-async def statistics(
-    registry: RegistryDep,
-    principal: CurrentPrincipal,
-    by: Literal["embassy", "country"] = "embassy",
-) -> list[dict[str, Any]]:
-    """How many members per embassy or country of residence, within the caller's scope.
-    Counts under 5 are suppressed."""
-    decision = registry.identity.policy.decide(principal, "member", "statistics")
-    return await member_statistics(sessions=registry.sessions, decision=decision, by=by)
-
-
 @router.get(
     "/{member_id}",
     response_model=MemberView,
@@ -604,7 +562,8 @@ async def read_access_log(
 
 
 def build_app(registry: Registry | None = None) -> FastAPI:
-    from registry.entrypoints import rights_api
+    # Imported here: search_api reuses this module's views.
+    from registry.entrypoints import freshness_api, rights_api, search_api, statistics_api
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -629,7 +588,14 @@ def build_app(registry: Registry | None = None) -> FastAPI:
         description="Members of the Togolese diaspora: registration and profiles. "
         "Every call needs an OIDC bearer token; what it returns depends on the caller's "
         "roles and scopes (docs/security.md).",
-        routers=[router, rights_api.router],
+        # Search first: `router`'s /members/{member_id} would otherwise take /members/search.
+        routers=[
+            search_api.router,
+            statistics_api.router,
+            freshness_api.router,
+            router,
+            rights_api.router,
+        ],
         lifespan=lifespan,
         readiness={"database": database_ready},
     )

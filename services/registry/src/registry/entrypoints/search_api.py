@@ -17,7 +17,14 @@ from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
 from registry import domain
-from registry.entrypoints.http import AUTH_RESPONSES, MemberPage, MemberView, RegistryDep
+from registry.duplicates.normalise import name_words
+from registry.entrypoints.http import (
+    AUTH_RESPONSES,
+    MemberPage,
+    MemberView,
+    RegistryDep,
+    _embassy,
+)
 from registry.search import MAX_LIMIT, MAX_OFFSET, SearchQuery, search_members
 
 router = APIRouter(prefix="/members", tags=["members"])
@@ -57,6 +64,7 @@ async def search(
         int | None, Query(ge=0, le=8, description="Highest ISCED level at least this")
     ] = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+    embassy: Annotated[str | None, Query(max_length=64, description="Embassy id")] = None,
     city: Annotated[
         str | None, Query(min_length=1, max_length=100, description="GeoNames id or name")
     ] = None,
@@ -78,12 +86,15 @@ async def search(
             country = domain.normalise_country(country)
         except domain.InvalidRegistration as error:
             raise Problem(422, "Invalid country", detail=str(error)) from None
+    if q is not None and not name_words(q):
+        raise Problem(422, "Invalid name", detail="q must contain letters or digits.")
     query = SearchQuery(
         text=q,
         occupation=occupation,
         skill=skill,
         education_min=education_min,
         country=country,
+        embassy=_embassy(registry, embassy),
         city=city,
         language=language,
         mission=mission,
