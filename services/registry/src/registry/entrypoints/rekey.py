@@ -1,0 +1,93 @@
+"""Re-encrypt document numbers under the active key: `registry-rekey`.
+
+After a new key is added to ``REGISTRY_DOCUMENT_KEYS`` and made active with
+``REGISTRY_DOCUMENT_KEY_ID`` (the old one still listed), this moves every number
+still sealed under another key to the active one, in small transactions (each
+row locked while it is rewritten, so it runs beside the live service). When it
+reports nothing left, the old key can be removed from the settings
+(docs/runbooks/rotate-keys.md). ``--generate-key`` prints a new random key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from registry.adapters.orm import member_documents
+from registry.bootstrap import bootstrap
+from registry.crypto import DocumentCipher, Sealed, generate_key
+
+
+async def rekey(
+    sessions: async_sessionmaker[AsyncSession], cipher: DocumentCipher, *, batch: int = 500
+) -> int:
+    """Re-seal every number not under the active key; returns how many were moved."""
+    moved = 0
+    table = member_documents
+    while True:
+        async with sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(table)
+                    .where(table.c.key_id != cipher.active_key_id)
+                    .order_by(table.c.id)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).mappings().all()
+            for row in rows:
+                context = {"member_id": row["member_id"], "kind": row["kind"]}
+                number = cipher.open(Sealed(row["key_id"], row["number_ciphertext"]), **context)
+                sealed = cipher.seal(number, **context)
+                await session.execute(
+                    update(table)
+                    .where(table.c.id == row["id"])
+                    .values(key_id=sealed.key_id, number_ciphertext=sealed.ciphertext)
+                )
+        moved += len(rows)
+        if len(rows) < batch:
+            return moved
+
+
+async def remaining(sessions: async_sessionmaker[AsyncSession], active_key_id: str) -> int:
+    async with sessions() as session:
+        count = await session.execute(
+            select(func.count())
+            .select_from(member_documents)
+            .where(member_documents.c.key_id != active_key_id)
+        )
+        return int(count.scalar_one())
+
+
+async def run() -> int:
+    registry = bootstrap()
+    try:
+        moved = await rekey(registry.sessions, registry.cipher)
+        left = await remaining(registry.sessions, registry.cipher.active_key_id)
+    finally:
+        await registry.close()
+    print(
+        f"re-encrypted {moved} document numbers under key {registry.cipher.active_key_id!r}; "
+        f"{left} under other keys"
+    )
+    return 0 if left == 0 else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="registry-rekey", description=__doc__)
+    parser.add_argument(
+        "--generate-key", action="store_true", help="print a new random key (base64) and exit"
+    )
+    args = parser.parse_args()
+    if args.generate_key:
+        print(generate_key())
+        return
+    sys.exit(asyncio.run(run()))
+
+
+if __name__ == "__main__":
+    main()
