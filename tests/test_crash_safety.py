@@ -42,6 +42,7 @@ async def test_every_registration_gives_exactly_one_email_across_kill_9(
                             "country_of_residence": "BJ",
                             "email": address,
                             "phone": "+2290190123456",
+                            "consent_recorded": {"method": "signed_form"},
                         },
                     )
                     for address in batch

@@ -42,6 +42,8 @@ MEMBER = {
     "country_of_residence": "BE",
     "email": "yawa.amegah@example.be",
     "phone": "+32470123456",
+    # Assisted registrations attest how the person consented (ignored for a citizen's own).
+    "consent_recorded": {"method": "signed_form"},
 }
 
 

@@ -128,6 +128,7 @@ async def test_killing_a_broker_mid_burst_loses_no_acknowledged_event(
                                     "country_of_residence": "NE",
                                     "email": address,
                                     "phone": "+22790123456",
+                                    "consent_recorded": {"method": "signed_form"},
                                 },
                             )
                             for address in addresses[start : start + 10]

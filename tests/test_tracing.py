@@ -87,6 +87,7 @@ async def test_a_registration_is_one_trace_from_http_to_smtp(
                     "country_of_residence": "US",
                     "email": "sena@example.com",
                     "phone": "+12025550123",
+                    "consent_recorded": {"method": "in_person"},
                 },
             )
             assert response.status_code == 201
