@@ -324,7 +324,7 @@ async def change_need(
     except InvalidNeed as error:
         raise _invalid(error) from None
     except service.NotEditable as error:
-        raise _conflict(error, status=error.status) from None
+        raise _conflict(error, need_status=error.status) from None
     except service.RevisionMismatch as error:
         raise Problem(412, "Precondition failed", detail=str(error)) from None
     _etag(response, need)
@@ -359,7 +359,7 @@ async def change_status(
     except service.NeedNotFound:
         raise Problem(404, "Need not found") from None
     except IllegalTransition as error:
-        raise _conflict(error, status=error.current, allowed=error.allowed) from None
+        raise _conflict(error, need_status=error.current, allowed=error.allowed) from None
     except service.PastItsDate as error:
         raise _conflict(error) from None
     except service.RevisionMismatch as error:

@@ -176,7 +176,10 @@ def _education(candidate: Candidate, need: NeedQuery, lang: Lang, points: float)
 def _text(candidate: Candidate, lang: Lang, points: float) -> Reason | None:
     if candidate.components["text"] <= 0 or not candidate.matched_terms:
         return None
-    terms = ", ".join(candidate.matched_terms[:8])
+    # French and English stems of one word ("pedagog", "pedagogi"): show the longer.
+    found = candidate.matched_terms
+    kept = [t for t in found if not any(o != t and o.startswith(t) for o in found)]
+    terms = ", ".join(kept[:8])
     text = (
         f"mots en commun avec la description : {terms}"
         if lang == "fr"

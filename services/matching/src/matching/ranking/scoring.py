@@ -315,7 +315,10 @@ FROM components c
 ORDER BY score DESC, c.member_id
 LIMIT :limit
 """  # noqa: S608
-    statement = text(sql).bindparams(*(bindparam(name, type_=ARRAY(Text)) for name in array_params))
+    # Exhaustive scoring leaves the retrieval's parameters out of the statement.
+    used = [name for name in array_params if re.search(rf":{name}\b", sql)]
+    statement = text(sql).bindparams(*(bindparam(name, type_=ARRAY(Text)) for name in used))
+    params = {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
     return statement, params
 
 
