@@ -251,6 +251,8 @@ class Partnership(_Part):
 
 
 class AssociationProfile(_Part):
+    """An association as it stands after the event (the topic is compacted by its id)."""
+
     name: str
     country: str = Field(description="ISO 3166-1 alpha-2.")
     city: City | None = None
@@ -261,6 +263,11 @@ class AssociationProfile(_Part):
     partnerships: list[Partnership] = Field(default_factory=list)
     email: str | None = None
     website: str | None = None
+    # Added after the first release (absent from early events: "active").
+    status: Literal["active", "dissolved"] = Field(
+        default="active", description="A dissolved association keeps its record."
+    )
+    dissolved_at: datetime | None = None
 
 
 @contract(

@@ -1144,8 +1144,8 @@ async def forget_member(
     Their links and the officer entries linked to them go, the association's contact is
     cleared when it was them, earlier history entries lose their name and id, and each
     association's new snapshot (``registry.association.updated``) supersedes the earlier
-    ones on the compacted topic; published outbox rows of those associations (which
-    hold the earlier snapshots) are deleted. Returns the associations that changed.
+    ones on the compacted topic; the outbox rows of those associations' earlier events
+    (which name the person) are deleted. Returns the associations that changed.
     """
     needle = [{"member_id": str(member_id)}]
     owner = (
@@ -1190,6 +1190,15 @@ async def forget_member(
                 .values(registered_by=ERASER)
             )
         await _scrub_history(session, association_id, member_id, subjects)
+        # The outbox keeps the bytes of the earlier snapshots, which name the person; the
+        # snapshot written below supersedes them (the topic is compacted by association id),
+        # so they go, published or not.
+        await session.execute(
+            delete(outbox).where(
+                outbox.c.key == str(association_id),
+                outbox.c.event_type.in_(ASSOCIATION_EVENT_TYPES),
+            )
+        )
         # The entry says which fields changed, never the erased values.
         await _write_change(
             session,
@@ -1201,13 +1210,7 @@ async def forget_member(
             roles=[Role.SERVICE.value],
             record_changes=False,
         )
-        await session.execute(
-            delete(outbox).where(
-                outbox.c.key == str(association_id),
-                outbox.c.event_type.in_(ASSOCIATION_EVENT_TYPES),
-                outbox.c.published_at.is_not(None),
-            )
-        )
+
     if ids:
         log.info("member_erased_from_associations", associations=len(ids))
     return list(ids)

@@ -33,6 +33,7 @@ from diaspora_identity.http import CurrentPrincipal
 from diaspora_reference import togo
 from diaspora_service.problems import Problem
 from registry.associations import domain
+from registry.associations import hooks as _hooks  # noqa: F401 (registers erasure, merge steps)
 from registry.associations.service import (
     Access,
     AssociationNotFound,

@@ -31,6 +31,7 @@ from diaspora_service.problems import Problem
 from diaspora_service.request_id import RequestIdMiddleware
 from registry import SERVICE_NAME, domain, profile
 from registry.bootstrap import Registry, bootstrap
+from registry.entrypoints.associations_api import router as associations_router
 from registry.service import (
     MEMBER_FIELDS,
     AlreadyRegistered,
@@ -600,6 +601,7 @@ def build_app(registry: Registry | None = None) -> FastAPI:
         readiness={"database": database_ready},
     )
     install_identity(application)
+    application.include_router(associations_router)
     application.add_middleware(RequestIdMiddleware)
     return application
 
