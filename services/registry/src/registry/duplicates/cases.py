@@ -15,8 +15,9 @@ keeps the survivor chosen by the officer and folds the other record into it:
   survivor (refused when both records belong to different accounts);
 - the absorbed record is deleted with its personal data (history, documents,
   consents, match keys); what other parts of the registry keep on it is removed
-  by the erasure steps (:data:`registry.service.ERASURE_STEPS`) and re-pointed by
-  :data:`MERGE_STEPS`.
+  by the erasure steps (:data:`registry.service.ERASURE_STEPS`), after the merge
+  steps (:data:`MERGE_STEPS`: association links and officer entries) moved to the
+  survivor what names the absorbed record.
 
 One transaction publishes ``registry.member.merged`` (absorbed id),
 ``registry.member.updated`` (the survivor's whole profile) and
@@ -62,6 +63,12 @@ from registry.records import (
 from registry.service import ERASURE_STEPS
 
 Status = Literal["open", "merged", "dismissed"]
+
+# Called inside the merge transaction with (session, absorbed id, survivor id), before the
+# absorbed member is deleted: parts of the registry that link to members (association
+# membership...) move their links to the survivor. Append at import time.
+MergeStep = Callable[[AsyncSession, UUID, UUID], Awaitable[None]]
+MERGE_STEPS: list[MergeStep] = []
 SCOPE_COLUMNS = {"embassy_id": duplicate_cases.c.embassy_id}
 CASE_FIELDS = (
     "id",
@@ -80,12 +87,6 @@ CASE_FIELDS = (
 )
 # Fields of each record shown in a case (document numbers never).
 RECORD_FIELDS = tuple(f for f in MEMBER_FIELDS if f not in ("version",))
-
-# Called inside the merge transaction with (session, absorbed id, survivor id), before the
-# absorbed member is deleted: parts of the registry that link to members (association
-# membership...) move their links to the survivor. Append at import time.
-MergeStep = Callable[[AsyncSession, UUID, UUID], Awaitable[None]]
-MERGE_STEPS: list[MergeStep] = []
 
 
 class CaseNotFound(Exception):

@@ -7,13 +7,14 @@ The score adds the evidence of each attribute:
 | name similarity ``s`` (pg_trgm on the name keys, 1.0 when equal) | 0.5 * s |
 | same date of birth | 0.3 |
 | date of birth with day and month swapped | 0.2 |
-| same phone number (E.164) | 0.35 |
+| same phone number (E.164) | 0.25 |
 | same email address (case ignored) | 0.35 |
 
 capped at 1. With the default threshold of 0.6, a same-name-and-birth-date pair
 is flagged (0.8), as is a near name (s ≥ 0.6) with the same birth date, or the
-same name with a shared phone or email. A shared phone alone (families share
-phones) or the same name alone (common names) is not.
+same name with a shared phone or email. A shared phone alone, even with the
+family name (families share phones), or the same name alone (common names) is
+not. An email weighs more than a phone: people share phones more than emails.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 NAME_WEIGHT = 0.5
 BIRTH_DATE_WEIGHT = 0.3
 SWAPPED_BIRTH_DATE_WEIGHT = 0.2
-PHONE_WEIGHT = 0.35
+PHONE_WEIGHT = 0.25
 EMAIL_WEIGHT = 0.35
 DEFAULT_THRESHOLD = 0.6
 
