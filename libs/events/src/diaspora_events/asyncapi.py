@@ -67,11 +67,19 @@ def _notifications_consumers() -> Sequence[EventConsumer]:
     return [build_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters)]
 
 
+def _matching_consumers() -> Sequence[EventConsumer]:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from matching.experts.consumer import build_consumer as experts
+
+    # The experts read model, fed by the registry's member events.
+    return [experts(sessions=async_sessionmaker(), dead_letters=_no_dead_letters)]
+
+
 SERVICES: dict[str, ConsumersOf] = {
     "registry": lambda: [],
     "notifications": _notifications_consumers,
-    # Its consumer of registry events is declared here once the service has one.
-    "matching": lambda: [],
+    "matching": _matching_consumers,
 }
 
 
@@ -861,7 +869,10 @@ def catalogue(views: Sequence[ServiceView]) -> str:
             "",
         ]
 
-    dead_letter_topics = sorted((c.dead_letter_topic, v.name) for v in views for c in v.consumers)
+    dead_letter_topics = sorted(
+        ((c.dead_letter_topic, v.name) for v in views for c in v.consumers),
+        key=lambda pair: (pair[0].name, pair[1]),
+    )
     if dead_letter_topics:
         lines += ["## Dead-letter topics", ""]
         lines += [
