@@ -67,6 +67,15 @@ def _notifications_consumers() -> Sequence[EventConsumer]:
     return [build_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters)]
 
 
+def _registry_consumers() -> Sequence[EventConsumer]:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from registry.statistics.consumer import build_consumer
+
+    # The read models (statistics, search) fed by the registry's own member events.
+    return [build_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters)]
+
+
 def _matching_consumers() -> Sequence[EventConsumer]:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -77,7 +86,7 @@ def _matching_consumers() -> Sequence[EventConsumer]:
 
 
 SERVICES: dict[str, ConsumersOf] = {
-    "registry": lambda: [],
+    "registry": _registry_consumers,
     "notifications": _notifications_consumers,
     "matching": _matching_consumers,
 }
