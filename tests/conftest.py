@@ -84,6 +84,9 @@ def platform_processes(
         "registry-relay": ServiceProcess(
             "registry-relay", ["registry-relay"], registry_env, test_logs / "registry-relay.log"
         ),
+        "registry-worker": ServiceProcess(
+            "registry-worker", ["registry-worker"], registry_env, test_logs / "registry-worker.log"
+        ),
         "notifications-worker": ServiceProcess(
             "notifications-worker",
             ["notifications-worker"],

@@ -196,9 +196,17 @@ async def test_nothing_crosses_between_people_and_embassies(
             assert "Lawson" not in export.text
             single = await get(f"/api/registry/members/{person.member_id}", analyst_headers)
             assert single.status_code == 403
-        stats = await get("/api/registry/members/statistics", analyst_headers)
+
+        # Statistics come from the read model (registry-worker): wait until it counts everyone.
+        async def counted() -> bool:
+            found = await get("/api/registry/statistics/members?by=embassy", analyst_headers)
+            return bool(found.json()["items"])
+
+        await wait_until(counted, timeout=30, message="statistics read model")
+        stats = await get("/api/registry/statistics/members?by=embassy", analyst_headers)
         assert stats.status_code == 200
-        assert all(row["members"] is None for row in stats.json())  # 1 per embassy: suppressed
+        # 1 per embassy: suppressed.
+        assert all(row["members"] is None for row in stats.json()["items"])
 
         # --- audit: the officer's reads show in the person's own access log -------------------
         log = (await get(f"/api/registry/members/{ama.member_id}/access-log", ama.headers)).json()
