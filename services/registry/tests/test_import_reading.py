@@ -30,9 +30,7 @@ TEXT = (
         (TEXT.replace(";", ",").encode("cp1252"), "cp1252"),
     ],
 )
-def test_csv_encodings_and_delimiters_give_the_same_records(
-    encoded: bytes, encoding: str
-) -> None:
+def test_csv_encodings_and_delimiters_give_the_same_records(encoded: bytes, encoding: str) -> None:
     sheet = open_sheet(encoded, "list.csv")
     assert sheet.format == "csv"
     assert sheet.encoding == encoding

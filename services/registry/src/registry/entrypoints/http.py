@@ -602,6 +602,10 @@ def build_app(registry: Registry | None = None) -> FastAPI:
     )
     install_identity(application)
     application.include_router(associations_router)
+    from registry.entrypoints import duplicates_api, imports_api
+
+    application.include_router(imports_api.router)  # its lifespan runs the import runner
+    application.include_router(duplicates_api.router)
     application.add_middleware(RequestIdMiddleware)
     return application
 
