@@ -47,8 +47,10 @@ from registry.imports.tables import import_jobs
 from registry.settings import RegistrySettings
 
 TARGET_ROWS_PER_SECOND = 5_000
-SYLLABLES = ("ko", "da", "mé", "si", "lo", "ba", "fi", "nu", "ra", "té", "vo", "gu", "zo", "ki")
-SYLLABLES += ("ma", "sa", "yé", "wo", "ni", "de", "hu", "la", "tsi", "ga", "bè", "no", "xo")
+SYLLABLES: tuple[str, ...] = (
+    *("ko", "da", "mé", "si", "lo", "ba", "fi", "nu", "ra", "té", "vo", "gu", "zo", "ki"),
+    *("ma", "sa", "yé", "wo", "ni", "de", "hu", "la", "tsi", "ga", "bè", "no", "xo"),
+)
 
 
 def embassy_list(rows: int, *, seed: int = 7) -> bytes:
