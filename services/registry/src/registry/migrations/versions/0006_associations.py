@@ -64,9 +64,7 @@ def upgrade() -> None:
     )
     op.create_index("associations_embassy_idx", "associations", ["embassy_id", "id"])
     op.create_index("associations_country_idx", "associations", ["country", "id"])
-    op.create_index(
-        "associations_domains_idx", "associations", ["domains"], postgresql_using="gin"
-    )
+    op.create_index("associations_domains_idx", "associations", ["domains"], postgresql_using="gin")
     op.create_index(
         "associations_partnerships_idx",
         "associations",
@@ -112,9 +110,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["association_id"], ["associations.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "association_history_idx", "association_history", ["association_id", "version"]
-    )
+    op.create_index("association_history_idx", "association_history", ["association_id", "version"])
 
 
 def downgrade() -> None:
