@@ -169,6 +169,48 @@ async def test_nothing_crosses_between_people_and_embassies(
             staff_log = await get(f"/api/registry/members/{me.member_id}/access-log", mine_ok)
             assert staff_log.status_code == 403
 
+            # --- profile and rights (registry): every route that takes an id ------------------
+            record = f"/api/registry/members/{me.member_id}"
+            consents = f"{record}/consents"
+            # (method, path, body, what the other embassy's officer gets: 404 outside their
+            # scope, 403 for the person's own export, a function officers do not have).
+            attempts = [
+                ("PATCH", record, {"json": {"arrival_year": 2001}}, 404),
+                ("POST", f"{record}/confirm", {}, 404),
+                ("GET", f"{record}/history", {}, 404),
+                ("GET", f"{record}/export", {}, 403),
+                ("GET", consents, {}, 404),
+                ("PUT", f"{consents}/newsletters", {"json": {"method": "signed_form"}}, 404),
+                ("DELETE", f"{consents}/newsletters", {}, 404),
+                ("DELETE", record, {}, 404),
+            ]
+            for method, path, extra, officer_status in attempts:
+                # The other person and the other embassy's officer: nothing shown.
+                for headers, status in ((other.headers, 404), (theirs_ko, officer_status)):
+                    crossed = await client.request(method, path, headers=headers, **extra)
+                    assert crossed.status_code == status, (name, method, path, crossed.text)
+                    assert me.email not in crossed.text
+                    assert me.family_name not in crossed.text
+                # The analyst has none of these functions.
+                refused = await client.request(
+                    method, path, headers=issuer.headers(analyst()), **extra
+                )
+                assert refused.status_code == 403, (name, method, path)
+            assert (await get(f"{record}/history", me.headers)).status_code == 200
+            assert (await get(f"{record}/history", mine_ok)).status_code == 200
+            assert (await get(consents, mine_ok)).status_code == 200
+            own_export = await get(f"{record}/export", me.headers)
+            assert own_export.status_code == 200
+            assert own_export.json()["member"]["id"] == me.member_id
+            assert not leaks(own_export, other)
+            # The person's copy is theirs: their embassy's officer cannot take it.
+            assert (await get(f"{record}/export", mine_ok)).status_code == 403
+            confirmed = await client.post(f"{record}/confirm", headers=me.headers)
+            assert confirmed.status_code == 200
+            corrected = await client.patch(record, headers=mine_ok, json={"arrival_year": 2005})
+            assert corrected.status_code == 200
+            assert corrected.json()["id"] == me.member_id
+
             # --- the delivery log (notifications) -------------------------------------------
             path = "/api/notifications/recipients/{}/deliveries"
             mine = await get(path.format(me.member_id), me.headers)
