@@ -3,6 +3,7 @@ themselves; access control itself is in test_access_control.py)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -124,3 +125,28 @@ async def test_idempotency_key_replays_the_first_result(
     )
     assert other.status_code == 422
     assert await counts(registry) == (1, 1)
+
+
+async def test_the_first_release_body_still_registers_with_the_profile_defaults(
+    registry_client: httpx.AsyncClient, registry: Registry
+) -> None:
+    response = await registry_client.post("/members", json=person())
+    assert response.status_code == 201, response.text
+    member = response.json()
+    assert response.headers["etag"] == '"1"'
+    assert member["sex"] == "unspecified"
+    assert member["languages"] == []
+    assert member["occupations"] == []
+    assert member["documents"] == []
+    assert member["consents"] == []
+    assert member["version"] == 1
+    assert member["registration_consent"]["method"] == "self_service"
+    async with registry.sessions() as session:
+        row = (await session.execute(select(outbox))).one()
+    event = json.loads(row.value)
+    # Readers of the first release's flat fields are unaffected; the snapshot comes along.
+    assert event["given_name"] == "Akossiwa"
+    assert event["country_of_residence"] == "FR"
+    assert event["profile"]["given_name"] == "Akossiwa"
+    assert event["profile"]["embassy_id"] == "fr-paris"
+    assert event["profile"]["sex"] == "unspecified"
