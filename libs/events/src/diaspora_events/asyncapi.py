@@ -79,10 +79,22 @@ def _registry_consumers() -> Sequence[EventConsumer]:
 def _matching_consumers() -> Sequence[EventConsumer]:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
+    from diaspora_events.outbox import OutboxWriter
+    from matching.adapters.orm import outbox
+    from matching.erasure import build_consumer as records
     from matching.experts.consumer import build_consumer as experts
 
-    # The experts read model, fed by the registry's member events.
-    return [experts(sessions=async_sessionmaker(), dead_letters=_no_dead_letters)]
+    sessions: async_sessionmaker[Any] = async_sessionmaker()
+    return [
+        # The experts read model, fed by the registry's member events.
+        experts(sessions=sessions, dead_letters=_no_dead_letters),
+        # Proposals, missions and projects of erased or merged members.
+        records(
+            sessions=sessions,
+            outbox=OutboxWriter(outbox, source="/tg/diaspora/matching"),
+            dead_letters=_no_dead_letters,
+        ),
+    ]
 
 
 SERVICES: dict[str, ConsumersOf] = {
