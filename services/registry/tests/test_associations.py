@@ -11,6 +11,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import func, select, text
 
 from diaspora_devstack.testing import asyncpg_url, read_topic, serve_app
@@ -18,6 +19,7 @@ from diaspora_events.cloudevents import Envelope, decode, headers_from_kafka
 from diaspora_events.kafka import ensure_topics
 from diaspora_events.outbox import OutboxRelay
 from diaspora_events.topics import ALL_TOPICS, REGISTRY_ASSOCIATIONS, with_prefix
+from diaspora_identity.jurisdictions import Embassy, default_jurisdictions
 from diaspora_identity.testing import (
     LocalIssuer,
     Persona,
@@ -651,3 +653,50 @@ async def test_idempotency_key_replays_the_first_registration(
     assert again.json() == first.json()
     assert other.status_code == 422
     assert await count(service, associations) == 1
+
+
+async def test_embassies_are_rederived_at_start_when_the_jurisdictions_change(
+    registry_database: str, kafka_bootstrap: str, identity_provider: LocalIssuer, tmp_path: Any
+) -> None:
+    settings = {
+        "database_url": asyncpg_url(registry_database),
+        "kafka_bootstrap": kafka_bootstrap,
+        "environment": "test",
+        "json_logs": False,
+        "oidc_issuer": identity_provider.issuer,
+        "oidc_jwks_min_refresh_seconds": 0,
+    }
+    first = bootstrap(RegistrySettings(**settings))
+    try:
+        async with (
+            serve_app(build_app(first)) as url,
+            Client(url, identity_provider, coordinator()) as client,
+        ):
+            created = await client.post("/associations", json=association(country="IT"))
+            assert created.json()["embassy_id"] == "fr-paris"
+    finally:
+        await first.close()
+    # The ministry moves Italy to a new post in Rome.
+    default = default_jurisdictions().table
+    edited = default.model_copy(
+        update={
+            "embassies": (
+                *(
+                    e.model_copy(update={"covers": tuple(c for c in e.covers if c != "IT")})
+                    for e in default.embassies
+                ),
+                Embassy(
+                    id="it-rome", name="Ambassade à Rome", city="Roma", country="IT", covers=("IT",)
+                ),
+            )
+        }
+    )
+    path = tmp_path / "jurisdictions.yaml"
+    path.write_text(yaml.safe_dump(edited.model_dump(mode="json"), allow_unicode=True))
+    second = bootstrap(RegistrySettings(**settings, jurisdictions_file=path))
+    try:
+        async with serve_app(build_app(second)), second.sessions() as session:
+            embassy = (await session.execute(select(associations.c.embassy_id))).scalar_one()
+    finally:
+        await second.close()
+    assert embassy == "it-rome"

@@ -1360,4 +1360,7 @@ async def reconcile_association_embassies(
             .where(associations.c.embassy_id != derived)
             .values(embassy_id=derived)
         )
-    return int(getattr(result, "rowcount", 0) or 0)
+    changed = int(getattr(result, "rowcount", 0) or 0)
+    if changed:
+        log.info("association_embassies_reassigned", associations=changed)
+    return changed
