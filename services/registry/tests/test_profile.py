@@ -516,3 +516,40 @@ async def test_scope_of_updates_history_and_confirmation(
 def test_the_reference_data_used_here_is_the_shipped_one() -> None:
     assert DOCTOR.isco_code == "2211"
     assert isco.group("2211") is not None
+
+
+async def test_reference_data_helps_fill_in_a_profile(
+    registry_url: str, identity_provider: LocalIssuer, anonymous: httpx.AsyncClient
+) -> None:
+    async with as_(registry_url, identity_provider, citizen()) as client:
+        found = await client.get("/reference/occupations", params={"q": "infirm", "limit": 5})
+        assert found.status_code == 200
+        choice = found.json()[0]
+        assert choice["uri"].startswith("http://data.europa.eu/esco/occupation/")
+        assert isco.group(choice["isco_code"]) is not None
+        skills = (await client.get("/reference/skills", params={"q": "gestion projet"})).json()
+        assert skills
+        group = (await client.get("/reference/isco/2211", params={"lang": "en"})).json()
+        assert [a["code"] for a in group["ancestors"]] == ["2", "22", "221"]
+        assert group["label"] == isco.label("2211", "en")
+        assert (await client.get("/reference/isco/9999")).status_code == 404
+        cities = (
+            await client.get("/reference/cities", params={"country": "tg", "q": "kpal"})
+        ).json()
+        assert cities[0]["name"] == "Kpalimé"
+        assert (
+            await client.get("/reference/cities", params={"country": "XX", "q": "ab"})
+        ).status_code == 422
+        # What the reference data gives is what registration accepts.
+        registered = await client.post(
+            "/members",
+            json=person(
+                occupations=[{"esco_uri": choice["uri"]}],
+                skills=[{"esco_uri": skills[0]["uri"]}],
+                country_of_residence="TG",
+                city={"geonames_id": cities[0]["geonames_id"]},
+            ),
+        )
+        assert registered.status_code == 201, registered.text
+        assert registered.json()["occupations"][0]["isco_code"] == choice["isco_code"]
+    assert (await anonymous.get("/reference/skills", params={"q": "gestion"})).status_code == 401

@@ -564,7 +564,13 @@ async def read_access_log(
 
 def build_app(registry: Registry | None = None) -> FastAPI:
     # Imported here: search_api reuses this module's views.
-    from registry.entrypoints import freshness_api, rights_api, search_api, statistics_api
+    from registry.entrypoints import (
+        freshness_api,
+        reference_api,
+        rights_api,
+        search_api,
+        statistics_api,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -596,6 +602,7 @@ def build_app(registry: Registry | None = None) -> FastAPI:
             freshness_api.router,
             router,
             rights_api.router,
+            reference_api.router,
         ],
         lifespan=lifespan,
         readiness={"database": database_ready},
