@@ -105,7 +105,9 @@ async def test_a_registration_written_differently_is_flagged_with_both_records_s
 ) -> None:
     registry, url = live
     paris = officer("fr-paris")
-    async with httpx.AsyncClient(base_url=url, headers=identity_provider.headers(paris)) as http:
+    async with httpx.AsyncClient(
+        base_url=url, headers=identity_provider.headers(paris), timeout=60
+    ) as http:
         first, second, case = await flagged_pair(http)
         assert case["member"]["id"] == second
         assert case["match"]["id"] == first
@@ -149,7 +151,7 @@ async def test_merge_keeps_the_survivor_fills_its_blanks_and_deletes_the_other(
 ) -> None:
     registry, url = live
     async with httpx.AsyncClient(
-        base_url=url, headers=identity_provider.headers(officer("fr-paris"))
+        base_url=url, headers=identity_provider.headers(officer("fr-paris")), timeout=60
     ) as http:
         first, second, case = await flagged_pair(http)
         wrong = await http.post(f"/duplicates/{case['id']}/merge", json={"survivor_id": case["id"]})
@@ -227,7 +229,7 @@ async def test_dismiss_closes_the_case_and_keeps_both_records(
 ) -> None:
     registry, url = live
     async with httpx.AsyncClient(
-        base_url=url, headers=identity_provider.headers(officer("fr-paris"))
+        base_url=url, headers=identity_provider.headers(officer("fr-paris")), timeout=60
     ) as http:
         first, second, case = await flagged_pair(http)
         dismissed = await http.post(f"/duplicates/{case['id']}/dismiss")
@@ -251,11 +253,11 @@ async def test_an_officer_of_another_embassy_sees_no_case(
 ) -> None:
     _registry, url = live
     async with httpx.AsyncClient(
-        base_url=url, headers=identity_provider.headers(officer("fr-paris"))
+        base_url=url, headers=identity_provider.headers(officer("fr-paris")), timeout=60
     ) as paris:
         _first, _second, case = await flagged_pair(paris)
     async with httpx.AsyncClient(
-        base_url=url, headers=identity_provider.headers(officer("de-berlin"))
+        base_url=url, headers=identity_provider.headers(officer("de-berlin")), timeout=60
     ) as berlin:
         assert (await berlin.get("/duplicates")).json()["items"] == []
         assert (await berlin.get(f"/duplicates/{case['id']}")).status_code == 404
@@ -275,7 +277,7 @@ async def test_different_people_sharing_a_phone_are_not_flagged(
 ) -> None:
     _registry, url = live
     async with httpx.AsyncClient(
-        base_url=url, headers=identity_provider.headers(officer("fr-paris"))
+        base_url=url, headers=identity_provider.headers(officer("fr-paris")), timeout=60
     ) as http:
         assert (await http.post("/members", json=person())).status_code == 201
         sister = person(
