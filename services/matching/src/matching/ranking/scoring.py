@@ -177,14 +177,34 @@ def _occupation_sets(codes: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _tsquery(param: str) -> str:
-    """SQL of a query over every configuration of the experts' documents."""
-    parts = [f"websearch_to_tsquery('{cfg}'::regconfig, unaccent(:{param}))" for cfg in FTS_CONFIGS]
-    return "(" + " || ".join(parts) + ")"
+    """SQL of a full-text query given as a parameter (compiled by :func:`compile_queries`).
+
+    A constant, not a function call: PostgreSQL evaluates ``unaccent`` (stable, not
+    immutable) once per row otherwise, and cannot use the GIN index of ``search``."""
+    return f"CAST(:{param} AS tsquery)"
 
 
-def _plain_tsquery(param: str) -> str:
-    parts = [f"plainto_tsquery('{cfg}'::regconfig, unaccent(:{param}))" for cfg in FTS_CONFIGS]
-    return "(" + " || ".join(parts) + ")"
+async def compile_queries(session: AsyncSession, texts: dict[str, str]) -> dict[str, str]:
+    """``websearch_to_tsquery`` of each text in every configuration of the experts'
+    documents (unaccented), OR-ed, as tsquery text; one round trip for all."""
+    if not texts:
+        return {}
+    names = sorted(texts)
+    columns = ", ".join(
+        "("
+        + " || ".join(
+            f"websearch_to_tsquery('{cfg}'::regconfig, unaccent(:t{i}))" for cfg in FTS_CONFIGS
+        )
+        + f")::text AS q{i}"
+        for i in range(len(names))
+    )
+    row = (
+        await session.execute(
+            text(f"SELECT {columns}"),
+            {f"t{i}": texts[name] for i, name in enumerate(names)},
+        )
+    ).one()
+    return {name: row[i] for i, name in enumerate(names)}
 
 
 def build_query(
@@ -194,8 +214,10 @@ def build_query(
     today: date,
     exhaustive: bool = False,
     only: list[Any] | None = None,
-) -> tuple[Any, dict[str, Any]]:
-    """The SQL statement ranking experts for ``need``, and its parameters."""
+    weights: dict[str, float] | None = None,
+) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """The SQL statement ranking experts for ``need``, its parameters, and the texts
+    of its full-text queries (parameters to fill with :func:`compile_queries`)."""
     sets = _occupation_sets(need.occupations)
     params: dict[str, Any] = {
         "type": need.type,
@@ -219,17 +241,17 @@ def build_query(
     if need.work_mode == "remote":
         filters.append("e.remote")
 
-    weights = dict(WEIGHTS)
+    weights = dict(WEIGHTS if weights is None else weights)
     if not need.occupations:
-        weights.pop("occupation")
-        weights.pop("experience")
+        weights.pop("occupation", None)
+        weights.pop("experience", None)
     if not need.skills:
-        weights.pop("skills")
+        weights.pop("skills", None)
     text_query = query_words(need.title, need.description)
     if not text_query:
-        weights.pop("text")
-    total = sum(weights.values())
-    params["text_query"] = text_query
+        weights.pop("text", None)
+    total = sum(weights.values()) or 1.0
+    texts: dict[str, str] = {"text_query": text_query}
 
     occupation = (
         "CASE WHEN e.isco_units && :units OR e.isco_minors && :minors "
@@ -257,7 +279,7 @@ def build_query(
         words = " or ".join(
             " ".join(_WORD.findall(_fold(w))) for w in skill.words if _WORD.search(_fold(w))
         )
-        params[f"skill_words_{i}"] = words
+        texts[f"skill_words_{i}"] = words
         params[f"skill_label_{i}"] = _fold(skill.label)
         exact = (
             f"WHEN :skill_uri_{i} = ANY(e.skill_uris) THEN {SKILL_EXACT} " if skill.esco_uri else ""
@@ -319,7 +341,8 @@ LIMIT :limit
     used = [name for name in array_params if re.search(rf":{name}\b", sql)]
     statement = text(sql).bindparams(*(bindparam(name, type_=ARRAY(Text)) for name in used))
     params = {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
-    return statement, params
+    texts = {k: v for k, v in texts.items() if re.search(rf":{k}\b", sql)}
+    return statement, params, texts
 
 
 async def rank(
@@ -330,11 +353,18 @@ async def rank(
     today: date | None = None,
     exhaustive: bool = False,
     only: list[Any] | None = None,
+    weights: dict[str, float] | None = None,
 ) -> list[Candidate]:
     """The best ``limit`` experts for the need, best first (among ``only`` if given)."""
-    statement, params = build_query(
-        need, limit=limit, today=today or date.today(), exhaustive=exhaustive, only=only
+    statement, params, texts = build_query(
+        need,
+        limit=limit,
+        today=today or date.today(),
+        exhaustive=exhaustive,
+        only=only,
+        weights=weights,
     )
+    params.update(await compile_queries(session, texts))
     found = (await session.execute(statement, params)).mappings().all()
     candidates = [
         Candidate(
@@ -363,17 +393,22 @@ async def _matched_terms(session: AsyncSession, need: NeedQuery, found: list[Can
     document = " || ".join(
         f"to_tsvector('{cfg}'::regconfig, unaccent(:need_text))" for cfg in FTS_CONFIGS
     )
+    lexemes = (
+        await session.execute(
+            text(f"SELECT tsvector_to_array({document})"),
+            {"need_text": f"{need.title} {need.description}"},
+        )
+    ).scalar_one()
     statement = text(
-        f"""
+        """
 SELECT e.member_id,
-       ARRAY(SELECT DISTINCT l FROM unnest(tsvector_to_array(e.search)) l
-             WHERE l = ANY(tsvector_to_array({document})) ORDER BY l) AS terms
+       ARRAY(SELECT l FROM unnest(tsvector_to_array(e.search)) l
+             WHERE l = ANY(:lexemes) ORDER BY l) AS terms
 FROM experts e WHERE e.member_id = ANY(:ids)
-"""  # noqa: S608 (constants only; the need's text is a parameter)
-    )
+"""
+    ).bindparams(bindparam("lexemes", type_=ARRAY(Text)))
     rows = await session.execute(
-        statement,
-        {"need_text": f"{need.title} {need.description}", "ids": [c.member_id for c in found]},
+        statement, {"lexemes": list(lexemes), "ids": [c.member_id for c in found]}
     )
     terms = {r[0]: list(r[1]) for r in rows}
     for candidate in found:
