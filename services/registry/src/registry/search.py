@@ -29,7 +29,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Float, and_, bindparam, cast, delete, func, literal, or_, select, text
+from sqlalchemy import Float, and_, bindparam, cast, delete, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,8 +49,8 @@ MAX_OFFSET = 1000
 MAX_LIMIT = 100
 # Trigram similarity at which a vocabulary word is taken for a query word.
 WORD_SIMILARITY = 0.45
-# A looser first cut through the trigram index, refined by Levenshtein distance.
-INDEX_SIMILARITY = 0.25
+# The first cut through the trigram index is pg_trgm's `%` (similarity over
+# pg_trgm.similarity_threshold, 0.3 by default), refined by Levenshtein distance.
 MAX_EXPANSIONS = 50
 
 
@@ -182,32 +182,33 @@ class SearchQuery:
     limit: int = 20
 
 
-async def expand_word(session: AsyncSession, word: str) -> list[str]:
-    """The vocabulary words a query word stands for (itself, near spellings, completions)."""
+def _expansions(word: str) -> Any:
+    """The vocabulary words a query word stands for (itself, near spellings, completions),
+    as an SQL array of ``n:`` terms, evaluated inside the search statement."""
     distance = 1 if len(word) < 7 else 2
-    similar = (
-        select(vocabulary.c.word)
-        .where(
-            vocabulary.c.word.op("%")(word),
-            or_(
-                func.similarity(vocabulary.c.word, word) >= WORD_SIMILARITY,
-                func.levenshtein(vocabulary.c.word, word) <= distance,
-            ),
-        )
-        .order_by(func.similarity(vocabulary.c.word, word).desc())
-        .limit(MAX_EXPANSIONS)
+    near = and_(
+        vocabulary.c.word.op("%")(word),
+        or_(
+            func.similarity(vocabulary.c.word, word) >= WORD_SIMILARITY,
+            func.levenshtein(vocabulary.c.word, word) <= distance,
+        ),
     )
-    found = [row.word for row in (await session.execute(similar)).all()]
     if len(word) >= 3:
         prefix = word.replace("\\", "").replace("%", "").replace("_", "")
-        completions = (
-            select(vocabulary.c.word)
-            .where(vocabulary.c.word.like(prefix + "%"))
-            .order_by(vocabulary.c.members.desc())
-            .limit(MAX_EXPANSIONS)
-        )
-        found += [row.word for row in (await session.execute(completions)).all()]
-    return sorted(set(found))
+        near = or_(near, vocabulary.c.word.like(prefix + "%"))
+    found = (
+        select(literal("n:") + vocabulary.c.word)
+        .where(near)
+        .order_by(func.similarity(vocabulary.c.word, word).desc(), vocabulary.c.word)
+        .limit(MAX_EXPANSIONS)
+    )
+    return cast(func.array(found.scalar_subquery()), ARRAY(Text))
+
+
+async def expand_word(session: AsyncSession, word: str) -> list[str]:
+    """The vocabulary words a query word stands for (for tests and diagnostics)."""
+    terms = (await session.execute(select(_expansions(word)))).scalar_one()
+    return sorted(t[2:] for t in terms or [])
 
 
 def _skill_terms(skill: str) -> list[str]:
@@ -239,10 +240,6 @@ async def search_ids(
     session: AsyncSession, *, decision: Decision, query: SearchQuery
 ) -> list[UUID]:
     """Ids of the members matching ``query`` within the decision's scope, best first."""
-    await session.execute(
-        text("SELECT set_config('pg_trgm.similarity_threshold', :v, true)"),
-        {"v": str(INDEX_SIMILARITY)},
-    )
     conditions: list[Any] = [
         decision.where({"embassy_id": member_search.c.embassy_id, "id": member_search.c.member_id})
     ]
@@ -250,13 +247,9 @@ async def search_ids(
     if query.text:
         words = name_words(query.text)
         key = " ".join(words)
-        for word in words:
-            expansions = await expand_word(session, word)
-            if not expansions:
-                return []
-            conditions.append(
-                member_search.c.terms.overlap(_terms_array([f"n:{w}" for w in expansions]))
-            )
+        # One statement: each word's expansions are an array subquery (an InitPlan, run
+        # once), and the GIN index on terms takes them as its keys.
+        conditions += [member_search.c.terms.overlap(_expansions(word)) for word in words]
     required: list[str] = []
     if query.occupation:
         required.append(f"o:{query.occupation.strip()}")
