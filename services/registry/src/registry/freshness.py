@@ -28,9 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
+from uuid import UUID
 
 import structlog
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,6 +39,7 @@ from diaspora_events.contracts.registry import MemberMarkedStaleV1
 from diaspora_events.outbox import OutboxWriter
 from registry.adapters.orm import members
 from registry.records import consents_of, profile_of
+from registry.service import ERASURE_STEPS
 from registry.statistics.tables import stale_marks
 
 log = structlog.get_logger(__name__)
@@ -166,7 +168,9 @@ class StaleCampaign:
                         member_id=row["id"],
                         marked_at=now,
                         last_confirmed_at=row["stale_basis"],
-                        profile=profile_of(cast(Mapping[str, Any], row), consents.get(row["id"], [])),
+                        profile=profile_of(
+                            cast(Mapping[str, Any], row), consents.get(row["id"], [])
+                        ),
                     ),
                     subject=str(row["id"]),
                 )
@@ -191,3 +195,12 @@ class StaleCampaign:
                 log.warning("stale_campaign_failed", error=repr(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
+
+
+async def forget_stale_marks(session: AsyncSession, member_id: UUID) -> None:
+    """Erasure step: the member's campaign marks go with them."""
+    await session.execute(delete(stale_marks).where(stale_marks.c.member_id == member_id))
+
+
+if forget_stale_marks not in ERASURE_STEPS:
+    ERASURE_STEPS.append(forget_stale_marks)
