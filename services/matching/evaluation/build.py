@@ -7,7 +7,7 @@ the pool and that decide which experts a coordinator would pick for each need ar
 written down in README.md beside this file; the code below follows them.
 """
 
-# ESCO's French labels use the typographic apostrophe (’); they are matched exactly.
+# ESCO's French labels use the typographic apostrophe (U+2019); they are matched exactly.
 # ruff: noqa: RUF001
 
 from __future__ import annotations
