@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -36,19 +37,15 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    all_,
-    any_,
     bindparam,
     delete,
     func,
+    literal,
     select,
     text,
-    update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.types import TypeEngine
 
 from diaspora_events.cloudevents import encode, headers_to_kafka
 from diaspora_events.contracts.base import Event
@@ -91,6 +88,10 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
     )
 
 
+# The columns a writer fills (the others have defaults).
+_WRITTEN = ("event_id", "topic", "key", "event_type", "headers", "value")
+
+
 def notify_channel(table: Table) -> str:
     return f"{table.name}_new"
 
@@ -101,9 +102,17 @@ class OutboxWriter:
     def __init__(self, table: Table, *, source: str) -> None:
         self._table = table
         self._source = source
-        self._notify = text("SELECT pg_notify(:channel, '')").bindparams(
-            channel=notify_channel(table)
+        channel = literal(notify_channel(table))
+        self._notify = select(func.pg_notify(channel, literal("")))
+        self._insert = table.insert()
+        # One statement, built once: the row and the notification in one round trip.
+        added = (
+            table.insert()
+            .values({c: bindparam(f"p_{c}", type_=table.c[c].type) for c in _WRITTEN})
+            .returning(table.c.id)
+            .cte("added")
         )
+        self._add_one = select(func.pg_notify(channel, literal(""))).select_from(added)
 
     async def add(self, session: AsyncSession, event: Event, *, subject: str | None = None) -> UUID:
         """Stage ``event``; it is published only if the caller's transaction commits."""
@@ -113,18 +122,18 @@ class OutboxWriter:
             subject=subject or event.aggregate_id(),
             extra_headers=current_traceparent(),
         )
+        # The notification reaches the relay's LISTEN only when this transaction commits.
         await session.execute(
-            self._table.insert().values(
-                event_id=event_id,
-                topic=event.topic.name,
-                key=event.aggregate_id(),
-                event_type=event.event_type,
-                headers=headers,
-                value=value,
-            )
+            self._add_one,
+            {
+                "p_event_id": event_id,
+                "p_topic": event.topic.name,
+                "p_key": event.aggregate_id(),
+                "p_event_type": event.event_type,
+                "p_headers": headers,
+                "p_value": value,
+            },
         )
-        # Delivered to the relay's LISTEN only when this transaction commits.
-        await session.execute(self._notify)
         return event_id
 
     async def add_many(self, session: AsyncSession, events: list[Event]) -> list[UUID]:
@@ -149,7 +158,7 @@ class OutboxWriter:
                 }
             )
             ids.append(event_id)
-        await session.execute(self._table.insert(), rows)
+        await session.execute(self._insert, rows)
         await session.execute(self._notify)
         return ids
 
@@ -225,11 +234,17 @@ class OutboxRelay:
                 log.info("outbox_relay_standby", table=self._table.name)
                 if await _sleep_unless(stop, 5.0):
                     return
+            # This connection (the leader's) also reads the rows and marks them, each
+            # statement on its own (autocommit): two round trips per batch instead of a
+            # BEGIN/COMMIT pair around each. Marks are not waited for on disk: losing
+            # one in a database crash only publishes those rows again, which consumers
+            # drop through their inbox (at-least-once, as after a relay crash).
+            await driver.execute("SET synchronous_commit TO off")
             channel = notify_channel(self._table)
             await driver.add_listener(channel, self._on_notify)
             log.info("outbox_relay_leading", table=self._table.name)
             try:
-                await self._publish_loop(stop)
+                await self._publish_loop(stop, _LeaderConnection(driver, self._table.name))
             finally:
                 with contextlib.suppress(Exception):
                     await driver.remove_listener(channel, self._on_notify)
@@ -238,7 +253,7 @@ class OutboxRelay:
     def _on_notify(self, *_args: object) -> None:
         self._wakeup.set()
 
-    async def _publish_loop(self, stop: asyncio.Event) -> None:
+    async def _publish_loop(self, stop: asyncio.Event, db: _LeaderConnection) -> None:
         failures = 0
         last_cleanup = datetime.min.replace(tzinfo=UTC)
         last_gauge = 0.0
@@ -248,11 +263,13 @@ class OutboxRelay:
                 await self._update_backlog_gauges()
                 last_gauge = time.monotonic()
             try:
-                await self.publish_available(stop)
+                await self._publish_available(db, stop)
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                if db.closed:
+                    raise  # run() reconnects (and leads again if the lock is still free)
                 failures += 1
                 delay = min(self._max_backoff, 0.2 * 2**failures)
                 log.warning("outbox_publish_failed", error=describe_error(error), retry_in=delay)
@@ -283,7 +300,7 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await producer.stop()
 
-    async def publish_available(self, stop: asyncio.Event | None = None) -> int:
+    async def _publish_available(self, db: _LeaderConnection, stop: asyncio.Event) -> int:
         """Publish committed rows not yet published, batch after batch, until a batch
         comes back short (or ``stop`` is set); returns how many were published.
 
@@ -297,50 +314,30 @@ class OutboxRelay:
         in_flight: _Batch | None = None
         try:
             while True:
-                rows = await self._unpublished(exclude=in_flight.ids if in_flight else ())
-                batch = await self._send_rows(rows) if rows else None
+                rows = await db.unpublished(self._batch_size, in_flight.ids if in_flight else [])
+                batch = await self._send_rows(db, rows) if rows else None
                 if in_flight is not None:
-                    total += await self._settle(in_flight)
+                    total += await self._settle(db, in_flight)
                 in_flight = batch
                 if batch is None:
                     return total
-                if len(rows) < self._batch_size or (stop is not None and stop.is_set()):
+                if len(rows) < self._batch_size or stop.is_set():
                     in_flight = None
-                    return total + await self._settle(batch)
+                    return total + await self._settle(db, batch)
         except BaseException:
             if in_flight is not None:
                 in_flight.abandon()
             raise
 
-    async def publish_batch(self) -> int:
-        """Publish up to one batch of unpublished rows; returns how many went out."""
-        rows = await self._unpublished(exclude=())
-        if not rows:
-            return 0
-        return await self._settle(await self._send_rows(rows))
-
-    async def _unpublished(self, *, exclude: Sequence[int]) -> Sequence[Any]:
-        table = self._table
-        query = (
-            select(table.c.id, table.c.topic, table.c.key, table.c.headers, table.c.value)
-            .where(table.c.published_at.is_(None))
-            .order_by(table.c.id)
-            .limit(self._batch_size)
-        )
-        if exclude:
-            query = query.where(table.c.id != all_(_ids_param(exclude)))
-        async with self._engine.connect() as conn:
-            return (await conn.execute(query)).all()
-
-    async def _send_rows(self, rows: Sequence[Any]) -> _Batch:
+    async def _send_rows(self, db: _LeaderConnection, rows: Sequence[_Row]) -> _Batch:
         """Hand every row to the producer; the batch holds their acknowledgements."""
         producer = await self._producer_started()
         prefix = self._topic_prefix
-        deliveries: list[asyncio.Future[Any]] = []
+        batch = _Batch([row.id for row in rows], [])
         try:
             if spans_recorded():
                 for row in rows:
-                    deliveries.append(
+                    batch.deliveries.append(
                         await self._send_traced(
                             producer, prefix + row.topic, row.key, row.headers, row.value
                         )
@@ -350,7 +347,7 @@ class OutboxRelay:
                 # with the row (the request that wrote it), so the consumer's span
                 # still continues that trace.
                 for row in rows:
-                    deliveries.append(
+                    batch.deliveries.append(
                         await producer.send(
                             prefix + row.topic,
                             value=row.value,
@@ -359,41 +356,31 @@ class OutboxRelay:
                         )
                     )
         except BaseException as error:
-            batch = _Batch([row.id for row in rows], deliveries)
             batch.abandon()
             if isinstance(error, Exception):
-                await self._record_failure(batch.ids, error)
+                await self._record_failure(db, batch.ids, error)
             raise
-        return _Batch([row.id for row in rows], deliveries)
+        return batch
 
-    async def _settle(self, batch: _Batch) -> int:
+    async def _settle(self, db: _LeaderConnection, batch: _Batch) -> int:
         """Wait for the batch's acknowledgements, then mark its rows published."""
         results = await asyncio.gather(*batch.deliveries, return_exceptions=True)
         failure = next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
             if isinstance(failure, Exception):
-                await self._record_failure(batch.ids, failure)
+                await self._record_failure(db, batch.ids, failure)
             raise failure
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(self._table)
-                .where(self._table.c.id == any_(_ids_param(batch.ids)))
-                .values(published_at=func.now())
-            )
+        await db.mark_published(batch.ids)
         self.published_total += len(batch.ids)
         OUTBOX_PUBLISHED.labels(self._table.name).inc(len(batch.ids))
         return len(batch.ids)
 
-    async def _record_failure(self, ids: Sequence[int], error: Exception) -> None:
+    async def _record_failure(
+        self, db: _LeaderConnection, ids: Sequence[int], error: Exception
+    ) -> None:
         OUTBOX_PUBLISH_FAILURES.labels(self._table.name).inc()
-        table = self._table
         with contextlib.suppress(Exception):  # the database may be what failed
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    update(table)
-                    .where(table.c.id == any_(_ids_param(ids)))
-                    .values(attempts=table.c.attempts + 1, last_error=describe_error(error)[:2000])
-                )
+            await db.mark_failed(ids, describe_error(error)[:2000])
 
     async def _send_traced(
         self,
@@ -447,12 +434,50 @@ class _Batch:
             asyncio.gather(*self.deliveries, return_exceptions=True)
 
 
-_ID_ARRAY: TypeEngine[Any] = ARRAY(BigInteger)
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    topic: str
+    key: str
+    headers: dict[str, str]
+    value: bytes
 
 
-def _ids_param(ids: Sequence[int]) -> BindParameter[Any]:
-    # One array parameter: the statement is the same (cached) whatever the batch size.
-    return bindparam("ids", list(ids), type_=_ID_ARRAY)
+class _LeaderConnection:
+    """The leading relay's own connection: plain statements, no pool, no transactions."""
+
+    def __init__(self, driver: Any, table_name: str) -> None:
+        self._driver = driver
+        # The table's name comes from the service's own metadata, never from input;
+        # quoted all the same.
+        table = '"' + table_name.replace('"', '""') + '"'
+        columns = "id, topic, key, headers::text, value"
+        unpublished = f"SELECT {columns} FROM {table} WHERE published_at IS NULL"  # noqa: S608
+        self._select = f"{unpublished} ORDER BY id LIMIT $1"
+        self._select_excluding = f"{unpublished} AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1"
+        update = f"UPDATE {table} SET"
+        self._mark = f"{update} published_at = now() WHERE id = ANY($1::bigint[])"
+        self._fail = (
+            f"{update} attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])"
+        )
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._driver.is_closed())
+
+    async def unpublished(self, limit: int, exclude: Sequence[int]) -> list[_Row]:
+        """Committed rows not yet published, in id order (``exclude``: rows in flight)."""
+        if exclude:
+            records = await self._driver.fetch(self._select_excluding, limit, list(exclude))
+        else:
+            records = await self._driver.fetch(self._select, limit)
+        return [_Row(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in records]
+
+    async def mark_published(self, ids: Sequence[int]) -> None:
+        await self._driver.execute(self._mark, list(ids))
+
+    async def mark_failed(self, ids: Sequence[int], error: str) -> None:
+        await self._driver.execute(self._fail, list(ids), error)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
