@@ -21,7 +21,18 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from opentelemetry import trace
 from pydantic import ValidationError
-from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, Table, Text, Uuid, func
+from sqlalchemy import (
+    Column,
+    DateTime,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    event,
+    func,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -111,6 +122,17 @@ class EventConsumer:
         self._first_backoff = first_backoff
         self._max_backoff = max_backoff
         self._handlers: dict[tuple[str, int], Handler] = {}
+        # Built once (building and keying a statement per record costs CPU).
+        self._record_in_inbox = (
+            insert(inbox)
+            .values(
+                consumer=bindparam("p_consumer", type_=inbox.c.consumer.type),
+                event_id=bindparam("p_event_id", type_=inbox.c.event_id.type),
+                event_type=bindparam("p_type", type_=inbox.c.event_type.type),
+            )
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        )
         self.dead_letter_topic = dead_letter_topic(name, prefix=topic_prefix)
         self.dead_lettered_total = 0
 
@@ -209,10 +231,8 @@ class EventConsumer:
         async with self._sessions() as session, session.begin():
             first_time = (
                 await session.execute(
-                    insert(self._inbox)
-                    .values(consumer=self.name, event_id=envelope.id, event_type=envelope.type)
-                    .on_conflict_do_nothing()
-                    .returning(self._inbox.c.event_id)
+                    self._record_in_inbox,
+                    {"p_consumer": self.name, "p_event_id": envelope.id, "p_type": envelope.type},
                 )
             ).first()
             if first_time is None:
@@ -251,6 +271,16 @@ class EventConsumer:
             error_type=type(error).__name__,
             error=describe_error(error)[:500],
         )
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
+    """Call ``callback`` once the session's transaction has committed (never on rollback).
+
+    For handlers that hand work to another task: rows the transaction inserted are
+    invisible to other connections until the commit, so a wake-up sent earlier finds
+    nothing and the work waits for the next poll.
+    """
+    event.listen(session.sync_session, "after_commit", lambda _session: callback(), once=True)
 
 
 def record_from_kafka(raw: Any) -> Record:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
 
 from diaspora_events.cloudevents import Envelope
-from diaspora_events.consumer import DeadLetterSink, EventConsumer
+from diaspora_events.consumer import DeadLetterSink, EventConsumer, after_commit
 from diaspora_events.contracts import MemberErasedV1, MemberRegisteredV1
 from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
@@ -174,7 +174,8 @@ def build_consumer(
             available=available_channels,
         )
         if created is not None and work_available is not None:
-            work_available.set()
+            # Wake the senders once the delivery row is committed (visible to them).
+            after_commit(session, work_available.set)
 
     @consumer.on(MemberErasedV1)
     async def member_erased(event: MemberErasedV1, session: AsyncSession, _: Envelope) -> None:

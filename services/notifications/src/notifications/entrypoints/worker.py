@@ -12,6 +12,7 @@ from diaspora_events.runtime import (
     broker_task,
     make_broker,
     prepare_topics,
+    run_service,
     run_until_stopped,
     subscribe,
 )
@@ -64,7 +65,7 @@ async def run(
         prefix=settings.topic_prefix,
         replication_factor=settings.kafka_replication_factor,
     )
-    subscribe(broker_, consumer)
+    subscribe(broker_, consumer, workers=settings.consumer_workers)
     async with service.sessions() as session, session.begin():
         await seed_missing(session)
     sender = EmailSender(
@@ -134,7 +135,7 @@ async def run(
 
 
 def main() -> None:
-    asyncio.run(run())
+    run_service(run())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from diaspora_events.kafka import ensure_topics
 from diaspora_events.metrics import broker_reachable
 from diaspora_events.observability import setup_observability
 from diaspora_events.outbox import OutboxRelay
-from diaspora_events.runtime import run_until_stopped
+from diaspora_events.runtime import run_service, run_until_stopped
 from diaspora_events.topics import ALL_TOPICS, with_prefix
 from diaspora_service.health_server import health_task
 from registry import SERVICE_NAME
@@ -55,7 +55,7 @@ async def run() -> None:
 
 
 def main() -> None:
-    asyncio.run(run())
+    run_service(run())
 
 
 if __name__ == "__main__":
