@@ -48,6 +48,8 @@ def verifier_for(
     clock: FakeClock | None = None,
     production: bool = False,
     min_refresh: float = 30.0,
+    cache_entries: int = 0,
+    verify_clock: FakeClock | None = None,
 ) -> TokenVerifier:
     keys = JwksCache(
         issuer=issuer.issuer,
@@ -56,7 +58,13 @@ def verifier_for(
         production=production,
         clock=clock or FakeClock(),
     )
-    return TokenVerifier(VerifierConfig(issuer=issuer.issuer, audience="diaspora-api"), keys)
+    # No cache of verified tokens unless a test is about it: each verify checks the token.
+    return TokenVerifier(
+        VerifierConfig(issuer=issuer.issuer, audience="diaspora-api"),
+        keys,
+        cache_entries=cache_entries,
+        **({"clock": verify_clock} if verify_clock else {}),
+    )
 
 
 def b64(data: bytes) -> str:
@@ -247,3 +255,49 @@ async def test_discovery_must_name_the_configured_issuer(issuer: LocalIssuer) ->
 def test_symmetric_algorithms_cannot_be_configured() -> None:
     with pytest.raises(ValueError, match="not allowed"):
         VerifierConfig(issuer=ISSUER, audience="a", algorithms=("RS256", "HS256"))
+
+
+async def test_a_verified_token_is_remembered_until_the_cache_time_or_its_expiry(
+    issuer: LocalIssuer,
+) -> None:
+    calls: list[str] = []
+    jwks_clock, clock = FakeClock(), FakeClock()
+    clock.now = time.time()
+    verifier = verifier_for(
+        issuer, calls=calls, clock=jwks_clock, cache_entries=10, verify_clock=clock
+    )
+    token = issuer.token(citizen("c-1"), now=clock.now, lifetime=600)
+    assert (await verifier.verify(token)).subject == "c-1"
+    fetches = len(calls)
+
+    # Its key withdrawn (and the JWKS due for a refetch): the remembered token passes...
+    issuer.rotate(keep_previous=False)
+    jwks_clock.now += 3601
+    assert (await verifier.verify(token)).subject == "c-1"
+    assert len(calls) == fetches
+    # ...for at most the cache time; then it is verified again, and refused.
+    clock.now += 61
+    assert "does not publish" in await rejected(verifier, token)
+
+
+async def test_a_token_is_remembered_no_longer_than_its_expiry_plus_leeway(
+    issuer: LocalIssuer,
+) -> None:
+    jwks_clock, clock = FakeClock(), FakeClock()
+    clock.now = time.time()
+    verifier = verifier_for(issuer, clock=jwks_clock, cache_entries=10, verify_clock=clock)
+    token = issuer.token(citizen("c-2"), now=clock.now - 595, lifetime=600)  # 5 s left
+    assert (await verifier.verify(token)).subject == "c-2"
+    issuer.rotate(keep_previous=False)  # from now on, verifying it again fails
+    jwks_clock.now += 3601
+    clock.now += 20  # expired, within the 30 s leeway: remembered
+    assert (await verifier.verify(token)).subject == "c-2"
+    clock.now += 20  # past expiry + leeway (35 s), before the cache time (60 s): checked again
+    assert "does not publish" in await rejected(verifier, token)
+
+
+async def test_a_refused_token_is_not_remembered(issuer: LocalIssuer) -> None:
+    verifier = verifier_for(issuer, cache_entries=10)
+    token = issuer.token(citizen(), now=time.time() - 7200, lifetime=600)
+    for _ in range(2):
+        assert "expired" in await rejected(verifier, token)
