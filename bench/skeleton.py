@@ -10,9 +10,10 @@ Two measurements, in one run:
    rounds, alternating which side goes first; medians are reported.
    Target: relay/plain >= 0.6.
 
-2. **Registration -> email latency.** The registry HTTP app (uvicorn, in this
-   process), ``registry-relay`` and ``notifications-worker`` (real subprocesses)
-   and a real SMTP server (aiosmtpd ``Mailbox``, in a thread of this process).
+2. **Registration -> email latency.** ``registry-api`` (uvicorn, as deployed),
+   ``registry-relay`` and ``notifications-worker`` as real subprocesses, and a
+   real SMTP server (aiosmtpd ``Mailbox``, in a thread of this process, next to
+   the load generator).
    Registrations are POSTed on an open-loop schedule (default 50/s for 60 s);
    for each, the time from just before the POST to the arrival of its email at
    the SMTP server. Targets: p99 < 500 ms, none lost.
@@ -659,14 +660,21 @@ def postgres_cpu_seconds(database_names: Sequence[str]) -> float | None:
 class CpuMeter:
     """CPU time of the bench's processes between ``start`` and ``stop``."""
 
-    def __init__(self, processes: Sequence[ServiceProcess], database_names: Sequence[str]):
+    def __init__(
+        self,
+        processes: Sequence[ServiceProcess],
+        database_names: Sequence[str],
+        *,
+        this_process: str,
+    ):
         self._processes = processes
         self._databases = database_names
+        self._this_process = this_process
         self._begin: dict[str, float | None] = {}
 
     def _read(self) -> dict[str, float | None]:
         readings: dict[str, float | None] = {
-            "this process (registry API, load generator, SMTP server)": time.process_time()
+            f"this process ({self._this_process})": time.process_time()
         }
         for process in self._processes:
             pid = process.process.pid if process.process is not None else None
@@ -791,6 +799,19 @@ class Citizens:
         return dict(self._issuer.headers(self._testing.citizen(subject)))
 
 
+async def wait_for_http(url: str, process: ServiceProcess, *, within: float) -> None:
+    """Wait until ``url`` answers 200 (the service process has started)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            await watch([process])
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{process.name} did not answer {url}; log:\n{process.log_tail()}")
+
+
 async def bench_latency(
     pg_url: str,
     bootstrap: str,
@@ -798,6 +819,7 @@ async def bench_latency(
     rate: float,
     duration: float,
     grace: float,
+    api_process: bool,
     cleanup: contextlib.AsyncExitStack,
 ) -> LatencyResult:
     from registry.bootstrap import bootstrap as registry_bootstrap
@@ -860,17 +882,49 @@ async def bench_latency(
         cleanup.push_async_callback(asyncio.to_thread, process.stop)
     progress(f"latency bench: started registry-relay and notifications-worker (logs in {logs})")
 
-    registry = registry_bootstrap(
-        RegistrySettings(
-            database_url=asyncpg_url(registry_db),
-            kafka_bootstrap=bootstrap,
-            topic_prefix=topic_prefix,
-            environment="test",
-            **citizens.settings(),
+    if api_process:
+        # As deployed (deploy/local/processes.toml, the images' CMD): uvicorn with its
+        # default event loop (uvloop) and HTTP parser (httptools), one worker.
+        api_port = free_port()
+        api = ServiceProcess(
+            name="registry-api",
+            command=[
+                "uvicorn",
+                "--factory",
+                "registry.entrypoints.http:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--no-access-log",
+            ],
+            env=service_env(
+                "REGISTRY",
+                database_url=registry_db,
+                kafka=bootstrap,
+                topic_prefix=topic_prefix,
+                extra={"LOG_LEVEL": "INFO", **citizens.env("REGISTRY")},
+            ),
+            log_path=logs / "registry-api.log",
         )
-    )
-    cleanup.push_async_callback(registry.close)
-    base_url = await cleanup.enter_async_context(serve_app(build_app(registry)))
+        api.start()
+        cleanup.push_async_callback(asyncio.to_thread, api.stop)
+        processes.append(api)
+        base_url = f"http://127.0.0.1:{api_port}"
+        await wait_for_http(f"{base_url}/health/live", api, within=120)
+        progress(f"latency bench: registry-api (uvicorn) listening on {base_url}")
+    else:
+        registry = registry_bootstrap(
+            RegistrySettings(
+                database_url=asyncpg_url(registry_db),
+                kafka_bootstrap=bootstrap,
+                topic_prefix=topic_prefix,
+                environment="test",
+                **citizens.settings(),
+            )
+        )
+        cleanup.push_async_callback(registry.close)
+        base_url = await cleanup.enter_async_context(serve_app(build_app(registry)))
     INTERRUPTS.install()
     client = await cleanup.enter_async_context(
         httpx.AsyncClient(
@@ -916,7 +970,15 @@ async def bench_latency(
     ]
     tasks: list[asyncio.Task[None]] = []
     progress(f"latency bench: sending {total:,} registrations at {rate:g}/s")
-    cpu = CpuMeter(processes, [registry_db.rsplit("/", 1)[1], notifications_db.rsplit("/", 1)[1]])
+    cpu = CpuMeter(
+        processes,
+        [registry_db.rsplit("/", 1)[1], notifications_db.rsplit("/", 1)[1]],
+        this_process=(
+            "load generator, SMTP server"
+            if api_process
+            else "registry API, load generator, SMTP server"
+        ),
+    )
     cpu.start()
     start = time.monotonic() + 0.2
     try:
@@ -1155,6 +1217,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=30.0,
         help="seconds to wait for late emails after the last POST",
     )
+    latency.add_argument(
+        "--api",
+        choices=("process", "in-process"),
+        default="process",
+        help="registry API as its own uvicorn process, as deployed (default), or served "
+        "in this process next to the load generator and the SMTP server",
+    )
     parser.add_argument("--skip-relay", action="store_true", help="only the latency bench")
     parser.add_argument("--skip-latency", action="store_true", help="only the relay bench")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -1205,6 +1274,7 @@ async def run(args: argparse.Namespace, endpoints: stack.Endpoints) -> str:
             rate=args.rate,
             duration=args.duration,
             grace=args.grace,
+            api_process=args.api == "process",
             cleanup=cleanup,
         )
 
