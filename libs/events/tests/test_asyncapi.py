@@ -578,15 +578,22 @@ def test_what_each_service_sends_and_receives() -> None:
         "send.registry.associations": "send",
         "send.registry.duplicates": "send",
         "send.registry.audit": "send",
+        # The registry's read models (statistics, search) from its own member events.
+        "receive.registry.members.registry-read-models": "receive",
+        "deadletter.registry-read-models": "send",
     }
     assert {k: v["action"] for k, v in notifications["operations"].items()} == {
         "send.notifications.deliveries": "send",
         "receive.registry.members.notifications": "receive",
+        "receive.matching.matches.notifications": "receive",
+        "receive.matching.missions.notifications": "receive",
+        "receive.matching.projects.notifications": "receive",
         "deadletter.notifications": "send",
     }
     receive = notifications["operations"]["receive.registry.members.notifications"]
     assert receive["messages"] == [
         {"$ref": "#/channels/registry.members/messages/registry.member.erased.v1"},
+        {"$ref": "#/channels/registry.members/messages/registry.member.marked-stale.v1"},
         {"$ref": "#/channels/registry.members/messages/registry.member.registered.v1"},
     ]
     assert receive["bindings"]["kafka"]["groupId"] == {"type": "string", "enum": ["notifications"]}
