@@ -87,23 +87,30 @@ def _words(terms: Sequence[str]) -> set[str]:
     return {t[2:] for t in terms if t.startswith("n:")}
 
 
+def _words_upsert() -> Any:
+    statement = pg_insert(vocabulary)
+    return statement.on_conflict_do_update(
+        index_elements=[vocabulary.c.word],
+        set_={"members": vocabulary.c.members + statement.excluded.members},
+    )
+
+
+# Run with many parameter sets (executemany): compiled once.
+_UPSERT_WORDS = _words_upsert()
+_DELETE_UNUSED_WORD = delete(vocabulary).where(
+    vocabulary.c.word == bindparam("w"), vocabulary.c.members <= 0
+)
+
+
 async def _count_words(session: AsyncSession, delta: Counter[str]) -> None:
     changes = sorted((w, n) for w, n in delta.items() if n)
     if not changes:
         return
-    statement = pg_insert(vocabulary).values([{"word": w, "members": n} for w, n in changes])
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[vocabulary.c.word],
-            set_={"members": vocabulary.c.members + statement.excluded.members},
-        )
-    )
+    await session.execute(_UPSERT_WORDS, [{"word": w, "members": n} for w, n in changes])
     gone = [w for w, n in changes if n < 0]
     if gone:
         # A word no member uses any more leaves the vocabulary (erasure leaves no name).
-        await session.execute(
-            delete(vocabulary).where(vocabulary.c.word.in_(gone), vocabulary.c.members <= 0)
-        )
+        await session.execute(_DELETE_UNUSED_WORD, [{"w": w} for w in gone])
 
 
 async def index_member(

@@ -57,14 +57,14 @@ async def apply(
     as_of: datetime,
     require_consent: bool,
 ) -> None:
-    """Both read models take the member's latest profile."""
-    if await projection.is_removed(session, member_id):
-        log.info("read_model_event_for_removed_member_ignored")
-        return
-    await projection.apply_profile(
+    """Both read models take the member's latest profile (unless the member was removed,
+    or the event is older than what they hold: both are kept in step)."""
+    if await projection.apply_profile(
         session, member_id, profile, as_of=as_of, require_consent=require_consent
-    )
-    await search.index_member(session, member_id, profile, as_of=as_of)
+    ):
+        await search.index_member(session, member_id, profile, as_of=as_of)
+    else:
+        log.info("read_model_event_ignored", reason="removed member or older event")
 
 
 async def remove(session: AsyncSession, member_id: UUID, *, reason: str) -> None:

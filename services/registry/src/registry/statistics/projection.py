@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, exists, func, literal, select, text, tuple_
+from sqlalchemy import bindparam, delete, exists, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,36 +47,44 @@ async def _previous(session: AsyncSession, member_id: UUID) -> Facts | None:
     return Facts.of_row(row) if row else None
 
 
+def _counts_upsert() -> Any:
+    statement = pg_insert(stats_counts)
+    return statement.on_conflict_do_update(
+        constraint="stats_counts_pkey",
+        set_={"members": stats_counts.c.members + statement.excluded.members},
+    )
+
+
+# Fixed statements run with many parameter sets (executemany): compiled once, whatever
+# the number of counters an event touches.
+_UPSERT_COUNTS = _counts_upsert()
+_DELETE_EMPTY = delete(stats_counts).where(
+    stats_counts.c.dimension == bindparam("d"),
+    stats_counts.c.embassy_id == bindparam("e"),
+    stats_counts.c.country == bindparam("c"),
+    stats_counts.c.isco_major == bindparam("m"),
+    stats_counts.c.key == bindparam("k"),
+    stats_counts.c.members <= 0,
+)
+_INSERT_LABELS = pg_insert(stats_labels).on_conflict_do_nothing()
+
+
 async def _add(session: AsyncSession, delta: Counter[Cell]) -> None:
     changes = sorted((cell, n) for cell, n in delta.items() if n)
     if not changes:
         return
     # Sorted, so that two transactions touching the same counters lock them in one order.
-    statement = pg_insert(stats_counts).values(
+    await session.execute(
+        _UPSERT_COUNTS,
         [
             {"dimension": d, "embassy_id": e, "country": c, "isco_major": m, "key": k, "members": n}
             for (d, e, c, m, k), n in changes
-        ]
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            constraint="stats_counts_pkey",
-            set_={"members": stats_counts.c.members + statement.excluded.members},
-        )
+        ],
     )
     emptied = [cell for cell, n in changes if n < 0]
     if emptied:
         await session.execute(
-            delete(stats_counts).where(
-                tuple_(
-                    stats_counts.c.dimension,
-                    stats_counts.c.embassy_id,
-                    stats_counts.c.country,
-                    stats_counts.c.isco_major,
-                    stats_counts.c.key,
-                ).in_(emptied),
-                stats_counts.c.members <= 0,
-            )
+            _DELETE_EMPTY, [{"d": d, "e": e, "c": c, "m": m, "k": k} for d, e, c, m, k in emptied]
         )
         await _forget_unused(session, {(d, k) for (d, _e, _c, _m, k) in emptied})
 
@@ -134,9 +143,8 @@ async def apply_profile(
         )
     if labels and facts.counted:
         await session.execute(
-            pg_insert(stats_labels)
-            .values([{"dimension": "skill", "key": k, "label": v} for k, v in labels.items()])
-            .on_conflict_do_nothing()
+            _INSERT_LABELS,
+            [{"dimension": "skill", "key": k, "label": v} for k, v in labels.items()],
         )
     row = facts.row()
     statement = pg_insert(stats_members).values(**row)
