@@ -140,6 +140,8 @@ class OutboxWriter:
         """Stage several events with one insert and one notification (bulk producers)."""
         if not events:
             return []
+        if len(events) == 1:
+            return [await self.add(session, events[0])]  # one statement instead of two
         extra = current_traceparent()
         rows: list[dict[str, Any]] = []
         ids: list[UUID] = []

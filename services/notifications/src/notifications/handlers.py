@@ -36,6 +36,16 @@ DEFAULT_CHANNELS = frozenset({"email", "inbox"})
 log = structlog.get_logger(__name__)
 
 
+# The contact a member.registered event gives (re-registration: replaced). Built once:
+# building and keying this statement per event cost a quarter of the handler's CPU.
+_CONTACT = ("given_name", "family_name", "email", "phone", "language", "country_of_residence")
+_new_recipient = insert(recipients)
+_UPSERT_RECIPIENT = _new_recipient.on_conflict_do_update(
+    index_elements=[recipients.c.member_id],
+    set_={**{c: _new_recipient.excluded[c] for c in _CONTACT}, "updated_at": func.now()},
+)
+
+
 class Signal(Protocol):
     def set(self) -> None: ...
 
@@ -153,14 +163,7 @@ def build_consumer(
             "language": event.preferred_language,
             "country_of_residence": event.country_of_residence,
         }
-        await session.execute(
-            insert(recipients)
-            .values(member_id=event.member_id, **contact)
-            .on_conflict_do_update(
-                index_elements=[recipients.c.member_id],
-                set_={**contact, "updated_at": func.now()},
-            )
-        )
+        await session.execute(_UPSERT_RECIPIENT, {"member_id": event.member_id, **contact})
         created = await notify(
             session,
             writer,

@@ -25,7 +25,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from babel import Locale, dates, numbers
 from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, meta, pass_context
 from jinja2.runtime import Context
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -267,15 +267,21 @@ def languages_for(language: str) -> list[str]:
     return list(dict.fromkeys((language, *FALLBACK_ORDER)))
 
 
+# Built once (on every event that tells someone something).
+_LATEST_ACTIVE = (
+    select(templates)
+    .where(
+        templates.c.key == bindparam("key"),
+        templates.c.language == bindparam("language"),
+        templates.c.active,
+    )
+    .order_by(templates.c.version.desc())
+    .limit(1)
+)
+
+
 async def latest_active(session: AsyncSession, key: str, language: str) -> TemplateVersion | None:
-    row = (
-        await session.execute(
-            select(templates)
-            .where(templates.c.key == key, templates.c.language == language, templates.c.active)
-            .order_by(templates.c.version.desc())
-            .limit(1)
-        )
-    ).first()
+    row = (await session.execute(_LATEST_ACTIVE, {"key": key, "language": language})).first()
     return TemplateVersion.of(row) if row else None
 
 

@@ -21,7 +21,7 @@ from notifications import SERVICE_NAME
 from notifications.adapters.orm import outbox
 from notifications.bootstrap import Notifications, bootstrap
 from notifications.campaigns import CampaignRunner
-from notifications.email_sender import Clock, EmailSender, SmsSender, utc_now
+from notifications.email_sender import Clock, EmailSender, SmsSender, WorkSignal, utc_now
 from notifications.handlers import build_consumer
 from notifications.sms import HttpSmsProvider, SmsProvider
 from notifications.templates import seed_missing
@@ -30,7 +30,7 @@ from notifications.templates import seed_missing
 class Fanout:
     """Wakes every channel's senders when new deliveries are queued."""
 
-    def __init__(self, *events: asyncio.Event) -> None:
+    def __init__(self, *events: WorkSignal) -> None:
         self._events = events
 
     def set(self) -> None:
@@ -49,7 +49,7 @@ async def run(
     settings = service.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
     broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
-    email_work, sms_work = asyncio.Event(), asyncio.Event()
+    email_work, sms_work = WorkSignal(), WorkSignal()
     work = Fanout(email_work, sms_work)
     consumer = build_consumer(
         sessions=service.sessions,
