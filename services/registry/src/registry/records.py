@@ -418,7 +418,7 @@ async def record_change(
         request_id=request_id,
         at=at,
     )
-    await session.execute(member_changes.insert().values(**values))
+    await session.execute(member_changes.insert(), values)  # compiled once, not rebuilt
 
 
 def change_row(

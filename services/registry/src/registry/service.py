@@ -314,7 +314,8 @@ async def register_member(
     actor = Actor(by_role or Role.CITIZEN.value, registered_by, owner_subject is not None)
     try:
         async with sessions() as session, session.begin():
-            await session.execute(members.insert().values(**columns))
+            # (insert() with the values as parameters: compiled once, not rebuilt each time)
+            await session.execute(members.insert(), columns)
             if command.documents:
                 assert cipher is not None
                 await write_documents(session, cipher, member_id, command.documents)
@@ -335,9 +336,14 @@ async def register_member(
                     ],
                 )
             row = (await session.execute(select(members).where(members.c.id == member_id))).one()
-            record = await _full_view(session, row._mapping, cipher=None)
-            record["owner_subject"] = owner_subject
+            # A new member has only the documents and consents written just above: their
+            # consents are read once (for the record and the event), documents only if any.
+            documents = (
+                (await documents_of(session, [member_id]))[member_id] if command.documents else []
+            )
             consents = (await consents_of(session, [member_id]))[member_id]
+            record = view_of(row._mapping, documents, consents, cipher=None)
+            record["owner_subject"] = owner_subject
             given = [f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION and record.get(f)]
             await record_change(
                 session,
