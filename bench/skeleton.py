@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import gc
 import importlib
-import importlib.util
 import itertools
 import json
 import logging
@@ -44,11 +43,11 @@ import platform
 import signal
 import statistics
 import sys
-import threading
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -64,7 +63,6 @@ from uuid_utils.compat import uuid7
 
 from diaspora_devstack import stack
 from diaspora_devstack.config import StackConfig
-from diaspora_devstack.mailbox import Mailbox, ReceivedMail
 from diaspora_devstack.testing import (
     ServiceProcess,
     asyncpg_url,
@@ -484,32 +482,198 @@ async def bench_relay(
 # --------------------------------------------------------------------------- #
 
 
-class TimedMailbox(Mailbox):
-    """The devstack mailbox, noting when each recipient's mail arrived.
+class TimedSmtpSink(asyncio.Protocol):
+    """A minimal SMTP server noting when each recipient's message arrived.
 
-    ``deliver`` runs in the SMTP server's thread as soon as the DATA is in and
-    parsed; the stamp is ``time.monotonic()``, the clock the load generator uses.
+    It speaks what the notifications worker's client sends (EHLO, MAIL, RCPT, DATA,
+    RSET, NOOP, QUIT) and stamps ``time.monotonic()`` (the clock of the load
+    generator) for each recipient as soon as the message's final ``.`` is in, before
+    answering 250. It neither parses nor keeps messages: it runs in the bench process
+    next to the load generator and must cost as little as possible (aiosmtpd and the
+    email parser took several ms of CPU per message).
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._arrivals_lock = threading.Lock()
-        self._arrivals: dict[str, list[float]] = {}
+    def __init__(self, arrivals: dict[str, list[float]]) -> None:
+        self._arrivals = arrivals
+        self._buffer = b""
+        self._in_data = False
+        self._recipients: list[str] = []
+        self._transport: asyncio.Transport | None = None
 
-    def deliver(self, mail: ReceivedMail, *, raw: bytes) -> None:
-        arrived = time.monotonic()
-        with self._arrivals_lock:
-            for recipient in mail.recipients:
-                self._arrivals.setdefault(recipient.lower(), []).append(arrived)
-        super().deliver(mail, raw=raw)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.write(b"220 bench ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._buffer += data
+        while True:
+            if self._in_data:
+                end = self._buffer.find(b"\r\n.\r\n")
+                if end < 0:
+                    return
+                arrived = time.monotonic()
+                for recipient in self._recipients:
+                    self._arrivals.setdefault(recipient, []).append(arrived)
+                self._buffer = self._buffer[end + 5 :]
+                self._in_data, self._recipients = False, []
+                self._transport.write(b"250 OK queued\r\n")
+                continue
+            line_end = self._buffer.find(b"\r\n")
+            if line_end < 0:
+                return
+            line, self._buffer = self._buffer[:line_end], self._buffer[line_end + 2 :]
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                self._transport.write(b"250-bench\r\n250-8BITMIME\r\n250 SIZE 10485760\r\n")
+            elif verb == b"RCPT":
+                address = line.split(b":", 1)[1].split(b">", 1)[0].strip(b" <")
+                self._recipients.append(address.decode().lower())
+                self._transport.write(b"250 OK\r\n")
+            elif verb == b"DATA":
+                self._in_data = True
+                self._transport.write(b"354 go ahead\r\n")
+            elif verb == b"RSET":
+                self._recipients = []
+                self._transport.write(b"250 OK\r\n")
+            elif verb == b"QUIT":
+                self._transport.write(b"221 bye\r\n")
+                self._transport.close()
+                return
+            else:  # MAIL, NOOP
+                self._transport.write(b"250 OK\r\n")
+
+
+class Mail:
+    """The bench's SMTP server: arrivals per recipient (lower-cased address)."""
+
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self._arrivals: dict[str, list[float]] = {}
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: TimedSmtpSink(self._arrivals), self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=5)
 
     def arrivals(self) -> dict[str, list[float]]:
-        with self._arrivals_lock:
-            return {k: list(v) for k, v in self._arrivals.items()}
+        return {k: list(v) for k, v in self._arrivals.items()}
 
     def arrived_count(self, addresses: set[str]) -> int:
-        with self._arrivals_lock:
-            return sum(1 for a in addresses if a in self._arrivals)
+        return sum(1 for a in addresses if a in self._arrivals)
+
+
+class LoadClient:
+    """The load generator's HTTP/1.1 client: keep-alive connections fed from one queue.
+
+    A request is queued at the moment the schedule says (its latency counts from
+    there, queueing included) and goes out on the first free connection. httpx did
+    the same job with several ms of CPU per request in this process, and its
+    connection pool's cost grew with the number of waiting requests, so an overloaded
+    API made the generator itself the bottleneck.
+    """
+
+    def __init__(self, base_url: str, *, connections: int = 64, timeout: float = 30.0) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self._connections = connections
+        self._timeout = timeout
+        self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[tuple[int, bytes]]]] = (
+            asyncio.Queue()
+        )
+        self._workers: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> LoadClient:
+        self._workers = [asyncio.create_task(self._connection()) for _ in range(self._connections)]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    def post_json(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> asyncio.Future[tuple[int, bytes]]:
+        payload = json.dumps(body).encode()
+        head = "".join(
+            [
+                f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n",
+                "Content-Type: application/json\r\n",
+                f"Content-Length: {len(payload)}\r\n",
+                *(f"{name}: {value}\r\n" for name, value in headers.items()),
+                "\r\n",
+            ]
+        )
+        answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((head.encode() + payload, answer))
+        return answer
+
+    async def _connection(self) -> None:
+        reader: asyncio.StreamReader | None = None
+        writer: asyncio.StreamWriter | None = None
+        last_used = 0.0
+        while True:
+            request, answer = await self._queue.get()
+            if answer.done():
+                continue
+            try:
+                # uvicorn closes connections idle for 5 s: never send on an old one.
+                if writer is None or writer.is_closing() or time.monotonic() - last_used > 3:
+                    if writer is not None:
+                        writer.close()
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                assert reader is not None
+                writer.write(request)
+                status, body, close = await asyncio.wait_for(
+                    _read_response(reader), timeout=self._timeout
+                )
+                last_used = time.monotonic()
+                if close:
+                    writer.close()
+                    writer = None
+                if not answer.done():
+                    answer.set_result((status, body))
+            except Exception as error:
+                if writer is not None:
+                    writer.close()
+                    writer = None
+                if not answer.done():
+                    answer.set_exception(error)
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """Status, body and whether the server closes the connection."""
+    status_line = await reader.readuntil(b"\r\n")
+    status = int(status_line.split(b" ", 2)[1])
+    length, chunked, close = 0, False, False
+    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value:
+            chunked = True
+        elif name == b"connection" and value == b"close":
+            close = True
+    if not chunked:
+        return status, await reader.readexactly(length), close
+    parts = []
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+    await reader.readuntil(b"\r\n")
+    return status, b"".join(parts), close
 
 
 @dataclass
@@ -523,27 +687,50 @@ class Registration:
     error: str = ""
 
 
+_SYLLABLES = (
+    "ko", "fi", "ma", "se", "nu", "da", "ye", "lo", "ka", "mi",
+    "to", "ba", "ze", "wu", "ga", "pe", "ri", "so", "vi", "ha",
+)  # fmt: skip
+
+
+def _word(n: int, length: int) -> str:
+    """A made-up name, distinct for each ``n`` below 20**length."""
+    parts = []
+    for _ in range(length):
+        n, rest = divmod(n, len(_SYLLABLES))
+        parts.append(_SYLLABLES[rest])
+    return "".join(parts).capitalize()
+
+
 def registration_body(email: str, n: int) -> dict[str, str]:
+    """Person ``n``: distinct name, birth date and phone number.
+
+    Distinct people, as real registrations are: the registry's duplicate detection
+    (issue 4) compares each registration with the look-alike records already there
+    and publishes an event per likely pair. With 3,000 near-identical people (same
+    given name, birth date and phone) it published thousands of such events per
+    second and the bench measured that instead of registrations.
+    """
+    scrambled = (n * 7919 + 13) % 20**4
     return {
-        "given_name": "Akossiwa",
-        "family_name": f"Mensah-{n}",
-        "date_of_birth": "1990-04-27",
+        "given_name": _word(scrambled, 3),
+        "family_name": _word(scrambled // 7 + n, 4),
+        "date_of_birth": (date(1950, 1, 1) + timedelta(days=(n * 7919) % 20_000)).isoformat(),
         "country_of_residence": "FR",
         "email": email,
-        "phone": "+33612345678",
+        "phone": f"+3361{n % 10_000_000:07d}",
         "preferred_language": "fr" if n % 3 else "en",
     }
 
 
-async def register(client: httpx.AsyncClient, item: Registration, n: int) -> None:
+async def register(client: LoadClient, item: Registration, n: int) -> None:
     body = registration_body(item.email, n)
     item.sent = time.monotonic()
     try:
-        response = await client.post("/members", json=body, headers=item.headers)
-        item.status = response.status_code
-        if response.status_code != 201:
-            item.error = response.text[:300]
-    except httpx.HTTPError as error:
+        item.status, answer = await client.post_json("/members", body, item.headers)
+        if item.status != 201:
+            item.error = answer[:300].decode(errors="replace")
+    except Exception as error:
         item.error = repr(error)
     item.answered = time.monotonic()
 
@@ -741,7 +928,7 @@ async def watch(processes: Sequence[ServiceProcess]) -> None:
 
 
 async def wait_for_mail(
-    mailbox: TimedMailbox,
+    mailbox: Mail,
     addresses: set[str],
     *,
     within: float,
@@ -838,9 +1025,9 @@ async def bench_latency(
     await asyncio.to_thread(migrate, "notifications", notifications_db)
     progress(f"latency bench: databases migrated, topic prefix {topic_prefix}")
 
-    mailbox = TimedMailbox()
-    mailbox.start()
-    cleanup.callback(mailbox.stop)
+    mailbox = Mail()
+    await mailbox.start()
+    cleanup.push_async_callback(mailbox.stop)
     citizens = Citizens()
     if await citizens.start(cleanup, set(RegistrySettings.model_fields)):
         progress("latency bench: registry requires bearer tokens; local issuer started")
@@ -926,15 +1113,7 @@ async def bench_latency(
         cleanup.push_async_callback(registry.close)
         base_url = await cleanup.enter_async_context(serve_app(build_app(registry)))
     INTERRUPTS.install()
-    client = await cleanup.enter_async_context(
-        httpx.AsyncClient(
-            base_url=base_url,
-            timeout=httpx.Timeout(30.0),
-            # Drop idle connections well before uvicorn does (5 s), or a POST can go out
-            # on a connection the server is closing (ReadError: the bench's fault).
-            limits=httpx.Limits(max_connections=100, keepalive_expiry=2.0),
-        )
-    )
+    client = await cleanup.enter_async_context(LoadClient(base_url))
 
     # Warm-up: the consumer group must have joined and every connection opened
     # before the clock starts. These registrations are not counted.
@@ -949,7 +1128,7 @@ async def bench_latency(
             for i in range(size)
         ]
         for i, item in enumerate(items):
-            await register(client, item, i)
+            await register(client, item, 4_321_017 + 100 * wave + i)  # not a load person
             if item.status != 201:
                 raise RuntimeError(f"warm-up registration failed: {item.status} {item.error}")
             await asyncio.sleep(0.05)
@@ -1182,18 +1361,6 @@ def as_json(meta: dict[str, Any], relay: RelayResult | None, latency: LatencyRes
 # --------------------------------------------------------------------------- #
 
 
-def spare_httpcore_failed_imports() -> None:
-    """httpcore calls ``import sniffio`` several times per request and falls back to
-    asyncio when it is missing. Without sniffio installed, each of those imports
-    searches the whole ``sys.path`` on disk again (failed imports are not cached):
-    ~10 % of this process's CPU under load. ``None`` in ``sys.modules`` makes the
-    import fail at once, with the same outcome. Only the bench's HTTP client is
-    concerned; the services under test do not use httpcore on their request path.
-    """
-    if importlib.util.find_spec("sniffio") is None:
-        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Outbox relay throughput and registration-to-email latency (issue 2).",
@@ -1240,7 +1407,7 @@ async def run(args: argparse.Namespace, endpoints: stack.Endpoints) -> str:
     # The in-process registry app sets the root logger to INFO (as deployed); the
     # bench's own tools (HTTP client, SMTP server) log each request at INFO: keep
     # them quiet, they are not part of what is measured.
-    for noisy in ("httpx", "httpcore", "mail.log"):
+    for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     meta = {
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -1293,7 +1460,6 @@ async def run(args: argparse.Namespace, endpoints: stack.Endpoints) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    spare_httpcore_failed_imports()
     endpoints, started = stack.up()
     if started:
         progress(f"started {', '.join(started)} (left running)")
