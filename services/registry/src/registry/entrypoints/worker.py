@@ -57,7 +57,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         prefix=settings.topic_prefix,
         replication_factor=settings.kafka_replication_factor,
     )
-    subscribe(broker_, consumer)
+    subscribe(broker_, consumer, workers=settings.read_model_workers)
     campaign = StaleCampaign(
         sessions=registry.sessions,
         outbox=registry.outbox,

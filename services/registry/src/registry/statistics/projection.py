@@ -144,7 +144,7 @@ async def apply_profile(
     if labels and facts.counted:
         await session.execute(
             _INSERT_LABELS,
-            [{"dimension": "skill", "key": k, "label": v} for k, v in labels.items()],
+            [{"dimension": "skill", "key": k, "label": v} for k, v in sorted(labels.items())],
         )
     row = facts.row()
     statement = pg_insert(stats_members).values(**row)
