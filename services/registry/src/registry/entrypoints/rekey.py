@@ -31,14 +31,18 @@ async def rekey(
     while True:
         async with sessions() as session, session.begin():
             rows = (
-                await session.execute(
-                    select(table)
-                    .where(table.c.key_id != cipher.active_key_id)
-                    .order_by(table.c.id)
-                    .limit(batch)
-                    .with_for_update(skip_locked=True)
+                (
+                    await session.execute(
+                        select(table)
+                        .where(table.c.key_id != cipher.active_key_id)
+                        .order_by(table.c.id)
+                        .limit(batch)
+                        .with_for_update(skip_locked=True)
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
             for row in rows:
                 context = {"member_id": row["member_id"], "kind": row["kind"]}
                 number = cipher.open(Sealed(row["key_id"], row["number_ciphertext"]), **context)
