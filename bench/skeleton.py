@@ -927,6 +927,31 @@ async def watch(processes: Sequence[ServiceProcess]) -> None:
             )
 
 
+async def wait_for_stable_group(
+    bootstrap: str, group: str, *, within: float, processes: Sequence[ServiceProcess]
+) -> int:
+    """Wait until the consumer group has been Stable, with the same members, for longer
+    than a heartbeat interval (a member still joining would have started a rebalance
+    by then); returns the number of members."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-group-watch")
+    await admin.start()
+    try:
+        deadline = time.monotonic() + within
+        since, seen = time.monotonic(), (-1, "")
+        while time.monotonic() < deadline:
+            await watch(processes)
+            described = (await admin.describe_consumer_groups([group]))[0].groups[0]
+            state = (len(described[5]), described[2])  # (members, state)
+            if state != seen or state[1] != "Stable":
+                since, seen = time.monotonic(), state
+            elif time.monotonic() - since > 4.0:
+                return state[0]
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"consumer group {group} not stable after {within:.0f} s: {seen}")
+    finally:
+        await admin.close()
+
+
 async def wait_for_mail(
     mailbox: Mail,
     addresses: set[str],
@@ -1136,7 +1161,16 @@ async def bench_latency(
             mailbox, {i.email for i in items}, within=120, processes=processes
         ):
             raise RuntimeError("warm-up mail never arrived; worker log:\n" + worker.log_tail())
-    progress(f"latency bench: pipeline warm after {time.monotonic() - warm_start:.1f} s")
+    # The worker's consumers (several per topic, NOTIFICATIONS_CONSUMER_WORKERS) join
+    # their group one after the other; each join makes the group rebalance, which
+    # stalls consumption for up to a heartbeat interval (3 s). Steady state only.
+    members = await wait_for_stable_group(
+        bootstrap, f"{topic_prefix}notifications", within=90, processes=processes
+    )
+    progress(
+        f"latency bench: pipeline warm after {time.monotonic() - warm_start:.1f} s "
+        f"(consumer group stable with {members} members)"
+    )
 
     total = max(1, round(rate * duration))
     items = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -53,7 +53,9 @@ def broker_dead_letter_sink(broker: KafkaBroker) -> DeadLetterSink:
     return publish
 
 
-def subscribe(broker: KafkaBroker, consumer: EventConsumer, *, workers: int = 1) -> None:
+def subscribe(
+    broker: KafkaBroker, consumer: EventConsumer, *, workers: int | Mapping[str, int] = 1
+) -> None:
     """One FastStream subscriber per topic, in the consumer's group.
 
     ``NACK_ON_ERROR``: the offset is committed after the handler returns (its
@@ -61,7 +63,8 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, *, workers: int = 1)
     raises (database or broker unreachable) the consumer seeks back and the
     record is delivered again.
 
-    ``workers`` > 1: that many Kafka consumers per topic, in the same group, each
+    ``workers`` > 1 (for every topic, or per topic name in a mapping; 1 for topics it
+    does not name): that many Kafka consumers for the topic, in the same group, each
     owning some of the topic's partitions (FastStream's "concurrent between
     partitions" subscriber). Records of one partition (so of one key) are still
     handled one at a time and in order, and each consumer commits only its own
@@ -70,7 +73,8 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, *, workers: int = 1)
     on the database (its commit's flush to disk) no longer holds up the others.
     """
     for topic in consumer.topics:
-        options: dict[str, Any] = {"max_workers": workers} if workers > 1 else {}
+        count = workers.get(topic, 1) if isinstance(workers, Mapping) else workers
+        options: dict[str, Any] = {"max_workers": count} if count > 1 else {}
         subscriber = broker.subscriber(
             topic,
             group_id=consumer.group_id,

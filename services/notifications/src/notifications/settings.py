@@ -23,8 +23,9 @@ class NotificationsSettings(ServiceSettings):
     mail_from: str = "Ministère des Togolais de l'extérieur <no-reply@diaspora.gouv.tg>"
     # Concurrent senders, each with its own SMTP connection.
     email_senders: int = 4
-    # Kafka consumers per subscribed topic (each owns some partitions; one partition's
-    # records stay in order): events of different partitions are handled concurrently.
+    # Kafka consumers of the registry's member topic (each owns some partitions; one
+    # partition's records stay in order): registrations of different partitions are
+    # handled concurrently. The other topics have one consumer each.
     consumer_workers: int = 3
     max_attempts: int = 6
     # First retry after this many seconds, doubling each attempt, capped at retry_max_delay.

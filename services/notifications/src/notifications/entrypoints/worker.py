@@ -16,6 +16,7 @@ from diaspora_events.runtime import (
     run_until_stopped,
     subscribe,
 )
+from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
 from diaspora_service.health_server import health_task
 from notifications import SERVICE_NAME
 from notifications.adapters.orm import outbox
@@ -65,7 +66,10 @@ async def run(
         prefix=settings.topic_prefix,
         replication_factor=settings.kafka_replication_factor,
     )
-    subscribe(broker_, consumer, workers=settings.consumer_workers)
+    # Several consumers only where the traffic is (a registration is a welcome email):
+    # each consumer is a group member with its own fetch loop and heartbeats.
+    members_topic = with_prefix(REGISTRY_MEMBERS, settings.topic_prefix).name
+    subscribe(broker_, consumer, workers={members_topic: settings.consumer_workers})
     async with service.sessions() as session, session.begin():
         await seed_missing(session)
     sender = EmailSender(
