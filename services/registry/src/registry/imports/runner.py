@@ -146,22 +146,33 @@ class ImportRunner:
             return
         context = AccessContext(request_id=f"import:{job_id}")
         records = islice(sheet.records(), job.position, None)
-        for batch in _batches(records, job.batch_size):
-            await self._batch(job, decision, context, columns, batch)
+        # Validation (CPU work, off the event loop) of the next batch runs while the
+        # current one is written: the writes stay one transaction per batch, in order.
+        batches = _batches(records, job.batch_size)
+        batch = next(batches, None)
+        checking = self._check(job, decision, columns, batch) if batch else None
+        while batch is not None and checking is not None:
+            checked = await checking
+            following = next(batches, None)
+            checking = self._check(job, decision, columns, following) if following else None
+            try:
+                await self._write(job, decision, context, batch, checked)
+            except BaseException:
+                if checking is not None:
+                    checking.cancel()
+                    with contextlib.suppress(BaseException):
+                        await checking
+                raise
+            batch = following
         await self._set(job_id, status="done", finished_at=_now(), content=None)
         log.info("import_finished", job_id=str(job_id))
 
-    async def _batch(
-        self,
-        job: Any,
-        decision: Decision,
-        context: AccessContext,
-        columns: Layout,
-        batch: Sequence[Record],
-    ) -> None:
-        registry = self.registry
+    def _check(
+        self, job: Any, decision: Decision, columns: Layout, batch: Sequence[Record]
+    ) -> asyncio.Future[list[ValidRow | list[RowError]]]:
+        """The batch's rows checked in a worker thread (started now, awaited later)."""
         schema = registration_schema()
-        jurisdictions = registry.identity.jurisdictions
+        jurisdictions = self.registry.identity.jurisdictions
         # The uploader's attestation, as an officer gives it for one assisted registration.
         consent = {
             "consent_recorded": {"method": job.consent_method}
@@ -183,7 +194,18 @@ class ImportRunner:
             ]
 
         # Parsing and validation are CPU work: off the event loop, which may serve HTTP.
-        checked = await asyncio.to_thread(validate)
+        return asyncio.ensure_future(asyncio.to_thread(validate))
+
+    async def _write(
+        self,
+        job: Any,
+        decision: Decision,
+        context: AccessContext,
+        batch: Sequence[Record],
+        checked: list[ValidRow | list[RowError]],
+    ) -> None:
+        """One batch's transaction: its members, error rows and the job's counters."""
+        registry = self.registry
         valid = [c for c in checked if isinstance(c, ValidRow)]
         errors = [e for c in checked if not isinstance(c, ValidRow) for e in c]
         rejected_batch = job.mode == "all_or_nothing" and len(valid) < len(checked)
