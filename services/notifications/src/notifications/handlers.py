@@ -9,16 +9,21 @@ from uuid import UUID
 
 import structlog
 from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
 
 from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import DeadLetterSink, EventConsumer, after_commit
-from diaspora_events.contracts import MemberErasedV1, MemberRegisteredV1
+from diaspora_events.contracts import (
+    MemberConfirmedV1,
+    MemberErasedV1,
+    MemberMergedV1,
+    MemberRegisteredV1,
+    MemberUpdatedV1,
+)
 from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
-from notifications import matching, profile_reminders
+from notifications import contacts, matching, profile_reminders
 from notifications.adapters.orm import (
     campaign_recipients,
     deliveries,
@@ -34,16 +39,6 @@ CONSUMER_NAME = "notifications"
 DEFAULT_CHANNELS = frozenset({"email", "inbox"})
 
 log = structlog.get_logger(__name__)
-
-
-# The contact a member.registered event gives (re-registration: replaced). Built once:
-# building and keying this statement per event cost a quarter of the handler's CPU.
-_CONTACT = ("given_name", "family_name", "email", "phone", "language", "country_of_residence")
-_new_recipient = insert(recipients)
-_UPSERT_RECIPIENT = _new_recipient.on_conflict_do_update(
-    index_elements=[recipients.c.member_id],
-    set_={**{c: _new_recipient.excluded[c] for c in _CONTACT}, "updated_at": func.now()},
-)
 
 
 class Signal(Protocol):
@@ -155,15 +150,22 @@ def build_consumer(
     async def member_registered(
         event: MemberRegisteredV1, session: AsyncSession, envelope: Envelope
     ) -> None:
-        contact = {
-            "given_name": event.given_name,
-            "family_name": event.family_name,
-            "email": event.email,
-            "phone": event.phone,
-            "language": event.preferred_language,
-            "country_of_residence": event.country_of_residence,
-        }
-        await session.execute(_UPSERT_RECIPIENT, {"member_id": event.member_id, **contact})
+        # Re-registration replaces the contact; an older event than the stored snapshot,
+        # or a member erased or merged away, changes nothing (contacts.py).
+        if event.profile is not None:
+            await contacts.apply_snapshot(
+                session, event.member_id, event.profile, event.registered_at
+            )
+        else:
+            contact = {
+                "given_name": event.given_name,
+                "family_name": event.family_name,
+                "email": event.email,
+                "phone": event.phone,
+                "language": event.preferred_language,
+                "country_of_residence": event.country_of_residence,
+            }
+            await contacts.apply_contact(session, event.member_id, contact, event.registered_at)
         created = await notify(
             session,
             writer,
@@ -183,9 +185,36 @@ def build_consumer(
     @consumer.on(MemberErasedV1)
     async def member_erased(event: MemberErasedV1, session: AsyncSession, _: Envelope) -> None:
         await erase(session, event.member_id)
+        # No late or replayed snapshot brings the person back.
+        await contacts.record_removed(session, event.member_id, reason="erased", at=event.erased_at)
         log.info("member_erased", member_id=str(event.member_id))
         if on_erased is not None:
             on_erased(event.member_id)
+
+    @consumer.on(MemberUpdatedV1)
+    async def member_updated(event: MemberUpdatedV1, session: AsyncSession, _: Envelope) -> None:
+        await contacts.apply_snapshot(session, event.member_id, event.profile, event.updated_at)
+
+    @consumer.on(MemberConfirmedV1)
+    async def member_confirmed(
+        event: MemberConfirmedV1, session: AsyncSession, _: Envelope
+    ) -> None:
+        await contacts.apply_snapshot(session, event.member_id, event.profile, event.confirmed_at)
+
+    @consumer.on(MemberMergedV1)
+    async def member_merged(event: MemberMergedV1, session: AsyncSession, _: Envelope) -> None:
+        # The absorbed record's inbox, preferences and log move to the survivor (whose
+        # merged profile follows as registry.member.updated); the rest is erased.
+        moved = await contacts.merge_into(session, event.member_id, event.survivor_id)
+        await erase(session, event.member_id)
+        await contacts.record_removed(
+            session,
+            event.member_id,
+            reason="merged",
+            at=event.merged_at,
+            survivor_id=event.survivor_id,
+        )
+        log.info("member_merged", member_id=str(event.member_id), moved=moved)
 
     matching.register(
         consumer,

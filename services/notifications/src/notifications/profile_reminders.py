@@ -2,9 +2,10 @@
 to check and confirm their profile.
 
 Category ``profile_reminders``: a service message about the person's own file, which
-they may nevertheless silence (opt-out in their preferences). The contact is the one
-kept from the registry's events; when notifications never saw the person (a
-registration older than this service), the event's snapshot provides it.
+they may nevertheless silence (opt-out in their preferences). The event's snapshot
+updates the contact kept (or provides it, when notifications never saw the person),
+unless an event more recent was applied already or the member was erased or merged
+away (``contacts.py``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import EventConsumer
 from diaspora_events.contracts import MemberMarkedStaleV1
 from diaspora_events.outbox import OutboxWriter
-from notifications.adapters.orm import recipients
+from notifications import contacts
 
 TEMPLATE = "member_profile_reminder"
 Notify = Callable[..., Any]
@@ -40,20 +40,9 @@ def register(
     async def member_marked_stale(
         event: MemberMarkedStaleV1, session: AsyncSession, envelope: Envelope
     ) -> None:
-        profile = event.profile
-        await session.execute(
-            insert(recipients)
-            .values(
-                member_id=event.member_id,
-                given_name=profile.given_name,
-                family_name=profile.family_name,
-                email=profile.email,
-                phone=profile.phone,
-                language=profile.preferred_language,
-                country_of_residence=profile.country_of_residence,
-            )
-            .on_conflict_do_nothing(index_elements=[recipients.c.member_id])
-        )
+        # The snapshot updates the contact (if newer than the one kept, and never for a
+        # member erased or merged away): the reminder goes to the current address.
+        await contacts.apply_snapshot(session, event.member_id, event.profile, event.marked_at)
         created = await notify(
             session,
             outbox,

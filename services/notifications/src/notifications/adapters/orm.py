@@ -44,6 +44,22 @@ recipients = Table(
     Column("occupations", ARRAY(Text), nullable=False, server_default="{}"),
     Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The time of the registry event whose snapshot the row holds (NULL: placeholder
+    # copied at a merge, replaced by any snapshot): an older snapshot is ignored.
+    Column("source_time", DateTime(timezone=True)),
+    # When the registry's latest applied newsletters consent decision was taken.
+    Column("newsletter_consent_at", DateTime(timezone=True)),
+)
+
+# Members erased or merged away: no late or replayed snapshot brings them back. Only
+# the id (not personal data on its own), the reason and the survivor of a merge.
+removed_members = Table(
+    "removed_members",
+    metadata,
+    Column("member_id", Uuid, primary_key=True),
+    Column("reason", String(16), nullable=False),
+    Column("survivor_id", Uuid),
+    Column("removed_at", DateTime(timezone=True), nullable=False),
 )
 
 # A person's choices; no row means the defaults (see notifications.preferences).
