@@ -592,9 +592,12 @@ def test_what_each_service_sends_and_receives() -> None:
     }
     receive = notifications["operations"]["receive.registry.members.notifications"]
     assert receive["messages"] == [
+        {"$ref": "#/channels/registry.members/messages/registry.member.confirmed.v1"},
         {"$ref": "#/channels/registry.members/messages/registry.member.erased.v1"},
         {"$ref": "#/channels/registry.members/messages/registry.member.marked-stale.v1"},
+        {"$ref": "#/channels/registry.members/messages/registry.member.merged.v1"},
         {"$ref": "#/channels/registry.members/messages/registry.member.registered.v1"},
+        {"$ref": "#/channels/registry.members/messages/registry.member.updated.v1"},
     ]
     assert receive["bindings"]["kafka"]["groupId"] == {"type": "string", "enum": ["notifications"]}
     assert notifications["channels"]["notifications.dlq"]["address"] == "notifications.dlq"
