@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
+from diaspora_service.conditional import expected_version
 from diaspora_service.problems import Problem
 from matching.api.deps import ServiceDep
 from matching.audit import audit_trail
@@ -115,15 +116,6 @@ class MissionCounts(BaseModel):
     threshold: int
     total: int | None
     cells: list[CountCell]
-
-
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise Problem(412, "Precondition failed", detail="If-Match must be a revision ETag.")
-    return int(text)
 
 
 async def _step(response: Response, action: Awaitable[dict[str, Any]]) -> dict[str, Any]:
@@ -266,7 +258,7 @@ async def agree(
             starts_on=body.starts_on,
             ends_on=body.ends_on,
             terms=body.terms,
-            if_match=_if_match(if_match),
+            if_match=expected_version(if_match),
         ),
     )
 
@@ -295,7 +287,7 @@ async def travel(
             mission_id=mission_id,
             travel_out_on=body.travel_out_on,
             travel_back_on=body.travel_back_on,
-            if_match=_if_match(if_match),
+            if_match=expected_version(if_match),
         ),
     )
 
@@ -323,7 +315,7 @@ async def report(
             decision=decision,
             mission_id=mission_id,
             report=body.report,
-            if_match=_if_match(if_match),
+            if_match=expected_version(if_match),
         ),
     )
 
@@ -350,7 +342,7 @@ async def complete(
             outbox=svc.outbox,
             decision=decision,
             mission_id=mission_id,
-            if_match=_if_match(if_match),
+            if_match=expected_version(if_match),
         ),
     )
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from diaspora_events.contracts.matching import Currency, NeedStatus, NeedType, WorkMode
 from diaspora_identity.http import CurrentPrincipal
+from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
 from matching.api.deps import ServiceDep
 from matching.needs import service
@@ -171,19 +172,6 @@ def _conflict(error: Exception, **extensions: Any) -> Problem:
     return Problem(409, "Conflict with the need's status", detail=str(error), **extensions)
 
 
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise Problem(412, "Precondition failed", detail="If-Match must be a revision ETag.")
-    return int(text)
-
-
-def _etag(response: Response, need: dict[str, Any]) -> None:
-    response.headers["ETag"] = f'"{need["revision"]}"'
-
-
 def _command(fields: NeedFields) -> service.NeedCommand:
     values = fields.model_dump(exclude={"publish"})
     values["skills"] = [SkillSought(label=s.label, esco_uri=s.esco_uri) for s in fields.skills]
@@ -230,7 +218,7 @@ async def post_need(
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/needs/{need['id']}"
-    _etag(response, need)
+    set_etag(response, need["revision"])
     return _view(need, staff=True)
 
 
@@ -288,7 +276,7 @@ async def get_need(
 ) -> dict[str, Any]:
     """One national need."""
     need, staff = await _readable(svc, principal, need_id)
-    _etag(response, need)
+    set_etag(response, need["revision"])
     return _view(need, staff)
 
 
@@ -317,7 +305,7 @@ async def change_need(
                 svc.outbox,
                 need_id=need_id,
                 changes=changes,
-                expected_revision=_if_match(if_match),
+                expected_revision=expected_version(if_match),
             )
     except service.NeedNotFound:
         raise Problem(404, "Need not found") from None
@@ -327,7 +315,7 @@ async def change_need(
         raise _conflict(error, need_status=error.status) from None
     except service.RevisionMismatch as error:
         raise Problem(412, "Precondition failed", detail=str(error)) from None
-    _etag(response, need)
+    set_etag(response, need["revision"])
     return _view(need, staff=True)
 
 
@@ -354,7 +342,7 @@ async def change_status(
                 need_id=need_id,
                 to=body.status,
                 reason=body.reason,
-                expected_revision=_if_match(if_match),
+                expected_revision=expected_version(if_match),
             )
     except service.NeedNotFound:
         raise Problem(404, "Need not found") from None
@@ -364,5 +352,5 @@ async def change_status(
         raise _conflict(error) from None
     except service.RevisionMismatch as error:
         raise Problem(412, "Precondition failed", detail=str(error)) from None
-    _etag(response, need)
+    set_etag(response, need["revision"])
     return _view(need, staff=True)

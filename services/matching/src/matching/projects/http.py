@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
+from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
 from matching.api.deps import ServiceDep
 from matching.audit import audit_trail
@@ -184,19 +185,6 @@ class InterestPage(BaseModel):
     next_offset: int | None = None
 
 
-def _etag(response: Response, item: dict[str, Any]) -> None:
-    response.headers["ETag"] = f'"{item["revision"]}"'
-
-
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise Problem(412, "Precondition failed", detail="If-Match must be a revision ETag.")
-    return int(text)
-
-
 def _not_a_member() -> Problem:
     return Problem(
         403,
@@ -239,7 +227,7 @@ async def submit(
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/projects/{item['id']}"
-    _etag(response, item)
+    set_etag(response, item["revision"])
     return item
 
 
@@ -328,7 +316,7 @@ async def read(
     )
     if not found:
         raise Problem(404, "Project not found")
-    _etag(response, found[0])
+    set_etag(response, found[0]["revision"])
     return found[0]
 
 
@@ -366,7 +354,7 @@ async def change(
             decision=decision,
             project_id=project_id,
             changes=changes,
-            if_match=_if_match(if_match),
+            if_match=expected_version(if_match),
         )
     except service.ProjectNotFound:
         raise Problem(404, "Project not found") from None
@@ -382,7 +370,7 @@ async def change(
         ) from None
     except (InvalidPlace, service.Unreachable) as error:
         raise Problem(422, "Invalid change", detail=str(error)) from None
-    _etag(response, item)
+    set_etag(response, item["revision"])
     return item
 
 
@@ -403,7 +391,7 @@ async def withdraw(
         )
     except service.ProjectNotFound:
         raise Problem(404, "Project not found") from None
-    _etag(response, item)
+    set_etag(response, item["revision"])
     return item
 
 

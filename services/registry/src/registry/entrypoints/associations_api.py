@@ -31,6 +31,7 @@ from pydantic import (
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_reference import togo
+from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
 from registry.associations import domain
 from registry.associations import hooks as _hooks  # noqa: F401 (registers erasure, merge steps)
@@ -354,20 +355,6 @@ def _problems() -> Iterator[None]:
         ) from None
 
 
-def _etag(response: Response, view: dict[str, Any]) -> None:
-    if view.get("version") is not None:
-        response.headers["ETag"] = f'"{view["version"]}"'
-
-
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    match = re.fullmatch(r'\s*(?:W/)?"?(\d{1,9})"?\s*', value)
-    if match is None:
-        raise Problem(422, "Invalid If-Match", detail='If-Match takes the ETag, e.g. "3".')
-    return int(match.group(1))
-
-
 def _filter_country(value: str | None) -> str | None:
     if value is None:
         return None
@@ -431,7 +418,7 @@ async def register(
     if not _PREFIX.fullmatch(prefix):
         prefix = ""
     response.headers["Location"] = f"{prefix}/associations/{view['id']}"
-    _etag(response, view)
+    set_etag(response, view.get("version"))
     return view
 
 
@@ -515,7 +502,7 @@ async def read_association(
     )
     if not found:
         raise Problem(404, "Association not found")
-    _etag(response, found[0])
+    set_etag(response, found[0].get("version"))
     return found[0]
 
 
@@ -549,9 +536,9 @@ async def update(
             context=AccessContext.of(request),
             association_id=association_id,
             changes=body.changes(),
-            if_match=_if_match(if_match),
+            if_match=expected_version(if_match),
         )
-    _etag(response, view)
+    set_etag(response, view.get("version"))
     return view
 
 
@@ -579,11 +566,11 @@ async def dissolve(
             context=AccessContext.of(request),
             association_id=association_id,
             changes={},
-            if_match=_if_match(if_match),
+            if_match=expected_version(if_match),
             dissolve=True,
             reason=body.reason if body else None,
         )
-    _etag(response, view)
+    set_etag(response, view.get("version"))
     return view
 
 

@@ -12,18 +12,23 @@ Every route asks the policy (docs/security.md) and answers 404 outside the calle
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
+from diaspora_service.conditional import (
+    PRECONDITION_RESPONSES,
+    IfMatch,
+    expected_version,
+    version_conflict,
+)
 from diaspora_service.problems import Problem
 from registry import domain, profile
 from registry.entrypoints.http import (
@@ -56,43 +61,7 @@ router = APIRouter(prefix="/members", tags=["profile and rights"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such member within your scope"}
 }
-PRECONDITION: dict[int | str, dict[str, Any]] = {
-    412: {"description": "If-Match names another version of the record (problem details)"}
-}
-_ETAG = re.compile(r'\s*(?:W/)?"(\d{1,9})"\s*')
-
-IfMatch = Annotated[
-    str | None,
-    Header(
-        max_length=64,
-        description='The record\'s ETag (e.g. "3"): the change applies only to that version.',
-    ),
-]
-
-
-def expected_version(if_match: str | None) -> int | None:
-    """The version If-Match names; None without If-Match (or with ``*``)."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    found = _ETAG.fullmatch(if_match)
-    if found is None or if_match.lstrip().startswith("W/"):
-        # Weak ETags never match for a change (RFC 9110 §13.1.1).
-        raise Problem(
-            412,
-            "Precondition failed",
-            detail='If-Match must be the record\'s ETag, e.g. "3".',
-        )
-    return int(found.group(1))
-
-
-def _stale(error: VersionMismatch) -> Problem:
-    return Problem(
-        412,
-        "Precondition failed",
-        detail="The record changed since you read it; read it again and retry.",
-        headers={"ETag": f'"{error.current}"'},
-        current_version=error.current,
-    )
+PRECONDITION = PRECONDITION_RESPONSES
 
 
 def _not_found() -> Problem:
@@ -180,7 +149,7 @@ async def update(
     except MemberNotFound:
         raise _not_found() from None
     except VersionMismatch as error:
-        raise _stale(error) from None
+        raise version_conflict(error.current) from None
     except InvalidChange as error:
         raise invalid_field(error.field, str(error)) from None
     # What the caller sees of the record after the change: the same read as GET.
@@ -216,7 +185,7 @@ async def confirm(
     except MemberNotFound:
         raise _not_found() from None
     except VersionMismatch as error:
-        raise _stale(error) from None
+        raise version_conflict(error.current) from None
     return _record_view(record, response)
 
 
@@ -385,7 +354,7 @@ async def _set(
     except MemberNotFound:
         raise _not_found() from None
     except VersionMismatch as error:
-        raise _stale(error) from None
+        raise version_conflict(error.current) from None
     except ConsentMethodRequired:
         raise invalid_field(
             "method", "staff recording a consent say how it was given: signed_form or in_person"
@@ -466,5 +435,5 @@ async def erase(
     except MemberNotFound:
         raise _not_found() from None
     except VersionMismatch as error:
-        raise _stale(error) from None
+        raise version_conflict(error.current) from None
     return Response(status_code=204)
