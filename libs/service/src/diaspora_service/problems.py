@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sql_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -110,6 +111,23 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail=detail,
             instance=request.url.path,
             headers=dict(error.headers or {}),
+        )
+
+    # The database is unreachable, overloaded (no connection free in the pool in time) or
+    # dropped the connection: the request did nothing, and a retry may well succeed.
+    @app.exception_handler(sql_errors.TimeoutError)
+    @app.exception_handler(sql_errors.OperationalError)
+    @app.exception_handler(sql_errors.InterfaceError)
+    @app.exception_handler(ConnectionError)
+    async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+        log.warning("database_unavailable", path=request.url.path, error=type(error).__name__)
+        return problem_response(
+            503,
+            "Service unavailable",
+            detail="The service cannot reach its database right now; nothing was changed. "
+            "Retry in a few seconds.",
+            instance=request.url.path,
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)
