@@ -20,4 +20,5 @@ if [[ "$started" != *"nothing"* ]] && [ -z "${DIASPORA_PG_URL:-}" ]; then
 fi
 
 echo "==> pytest"
-uv run --frozen pytest "$@"
+# The slowest tests are listed at the end: the suite must stay well under 15 minutes.
+uv run --frozen pytest --durations=15 "$@"

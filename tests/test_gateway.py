@@ -139,9 +139,7 @@ async def test_rate_limits_per_token_and_per_address(
         other = await client.get("/api/registry/members", headers=platform.issuer.headers(admin()))
         assert other.status_code == 200
         # ...until the address itself is over its limit (with or without tokens).
-        results = [
-            (await client.get("/api/registry/health/live")).status_code for _ in range(20)
-        ]
+        results = [(await client.get("/api/registry/health/live")).status_code for _ in range(20)]
         assert 429 in results
         assert results.index(429) <= 12
 
