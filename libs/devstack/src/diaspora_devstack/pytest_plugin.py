@@ -19,6 +19,7 @@ from diaspora_devstack import stack
 from diaspora_devstack.config import StackConfig
 from diaspora_devstack.testing import (
     create_database,
+    delete_topics_with_prefix,
     drop_database,
     free_port,
     migrate,
@@ -41,9 +42,16 @@ def kafka_bootstrap(infra: stack.Endpoints) -> str:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    """A fresh topic namespace for one test."""
-    return unique_name("t") + "."
+async def topic_prefix(infra: stack.Endpoints) -> AsyncIterator[str]:
+    """A fresh topic namespace for one test; its topics are deleted afterwards.
+
+    Left behind, every test's topics stay on the shared local broker: thousands of
+    partitions that slow each later topic listing and make the broker's restart take
+    minutes (it loads every partition's log before it answers).
+    """
+    prefix = unique_name("t") + "."
+    yield prefix
+    await delete_topics_with_prefix(infra.kafka_bootstrap, prefix)
 
 
 @pytest.fixture

@@ -56,6 +56,22 @@ async def drop_database(database_url: str) -> None:
         await conn.close()
 
 
+async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
+    """Delete the topics a test created under its prefix (best effort: cleanup only)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-cleanup")
+    try:
+        await admin.start()
+        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names, timeout_ms=10_000)
+    except Exception as error:  # a failed cleanup must not fail the test
+        print(f"could not delete test topics {prefix}*: {error!r}", file=sys.stderr)
+    finally:
+        await admin.close()
+
+
 def asyncpg_url(database_url: str) -> str:
     return database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
