@@ -18,7 +18,7 @@ import uuid_utils.compat as uuid_compat
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.exc import IntegrityError
 
 from diaspora_identity.http import CurrentPrincipal, Identity
@@ -166,7 +166,7 @@ async def list_templates(
     identity.policy.decide(principal, "notification_template", "list")
     latest = (
         select(templates)
-        .distinct(templates.c.key, templates.c.language)
+        .ext(distinct_on(templates.c.key, templates.c.language))
         .order_by(templates.c.key, templates.c.language, templates.c.version.desc())
         .subquery()
     )
