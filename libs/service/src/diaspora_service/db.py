@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+from sqlalchemy import exc as sql_errors
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+log = structlog.get_logger(__name__)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -24,3 +31,39 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# What an unreachable or overloaded database raises (the API answers these with 503).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sql_errors.TimeoutError,
+    sql_errors.OperationalError,
+    sql_errors.InterfaceError,
+    ConnectionError,
+)
+
+
+async def retry_until_reachable(
+    name: str,
+    job: Callable[[], Awaitable[object]],
+    *,
+    first_delay: float = 1.0,
+    max_delay: float = 30.0,
+) -> None:
+    """Run ``job`` once, retrying with backoff while the database is unreachable.
+
+    For start-up chores of an API (re-deriving data after reference data changed):
+    run as a background task, they let the process start and report "not ready"
+    while the database is down, instead of failing to start at all.
+    """
+    delay = first_delay
+    while True:
+        try:
+            await job()
+        except UNAVAILABLE_ERRORS as error:
+            log.warning(
+                "startup_job_deferred", job=name, error=type(error).__name__, retry_in=delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+        else:
+            return

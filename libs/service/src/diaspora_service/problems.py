@@ -9,8 +9,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import exc as sql_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from diaspora_service.db import UNAVAILABLE_ERRORS
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://diaspora.gouv.tg/problems/"
@@ -115,10 +116,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     # The database is unreachable, overloaded (no connection free in the pool in time) or
     # dropped the connection: the request did nothing, and a retry may well succeed.
-    @app.exception_handler(sql_errors.TimeoutError)
-    @app.exception_handler(sql_errors.OperationalError)
-    @app.exception_handler(sql_errors.InterfaceError)
-    @app.exception_handler(ConnectionError)
     async def _unavailable(request: Request, error: Exception) -> JSONResponse:
         log.warning("database_unavailable", path=request.url.path, error=type(error).__name__)
         return problem_response(
@@ -129,6 +126,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             headers={"Retry-After": "5"},
         )
+
+    for error_class in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_class, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -11,13 +11,13 @@ caller's scope is "not found".
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -53,24 +53,13 @@ from registry.associations.service import (
     associations_of_member,
     find_associations,
     link_member,
-    reconcile_association_embassies,
     register_association,
     unlink_member,
     update_association,
 )
 from registry.bootstrap import Registry
 
-
-@asynccontextmanager
-async def _reconcile_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """At start, re-derive each association's embassy (the jurisdictions may have changed),
-    as the app does for members; runs after the app's own start (the registry is there)."""
-    registry: Registry = app.state.registry
-    await reconcile_association_embassies(registry.sessions, registry.identity.jurisdictions)
-    yield
-
-
-router = APIRouter(tags=["associations"], lifespan=_reconcile_lifespan)
+router = APIRouter(tags=["associations"])
 _PREFIX = re.compile(r"(/[A-Za-z0-9._-]+){0,4}")
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {

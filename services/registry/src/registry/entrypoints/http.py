@@ -8,10 +8,12 @@ search and export alike. A record outside the caller's scope is "not found".
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -27,9 +29,11 @@ from diaspora_identity.http import CurrentPrincipal, install_identity
 from diaspora_identity.policy import Decision, Forbidden, Policy
 from diaspora_identity.principal import Principal
 from diaspora_service.app import create_app
+from diaspora_service.db import retry_until_reachable
 from diaspora_service.problems import Problem
 from diaspora_service.request_id import RequestIdMiddleware
 from registry import SERVICE_NAME, domain, profile
+from registry.associations.service import reconcile_association_embassies
 from registry.bootstrap import Registry, bootstrap
 from registry.entrypoints.associations_api import router as associations_router
 from registry.service import (
@@ -562,6 +566,18 @@ async def read_access_log(
     )
 
 
+def _reconcile(registry: Registry) -> Callable[[], Awaitable[None]]:
+    """Re-derive every member's and association's embassy: the jurisdictions file may
+    have changed since the last start."""
+
+    async def job() -> None:
+        jurisdictions = registry.identity.jurisdictions
+        await reconcile_embassies(registry.sessions, jurisdictions)
+        await reconcile_association_embassies(registry.sessions, jurisdictions)
+
+    return job
+
+
 def build_app(registry: Registry | None = None) -> FastAPI:
     # Imported here: search_api reuses this module's views.
     from registry.entrypoints import (
@@ -578,10 +594,18 @@ def build_app(registry: Registry | None = None) -> FastAPI:
         app.state.registry = registry or bootstrap()
         app.state.identity = app.state.registry.identity
         setup_observability(SERVICE_NAME, json_logs=app.state.registry.settings.json_logs)
-        await reconcile_embassies(app.state.registry.sessions, app.state.identity.jurisdictions)
+        # In the background: the API starts (and reports "not ready") while the database
+        # is down; until the chore has run, members and associations keep the embassy
+        # derived under the previous jurisdictions file.
+        reconciling = asyncio.create_task(
+            retry_until_reachable("reconcile_embassies", _reconcile(app.state.registry))
+        )
         try:
             yield
         finally:
+            reconciling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciling
             if owned:
                 await app.state.registry.close()
 
