@@ -32,6 +32,9 @@ def external_endpoints() -> Endpoints | None:
     return None
 
 
+LOCAL_KAFKA_READY_SECONDS = 240.0
+
+
 def up(cfg: StackConfig | None = None) -> tuple[Endpoints, list[str]]:
     """Start what is not running yet; returns the endpoints and what this call started."""
     found = external_endpoints()
@@ -45,16 +48,26 @@ def up(cfg: StackConfig | None = None) -> tuple[Endpoints, list[str]]:
     if kafka.start_node(cfg):
         started.append("kafka")
     endpoints = Endpoints(pg_url=cfg.pg_url, kafka_bootstrap=cfg.kafka_bootstrap, external=False)
-    asyncio.run(_wait_and_prepare(endpoints))
+    try:
+        # A broker loads every partition's log before it answers: minutes when its data
+        # folder holds thousands of them.
+        asyncio.run(_wait_and_prepare(endpoints, kafka_timeout=LOCAL_KAFKA_READY_SECONDS))
+    except kafka.KafkaError as error:
+        raise kafka.KafkaError(
+            f"{error}. The broker's log is {cfg.log_dir / 'kafka-1.log'}; a broker whose data "
+            f"folder ({cfg.state / 'kafka'}) holds many partitions (old test or bench topics) "
+            "takes long to load them: wait and run `devstack up` again, or reset local Kafka "
+            "data with `devstack down` and removing that folder."
+        ) from error
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "endpoints.json").write_text(json.dumps(endpoints.as_env()))
     return endpoints, started
 
 
-async def _wait_and_prepare(endpoints: Endpoints) -> None:
+async def _wait_and_prepare(endpoints: Endpoints, *, kafka_timeout: float = 60.0) -> None:
     await asyncio.gather(
         postgres.wait_ready(endpoints.pg_url),
-        kafka.wait_ready(endpoints.kafka_bootstrap),
+        kafka.wait_ready(endpoints.kafka_bootstrap, timeout=kafka_timeout),
     )
     await postgres.ensure_databases(endpoints.pg_url)
 
