@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +13,21 @@ import httpx
 import pytest
 
 from diaspora_devstack import gateway as gw
+from diaspora_devstack import stack
 from diaspora_devstack.config import StackConfig
 from diaspora_devstack.mailbox import Mailbox
-from diaspora_devstack.testing import ServiceProcess, free_port, service_env, wait_until
+from diaspora_devstack.testing import (
+    ServiceProcess,
+    create_database,
+    delete_topics_with_prefix,
+    drop_database,
+    free_port,
+    migrate,
+    serve_app,
+    service_env,
+    unique_name,
+    wait_until,
+)
 from diaspora_identity.testing import LocalIssuer
 
 
@@ -46,6 +60,29 @@ def platform_processes(
     test_logs: Path,
     identity_provider: LocalIssuer,
 ) -> Iterator[LocalPlatform]:
+    with running_platform(
+        registry_database,
+        notifications_database,
+        kafka_bootstrap,
+        topic_prefix,
+        mailbox,
+        test_logs,
+        identity_provider,
+    ) as platform:
+        yield platform
+
+
+@contextmanager
+def running_platform(
+    registry_database: str,
+    notifications_database: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    mailbox: Mailbox,
+    test_logs: Path,
+    identity_provider: LocalIssuer,
+) -> Iterator[LocalPlatform]:
+    """The registry's and notifications' processes, stopped on exit."""
     port = free_port()
     notifications_port = free_port()
     registry_env = service_env(
@@ -132,9 +169,48 @@ def platform_processes(
 @pytest.fixture
 async def platform(platform_processes: LocalPlatform) -> LocalPlatform:
     """The running platform, once its HTTP APIs answer."""
-    for url in (platform_processes.registry_url, platform_processes.notifications_url):
+    return await answering(platform_processes)
+
+
+async def answering(platform: LocalPlatform) -> LocalPlatform:
+    for url in (platform.registry_url, platform.notifications_url):
         await wait_until(lambda url=url: answers(f"{url}/health/ready"), timeout=60, message=url)
-    return platform_processes
+    return platform
+
+
+@asynccontextmanager
+async def shared_platform(infra: stack.Endpoints, name: str) -> AsyncIterator[LocalPlatform]:
+    """A platform of its own for a whole test module (fresh databases, topic prefix,
+    mailbox and issuer): for tests that each start a gateway in front of the platform
+    and do not depend on each other's records. Saves starting five processes per test."""
+    logs = StackConfig.from_env().state / "test-logs" / name
+    logs.mkdir(parents=True, exist_ok=True)
+    registry_url = await create_database(infra.pg_url, "registry")
+    notifications_url = await create_database(infra.pg_url, "notifications")
+    prefix = unique_name("t") + "."
+    try:
+        await asyncio.to_thread(migrate, "registry", registry_url)
+        await asyncio.to_thread(migrate, "notifications", notifications_url)
+        issuer_port = free_port()
+        issuer = LocalIssuer(f"http://127.0.0.1:{issuer_port}/dev-idp")
+        async with serve_app(issuer.asgi_app(), port=issuer_port):
+            with (
+                Mailbox() as mailbox,
+                running_platform(
+                    registry_url,
+                    notifications_url,
+                    infra.kafka_bootstrap,
+                    prefix,
+                    mailbox,
+                    logs,
+                    issuer,
+                ) as platform,
+            ):
+                yield await answering(platform)
+    finally:
+        await delete_topics_with_prefix(infra.kafka_bootstrap, prefix)
+        await drop_database(registry_url)
+        await drop_database(notifications_url)
 
 
 async def answers(url: str) -> bool:

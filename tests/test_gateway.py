@@ -15,6 +15,8 @@ import hmac
 import json
 import re
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from diaspora_devstack import stack
 from diaspora_devstack.testing import (
     ServiceProcess,
     asyncpg_url,
@@ -30,9 +33,17 @@ from diaspora_devstack.testing import (
     wait_until,
 )
 from diaspora_identity.testing import LocalIssuer, SigningKey, admin, citizen, officer
-from tests.conftest import GatewayFactory, LocalPlatform
+from tests.conftest import GatewayFactory, LocalPlatform, shared_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+async def platform(infra: stack.Endpoints) -> AsyncIterator[LocalPlatform]:
+    """One platform for the module: each test starts its own gateway in front of it."""
+    async with shared_platform(infra, "test_gateway") as running:
+        yield running
+
 
 PROBLEM = "application/problem+json"
 MEMBER = {
@@ -255,7 +266,9 @@ async def test_bad_tokens_get_401_with_the_reason_from_both_services(
         assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
 
 
-async def test_identity_provider_outage_is_503_not_401(platform: LocalPlatform) -> None:
+async def test_identity_provider_outage_is_503_not_401(
+    registry_database: str, kafka_bootstrap: str, topic_prefix: str, test_logs: Path
+) -> None:
     """With the issuer's keys unreachable and none cached, the service cannot decide: 503."""
     port = free_port()
     dead = LocalIssuer(f"http://127.0.0.1:{free_port()}/dev-idp")
@@ -264,12 +277,12 @@ async def test_identity_provider_outage_is_503_not_401(platform: LocalPlatform) 
         ["uvicorn", "--factory", "registry.entrypoints.http:app", "--port", str(port)],
         service_env(
             "REGISTRY",
-            database_url=platform.registry_database,
-            kafka=platform.kafka_bootstrap,
-            topic_prefix=platform.topic_prefix,
+            database_url=registry_database,
+            kafka=kafka_bootstrap,
+            topic_prefix=topic_prefix,
             extra=dead.service_env("REGISTRY"),
         ),
-        platform.processes["registry-api"].log_path.with_name("registry-dead-idp.log"),
+        test_logs / "registry-dead-idp.log",
     ).start()
     try:
         url = f"http://127.0.0.1:{port}"

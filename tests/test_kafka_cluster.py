@@ -36,7 +36,7 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     try:
         yield await brokers.start()
     finally:
-        brokers.stop()
+        brokers.discard()
 
 
 async def test_killing_a_broker_mid_burst_loses_no_acknowledged_event(

@@ -28,7 +28,7 @@ async def private_kafka(tmp_path: Path) -> AsyncIterator[PrivateKafka]:
     try:
         yield await cluster.start()
     finally:
-        cluster.stop()
+        cluster.discard()
 
 
 async def ready(url: str) -> bool | None:
