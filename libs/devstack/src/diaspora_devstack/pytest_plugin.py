@@ -63,9 +63,24 @@ def test_logs(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
-async def _migrated(infra: stack.Endpoints, service: str) -> AsyncIterator[str]:
-    url = await create_database(infra.pg_url, service)
-    await asyncio.to_thread(migrate, service, url)
+@pytest.fixture(scope="session")
+async def migrated_templates(infra: stack.Endpoints) -> AsyncIterator[dict[str, str]]:
+    """Per service, a database migrated once per session that test databases copy
+    (``CREATE DATABASE ... TEMPLATE``: a third of the time of running the migrations)."""
+    templates: dict[str, str] = {}
+    yield templates
+    for url in templates.values():
+        await drop_database(url)
+
+
+async def _migrated(
+    infra: stack.Endpoints, templates: dict[str, str], service: str
+) -> AsyncIterator[str]:
+    if service not in templates:
+        template = await create_database(infra.pg_url, f"template_{service}")
+        await asyncio.to_thread(migrate, service, template)
+        templates[service] = template
+    url = await create_database(infra.pg_url, service, template=templates[service])
     try:
         yield url
     finally:
@@ -74,23 +89,29 @@ async def _migrated(infra: stack.Endpoints, service: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def registry_database(infra: stack.Endpoints) -> AsyncIterator[str]:
+async def registry_database(
+    infra: stack.Endpoints, migrated_templates: dict[str, str]
+) -> AsyncIterator[str]:
     """A fresh registry database with its migrations applied (libpq URL)."""
-    async for url in _migrated(infra, "registry"):
+    async for url in _migrated(infra, migrated_templates, "registry"):
         yield url
 
 
 @pytest.fixture
-async def notifications_database(infra: stack.Endpoints) -> AsyncIterator[str]:
+async def notifications_database(
+    infra: stack.Endpoints, migrated_templates: dict[str, str]
+) -> AsyncIterator[str]:
     """A fresh notifications database with its migrations applied (libpq URL)."""
-    async for url in _migrated(infra, "notifications"):
+    async for url in _migrated(infra, migrated_templates, "notifications"):
         yield url
 
 
 @pytest.fixture
-async def matching_database(infra: stack.Endpoints) -> AsyncIterator[str]:
+async def matching_database(
+    infra: stack.Endpoints, migrated_templates: dict[str, str]
+) -> AsyncIterator[str]:
     """A fresh matching database with its migrations applied (libpq URL)."""
-    async for url in _migrated(infra, "matching"):
+    async for url in _migrated(infra, migrated_templates, "matching"):
         yield url
 
 

@@ -34,16 +34,21 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
-async def create_database(server_url: str, prefix: str) -> str:
-    """A new, empty database (with the platform's extensions); returns its URL."""
+async def create_database(server_url: str, prefix: str, *, template: str | None = None) -> str:
+    """A new database, empty (with the platform's extensions) or a copy of ``template``
+    (the URL of a database nobody is connected to); returns its URL."""
     name = unique_name(f"t_{prefix}")
     conn = await asyncpg.connect(f"{server_url}/postgres")
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        if template is None:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        else:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"')
     finally:
         await conn.close()
     url = f"{server_url}/{name}"
-    await postgres.ensure_extensions(url)
+    if template is None:
+        await postgres.ensure_extensions(url)
     return url
 
 
