@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from diaspora_events.cloudevents import encode, headers_to_kafka
+from diaspora_events.cloudevents import encode, headers_to_kafka, new_event_id
 from diaspora_events.contracts.base import Event
 from diaspora_events.kafka import idempotent_producer
 from diaspora_events.metrics import (
@@ -114,26 +114,36 @@ class OutboxWriter:
         )
         self._add_one = select(func.pg_notify(channel, literal(""))).select_from(added)
 
-    async def add(self, session: AsyncSession, event: Event, *, subject: str | None = None) -> UUID:
-        """Stage ``event``; it is published only if the caller's transaction commits."""
+    @property
+    def table(self) -> Table:
+        return self._table
+
+    def row(self, event: Event, *, subject: str | None = None) -> dict[str, Any]:
+        """The outbox row of ``event`` (the columns a writer fills), for a caller that
+        inserts it within a statement of its own, in the same transaction (or the same
+        statement) as the state change; that statement must also run
+        ``pg_notify(notify_channel(table), '')`` so that the relay wakes up."""
         event_id, headers, value = encode(
             event,
             source=self._source,
             subject=subject or event.aggregate_id(),
             extra_headers=current_traceparent(),
         )
+        return {
+            "event_id": event_id,
+            "topic": event.topic.name,
+            "key": event.aggregate_id(),
+            "event_type": event.event_type,
+            "headers": headers,
+            "value": value,
+        }
+
+    async def add(self, session: AsyncSession, event: Event, *, subject: str | None = None) -> UUID:
+        """Stage ``event``; it is published only if the caller's transaction commits."""
+        row = self.row(event, subject=subject)
         # The notification reaches the relay's LISTEN only when this transaction commits.
-        await session.execute(
-            self._add_one,
-            {
-                "p_event_id": event_id,
-                "p_topic": event.topic.name,
-                "p_key": event.aggregate_id(),
-                "p_event_type": event.event_type,
-                "p_headers": headers,
-                "p_value": value,
-            },
-        )
+        await session.execute(self._add_one, {f"p_{c}": row[c] for c in _WRITTEN})
+        event_id: UUID = row["event_id"]
         return event_id
 
     async def add_many(self, session: AsyncSession, events: list[Event]) -> list[UUID]:
@@ -162,6 +172,61 @@ class OutboxWriter:
             ids.append(event_id)
         await session.execute(self._insert, rows)
         await session.execute(self._notify)
+        return ids
+
+    async def copy_many(self, session: AsyncSession, events: Sequence[Event]) -> list[UUID]:
+        """:meth:`add_many` for large batches (bulk imports): rows with the same columns,
+        written with PostgreSQL COPY on the session's own connection, in its transaction,
+        and one notification. Each event's subject is its aggregate id, as with ``add_many``.
+
+        The headers are :func:`encode`'s, built once per event type and given each
+        event's id and subject (the events of one call share their ``ce_time``); the
+        value is the same JSON data, serialised by pydantic (compact; non-ASCII
+        characters as UTF-8 rather than ``\\u`` escapes).
+        """
+        if not events:
+            return []
+        extra = current_traceparent()
+        now = datetime.now(UTC)
+        templates: dict[tuple[str, int], dict[str, str]] = {}
+        records: list[tuple[Any, ...]] = []
+        ids: list[UUID] = []
+        for event in events:
+            key = event.aggregate_id()
+            kind = (event.event_type, event.event_version)
+            template = templates.get(kind)
+            if template is None:
+                _, template, _ = encode(
+                    event, source=self._source, time=now, subject=key, extra_headers=extra
+                )
+                templates[kind] = template
+            event_id = new_event_id()
+            headers = {**template, "ce_id": str(event_id), "ce_subject": key}
+            if not key:
+                del headers["ce_subject"]
+            # JSONB as JSON text: the codec SQLAlchemy's asyncpg dialect installs takes text.
+            records.append(
+                (
+                    event_id,
+                    event.topic.name,
+                    key,
+                    event.event_type,
+                    json.dumps(headers),
+                    event.model_dump_json().encode(),
+                )
+            )
+            ids.append(event_id)
+        # The notification first: it also makes SQLAlchemy's adapter send its BEGIN, so
+        # the COPY below is part of the session's transaction (the relay hears it at commit).
+        await session.execute(self._notify)
+        connection = await session.connection()
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        await driver.copy_records_to_table(
+            self._table.name,
+            columns=list(_WRITTEN),
+            records=records,
+            schema_name=self._table.schema,
+        )
         return ids
 
 

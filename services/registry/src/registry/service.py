@@ -20,7 +20,7 @@ import structlog
 import uuid_utils.compat as uuid_compat
 from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from diaspora_events.contracts import (
     MemberConfirmedV1,
@@ -36,7 +36,9 @@ from diaspora_identity.principal import Role
 from registry.adapters.orm import audit_log, member_changes, member_consents, members
 from registry.crypto import DocumentCipher
 from registry.domain import Member, RegisterMember, UpdateMember
-from registry.duplicates.detection import flag_new_members
+from registry.duplicates.detection import flag_new_members, likely_duplicates, new_member
+from registry.duplicates.normalise import email_key, name_key
+from registry.one_statement import register_in_one_statement
 from registry.records import (
     MEMBER_FIELDS,
     PROFILE_FIELDS,
@@ -44,6 +46,7 @@ from registry.records import (
     UPDATABLE_FIELDS,
     consents_of,
     documents_of,
+    history_value,
     jsonable,
     profile_columns,
     profile_of,
@@ -293,56 +296,65 @@ async def register_member(
         existing = await _by_idempotency_key(sessions, command.idempotency_key, digest)
         if existing is not None:
             return await _record(sessions, existing.id, cipher=cipher), False
-    if owner_subject is not None:
-        linked = await _by_owner(sessions, owner_subject)
-        if linked is not None:
-            raise AlreadyRegistered(linked.id)
+    # A person already registered is not looked up first: the members table's unique
+    # owner_subject refuses the insert, answered below (one transaction per registration).
 
     now = datetime.now(UTC)
-    columns = registration_columns(
-        command,
-        member_id=member_id,
-        embassy_id=embassy_id,
-        owner_subject=owner_subject,
-        registered_by=registered_by,
-        by_role=by_role,
-        consent_method=consent_method,
-        consent_reference=consent_reference,
-        digest=digest,
-        now=now,
-    )
-    actor = Actor(by_role or Role.CITIZEN.value, registered_by, owner_subject is not None)
     try:
+        columns = registration_columns(
+            command,
+            member_id=member_id,
+            embassy_id=embassy_id,
+            owner_subject=owner_subject,
+            registered_by=registered_by,
+            by_role=by_role,
+            consent_method=consent_method,
+            consent_reference=consent_reference,
+            digest=digest,
+            now=now,
+        )
+    except InvalidChange:
+        # Someone registered already hears that first, as when they were looked up first.
+        if owner_subject is not None:
+            linked = await _by_owner(sessions, owner_subject)
+            if linked is not None:
+                raise AlreadyRegistered(linked.id) from None
+        raise
+    actor = Actor(by_role or Role.CITIZEN.value, registered_by, owner_subject is not None)
+    # A new member's consents are the ones given now, one per purpose, in purpose order
+    # (what consents_of reads back); the record and the event are built from what is
+    # written, without reading it back.
+    consents = [
+        {
+            "member_id": member_id,
+            "purpose": purpose,
+            "granted": granted,
+            "at": now,
+            "method": consent_method,
+            "actor_role": actor.role,
+            "actor_subject": actor.subject,
+        }
+        for purpose, granted in sorted(command.consents.items())
+    ]
+    try:
+        if owner_subject is not None and not command.documents:
+            # Self-registration: one statement when no likely duplicate is found.
+            record = await _register_in_one_statement(
+                sessions, outbox, columns, consents, actor, consent_method, context
+            )
+            if record is not None:
+                return record, True
         async with sessions() as session, session.begin():
             # (insert() with the values as parameters: compiled once, not rebuilt each time)
             await session.execute(members.insert(), columns)
+            documents: list[Mapping[Any, Any]] = []
             if command.documents:
                 assert cipher is not None
                 await write_documents(session, cipher, member_id, command.documents)
-            if command.consents:
-                await session.execute(
-                    member_consents.insert(),
-                    [
-                        {
-                            "member_id": member_id,
-                            "purpose": purpose,
-                            "granted": granted,
-                            "at": now,
-                            "method": consent_method,
-                            "actor_role": actor.role,
-                            "actor_subject": actor.subject,
-                        }
-                        for purpose, granted in sorted(command.consents.items())
-                    ],
-                )
-            row = (await session.execute(select(members).where(members.c.id == member_id))).one()
-            # A new member has only the documents and consents written just above: their
-            # consents are read once (for the record and the event), documents only if any.
-            documents = (
-                (await documents_of(session, [member_id]))[member_id] if command.documents else []
-            )
-            consents = (await consents_of(session, [member_id]))[member_id]
-            record = view_of(row._mapping, documents, consents, cipher=None)
+                documents = (await documents_of(session, [member_id]))[member_id]
+            if consents:
+                await session.execute(member_consents.insert(), consents)
+            record = view_of(columns, documents, consents, cipher=None)
             record["owner_subject"] = owner_subject
             given = [f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION and record.get(f)]
             await record_change(
@@ -358,15 +370,14 @@ async def register_member(
                 request_id=context.request_id,
                 at=now,
             )
-            await outbox.add(
-                session, registered_event(row._mapping, consents), subject=str(member_id)
-            )
+            await outbox.add(session, registered_event(columns, consents), subject=str(member_id))
             # Likely duplicates go to the officers' review queue; the registration stands.
             await flag_new_members(session, outbox, [columns], source="registration")
             if owner_subject is None:
                 await audit.record(session, decision, context, [(member_id, MEMBER_FIELDS)])
     except IntegrityError:
-        # Two requests with one Idempotency-Key (or one person) raced; the other one won.
+        # The person is registered already, or two requests with one Idempotency-Key
+        # (or one person) raced and the other one won.
         if command.idempotency_key:
             existing = await _by_idempotency_key(sessions, command.idempotency_key, digest)
             if existing is not None:
@@ -381,6 +392,45 @@ async def register_member(
 
 # What a registration can fill in (the history's "registered" line lists those given).
 _GIVEN_AT_REGISTRATION = frozenset(UPDATABLE_FIELDS) | {"consents", "registration_consent"}
+
+
+async def _register_in_one_statement(
+    sessions: async_sessionmaker[AsyncSession],
+    outbox: OutboxWriter,
+    columns: Mapping[str, Any],
+    consents: Sequence[Mapping[str, Any]],
+    actor: Actor,
+    consent_method: str,
+    context: AccessContext,
+) -> dict[str, Any] | None:
+    """The registration written by one statement (:mod:`registry.one_statement`), unless
+    a likely duplicate is found first: then None, and the caller takes the transaction
+    (which opens the review case)."""
+    member = new_member(columns)
+    engine: AsyncEngine = sessions.kw["bind"]
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        if await likely_duplicates(autocommit, member):
+            return None
+        record = view_of(columns, (), consents, cipher=None)
+        given = [f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION and record.get(f)]
+        await register_in_one_statement(
+            autocommit,
+            outbox=outbox,
+            columns=columns,
+            consents=consents,
+            actor_role=actor.role,
+            actor_subject=actor.subject,
+            consent_method=consent_method,
+            history_fields=given,
+            history_values={f: history_value(f, record) for f in given},
+            request_id=context.request_id,
+            name_key=name_key(member.given_name, member.family_name),
+            email_key=email_key(member.email),
+            event_row=outbox.row(registered_event(columns, consents), subject=str(columns["id"])),
+        )
+    record["owner_subject"] = columns["owner_subject"]
+    return record
 
 
 async def _full_view(

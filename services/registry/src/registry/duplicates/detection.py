@@ -24,10 +24,11 @@ from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from diaspora_events.contracts import DuplicatesFlaggedV1
 from diaspora_events.outbox import OutboxWriter
+from registry.adapters.bulk import copy_rows
 from registry.duplicates.normalise import email_key, name_key, swapped_day_month
 from registry.duplicates.scoring import DEFAULT_THRESHOLD, Evidence, score
 from registry.duplicates.tables import duplicate_cases, member_match_keys
@@ -78,21 +79,27 @@ async def flag_new_members(
     return await record_and_flag(
         session,
         outbox,
-        [
-            NewMember(
-                member_id=r["id"],
-                embassy_id=r["embassy_id"],
-                given_name=r["given_name"],
-                family_name=r["family_name"],
-                date_of_birth=r["date_of_birth"],
-                phone=r["phone"],
-                email=r["email"],
-            )
-            for r in rows
-        ],
+        [new_member(r) for r in rows],
         source=source,
         import_job_id=import_job_id,
         threshold=configured_threshold(),
+        bulk=source == "import",
+    )
+
+
+_KEY_COLUMNS = ("member_id", "embassy_id", "name_key", "date_of_birth", "phone", "email")
+
+
+def new_member(row: Mapping[str, Any]) -> NewMember:
+    """What detection needs of a new member's row (columns of the members table)."""
+    return NewMember(
+        member_id=row["id"],
+        embassy_id=row["embassy_id"],
+        given_name=row["given_name"],
+        family_name=row["family_name"],
+        date_of_birth=row["date_of_birth"],
+        phone=row["phone"],
+        email=row["email"],
     )
 
 
@@ -156,15 +163,73 @@ async def record_and_flag(
     source: Source,
     import_job_id: UUID | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    bulk: bool = False,
 ) -> list[FlaggedCase]:
     """Record the new members' match keys, open a case for every likely duplicate pair and
-    stage its event; returns the cases (in the caller's transaction)."""
+    stage its event; returns the cases (in the caller's transaction). ``bulk`` (imports):
+    the keys and events are written with COPY."""
     if not members:
         return []
     rows = [match_key_row(m) for m in members]
-    await session.execute(member_match_keys.insert(), rows)
+    if bulk:
+        await copy_rows(
+            session,
+            member_match_keys,
+            _KEY_COLUMNS,
+            [tuple(r[c] for c in _KEY_COLUMNS) for r in rows],
+        )
+    else:
+        await session.execute(member_match_keys.insert(), rows)
+    cases = await _likely_pairs(session, members, rows, threshold)
+    if not cases:
+        return []
+    now = datetime.now(UTC)
+    cases.sort(key=lambda c: c.case_id)
+    await session.execute(
+        duplicate_cases.insert(),
+        [
+            {
+                "id": c.case_id,
+                "member_id": c.member_id,
+                "match_id": c.match_id,
+                "embassy_id": c.embassy_id,
+                "score": c.score,
+                "reasons": c.reasons,
+                "source": source,
+                "import_job_id": import_job_id,
+                "status": "open",
+                "flagged_at": now,
+            }
+            for c in cases
+        ],
+    )
+    stage = outbox.copy_many if bulk else outbox.add_many
+    await stage(
+        session,
+        [
+            DuplicatesFlaggedV1(
+                case_id=c.case_id,
+                member_ids=[c.member_id, c.match_id],
+                embassy_id=c.embassy_id,
+                score=c.score,
+                reasons=c.reasons,
+                flagged_at=now,
+            )
+            for c in cases
+        ],
+    )
+    return cases
+
+
+async def _likely_pairs(
+    executor: AsyncSession | AsyncConnection,
+    members: Sequence[NewMember],
+    rows: Sequence[Mapping[str, Any]],
+    threshold: float,
+) -> list[FlaggedCase]:
+    """The pairs (new member, match) scoring at least ``threshold``: one query."""
     swapped = [swapped_day_month(m.date_of_birth) for m in members]
-    found = await session.execute(
+    found = await executor.execute(
         _CANDIDATES,
         {
             "ids": [m.member_id for m in members],
@@ -177,7 +242,6 @@ async def record_and_flag(
         },
     )
     embassy_of = {m.member_id: m.embassy_id for m in members}
-    now = datetime.now(UTC)
     cases: list[FlaggedCase] = []
     for row in found.all():
         match = score(
@@ -201,39 +265,13 @@ async def record_and_flag(
                 reasons=match.reasons,
             )
         )
-    if not cases:
-        return []
-    cases.sort(key=lambda c: c.case_id)
-    await session.execute(
-        duplicate_cases.insert(),
-        [
-            {
-                "id": c.case_id,
-                "member_id": c.member_id,
-                "match_id": c.match_id,
-                "embassy_id": c.embassy_id,
-                "score": c.score,
-                "reasons": c.reasons,
-                "source": source,
-                "import_job_id": import_job_id,
-                "status": "open",
-                "flagged_at": now,
-            }
-            for c in cases
-        ],
-    )
-    await outbox.add_many(
-        session,
-        [
-            DuplicatesFlaggedV1(
-                case_id=c.case_id,
-                member_ids=[c.member_id, c.match_id],
-                embassy_id=c.embassy_id,
-                score=c.score,
-                reasons=c.reasons,
-                flagged_at=now,
-            )
-            for c in cases
-        ],
-    )
     return cases
+
+
+async def likely_duplicates(
+    connection: AsyncConnection, member: NewMember, *, threshold: float | None = None
+) -> list[FlaggedCase]:
+    """The cases :func:`record_and_flag` would open for ``member``, found without writing
+    anything (a registration with none registers in one statement)."""
+    threshold = configured_threshold() if threshold is None else threshold
+    return await _likely_pairs(connection, [member], [match_key_row(member)], threshold)

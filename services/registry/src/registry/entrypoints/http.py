@@ -32,7 +32,7 @@ from diaspora_service.app import create_app
 from diaspora_service.db import retry_until_reachable
 from diaspora_service.problems import Problem
 from diaspora_service.request_id import RequestIdMiddleware
-from registry import SERVICE_NAME, domain, profile
+from registry import SERVICE_NAME, domain, heap, profile
 from registry.associations.service import reconcile_association_embassies
 from registry.bootstrap import Registry, bootstrap
 from registry.entrypoints.associations_api import router as associations_router
@@ -594,6 +594,9 @@ def build_app(registry: Registry | None = None) -> FastAPI:
         app.state.registry = registry or bootstrap()
         app.state.identity = app.state.registry.identity
         setup_observability(SERVICE_NAME, json_logs=app.state.registry.settings.json_logs)
+        # Reference data loaded now, and out of the garbage collector's walks from here on.
+        heap.warm_up()
+        heap.freeze_long_lived()
         # In the background: the API starts (and reports "not ready") while the database
         # is down; until the chore has run, members and associations keep the embassy
         # derived under the previous jurisdictions file.

@@ -4,8 +4,13 @@ Each row is registered as an officer's assisted registration is
 (:func:`registry.service.register_member`): the same members row
 (:func:`registry.service.registration_columns`), the same "registered" line in
 the member's history, the same ``registry.member.registered`` event through the
-outbox and an audit entry naming who imported it; only in bulk (one insert per
-table per batch) and with duplicate detection over the whole batch.
+outbox and an audit entry naming who imported it; only in bulk and with
+duplicate detection over the whole batch.
+
+The rows are written with PostgreSQL COPY (:mod:`registry.adapters.bulk`) on the
+session's connection, in the batch's transaction: plain tuples, each JSONB value
+encoded once, no per-row parameter processing. What the tables hold is what the
+one-by-one path writes.
 """
 
 from __future__ import annotations
@@ -19,14 +24,53 @@ import uuid_utils.compat as uuid_compat
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from diaspora_identity.audit import AccessContext
+from diaspora_identity.audit import AccessContext, AuditEntry
 from diaspora_identity.policy import Decision
-from registry.adapters.orm import member_changes, members
+from registry.adapters.bulk import copy_rows, json_text
+from registry.adapters.orm import audit_log, member_changes, members
 from registry.bootstrap import Registry
 from registry.duplicates.detection import flag_new_members
 from registry.imports.validation import ValidRow
-from registry.records import MEMBER_FIELDS, change_row, view_of
-from registry.service import _GIVEN_AT_REGISTRATION, registered_event, registration_columns
+from registry.records import MEMBER_FIELDS, history_value, view_of
+from registry.service import (
+    _GIVEN_AT_REGISTRATION,
+    audit_event,
+    registered_event,
+    registration_columns,
+)
+
+# The members columns a registration fills, in COPY order; JSONB ones are sent as text.
+_MEMBER_JSON = frozenset(
+    {"postal_address", "occupations", "skills", "education", "experience", "availability"}
+)
+_CHANGE_COLUMNS = (
+    "member_id",
+    "changed_at",
+    "action",
+    "actor_role",
+    "actor_subject",
+    "fields",
+    "old_values",
+    "new_values",
+    "version",
+    "request_id",
+)
+_AUDIT_COLUMNS = (
+    "audit_id",
+    "occurred_at",
+    "actor_subject",
+    "actor_roles",
+    "actor_client",
+    "actor_is_service",
+    "action",
+    "resource",
+    "record_id",
+    "fields",
+    "client_address",
+    "request_id",
+    "trace_id",
+)
+_ALL_FIELDS = sorted(MEMBER_FIELDS)
 
 
 def registration_schema() -> type[BaseModel]:
@@ -53,10 +97,14 @@ async def register_rows(
         return 0
     by = decision.principal.subject
     now = datetime.now(UTC)
+    roles: dict[str, str] = {}
     columns: list[dict[str, Any]] = []
-    changes: list[dict[str, Any]] = []
+    changes: list[tuple[Any, ...]] = []
     for row in rows:
-        role = decision.reaching({"embassy_id": row.embassy_id})[0].role.value
+        role = roles.get(row.embassy_id)
+        if role is None:
+            role = decision.reaching({"embassy_id": row.embassy_id})[0].role.value
+            roles[row.embassy_id] = role
         command = row.body.command(None)  # type: ignore[attr-defined]
         values = registration_columns(
             command,
@@ -71,27 +119,64 @@ async def register_rows(
             now=now,
         )
         columns.append(values)
+        # The "registered" history line (as records.change_row builds it: no old values).
         record = view_of(values)
+        given = [f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION and record.get(f)]
         changes.append(
-            change_row(
-                member_id=values["id"],
-                action="registered",
-                actor_role=role,
-                actor_subject=by,
-                fields=[f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION and record.get(f)],
-                old={},
-                new=record,
-                version=1,
-                request_id=context.request_id,
-                at=now,
+            (
+                values["id"],
+                now,
+                "registered",
+                role,
+                by,
+                given,
+                "{}",
+                json_text({f: history_value(f, record) for f in given}),
+                1,
+                context.request_id,
             )
         )
-    await session.execute(members.insert(), columns)
-    await session.execute(member_changes.insert(), changes)
-    await registry.outbox.add_many(session, [registered_event(c) for c in columns])
-    await registry.audit.record(
-        session, decision, context, [(c["id"], MEMBER_FIELDS) for c in columns]
+    names = tuple(columns[0])
+    await copy_rows(
+        session,
+        members,
+        names,
+        [
+            tuple(
+                json_text(v[n]) if n in _MEMBER_JSON and v[n] is not None else v[n] for n in names
+            )
+            for v in columns
+        ],
     )
+    await copy_rows(session, member_changes, _CHANGE_COLUMNS, changes)
+    await registry.outbox.copy_many(session, [registered_event(c) for c in columns])
+    # Audit entries naming who imported each member (as AuditTrail.record writes them).
+    principal = decision.principal
+    entries = [
+        AuditEntry(
+            audit_id=uuid_compat.uuid7(),
+            occurred_at=now,
+            actor_subject=principal.subject,
+            actor_roles=decision.roles,
+            actor_client=principal.client_id,
+            actor_is_service=principal.is_service,
+            action=decision.action,
+            resource=decision.resource,
+            record_id=c["id"],
+            fields=_ALL_FIELDS,
+            client_address=context.client_address,
+            request_id=context.request_id,
+            trace_id=context.trace_id,
+        )
+        for c in columns
+    ]
+    await copy_rows(
+        session,
+        audit_log,
+        _AUDIT_COLUMNS,
+        [tuple(getattr(e, n) for n in _AUDIT_COLUMNS) for e in entries],
+    )
+    await registry.outbox.copy_many(session, [audit_event(e) for e in entries])
     cases = await flag_new_members(
         session, registry.outbox, columns, source="import", import_job_id=import_job_id
     )

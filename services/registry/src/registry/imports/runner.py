@@ -33,6 +33,7 @@ from diaspora_identity.audit import AccessContext
 from diaspora_identity.policy import Decision, Forbidden
 from diaspora_identity.principal import Principal, Role
 from registry.bootstrap import Registry
+from registry.heap import freeze_long_lived
 from registry.imports.columns import Layout, layout
 from registry.imports.reading import Record, UnreadableFile, open_sheet
 from registry.imports.registration import register_rows, registration_schema
@@ -151,6 +152,7 @@ class ImportRunner:
         batches = _batches(records, job.batch_size)
         batch = next(batches, None)
         checking = self._check(job, decision, columns, batch) if batch else None
+        first = True
         while batch is not None and checking is not None:
             checked = await checking
             following = next(batches, None)
@@ -163,6 +165,10 @@ class ImportRunner:
                     with contextlib.suppress(BaseException):
                         await checking
                 raise
+            if first:
+                # The reference data the first batch loaded stays: out of the collector's way.
+                freeze_long_lived()
+                first = False
             batch = following
         await self._set(job_id, status="done", finished_at=_now(), content=None)
         log.info("import_finished", job_id=str(job_id))
