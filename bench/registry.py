@@ -3,6 +3,7 @@
     uv run python bench/registry.py                          # the full run (2,000,000 members)
     uv run python bench/registry.py --members 50000 --registrations 500 --import-rows 5000
     uv run python bench/registry.py --json > result.json
+    uv run python bench/registry.py --only registration          # figure 1 alone (no load)
 
 1. Registration throughput over HTTP: the registry API (uvicorn, one process, citizen
    tokens verified, validation, outbox, duplicate check) against a bare FastAPI +
@@ -104,6 +105,15 @@ def load_average() -> str:
     with contextlib.suppress(OSError):
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return "n/a"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -273,6 +283,8 @@ async def bench_registration(
         for url in (f"{registry_url}/health/live", f"{bare_url}/docs"):
             await wait_until(lambda url=url: _answers(url), timeout=60, message=url)
         results: dict[str, list[float]] = {"registry": [], "bare": []}
+        cpu: dict[str, list[float]] = {"registry": [], "bare": []}
+        pids = {"registry": _pid(registry_api), "bare": _pid(bare)}
         failures: dict[str, Counter[int]] = {"registry": Counter(), "bare": Counter()}
         start = 10_000_000  # members of their own, apart from the loaded ones
         for round_ in range(rounds + 1):  # round 0 warms both up, not counted
@@ -284,13 +296,19 @@ async def bench_registration(
             order = ("registry", "bare") if round_ % 2 else ("bare", "registry")
             for name in order:
                 url = registry_url if name == "registry" else bare_url
+                used = cpu_seconds(pids[name])
                 elapsed, codes = await _fire(
                     url, bodies, tokens if name == "registry" else [{}] * n, concurrency
                 )
+                used = cpu_seconds(pids[name]) - used
                 if round_:
                     results[name].append(n / elapsed)
+                    cpu[name].append(used / n * 1000)
                     failures[name].update({c: k for c, k in codes.items() if c != 201})
-                say(f"  registration round {round_} {name}: {n / elapsed:.0f}/s {dict(codes)}")
+                say(
+                    f"  registration round {round_} {name}: {n / elapsed:.0f}/s, "
+                    f"server CPU {used / n * 1000:.2f} ms each, {dict(codes)}"
+                )
     finally:
         registry_api.stop()
         bare.stop()
@@ -303,9 +321,18 @@ async def bench_registration(
         "registry_per_second": round(registry_rate, 1),
         "bare_per_second": round(bare_rate, 1),
         "ratio": round(registry_rate / bare_rate, 3),
+        # CPU time of each server process per registration (steadier than the rates on
+        # a shared machine): what the registry's own work costs against the bare insert.
+        "registry_cpu_ms": round(statistics.median(cpu["registry"]), 2),
+        "bare_cpu_ms": round(statistics.median(cpu["bare"]), 2),
         "target_ratio": TARGET_RATIO,
         "failures": {k: dict(v) for k, v in failures.items()},
     }
+
+
+def _pid(service: ServiceProcess) -> int:
+    process = getattr(service, "process", None)
+    return int(process.pid) if process is not None else 0
 
 
 async def _answers(url: str) -> bool:
@@ -748,7 +775,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await asyncio.to_thread(migrate, "registry", database)
         async with serve_app(issuer.asgi_app(), port=issuer_port):
-            if not args.skip_registration:
+            if not args.skip_registration and args.only in (None, "registration"):
                 say("1. registration throughput")
                 report["registration"] = await bench_registration(
                     database=database,
@@ -760,10 +787,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     concurrency=args.concurrency,
                     logs=logs,
                 )
-            if not args.skip_import:
+            if not args.skip_import and args.only in (None, "import"):
                 say("3. import throughput (bench/registry_import.py)")
                 measure_import = _load("registry_import").measure_import
                 report["import"] = await measure_import(args.import_rows)
+            if args.only:
+                return report
             say(f"loading {args.members:,} synthetic members with COPY")
             loaded = await load_members(database, args.members, args.seed, args.workers)
             loaded["recount_seconds"] = round(await recount(database, endpoints.kafka_bootstrap), 1)
@@ -802,7 +831,9 @@ def print_report(report: dict[str, Any]) -> None:
         print(
             f"1. registration over HTTP: registry {r['registry_per_second']}/s, bare FastAPI + "
             f"asyncpg {r['bare_per_second']}/s, ratio {r['ratio']} (target >= {TARGET_RATIO})"
-            f"{_mark(r['ratio'] >= TARGET_RATIO)}; {r['registrations_per_round']} per round, "
+            f"{_mark(r['ratio'] >= TARGET_RATIO)}; server CPU per registration "
+            f"{r['registry_cpu_ms']} ms (bare {r['bare_cpu_ms']} ms); "
+            f"{r['registrations_per_round']} per round, "
             f"{r['rounds']} rounds, concurrency {r['concurrency']}, failures {r['failures']}"
         )
     if "search" in report:
@@ -852,6 +883,11 @@ def main() -> None:
     parser.add_argument("--maps", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="processes generating members")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--only",
+        choices=("registration", "import"),
+        help="run figure 1 (registration) or figure 3 (import) alone, without loading members",
+    )
     parser.add_argument("--skip-registration", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the database")
