@@ -291,7 +291,8 @@ async def register_member(
     if command.documents and cipher is None:
         raise RuntimeError("document numbers need the registry's DocumentCipher")
 
-    digest = _digest(command, principal.subject)
+    # The digest only serves to compare a repeated Idempotency-Key's request with the first.
+    digest = _digest(command, principal.subject) if command.idempotency_key else None
     if command.idempotency_key:
         existing = await _by_idempotency_key(sessions, command.idempotency_key, digest)
         if existing is not None:
@@ -459,7 +460,7 @@ async def _record(
 
 
 async def _by_idempotency_key(
-    sessions: async_sessionmaker[AsyncSession], key: str, digest: str
+    sessions: async_sessionmaker[AsyncSession], key: str, digest: str | None
 ) -> Member | None:
     async with sessions() as session:
         row = (
