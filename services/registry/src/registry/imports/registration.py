@@ -22,6 +22,7 @@ from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
 from pydantic import BaseModel
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from diaspora_identity.audit import AccessContext, AuditEntry
@@ -43,32 +44,35 @@ from registry.service import (
 _MEMBER_JSON = frozenset(
     {"postal_address", "occupations", "skills", "education", "experience", "availability"}
 )
-_CHANGE_COLUMNS = (
-    "member_id",
-    "changed_at",
-    "action",
-    "actor_role",
-    "actor_subject",
-    "fields",
-    "old_values",
-    "new_values",
-    "version",
-    "request_id",
+# The "registered" history lines of a batch (as records.change_row builds them: no old
+# values, version 1), one per element of the arrays.
+_HISTORY_LINES = text(
+    f"""
+    INSERT INTO {member_changes.name}
+        (member_id, changed_at, action, actor_role, actor_subject, fields, old_values,
+         new_values, version, request_id)
+    SELECT line.member_id, CAST(:at AS timestamptz), 'registered', line.role,
+           CAST(:by AS text), string_to_array(line.fields, ','), '{{}}'::jsonb,
+           CAST(line.new_values AS jsonb), 1, CAST(:request_id AS text)
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:roles AS text[]), CAST(:fields AS text[]),
+                  CAST(:new_values AS text[])) AS line(member_id, role, fields, new_values)
+    """  # noqa: S608 (table names from the metadata; values are parameters)
 )
-_AUDIT_COLUMNS = (
-    "audit_id",
-    "occurred_at",
-    "actor_subject",
-    "actor_roles",
-    "actor_client",
-    "actor_is_service",
-    "action",
-    "resource",
-    "record_id",
-    "fields",
-    "client_address",
-    "request_id",
-    "trace_id",
+# Audit entries naming who imported each member, as AuditTrail.record writes them: one per
+# element of the arrays, the rest the same for every entry of the batch.
+_AUDIT_ENTRIES = text(
+    f"""
+    INSERT INTO {audit_log.name}
+        (audit_id, occurred_at, actor_subject, actor_roles, actor_client, actor_is_service,
+         action, resource, record_id, fields, client_address, request_id, trace_id)
+    SELECT entry.audit_id, CAST(:occurred_at AS timestamptz), CAST(:actor_subject AS text),
+           CAST(:actor_roles AS text[]), CAST(:actor_client AS text),
+           CAST(:actor_is_service AS boolean), CAST(:action AS text),
+           CAST(:resource AS text), entry.record_id, CAST(:fields AS text[]),
+           CAST(:client_address AS text), CAST(:request_id AS text), CAST(:trace_id AS text)
+      FROM unnest(CAST(:audit_ids AS uuid[]), CAST(:record_ids AS uuid[]))
+           AS entry(audit_id, record_id)
+    """  # noqa: S608
 )
 _ALL_FIELDS = sorted(MEMBER_FIELDS)
 
@@ -99,7 +103,7 @@ async def register_rows(
     now = datetime.now(UTC)
     roles: dict[str, str] = {}
     columns: list[dict[str, Any]] = []
-    changes: list[tuple[Any, ...]] = []
+    changes: list[tuple[UUID, str, str, str]] = []
     for row in rows:
         role = roles.get(row.embassy_id)
         if role is None:
@@ -125,15 +129,9 @@ async def register_rows(
         changes.append(
             (
                 values["id"],
-                now,
-                "registered",
                 role,
-                by,
-                given,
-                "{}",
+                ",".join(given),  # field names hold no comma
                 json_text({f: history_value(f, record) for f in given}),
-                1,
-                context.request_id,
             )
         )
     names = tuple(columns[0])
@@ -148,7 +146,21 @@ async def register_rows(
             for v in columns
         ],
     )
-    await copy_rows(session, member_changes, _CHANGE_COLUMNS, changes)
+    # History lines and audit entries: what varies per row as arrays, the rest once
+    # (a COPY would encode the same long lists of field names on every row).
+    ids, line_roles, fields, new_values = (list(c) for c in zip(*changes, strict=True))
+    await session.execute(
+        _HISTORY_LINES,
+        {
+            "ids": ids,
+            "roles": line_roles,
+            "fields": fields,
+            "new_values": new_values,
+            "at": now,
+            "by": by,
+            "request_id": context.request_id,
+        },
+    )
     await registry.outbox.copy_many(session, [registered_event(c) for c in columns])
     # Audit entries naming who imported each member (as AuditTrail.record writes them).
     principal = decision.principal
@@ -170,11 +182,23 @@ async def register_rows(
         )
         for c in columns
     ]
-    await copy_rows(
-        session,
-        audit_log,
-        _AUDIT_COLUMNS,
-        [tuple(getattr(e, n) for n in _AUDIT_COLUMNS) for e in entries],
+    await session.execute(
+        _AUDIT_ENTRIES,
+        {
+            "audit_ids": [e.audit_id for e in entries],
+            "record_ids": [e.record_id for e in entries],
+            "occurred_at": now,
+            "actor_subject": principal.subject,
+            "actor_roles": decision.roles,
+            "actor_client": principal.client_id,
+            "actor_is_service": principal.is_service,
+            "action": decision.action,
+            "resource": decision.resource,
+            "fields": _ALL_FIELDS,
+            "client_address": context.client_address,
+            "request_id": context.request_id,
+            "trace_id": context.trace_id,
+        },
     )
     await registry.outbox.copy_many(session, [audit_event(e) for e in entries])
     cases = await flag_new_members(
