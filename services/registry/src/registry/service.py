@@ -406,9 +406,12 @@ async def _register_in_one_statement(
 ) -> dict[str, Any] | None:
     """The registration written by one statement (:mod:`registry.one_statement`), unless
     a likely duplicate is found first: then None, and the caller takes the transaction
-    (which opens the review case)."""
+    (which opens the review case). The connection is the sessions' engine's, in
+    autocommit mode: the statement is its own transaction."""
     member = new_member(columns)
-    engine: AsyncEngine = sessions.kw["bind"]
+    engine: AsyncEngine | None = sessions.kw.get("bind")
+    if engine is None:  # sessions bound per use: the transaction does it all
+        return None
     async with engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
         if await likely_duplicates(autocommit, member):
