@@ -438,11 +438,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         report["load_average"]["after_rebuild"] = load_average()
 
-        needs = evaluation_needs()[: args.evaluation_needs] + generated_needs(
-            args.generated_needs, args.seed
-        )
-        say(f"3. ranking {len(needs)} needs: fast top {TOP} x{args.repeats}, then exhaustive")
-        report["ranking"] = await measure_ranking(database, needs, args.repeats)
+        if not args.skip_ranking:
+            needs = evaluation_needs()[: args.evaluation_needs] + generated_needs(
+                args.generated_needs, args.seed
+            )
+            say(f"3. ranking {len(needs)} needs: fast top {TOP} x{args.repeats}, then exhaustive")
+            report["ranking"] = await measure_ranking(database, needs, args.repeats)
     finally:
         if not args.keep:
             await drop_database(database)
@@ -474,6 +475,9 @@ def print_report(report: dict[str, Any]) -> None:
         + (f" [{phases}]" if phases else "")
         + f"; skipped {b['skipped']}; load {loads['after_rebuild']}"
     )
+    if "ranking" not in report:
+        print(f"3. ranking skipped (--skip-ranking); load average at end: {loads['end']}")
+        return
     r = report["ranking"]
     print(
         f"3. fast top {TOP} over {report['experts']:,} experts, {r['needs']} needs x "
@@ -514,6 +518,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed fast runs per need")
     parser.add_argument("--workers", type=int, default=2, help="processes generating events")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--skip-ranking", action="store_true", help="only publish and rebuild (steps 1-2)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database and the topic")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
