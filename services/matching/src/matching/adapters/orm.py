@@ -113,7 +113,7 @@ experts = Table(
     Column("remote", Boolean, nullable=False, server_default="false"),
     # What the ranking shows a coordinator: titles of occupations, jobs, education.
     Column("summary", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    # Free text of skills, occupation and job titles, fields of study (trigram matching) ...
+    # Free text of skills, occupation and job titles, fields of study ...
     Column("search_text", Text, nullable=False, server_default=""),
     # ... and its full-text document (french and english configurations, unaccented).
     Column("search", TSVECTOR, nullable=False, server_default=text("''::tsvector")),
@@ -126,12 +126,8 @@ experts = Table(
     Index("experts_isco_submajors_idx", "isco_submajors", postgresql_using="gin"),
     Index("experts_skill_uris_idx", "skill_uris", postgresql_using="gin"),
     Index("experts_search_idx", "search", postgresql_using="gin"),
-    Index(
-        "experts_search_text_idx",
-        "search_text",
-        postgresql_using="gin",
-        postgresql_ops={"search_text": "gin_trgm_ops"},
-    ),
+    # The ranking finds the few with a master's or a doctorate through it.
+    Index("experts_max_isced_level_idx", "max_isced_level"),
 )
 
 # The time of the latest registry event applied per member, whatever it said (consent

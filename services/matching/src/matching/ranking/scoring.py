@@ -15,27 +15,51 @@ component      weight  value
 occupation     0.35    1 same ISCO code or group sought (declared or worked in),
                        0.6 same minor group (3 digits), 0.3 same sub-major group (2)
 skills         0.30    mean over the skills sought: 1 the same ESCO skill, 0.7 the
-                       skill's words in the expert's skills, titles or fields (full
-                       text, French and English stemming), 0.6 a close spelling
-                       (pg_trgm word similarity >= 0.5), else 0
+                       skill's words (its ESCO labels too) in the expert's skills,
+                       titles or fields (full text, French and English stemming)
 experience     0.15    years in jobs of the sought minor groups, capped at 10, / 10
 text           0.12    full-text rank of the need's title and description against the
                        expert's document (``websearch_to_tsquery``, ``ts_rank``),
-                       saturating: rank / (rank + 0.1)
+                       saturating: rank / (rank + 0.1); at most 0.5 (see below)
 education      0.08    highest ISCED level / 8
 =============  ======  ==============================================================
 
 When a need seeks no occupation or no skill, that component's weight is shared out
-among the others. Only experts with some evidence of fit are ranked (an occupation
-group, a skill, or words in common): "retrieval", which the indexes of ``experts``
-serve; ``exhaustive=True`` scores every expert passing the hard filters instead (the
-benchmark's reference). No sentence embeddings: see docs/matching.md.
+among the others. The candidates are the experts who pass the hard filters and show
+some evidence of fit: an ISCO group in common, a skill sought, or words of the need
+in their document. Experts without any would score on education alone.
+
+Finding the best ``limit`` of them without scoring them all (``rank``) is exact by
+construction, a threshold algorithm over the indexes of ``experts``:
+
+1. *seeds*: samples of the strongest evidence (the groups sought with a skill, the
+   groups, two skills, a skill with a master's or more...) are scored until
+   ``limit`` experts are; the ``limit``-th best score ``theta`` is a lower bound of
+   the final ``limit``-th score;
+2. :meth:`Evidence.retrieval` writes the condition met by every expert who could
+   still reach ``theta``, from the highest score each kind of evidence allows
+   (:meth:`Evidence.patterns`): outside the groups sought, occupation and experience
+   bring nothing (years only count in the minor groups sought, which put the expert
+   at level 0.6 at least); a skill at most 1 (0.7 without an ESCO URI); ``ts_rank``
+   below 0.1 (each word of the query found brings less than 0.1 / the query's size
+   with the documents' default weight; capped there anyway), so the text at most
+   0.5; education at most 1, and exactly what the ISCED level gives. The groups, the
+   skills and the higher levels of education drive the index scans; the need's words
+   and the patterns themselves only filter the rows fetched;
+3. the experts meeting it are scored exactly and the best ``limit`` returned.
+
+``exhaustive=True`` scores every candidate instead (the benchmark's reference).
+No sentence embeddings: see docs/matching.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
@@ -55,10 +79,17 @@ WEIGHTS: Final[dict[str, float]] = {
     "education": 0.08,
 }
 OCCUPATION_LEVELS: Final[dict[str, float]] = {"exact": 1.0, "minor": 0.6, "sub_major": 0.3}
-SKILL_EXACT, SKILL_WORDS, SKILL_SPELLING = 1.0, 0.7, 0.6
-TRIGRAM_THRESHOLD: Final = 0.5
+SKILL_EXACT, SKILL_WORDS = 1.0, 0.7
 EXPERIENCE_CAP_YEARS: Final = 10
 TEXT_HALF: Final = 0.1
+# ts_rank never exceeds 0.1 with the documents' default weight (D): capping it there
+# changes no score and makes the text component's bound (0.5) hold by construction.
+TEXT_RANK_CAP: Final = 0.1
+TEXT_MAX: Final = TEXT_RANK_CAP / (TEXT_RANK_CAP + TEXT_HALF)
+# How many experts of the strongest evidence are scored to find the first threshold.
+SEED_SAMPLE: Final = 400
+# ISCED levels few experts reach (7, 8: master, doctorate): worth an index scan.
+SELECTIVE_ISCED: Final = 7
 MAX_QUERY_WORDS: Final = 40
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 
@@ -190,10 +221,23 @@ async def compile_queries(session: AsyncSession, texts: dict[str, str]) -> dict[
     if not texts:
         return {}
     names = sorted(texts)
+    # The need's text: any of its words, but none that either language drops as a stop
+    # word (French "des" is a word to the English configuration, and in every document).
+    content = " AND ".join(f"ts_lexize('{cfg}_stem', w) <> '{{}}'" for cfg in FTS_CONFIGS)
+
+    def words(i: int) -> str:
+        if names[i] != "text_query":
+            return f":t{i}"
+        # Constants only are formatted in; the text is a parameter.
+        return (
+            "(SELECT coalesce(string_agg(w, ' or '), '') "  # noqa: S608
+            f"FROM unnest(string_to_array(:t{i}, ' or ')) w WHERE {content})"
+        )
+
     columns = ", ".join(
         "("
         + " || ".join(
-            f"websearch_to_tsquery('{cfg}'::regconfig, unaccent(:t{i}))" for cfg in FTS_CONFIGS
+            f"websearch_to_tsquery('{cfg}'::regconfig, unaccent({words(i)}))" for cfg in FTS_CONFIGS
         )
         + f")::text AS q{i}"
         for i in range(len(names))
@@ -207,115 +251,275 @@ async def compile_queries(session: AsyncSession, texts: dict[str, str]) -> dict[
     return {name: row[i] for i, name in enumerate(names)}
 
 
-def build_query(
-    need: NeedQuery,
-    *,
-    limit: int,
-    today: date,
-    exhaustive: bool = False,
-    only: list[Any] | None = None,
-    weights: dict[str, float] | None = None,
-) -> tuple[Any, dict[str, Any], dict[str, str]]:
-    """The SQL statement ranking experts for ``need``, its parameters, and the texts
-    of its full-text queries (parameters to fill with :func:`compile_queries`)."""
-    sets = _occupation_sets(need.occupations)
-    params: dict[str, Any] = {
-        "type": need.type,
-        "languages": list(need.languages),
-        "limit": limit,
-        **sets,
-    }
-    array_params = [*sets, "languages"]
-    filters = [":type = ANY(e.mission_types)", "e.languages @> :languages"]
-    if only is not None:
-        filters.append("e.member_id = ANY(:only)")
-        params["only"] = only
-    if need.min_isced_level is not None:
-        filters.append("e.max_isced_level >= :min_isced")
-        params["min_isced"] = need.min_isced_level
-    period_start = need.starts_on or today
-    period_end = need.ends_on or need.starts_on or today
-    params["period_start"], params["period_end"] = period_start, period_end
-    filters.append("(e.available_from IS NULL OR e.available_from <= :period_start)")
-    filters.append("(e.available_until IS NULL OR e.available_until >= :period_end)")
-    if need.work_mode == "remote":
-        filters.append("e.remote")
+@dataclass(frozen=True)
+class Points:
+    """The points (out of 100) each component can bring to a need's score: its weight,
+    shared out over the components that apply to the need."""
 
-    weights = dict(WEIGHTS if weights is None else weights)
-    if not need.occupations:
-        weights.pop("occupation", None)
-        weights.pop("experience", None)
-    if not need.skills:
-        weights.pop("skills", None)
-    text_query = query_words(need.title, need.description)
-    if not text_query:
-        weights.pop("text", None)
-    total = sum(weights.values()) or 1.0
-    texts: dict[str, str] = {"text_query": text_query}
+    occupation: float = 0.0
+    skills: float = 0.0
+    experience: float = 0.0
+    text: float = 0.0
+    education: float = 0.0
 
-    occupation = (
-        "CASE WHEN e.isco_units && :units OR e.isco_minors && :minors "
-        "OR e.isco_submajors && :submajors THEN 1.0 "
-        f"WHEN e.isco_minors && :near_minors THEN {OCCUPATION_LEVELS['minor']} "
-        f"WHEN e.isco_submajors && :near_submajors THEN {OCCUPATION_LEVELS['sub_major']} "
-        "ELSE 0.0 END"
-    )
-    experience = (
-        "(SELECT coalesce(sum(y.value::numeric), 0) FROM jsonb_each_text(e.experience_years) y "
-        "WHERE left(y.key, 3) = ANY(:related3) OR left(y.key, 2) = ANY(:related2))"
-    )
-    hits = []
-    retrieval = [
-        "e.isco_units && :units",
-        "e.isco_minors && (:minors || :near_minors)",
-        "e.isco_submajors && (:submajors || :near_submajors)",
-    ]
-    uris = [s.esco_uri for s in need.skills if s.esco_uri]
-    if uris:
-        params["skill_uris"] = uris
-        array_params.append("skill_uris")
-        retrieval.append("e.skill_uris && :skill_uris")
-    for i, skill in enumerate(need.skills):
-        words = " or ".join(
-            " ".join(_WORD.findall(_fold(w))) for w in skill.words if _WORD.search(_fold(w))
+    @classmethod
+    def of(cls, need: NeedQuery, weights: dict[str, float] | None = None) -> Points:
+        applicable = dict(WEIGHTS if weights is None else weights)
+        if not need.occupations:
+            applicable.pop("occupation", None)
+            applicable.pop("experience", None)
+        if not need.skills:
+            applicable.pop("skills", None)
+        if not query_words(need.title, need.description):
+            applicable.pop("text", None)
+        total = sum(applicable.values()) or 1.0
+        return cls(**{name: 100 * w / total for name, w in applicable.items()})
+
+
+@dataclass(frozen=True)
+class Match:
+    """A condition on one column of ``experts e``: array overlap or full-text match.
+
+    Written ``indexed``, PostgreSQL may answer it from the column's GIN index; written
+    as a plain function call, it can only filter rows fetched for other reasons (the
+    ranking chooses which conditions drive the index scans)."""
+
+    column: str
+    value: str  # SQL of the value: an array parameter or a tsquery
+    fulltext: bool = False
+
+    def sql(self, *, indexed: bool) -> str:
+        if self.fulltext:
+            if indexed:
+                return f"e.{self.column} @@ {self.value}"
+            return f"ts_match_vq(e.{self.column}, {self.value})"
+        if indexed:
+            return f"e.{self.column} && {self.value}"
+        return f"arrayoverlap(e.{self.column}, {self.value})"
+
+
+def _any(matches: Sequence[Match], *, indexed: bool) -> str:
+    return "(" + (" OR ".join(m.sql(indexed=indexed) for m in matches) or "FALSE") + ")"
+
+
+@dataclass(frozen=True)
+class SkillEvidence:
+    """One skill sought: its ESCO URI among the expert's (a hit worth 1), its words in
+    the expert's skills (worth 0.7)."""
+
+    exact: Match | None
+    words: Match | None
+
+    @property
+    def ceiling(self) -> float:
+        return SKILL_EXACT if self.exact else SKILL_WORDS
+
+    def hit(self, *, indexed: bool, exact_only: bool = False) -> str:
+        found = [self.exact] if exact_only else [self.exact, self.words]
+        return _any([m for m in found if m is not None], indexed=indexed)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Evidence an expert may show: an occupation level (and its groups), ``skills``
+    skills sought hit (``exact``: by ESCO URI), words of the text or not, and the
+    lowest ISCED level that lets such an expert reach the threshold."""
+
+    level: float
+    group: tuple[Match, ...]
+    skills: int
+    exact: bool
+    text: bool
+    isced: int
+
+    def covers(self, other: Pattern) -> bool:
+        """Every expert showing ``other`` shows this too (so ``other`` adds nobody)."""
+        if self.group != other.group or self.isced > other.isced or self.text > other.text:
+            return False
+        if self.skills == 0:
+            return True
+        if self.skills == 1 and not self.exact:
+            return other.skills >= 1
+        if self.skills == 1:
+            return other.skills == 1 and other.exact
+        return other.skills >= self.skills
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The kinds of evidence of fit a need allows, and the conditions finding them."""
+
+    # (occupation level, groups): the groups sought (1), their minor groups (0.6),
+    # their sub-major groups (0.3); only the levels the need's codes have.
+    levels: tuple[tuple[float, tuple[Match, ...]], ...]
+    skills: tuple[SkillEvidence, ...]  # one per skill sought
+    text: Match | None  # any word of the need's title or description
+
+    def patterns(self, points: Points, reach: float) -> list[Pattern]:
+        """The least evidence, per level, with which an expert can still score
+        ``reach``: any expert who can shows one of these."""
+        per_skill = points.skills / len(self.skills) if self.skills else 0.0
+        ceilings = sorted((s.ceiling for s in self.skills), reverse=True)
+        text_max = points.text * TEXT_MAX if self.text else 0.0
+        found: list[Pattern] = []
+        for level, group in (*self.levels, (0.0, ())):
+            # Experience counts only jobs in the minor groups sought, which put the
+            # expert at level 0.6 or more: below, it brings nothing.
+            base = points.occupation * level + (points.experience if level >= 0.6 else 0.0)
+            options = [(0, False, 0.0)] + [
+                (m, False, sum(ceilings[:m])) for m in range(1, len(ceilings) + 1)
+            ]
+            if ceilings and ceilings[0] == SKILL_EXACT:
+                # One skill hit by its URI is worth more than one hit by words.
+                options[1:2] = [(1, True, SKILL_EXACT), (1, False, SKILL_WORDS)]
+            candidates = []
+            for skills, exact, value in options:
+                for with_text in (False, True) if self.text else (False,):
+                    if not group and skills == 0 and not with_text:
+                        continue  # no evidence at all: not a candidate
+                    top = base + per_skill * value + (text_max if with_text else 0.0)
+                    if top + points.education < reach:
+                        continue
+                    short = reach - top
+                    isced = 0
+                    if short > 0 and points.education > 0:
+                        isced = max(0, math.ceil(8 * short / points.education - 1e-9))
+                    candidates.append(Pattern(level, group, skills, exact, with_text, isced))
+            # Drop what another pattern covers (of two equal ones, the second).
+            found += [
+                p
+                for i, p in enumerate(candidates)
+                if not any(
+                    j != i and q.covers(p) and (j < i or not p.covers(q))
+                    for j, q in enumerate(candidates)
+                )
+            ]
+        return found
+
+    def _skills(self, count: int, *, exact: bool, indexed: bool) -> str:
+        """At least ``count`` of the skills sought hit."""
+        if count == 1:
+            hits = [s.hit(indexed=indexed, exact_only=exact) for s in self.skills]
+            return "(" + " OR ".join(hits) + ")"
+        subsets = itertools.combinations(self.skills, count)
+        return (
+            "("
+            + " OR ".join(
+                "(" + " AND ".join(s.hit(indexed=indexed) for s in subset) + ")"
+                for subset in subsets
+            )
+            + ")"
         )
-        texts[f"skill_words_{i}"] = words
-        params[f"skill_label_{i}"] = _fold(skill.label)
-        exact = (
-            f"WHEN :skill_uri_{i} = ANY(e.skill_uris) THEN {SKILL_EXACT} " if skill.esco_uri else ""
-        )
-        if skill.esco_uri:
-            params[f"skill_uri_{i}"] = skill.esco_uri
-        hits.append(
-            f"CASE {exact}"
-            f"WHEN e.search @@ {_tsquery(f'skill_words_{i}')} THEN {SKILL_WORDS} "
-            f"WHEN word_similarity(:skill_label_{i}, e.search_text) >= {TRIGRAM_THRESHOLD} "
-            f"THEN {SKILL_SPELLING} ELSE 0.0 END"
-        )
-        retrieval.append(f"e.search @@ {_tsquery(f'skill_words_{i}')}")
-        retrieval.append(f":skill_label_{i} <% e.search_text")
-    if text_query:
-        retrieval.append(f"e.search @@ {_tsquery('text_query')}")
-    skill_hits = f"ARRAY[{', '.join(hits)}]::float8[]" if hits else "ARRAY[]::float8[]"
-    text_rank = f"ts_rank(e.search, {_tsquery('text_query')})" if text_query else "0.0::float4"
-    where = " AND ".join(filters)
-    if not exhaustive:
-        where += " AND (" + " OR ".join(retrieval) + ")"
 
-    def weighted(name: str, expression: str) -> str:
-        return f"{weights[name] / total:.6f} * ({expression})" if name in weights else "0"
+    def condition(self, pattern: Pattern, *, indexed: bool) -> str:
+        parts = [_any(pattern.group, indexed=indexed)] if pattern.group else []
+        if pattern.skills:
+            parts.append(self._skills(pattern.skills, exact=pattern.exact, indexed=indexed))
+        if pattern.text and self.text:
+            parts.append(self.text.sql(indexed=indexed))
+        if pattern.isced:
+            # "+ 0": a filter, unless the index should find the few who reach it.
+            column = "e.max_isced_level" if indexed else "(e.max_isced_level + 0)"
+            parts.append(f"{column} >= {pattern.isced}")
+        return " AND ".join(parts) or "TRUE"
 
-    # Only constants and parameter names are formatted into the SQL; every value the
-    # need brings (codes, words, dates) is a bound parameter.
-    sql = f"""
+    def retrieval(self, points: Points, theta: float | None = None) -> str:
+        """The condition met by every candidate who can score ``theta`` or more (every
+        candidate, with evidence of some kind, when ``theta`` is None).
+
+        Two parts: per level, the groups and the fewest skills hit that any pattern of
+        the level needs, written for the GIN indexes (which fetch the rows), then the
+        patterns exactly, as filters of the fetched rows. The need's words (long
+        posting lists: they are many and common) and the education level only filter."""
+        # Scores are rounded to hundredths: keep whoever could round up to theta.
+        reach = -1.0 if theta is None else theta - 0.01
+        patterns = self.patterns(points, reach)
+        if not patterns:
+            return "FALSE"
+        # What each pattern needs that an index can find: its groups, its skills, and
+        # its education level when few reach it; minus what another one covers.
+        wanted = [
+            dataclasses.replace(
+                p,
+                # The text only where nothing else is there to find the experts by.
+                text=p.text and not p.group and not p.skills,
+                isced=p.isced if p.isced >= SELECTIVE_ISCED else 0,
+            )
+            for p in patterns
+        ]
+        fetched = [
+            self.condition(p, indexed=True)
+            for i, p in enumerate(wanted)
+            if not any(
+                j != i and q.covers(p) and (j < i or not p.covers(q)) for j, q in enumerate(wanted)
+            )
+        ]
+        exactly = " OR ".join(
+            dict.fromkeys(f"({self.condition(p, indexed=False)})" for p in patterns)
+        )
+        return f"({' OR '.join(f'({c})' for c in fetched)}) AND ({exactly})"
+
+    def seeds(self, points: Points) -> list[str]:
+        """Conditions to sample a first threshold from, strongest evidence first: the
+        groups sought with a skill, the groups; two skills, a skill by its URI with a
+        master's or more, a skill with one, a skill; the last is every candidate."""
+        found = []
+        if self.levels:
+            top = _any(self.levels[0][1], indexed=True)
+            if self.skills:
+                found.append(f"{top} AND {self._skills(1, exact=False, indexed=True)}")
+            found.append(top)
+        if self.skills:
+            if len(self.skills) > 1:
+                found.append(self._skills(2, exact=False, indexed=True))
+            educated = f"e.max_isced_level >= {SELECTIVE_ISCED}"
+            if any(s.exact for s in self.skills):
+                found.append(f"{self._skills(1, exact=True, indexed=True)} AND {educated}")
+            found.append(f"{self._skills(1, exact=False, indexed=True)} AND {educated}")
+            found.append(self._skills(1, exact=False, indexed=True))
+        found.append(self.retrieval(points))
+        return list(dict.fromkeys(found))
+
+
+@dataclass
+class Plan:
+    """A need's ranking, ready to run: its hard filters, components and evidence as SQL,
+    and their parameters (the full-text queries' texts still to compile)."""
+
+    need: NeedQuery
+    points: Points
+    evidence: Evidence
+    filters: str
+    expressions: dict[str, str]
+    params: dict[str, Any]
+    array_params: list[str]
+    texts: dict[str, str]
+
+    def statement(
+        self, *, limit: int, condition: str | None, sample: int | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The statement scoring the experts who pass the filters and meet ``condition``
+        (None: no other condition), best ``limit`` first; ``sample``: only that many of
+        them, any of them. Returns it with its parameters."""
+        where = self.filters if condition is None else f"{self.filters} AND ({condition})"
+        x = self.expressions
+
+        def weighted(name: str) -> str:
+            value = getattr(self.points, name)
+            return f"{value / 100:.6f} * (c.c_{name})" if value else "0"
+
+        # Only constants and parameter names are formatted into the SQL; every value the
+        # need brings (codes, words, dates) is a bound parameter.
+        sql = f"""
 WITH scored AS (
   SELECT e.*,
-         ({occupation})::float8 AS c_occupation,
-         {skill_hits} AS skill_hits,
-         ({experience})::float8 AS years,
-         ({text_rank})::float8 AS text_rank
+         ({x["occupation"]})::float8 AS c_occupation,
+         {x["skill_hits"]} AS skill_hits,
+         ({x["experience"]})::float8 AS years,
+         ({x["text_rank"]})::float8 AS text_rank
   FROM experts e
   WHERE {where}
+  {"LIMIT :sample" if sample is not None else ""}
 ), components AS (
   SELECT s.*,
          CASE WHEN cardinality(s.skill_hits) = 0 THEN 0.0
@@ -327,46 +531,136 @@ WITH scored AS (
 )
 SELECT c.*,
        round((100 * (
-         {weighted("occupation", "c.c_occupation")}
-         + {weighted("skills", "c.c_skills")}
-         + {weighted("experience", "c.c_experience")}
-         + {weighted("text", "c.c_text")}
-         + {weighted("education", "c.c_education")}
+         {weighted("occupation")}
+         + {weighted("skills")}
+         + {weighted("experience")}
+         + {weighted("text")}
+         + {weighted("education")}
        ))::numeric, 2)::float8 AS score
 FROM components c
 ORDER BY score DESC, c.member_id
 LIMIT :limit
 """  # noqa: S608
-    # Exhaustive scoring leaves the retrieval's parameters out of the statement.
-    used = [name for name in array_params if re.search(rf":{name}\b", sql)]
-    statement = text(sql).bindparams(*(bindparam(name, type_=ARRAY(Text)) for name in used))
-    params = {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
-    texts = {k: v for k, v in texts.items() if re.search(rf":{k}\b", sql)}
-    return statement, params, texts
+        params = {**self.params, "limit": limit, "sample": sample}
+        used = [name for name in self.array_params if re.search(rf":{name}\b", sql)]
+        statement = text(sql).bindparams(*(bindparam(name, type_=ARRAY(Text)) for name in used))
+        return statement, {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
 
 
-async def rank(
-    session: AsyncSession,
+def plan(
     need: NeedQuery,
     *,
-    limit: int = 20,
-    today: date | None = None,
-    exhaustive: bool = False,
+    today: date,
     only: list[Any] | None = None,
     weights: dict[str, float] | None = None,
-) -> list[Candidate]:
-    """The best ``limit`` experts for the need, best first (among ``only`` if given)."""
-    statement, params, texts = build_query(
-        need,
-        limit=limit,
-        today=today or date.today(),
-        exhaustive=exhaustive,
-        only=only,
-        weights=weights,
+) -> Plan:
+    """How to rank experts for ``need`` (among ``only`` if given)."""
+    sets = _occupation_sets(need.occupations)
+    params: dict[str, Any] = {"type": need.type, "languages": list(need.languages), **sets}
+    array_params = [*sets, "languages"]
+    filters = [":type = ANY(e.mission_types)", "e.languages @> :languages"]
+    if only is not None:
+        filters.append("e.member_id = ANY(:only)")
+        params["only"] = only
+    if need.min_isced_level is not None:
+        filters.append("e.max_isced_level >= :min_isced")
+        params["min_isced"] = need.min_isced_level
+    params["period_start"] = need.starts_on or today
+    params["period_end"] = need.ends_on or need.starts_on or today
+    filters.append("(e.available_from IS NULL OR e.available_from <= :period_start)")
+    filters.append("(e.available_until IS NULL OR e.available_until >= :period_end)")
+    if need.work_mode == "remote":
+        filters.append("e.remote")
+
+    text_query = query_words(need.title, need.description)
+    texts: dict[str, str] = {"text_query": text_query} if text_query else {}
+    hits = []
+    skill_evidence = []
+    for i, skill in enumerate(need.skills):
+        words = " or ".join(
+            " ".join(_WORD.findall(_fold(w))) for w in skill.words if _WORD.search(_fold(w))
+        )
+        when = []
+        exact = matches = None
+        if skill.esco_uri:
+            params[f"skill_uri_{i}"] = [skill.esco_uri]
+            array_params.append(f"skill_uri_{i}")
+            exact = Match("skill_uris", f":skill_uri_{i}")
+            when.append(f"WHEN {exact.sql(indexed=False)} THEN {SKILL_EXACT}")
+        if words:
+            texts[f"skill_words_{i}"] = words
+            matches = Match("search", _tsquery(f"skill_words_{i}"), fulltext=True)
+            when.append(f"WHEN {matches.sql(indexed=False)} THEN {SKILL_WORDS}")
+        hits.append(f"CASE {' '.join(when)} ELSE 0.0 END" if when else "0.0")
+        skill_evidence.append(SkillEvidence(exact=exact, words=matches))
+
+    groups = []
+    exact_group = tuple(
+        Match(column, f":{name}")
+        for column, name in (
+            ("isco_units", "units"),
+            ("isco_minors", "minors"),
+            ("isco_submajors", "submajors"),
+        )
+        if sets[name]
     )
-    params.update(await compile_queries(session, texts))
-    found = (await session.execute(statement, params)).mappings().all()
-    candidates = [
+    if exact_group:
+        groups.append((OCCUPATION_LEVELS["exact"], exact_group))
+    if sets["near_minors"]:
+        groups.append((OCCUPATION_LEVELS["minor"], (Match("isco_minors", ":near_minors"),)))
+    if sets["near_submajors"]:
+        groups.append(
+            (OCCUPATION_LEVELS["sub_major"], (Match("isco_submajors", ":near_submajors"),))
+        )
+    evidence = Evidence(
+        levels=tuple(groups),
+        skills=tuple(skill_evidence),
+        text=Match("search", _tsquery("text_query"), fulltext=True) if text_query else None,
+    )
+    expressions = {
+        "occupation": (
+            "CASE WHEN e.isco_units && :units OR e.isco_minors && :minors "
+            "OR e.isco_submajors && :submajors THEN 1.0 "
+            f"WHEN e.isco_minors && :near_minors THEN {OCCUPATION_LEVELS['minor']} "
+            f"WHEN e.isco_submajors && :near_submajors THEN {OCCUPATION_LEVELS['sub_major']} "
+            "ELSE 0.0 END"
+        ),
+        "experience": (
+            "(SELECT coalesce(sum(y.value::numeric), 0) "
+            "FROM jsonb_each_text(e.experience_years) y "
+            "WHERE left(y.key, 3) = ANY(:related3) OR left(y.key, 2) = ANY(:related2))"
+        ),
+        "skill_hits": f"ARRAY[{', '.join(hits)}]::float8[]" if hits else "ARRAY[]::float8[]",
+        "text_rank": (
+            f"least(ts_rank(e.search, {_tsquery('text_query')}), {TEXT_RANK_CAP})"
+            if text_query
+            else "0.0::float4"
+        ),
+    }
+    return Plan(
+        need=need,
+        points=Points.of(need, weights),
+        evidence=evidence,
+        filters=" AND ".join(filters),
+        expressions=expressions,
+        params=params,
+        array_params=array_params,
+        texts=texts,
+    )
+
+
+async def _score(
+    session: AsyncSession,
+    ranking: Plan,
+    params: dict[str, Any],
+    *,
+    limit: int,
+    condition: str | None,
+    sample: int | None = None,
+) -> list[Candidate]:
+    statement, values = ranking.statement(limit=limit, condition=condition, sample=sample)
+    found = (await session.execute(statement, {**values, **params})).mappings().all()
+    return [
         Candidate(
             member_id=row["member_id"],
             score=float(row["score"]),
@@ -383,6 +677,57 @@ async def rank(
         )
         for row in found
     ]
+
+
+async def _threshold(
+    session: AsyncSession, ranking: Plan, queries: dict[str, str], limit: int
+) -> list[Candidate]:
+    """The best ``limit`` candidates, scoring only those who can reach a threshold taken
+    from samples of the strongest evidence (the module's docstring says why it is exact)."""
+    seeds = ranking.evidence.seeds(ranking.points)
+    sample = SEED_SAMPLE
+    theta: float | None = None
+    seen: dict[Any, float] = {}
+    for condition in seeds:
+        found = await _score(
+            session, ranking, queries, limit=limit, condition=condition, sample=sample
+        )
+        seen.update((c.member_id, c.score) for c in found)
+        if len(seen) >= limit:
+            theta = sorted(seen.values(), reverse=True)[limit - 1]
+            break
+        if condition == seeds[-1] and len(found) < min(limit, sample):
+            # Fewer candidates than the sample: they were all scored.
+            return found
+    condition = ranking.evidence.retrieval(ranking.points, theta)
+    return await _score(session, ranking, queries, limit=limit, condition=condition)
+
+
+async def rank(
+    session: AsyncSession,
+    need: NeedQuery,
+    *,
+    limit: int = 20,
+    today: date | None = None,
+    exhaustive: bool = False,
+    only: list[Any] | None = None,
+    weights: dict[str, float] | None = None,
+) -> list[Candidate]:
+    """The best ``limit`` candidates for the need, best first; among ``only`` if given
+    (scored whether they show evidence of fit or not).
+
+    Unless ``exhaustive`` or ``only``, a threshold taken from a sample of the strongest
+    evidence first narrows who is scored (the module's docstring); the result is the
+    same as scoring every candidate (``exhaustive``)."""
+    ranking = plan(need, today=today or date.today(), only=only, weights=weights)
+    queries = await compile_queries(session, ranking.texts)
+    if only is not None:
+        candidates = await _score(session, ranking, queries, limit=limit, condition=None)
+    elif exhaustive:
+        condition = ranking.evidence.retrieval(ranking.points)
+        candidates = await _score(session, ranking, queries, limit=limit, condition=condition)
+    else:
+        candidates = await _threshold(session, ranking, queries, limit)
     if candidates and need.title + need.description:
         await _matched_terms(session, need, candidates)
     return candidates
