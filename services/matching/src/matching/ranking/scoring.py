@@ -18,7 +18,8 @@ skills         0.30    mean over the skills sought: 1 the same ESCO skill, 0.7 t
                        skill's words (its ESCO labels too) in the expert's skills,
                        titles or fields (full text, French and English stemming)
 experience     0.15    years in jobs of the sought minor groups, capped at 10, / 10
-text           0.12    full-text rank of the need's title and description against the
+text           0.12    full-text rank of the need's title and description (their
+                       words but the stop words of either language) against the
                        expert's document (``websearch_to_tsquery``, ``ts_rank``),
                        saturating: rank / (rank + 0.1); at most 0.5 (see below)
 education      0.08    highest ISCED level / 8
@@ -40,12 +41,13 @@ construction, a threshold algorithm over the indexes of ``experts``:
    still reach ``theta``, from the highest score each kind of evidence allows
    (:meth:`Evidence.patterns`): outside the groups sought, occupation and experience
    bring nothing (years only count in the minor groups sought, which put the expert
-   at level 0.6 at least); a skill at most 1 (0.7 without an ESCO URI); ``ts_rank``
-   below 0.1 (each word of the query found brings less than 0.1 / the query's size
-   with the documents' default weight; capped there anyway), so the text at most
-   0.5; education at most 1, and exactly what the ISCED level gives. The groups, the
-   skills and the higher levels of education drive the index scans; the need's words
-   and the patterns themselves only filter the rows fetched;
+   at level 0.6 at least); a skill at most 1 (0.7 without an ESCO URI); with the
+   documents' default weight, each of the query's Q distinct words an expert has
+   brings less than 0.1 / Q to ``ts_rank`` (capped at 0.1 anyway), so m of them keep
+   the text component below m / (m + Q); education exactly what the ISCED level
+   gives. The groups, the skills, the higher levels of education and, when nothing
+   else can, "m words of the text or more" (one tsquery of their combinations) drive
+   the index scans; the rest of each pattern only filters the rows fetched;
 3. the experts meeting it are scored exactly and the best ``limit`` returned.
 
 ``exhaustive=True`` scores every candidate instead (the benchmark's reference).
@@ -88,10 +90,13 @@ TEXT_RANK_CAP: Final = 0.1
 TEXT_MAX: Final = TEXT_RANK_CAP / (TEXT_RANK_CAP + TEXT_HALF)
 # How many experts of the strongest evidence are scored to find the first threshold.
 SEED_SAMPLE: Final = 400
+# Beyond this many combinations, "at least m words of the text" is written for fewer.
+MAX_TERM_COMBINATIONS: Final = 200
 # ISCED levels few experts reach (7, 8: master, doctorate): worth an index scan.
 SELECTIVE_ISCED: Final = 7
 MAX_QUERY_WORDS: Final = 40
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+_LEXEME = re.compile(r"'(?:[^']|'')*'")  # a quoted lexeme in a tsquery's text
 
 
 @dataclass(frozen=True)
@@ -322,14 +327,14 @@ class SkillEvidence:
 @dataclass(frozen=True)
 class Pattern:
     """Evidence an expert may show: an occupation level (and its groups), ``skills``
-    skills sought hit (``exact``: by ESCO URI), words of the text or not, and the
-    lowest ISCED level that lets such an expert reach the threshold."""
+    skills sought hit (``exact``: by ESCO URI), ``text`` words of the need's text (at
+    least), and the lowest ISCED level that lets such an expert reach the threshold."""
 
     level: float
     group: tuple[Match, ...]
     skills: int
     exact: bool
-    text: bool
+    text: int
     isced: int
 
     def covers(self, other: Pattern) -> bool:
@@ -354,13 +359,47 @@ class Evidence:
     levels: tuple[tuple[float, tuple[Match, ...]], ...]
     skills: tuple[SkillEvidence, ...]  # one per skill sought
     text: Match | None  # any word of the need's title or description
+    # The distinct words (lexemes, quoted) of the compiled text query, once known: an
+    # expert with m of these has a text component below m / (m + len(terms)).
+    terms: tuple[str, ...] = ()
+
+    def text_value(self, matched: int) -> float:
+        """The highest text component with ``matched`` of the query's words."""
+        if not self.terms:
+            return TEXT_MAX if matched else 0.0
+        return min(TEXT_MAX, matched / (matched + len(self.terms)))
+
+    def term_queries(self) -> dict[str, str]:
+        """``text_terms_<m>``: tsquery texts matching documents with m words or more
+        of the text query, for each m their combinations keep short enough."""
+        found = {}
+        for m in range(2, len(self.terms) + 1):
+            if math.comb(len(self.terms), m) > MAX_TERM_COMBINATIONS:
+                break
+            found[f"text_terms_{m}"] = " | ".join(
+                "(" + " & ".join(c) + ")" for c in itertools.combinations(self.terms, m)
+            )
+        return found
+
+    def _text(self, matched: int, *, indexed: bool) -> str:
+        """At least ``matched`` words of the text (fewer when their combinations are too
+        many to write: a wider condition, still a correct one)."""
+        assert self.text is not None
+        usable = 1
+        for m in range(2, matched + 1):
+            if math.comb(len(self.terms), m) > MAX_TERM_COMBINATIONS:
+                break
+            usable = m
+        if usable == 1:
+            return self.text.sql(indexed=indexed)
+        return Match("search", _tsquery(f"text_terms_{usable}"), fulltext=True).sql(indexed=indexed)
 
     def patterns(self, points: Points, reach: float) -> list[Pattern]:
         """The least evidence, per level, with which an expert can still score
         ``reach``: any expert who can shows one of these."""
         per_skill = points.skills / len(self.skills) if self.skills else 0.0
         ceilings = sorted((s.ceiling for s in self.skills), reverse=True)
-        text_max = points.text * TEXT_MAX if self.text else 0.0
+        most = (len(self.terms) or 1) if self.text else 0
         found: list[Pattern] = []
         for level, group in (*self.levels, (0.0, ())):
             # Experience counts only jobs in the minor groups sought, which put the
@@ -374,17 +413,22 @@ class Evidence:
                 options[1:2] = [(1, True, SKILL_EXACT), (1, False, SKILL_WORDS)]
             candidates = []
             for skills, exact, value in options:
-                for with_text in (False, True) if self.text else (False,):
-                    if not group and skills == 0 and not with_text:
+                lowest = 9
+                for matched in range(most + 1):
+                    if not group and skills == 0 and not matched:
                         continue  # no evidence at all: not a candidate
-                    top = base + per_skill * value + (text_max if with_text else 0.0)
+                    top = base + per_skill * value + points.text * self.text_value(matched)
                     if top + points.education < reach:
                         continue
                     short = reach - top
                     isced = 0
                     if short > 0 and points.education > 0:
                         isced = max(0, math.ceil(8 * short / points.education - 1e-9))
-                    candidates.append(Pattern(level, group, skills, exact, with_text, isced))
+                    if isced < lowest:  # more words only help if they ask less education
+                        candidates.append(Pattern(level, group, skills, exact, matched, isced))
+                        lowest = isced
+                    if isced == 0:
+                        break
             # Drop what another pattern covers (of two equal ones, the second).
             found += [
                 p
@@ -416,7 +460,7 @@ class Evidence:
         if pattern.skills:
             parts.append(self._skills(pattern.skills, exact=pattern.exact, indexed=indexed))
         if pattern.text and self.text:
-            parts.append(self.text.sql(indexed=indexed))
+            parts.append(self._text(pattern.text, indexed=indexed))
         if pattern.isced:
             # "+ 0": a filter, unless the index should find the few who reach it.
             column = "e.max_isced_level" if indexed else "(e.max_isced_level + 0)"
@@ -442,7 +486,7 @@ class Evidence:
             dataclasses.replace(
                 p,
                 # The text only where nothing else is there to find the experts by.
-                text=p.text and not p.group and not p.skills,
+                text=p.text if not p.group and not p.skills else 0,
                 isced=p.isced if p.isced >= SELECTIVE_ISCED else 0,
             )
             for p in patterns
@@ -684,7 +728,12 @@ async def _threshold(
 ) -> list[Candidate]:
     """The best ``limit`` candidates, scoring only those who can reach a threshold taken
     from samples of the strongest evidence (the module's docstring says why it is exact)."""
-    seeds = ranking.evidence.seeds(ranking.points)
+    evidence = ranking.evidence
+    if evidence.text and queries.get("text_query"):
+        terms = tuple(dict.fromkeys(_LEXEME.findall(queries["text_query"])))
+        evidence = dataclasses.replace(evidence, terms=terms)
+        queries = {**queries, **evidence.term_queries()}
+    seeds = evidence.seeds(ranking.points)
     sample = SEED_SAMPLE
     theta: float | None = None
     seen: dict[Any, float] = {}
@@ -699,7 +748,7 @@ async def _threshold(
         if condition == seeds[-1] and len(found) < min(limit, sample):
             # Fewer candidates than the sample: they were all scored.
             return found
-    condition = ranking.evidence.retrieval(ranking.points, theta)
+    condition = evidence.retrieval(ranking.points, theta)
     return await _score(session, ranking, queries, limit=limit, condition=condition)
 
 
