@@ -32,7 +32,7 @@ from diaspora_service.app import create_app
 from diaspora_service.db import retry_until_reachable
 from diaspora_service.problems import Problem
 from diaspora_service.request_id import RequestIdMiddleware
-from registry import SERVICE_NAME, domain, heap, profile
+from registry import SERVICE_NAME, domain, email_syntax, heap, profile
 from registry.associations.service import reconcile_association_embassies
 from registry.bootstrap import Registry, bootstrap
 from registry.entrypoints.associations_api import router as associations_router
@@ -111,6 +111,10 @@ class ProfileFields(BaseModel):
         if value is not None and len({d.kind for d in value}) != len(value):
             raise ValueError("one document of each kind")
         return value
+
+
+# Registrations and imports check each email domain once (same decisions, cached).
+email_syntax.cache_domain_checks()
 
 
 class RegistrationRequest(ProfileFields):
