@@ -226,17 +226,18 @@ async def compile_queries(session: AsyncSession, texts: dict[str, str]) -> dict[
     if not texts:
         return {}
     names = sorted(texts)
-    # The need's text: any of its words, but none that either language drops as a stop
-    # word (French "des" is a word to the English configuration, and in every document).
+    # No word that either language drops as a stop word (French "des", "le" are words to
+    # the English configuration, and in nearly every document: the index would read
+    # their posting lists for nothing). The texts are groups of words joined by " or ".
     content = " AND ".join(f"ts_lexize('{cfg}_stem', w) <> '{{}}'" for cfg in FTS_CONFIGS)
 
     def words(i: int) -> str:
-        if names[i] != "text_query":
-            return f":t{i}"
         # Constants only are formatted in; the text is a parameter.
         return (
-            "(SELECT coalesce(string_agg(w, ' or '), '') "  # noqa: S608
-            f"FROM unnest(string_to_array(:t{i}, ' or ')) w WHERE {content})"
+            "(SELECT coalesce(string_agg(g, ' or '), '') FROM ("  # noqa: S608
+            "SELECT (SELECT string_agg(w, ' ') FROM unnest(string_to_array(grp, ' ')) w "
+            f"WHERE {content}) AS g FROM unnest(string_to_array(:t{i}, ' or ')) grp) s "
+            "WHERE g IS NOT NULL)"
         )
 
     columns = ", ".join(
@@ -503,24 +504,46 @@ class Evidence:
         )
         return f"({' OR '.join(f'({c})' for c in fetched)}) AND ({exactly})"
 
+    def _by_uri(self, count: int) -> str:
+        """At least ``count`` of the skills sought hit by their ESCO URIs (small GIN
+        lookups, unlike a skill's words with their long posting lists); "" when fewer
+        skills have one."""
+        hits = [s.exact.sql(indexed=True) for s in self.skills if s.exact is not None]
+        if len(hits) < count:
+            return ""
+        return "(" + " OR ".join(" AND ".join(c) for c in itertools.combinations(hits, count)) + ")"
+
     def seeds(self, points: Points) -> list[str]:
         """Conditions to sample a first threshold from, strongest evidence first: the
         groups sought with a skill, the groups; two skills, a skill by its URI with a
-        master's or more, a skill with one, a skill; the last is every candidate."""
+        master's or more, a skill with one, a skill; the last is every candidate.
+
+        Skills are looked up by their ESCO URIs first (the strongest hit, and cheap to
+        find); by their words too only when that found too few experts."""
         found = []
-        if self.levels:
-            top = _any(self.levels[0][1], indexed=True)
+        educated = f"e.max_isced_level >= {SELECTIVE_ISCED}"
+        for by_uri in (True, False):
+            if by_uri and not any(s.exact for s in self.skills):
+                continue
+
+            def skills(count: int, *, by_uri: bool = by_uri) -> str:
+                if by_uri:
+                    return self._by_uri(count)
+                return self._skills(count, exact=False, indexed=True)
+
+            if self.levels:
+                top = _any(self.levels[0][1], indexed=True)
+                if self.skills and skills(1):
+                    found.append(f"{top} AND {skills(1)}")
+                found.append(top)
             if self.skills:
-                found.append(f"{top} AND {self._skills(1, exact=False, indexed=True)}")
-            found.append(top)
-        if self.skills:
-            if len(self.skills) > 1:
-                found.append(self._skills(2, exact=False, indexed=True))
-            educated = f"e.max_isced_level >= {SELECTIVE_ISCED}"
-            if any(s.exact for s in self.skills):
-                found.append(f"{self._skills(1, exact=True, indexed=True)} AND {educated}")
-            found.append(f"{self._skills(1, exact=False, indexed=True)} AND {educated}")
-            found.append(self._skills(1, exact=False, indexed=True))
+                if len(self.skills) > 1 and skills(2):
+                    found.append(skills(2))
+                if not by_uri and any(s.exact for s in self.skills):
+                    found.append(f"{self._skills(1, exact=True, indexed=True)} AND {educated}")
+                if skills(1):
+                    found.append(f"{skills(1)} AND {educated}")
+                    found.append(skills(1))
         found.append(self.retrieval(points))
         return list(dict.fromkeys(found))
 
