@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, literal, select, text
 
 from diaspora_devstack.testing import wait_until
 from diaspora_events.contracts.registry import (
@@ -24,6 +24,7 @@ from matching.adapters.orm import expert_sources, experts, inbox
 from matching.bootstrap import Matching
 from matching.entrypoints.worker import run
 from matching.experts.consumer import CONSUMER_NAME
+from matching.experts.projection import search_document
 from matching.experts.rebuild import rebuild
 from matching.experts.testing import new_member_id, profile, publish, updated
 
@@ -211,8 +212,11 @@ async def test_rebuild_replays_the_topic_into_a_fresh_table_and_swaps_it_in(
         assert await expert(matching, absent) is None
     rebuilt = await expert(matching, kept)
     assert rebuilt is not None
-    assert rebuilt["search"]
     async with matching.sessions() as session:
+        # The rebuild computes documents as it loads: the same as the live projection's.
+        document = search_document(literal(rebuilt["search_text"]))
+        assert rebuilt["search"] == (await session.execute(select(document))).scalar_one()
+        assert rebuilt["search"]
         indexes = set(
             (
                 await session.execute(

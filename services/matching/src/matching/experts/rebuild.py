@@ -27,7 +27,7 @@ from uuid import UUID
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -63,6 +63,9 @@ class RebuildReport:
     seconds: float = 0.0
     positions: dict[int, int] = field(default_factory=dict)
 
+
+# The parameter the document is computed from (a column's own name is reserved for it).
+DOCUMENT_TEXT = "document_text"
 
 REBUILD = Tables(
     experts=copy_named(experts, experts.name + SUFFIX),
@@ -142,20 +145,22 @@ async def _load_batch(conn: AsyncConnection, events: list[tuple[MemberEvent, dat
         blocked = {r[0] for r in final}
         rows = [r for r in rows if r["member_id"] not in blocked]
     if rows:
-        upsert = insert(REBUILD.experts)
+        # The document is computed as each row goes in: a later UPDATE of every row
+        # would write the table twice (and leave it twice its size).
+        upsert = insert(REBUILD.experts).values(search=search_document(bindparam(DOCUMENT_TEXT)))
+        columns = [k for k in rows[0] if k != "member_id"] + ["search"]
         await conn.execute(
             upsert.on_conflict_do_update(
                 index_elements=["member_id"],
-                set_={k: upsert.excluded[k] for k in rows[0] if k != "member_id"},
+                set_={k: upsert.excluded[k] for k in columns},
             ),
-            rows,
+            [{**r, DOCUMENT_TEXT: r["search_text"]} for r in rows],
         )
 
 
 async def _index(conn: AsyncConnection) -> None:
-    """Documents and the live table's indexes, built once over the loaded rows."""
+    """The live table's indexes, built once over the loaded rows."""
     fresh = REBUILD.experts
-    await conn.execute(update(fresh).values(search=search_document(fresh.c.search_text)))
     definitions = await conn.execute(
         text(
             "SELECT indexname, indexdef FROM pg_indexes "
