@@ -457,15 +457,18 @@ class Evidence:
         )
 
     def condition(self, pattern: Pattern, *, indexed: bool) -> str:
-        parts = [_any(pattern.group, indexed=indexed)] if pattern.group else []
+        parts = []
+        if pattern.isced:
+            # "+ 0": a filter, unless the index should find the few who reach it. First:
+            # as a filter, the cheapest test, which spares most rows the full-text ones.
+            column = "e.max_isced_level" if indexed else "(e.max_isced_level + 0)"
+            parts.append(f"{column} >= {pattern.isced}")
+        if pattern.group:
+            parts.append(_any(pattern.group, indexed=indexed))
         if pattern.skills:
             parts.append(self._skills(pattern.skills, exact=pattern.exact, indexed=indexed))
         if pattern.text and self.text:
             parts.append(self._text(pattern.text, indexed=indexed))
-        if pattern.isced:
-            # "+ 0": a filter, unless the index should find the few who reach it.
-            column = "e.max_isced_level" if indexed else "(e.max_isced_level + 0)"
-            parts.append(f"{column} >= {pattern.isced}")
         return " AND ".join(parts) or "TRUE"
 
     def retrieval(self, points: Points, theta: float | None = None) -> str:
