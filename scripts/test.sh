@@ -20,5 +20,8 @@ if [[ "$started" != *"nothing"* ]] && [ -z "${DIASPORA_PG_URL:-}" ]; then
 fi
 
 echo "==> pytest"
-# The slowest tests are listed at the end: the suite must stay well under 15 minutes.
-uv run --frozen pytest --durations=15 "$@"
+# Test files run in parallel processes (pytest-xdist, a whole file per process): most
+# of the suite's time is spent waiting on brokers, consumer groups and subprocesses.
+# DIASPORA_TEST_WORKERS=0 runs everything in this process. The slowest tests are listed
+# at the end: the suite must stay well under 15 minutes.
+uv run --frozen pytest -n "${DIASPORA_TEST_WORKERS:-3}" --dist loadfile --durations=15 "$@"

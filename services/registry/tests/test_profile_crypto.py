@@ -74,6 +74,9 @@ def test_rotation_keeps_old_numbers_readable_and_seals_new_ones_with_the_active_
         "k1:" + base64.b64encode(os.urandom(16)).decode(),  # AES-128: refused
         f"k1:{generate_key()},k1:{generate_key()}",
     ],
+    # Stable ids: the keys are random, and parallel test processes must collect the
+    # same tests.
+    ids=["empty", "no-key", "no-id", "not-base64", "aes-128", "duplicate-id"],
 )
 def test_bad_key_configurations_are_refused(keys: str) -> None:
     with pytest.raises(InvalidDocumentKeys):

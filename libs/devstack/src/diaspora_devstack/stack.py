@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from diaspora_devstack import kafka, postgres
@@ -35,13 +38,29 @@ def external_endpoints() -> Endpoints | None:
 LOCAL_KAFKA_READY_SECONDS = 240.0
 
 
+@contextlib.contextmanager
+def _one_at_a_time(cfg: StackConfig) -> Iterator[None]:
+    """Callers at the same time (the suite's parallel test processes, two terminals)
+    start and prepare the stack one after the other: the next finds it running and
+    its databases created, instead of racing to create them."""
+    cfg.state.mkdir(parents=True, exist_ok=True)
+    with (cfg.state / "up.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def up(cfg: StackConfig | None = None) -> tuple[Endpoints, list[str]]:
     """Start what is not running yet; returns the endpoints and what this call started."""
+    cfg = cfg or StackConfig.from_env()
+    with _one_at_a_time(cfg):
+        return _up(cfg)
+
+
+def _up(cfg: StackConfig) -> tuple[Endpoints, list[str]]:
     found = external_endpoints()
     if found is not None:
         asyncio.run(_wait_and_prepare(found))
         return found, []
-    cfg = cfg or StackConfig.from_env()
     started: list[str] = []
     if postgres.start(cfg):
         started.append("postgres")
