@@ -10,6 +10,7 @@ export UV_PYTHON_DOWNLOADS=never
 
 echo "==> ruff"
 uv run --frozen ruff check .
+uv run --frozen ruff format --check .
 echo "==> mypy --strict"
 uv run --frozen mypy
 
