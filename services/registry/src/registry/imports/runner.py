@@ -34,12 +34,13 @@ from diaspora_identity.policy import Decision, Forbidden
 from diaspora_identity.principal import Principal, Role
 from registry.bootstrap import Registry
 from registry.heap import freeze_long_lived
-from registry.imports.columns import Layout, layout
+from registry.imports.checking import BatchChecker, Checked, JobChecks
+from registry.imports.columns import layout
 from registry.imports.reading import Record, UnreadableFile, open_sheet
 from registry.imports.registration import register_rows, registration_schema
 from registry.imports.settings import ImportSettings
 from registry.imports.tables import import_errors, import_jobs
-from registry.imports.validation import RowError, ValidRow, check_record
+from registry.imports.validation import RowError, ValidRow
 
 log = structlog.get_logger(__name__)
 
@@ -147,16 +148,46 @@ class ImportRunner:
             return
         context = AccessContext(request_id=f"import:{job_id}")
         records = islice(sheet.records(), job.position, None)
-        # Validation (CPU work, off the event loop) of the next batch runs while the
+        # Validation of the next batch runs (in a worker process, or a thread) while the
         # current one is written: the writes stay one transaction per batch, in order.
+        checker = BatchChecker(
+            JobChecks(
+                layout=columns,
+                schema=registration_schema(),
+                jurisdictions=self.registry.identity.jurisdictions,
+                decision=decision,
+                # The uploader's attestation, as an officer gives it for one assisted
+                # registration.
+                extra_fields={
+                    "consent_recorded": {"method": job.consent_method}
+                    | ({"reference": job.consent_reference} if job.consent_reference else {})
+                },
+            ),
+            process=self.settings.validation_process,
+        )
+        try:
+            await self._run_batches(job, decision, context, records, checker)
+        finally:
+            await checker.close()
+        await self._set(job_id, status="done", finished_at=_now(), content=None)
+        log.info("import_finished", job_id=str(job_id))
+
+    async def _run_batches(
+        self,
+        job: Any,
+        decision: Decision,
+        context: AccessContext,
+        records: Iterator[Record],
+        checker: BatchChecker,
+    ) -> None:
         batches = _batches(records, job.batch_size)
         batch = next(batches, None)
-        checking = self._check(job, decision, columns, batch) if batch else None
+        checking = checker.check(batch) if batch else None
         first = True
         while batch is not None and checking is not None:
             checked = await checking
             following = next(batches, None)
-            checking = self._check(job, decision, columns, following) if following else None
+            checking = checker.check(following) if following else None
             try:
                 await self._write(job, decision, context, batch, checked)
             except BaseException:
@@ -170,37 +201,6 @@ class ImportRunner:
                 freeze_long_lived()
                 first = False
             batch = following
-        await self._set(job_id, status="done", finished_at=_now(), content=None)
-        log.info("import_finished", job_id=str(job_id))
-
-    def _check(
-        self, job: Any, decision: Decision, columns: Layout, batch: Sequence[Record]
-    ) -> asyncio.Future[list[ValidRow | list[RowError]]]:
-        """The batch's rows checked in a worker thread (started now, awaited later)."""
-        schema = registration_schema()
-        jurisdictions = self.registry.identity.jurisdictions
-        # The uploader's attestation, as an officer gives it for one assisted registration.
-        consent = {
-            "consent_recorded": {"method": job.consent_method}
-            | ({"reference": job.consent_reference} if job.consent_reference else {})
-        }
-
-        def validate() -> list[ValidRow | list[RowError]]:
-            return [
-                check_record(
-                    r,
-                    columns,
-                    schema=schema,
-                    jurisdictions=jurisdictions,
-                    decision=decision,
-                    extra_fields=consent,
-                )
-                for r in batch
-                if not r.blank
-            ]
-
-        # Parsing and validation are CPU work: off the event loop, which may serve HTTP.
-        return asyncio.ensure_future(asyncio.to_thread(validate))
 
     async def _write(
         self,
@@ -208,7 +208,7 @@ class ImportRunner:
         decision: Decision,
         context: AccessContext,
         batch: Sequence[Record],
-        checked: list[ValidRow | list[RowError]],
+        checked: Checked,
     ) -> None:
         """One batch's transaction: its members, error rows and the job's counters."""
         registry = self.registry

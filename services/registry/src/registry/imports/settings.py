@@ -16,6 +16,9 @@ class ImportSettings(BaseSettings):
     runner: bool = True
     # How often the runner looks for queued imports when nothing woke it.
     poll_seconds: float = Field(default=2.0, gt=0)
+    # Check rows in a worker process forked per job (on the other core, pipelined with the
+    # writes) rather than in a thread sharing the GIL with them; a thread where fork is absent.
+    validation_process: bool = True
     # Rows per batch: the unit of all-or-nothing and of progress (one transaction each).
     batch_size: int = Field(default=1_000, ge=1, le=10_000)
     # The largest file accepted (bytes); the gateway has its own limit in front of it.
