@@ -164,24 +164,7 @@ def start_node(
         )
     )
     if not (data / "meta.properties").exists():
-        cluster = cluster_id or _cluster_id(cfg)
-        result = subprocess.run(
-            _java(
-                cfg,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster,
-                "-c",
-                str(props),
-                "--ignore-formatted",
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise KafkaError(f"kafka storage format failed:\n{result.stdout}\n{result.stderr}")
+        format_storage(cfg, props, cluster_id or _cluster_id(cfg))
     start_detached(
         _java(cfg, "kafka.Kafka", str(props)),
         pid_file=pid_file(cfg, node_id),
@@ -190,15 +173,45 @@ def start_node(
     return True
 
 
+def format_storage(cfg: StackConfig, props: Path, cluster_id: str) -> None:
+    """Format a node's storage (``log.dirs`` of ``props``) for the cluster."""
+    result = subprocess.run(
+        _java(
+            cfg,
+            "kafka.tools.StorageTool",
+            "format",
+            # "=": an id may start with "-" (older local ones do).
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(props),
+            "--ignore-formatted",
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise KafkaError(f"kafka storage format failed:\n{result.stdout}\n{result.stderr}")
+
+
 def _cluster_id(cfg: StackConfig) -> str:
     id_file = cfg.state / "kafka" / "cluster.id"
     if not id_file.exists():
         id_file.parent.mkdir(parents=True, exist_ok=True)
-        # KRaft wants a base64url-encoded UUID (what `StorageTool random-uuid` prints).
-        import base64
-
-        id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        id_file.write_text(new_cluster_id())
     return id_file.read_text().strip()
+
+
+def new_cluster_id() -> str:
+    """A base64url-encoded UUID, as `StorageTool random-uuid` prints it. Like Kafka's
+    own, never one that starts with "-": a command line would read it as an option
+    (one new cluster in 64 failed to format before)."""
+    import base64
+
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 def stop_node(cfg: StackConfig, node_id: int = 1) -> bool:
