@@ -442,19 +442,17 @@ class Evidence:
         return found
 
     def _skills(self, count: int, *, exact: bool, indexed: bool) -> str:
-        """At least ``count`` of the skills sought hit."""
+        """At least ``count`` of the skills sought hit (``exact``: by their ESCO URIs,
+        small GIN lookups, so only the skills that have one); "" when fewer can be."""
+        hits = [
+            s.hit(indexed=indexed, exact_only=exact) for s in self.skills if s.exact or not exact
+        ]
+        if len(hits) < count:
+            return ""
         if count == 1:
-            hits = [s.hit(indexed=indexed, exact_only=exact) for s in self.skills]
             return "(" + " OR ".join(hits) + ")"
-        subsets = itertools.combinations(self.skills, count)
-        return (
-            "("
-            + " OR ".join(
-                "(" + " AND ".join(s.hit(indexed=indexed) for s in subset) + ")"
-                for subset in subsets
-            )
-            + ")"
-        )
+        combinations = itertools.combinations(hits, count)
+        return "(" + " OR ".join("(" + " AND ".join(c) + ")" for c in combinations) + ")"
 
     def condition(self, pattern: Pattern, *, indexed: bool) -> str:
         parts = []
@@ -507,15 +505,6 @@ class Evidence:
         )
         return f"({' OR '.join(f'({c})' for c in fetched)}) AND ({exactly})"
 
-    def _by_uri(self, count: int) -> str:
-        """At least ``count`` of the skills sought hit by their ESCO URIs (small GIN
-        lookups, unlike a skill's words with their long posting lists); "" when fewer
-        skills have one."""
-        hits = [s.exact.sql(indexed=True) for s in self.skills if s.exact is not None]
-        if len(hits) < count:
-            return ""
-        return "(" + " OR ".join(" AND ".join(c) for c in itertools.combinations(hits, count)) + ")"
-
     def seeds(self, points: Points) -> list[str]:
         """Conditions to sample a first threshold from, strongest evidence first: the
         groups sought with a skill, the groups; two skills, a skill by its URI with a
@@ -530,9 +519,7 @@ class Evidence:
                 continue
 
             def skills(count: int, *, by_uri: bool = by_uri) -> str:
-                if by_uri:
-                    return self._by_uri(count)
-                return self._skills(count, exact=False, indexed=True)
+                return self._skills(count, exact=by_uri, indexed=True)
 
             if self.levels:
                 top = _any(self.levels[0][1], indexed=True)
@@ -542,8 +529,6 @@ class Evidence:
             if self.skills:
                 if len(self.skills) > 1 and skills(2):
                     found.append(skills(2))
-                if not by_uri and any(s.exact for s in self.skills):
-                    found.append(f"{self._skills(1, exact=True, indexed=True)} AND {educated}")
                 if skills(1):
                     found.append(f"{skills(1)} AND {educated}")
                     found.append(skills(1))
