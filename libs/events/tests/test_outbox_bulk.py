@@ -109,3 +109,29 @@ async def test_row_is_what_add_stages(engine: AsyncEngine) -> None:
     assert stored["event_id"] == event_id
     assert stored["headers"]["ce_subject"] == "someone"
     assert decode(stored["headers"], stored["value"]).to_event() == event
+
+
+async def test_copy_encoded_writes_what_copy_many_writes(engine: AsyncEngine) -> None:
+    writer = OutboxWriter(outbox, source="/test")
+    events = [registered(n) for n in range(3)]
+    async with AsyncSession(engine) as session, session.begin():
+        by_model = await writer.copy_many(session, events)
+        encoded = await writer.copy_encoded(
+            session,
+            MemberRegisteredV1,
+            [(e.aggregate_id(), e.model_dump_json().encode()) for e in events],
+        )
+    rows = await _rows(engine)
+    assert [r["event_id"] for r in rows] == by_model + encoded
+    for one, other in zip(rows[:3], rows[3:], strict=True):
+        for column in ("topic", "key", "event_type", "value"):
+            assert other[column] == one[column]
+        assert other["headers"]["ce_id"] == str(other["event_id"])
+        ignored = ("ce_id", "ce_time")
+        assert {k: v for k, v in other["headers"].items() if k not in ignored} == {
+            k: v for k, v in one["headers"].items() if k not in ignored
+        }
+        assert (
+            decode(other["headers"], other["value"]).to_event()
+            == decode(one["headers"], one["value"]).to_event()
+        )

@@ -68,23 +68,45 @@ def encode(
 ) -> tuple[UUID, dict[str, str], bytes]:
     """The headers and JSON value of a CloudEvent in Kafka binary mode."""
     event_id = event_id or new_event_id()
-    time = time or datetime.now(UTC)
+    headers = attributes(
+        event.event_type,
+        event.event_version,
+        source=source,
+        event_id=str(event_id),
+        time=time or datetime.now(UTC),
+        subject=subject,
+        extra_headers=extra_headers,
+    )
+    value = json.dumps(event.model_dump(mode="json"), separators=(",", ":")).encode()
+    return event_id, headers, value
+
+
+def attributes(
+    event_type: str,
+    version: int,
+    *,
+    source: str,
+    event_id: str,
+    time: datetime,
+    subject: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The ``ce_*`` headers (and any extra ones) of an event of this type and version."""
     headers = {
         "ce_specversion": SPEC_VERSION,
-        "ce_id": str(event_id),
-        "ce_type": event.event_type,
+        "ce_id": event_id,
+        "ce_type": event_type,
         "ce_source": source,
         "ce_time": time.isoformat(),
-        "ce_dataschema": dataschema(event.event_type, event.event_version),
-        f"ce_{VERSION_ATTRIBUTE}": str(event.event_version),
+        "ce_dataschema": dataschema(event_type, version),
+        f"ce_{VERSION_ATTRIBUTE}": str(version),
         "content-type": CONTENT_TYPE,
     }
     if subject:
         headers["ce_subject"] = subject
     if extra_headers:
         headers.update(extra_headers)
-    value = json.dumps(event.model_dump(mode="json"), separators=(",", ":")).encode()
-    return event_id, headers, value
+    return headers
 
 
 def headers_to_kafka(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:
