@@ -5,6 +5,7 @@ tiny one (weak first thresholds, so wide retrievals), and with other weights."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -12,7 +13,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from sqlalchemy import text
 
+from diaspora_devstack.testing import wait_until
 from diaspora_events.contracts.registry import MemberProfile, MemberUpdatedV1
 from diaspora_reference import esco
 from matching.bootstrap import Matching
@@ -92,3 +95,54 @@ async def test_exact_with_weak_thresholds_and_other_weights(
         {"occupation": 0.2, "experience": 0.6, "education": 0.2},
     ):
         await _same(matching, pool[::3], weights=weights)
+
+
+@pytest.mark.parametrize("work_mode", ["on_site", "remote"])
+async def test_the_ranking_reads_the_indexes_of_the_needs_type(
+    matching: Matching, pool: list[NeedQuery], work_mode: str
+) -> None:
+    # The GIN indexes are partial, per need type (and remote work): PostgreSQL may only
+    # use them when the statement's text names the type (and remote work), not in a
+    # prepared statement's generic plan if the type is a parameter. The statement runs
+    # with a generic plan, and the indexes' scan counters say which were read.
+    need = next(n for n in pool if n.skills)
+    suffix = "_remote_idx" if work_mode == "remote" else "_idx"
+    for need_type in sorted(scoring.NEED_TYPES):
+        ranking = scoring.plan(
+            dataclasses.replace(need, type=need_type, work_mode=work_mode), today=TODAY
+        )
+        pattern = f"experts\\_%\\_{need_type}{suffix}"
+        before = await _index_scans(matching, pattern)
+        async with matching.sessions() as session, session.begin():
+            queries = await scoring.compile_queries(session, ranking.texts)
+            statement, values = ranking.statement(
+                limit=20, condition=ranking.evidence.retrieval(ranking.points)
+            )
+            await session.execute(text("SET LOCAL enable_seqscan = off"))
+            await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            await session.execute(statement, {**values, **queries})
+            await session.execute(text("SELECT pg_stat_force_next_flush()"))
+
+        async def read(pattern: str = pattern, before: int = before) -> bool:
+            return await _index_scans(matching, pattern) > before
+
+        await wait_until(read, timeout=10, message=f"a scan of the {need_type}{suffix} indexes")
+
+
+async def _index_scans(matching: Matching, pattern: str) -> int:
+    async with matching.sessions() as session:
+        await session.execute(text("SELECT pg_stat_clear_snapshot()"))
+        found = await session.execute(
+            text(
+                "SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes "
+                "WHERE relname = 'experts' AND indexrelname LIKE :pattern"
+            ),
+            {"pattern": pattern},
+        )
+        return int(found.scalar_one())
+
+
+def test_an_unknown_need_type_is_refused() -> None:
+    need = NeedQuery(type="teaching'; DROP TABLE experts; --")
+    with pytest.raises(ValueError, match="unknown need type"):
+        scoring.plan(need, today=TODAY)

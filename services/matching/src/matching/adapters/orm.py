@@ -6,6 +6,8 @@ later revisions) and its read model of experts, fed only by registry events.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -25,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
 from diaspora_events.consumer import inbox_table
+from diaspora_events.contracts.matching import NeedType
 from diaspora_events.outbox import outbox_table
 from diaspora_identity.audit import audit_table
 
@@ -121,11 +124,20 @@ experts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # The rebuild (matching.experts.rebuild) copies these index definitions from the
     # catalogue onto its fresh table, then gives the copies these names after the swap.
-    Index("experts_isco_units_idx", "isco_units", postgresql_using="gin"),
-    Index("experts_isco_minors_idx", "isco_minors", postgresql_using="gin"),
-    Index("experts_isco_submajors_idx", "isco_submajors", postgresql_using="gin"),
-    Index("experts_skill_uris_idx", "skill_uris", postgresql_using="gin"),
-    Index("experts_search_idx", "search", postgresql_using="gin"),
+    # The ranking's GIN indexes cover, each, the experts willing to do one type of need,
+    # or to do it remotely: every ranking query names the type, and remote needs say
+    # so (matching.ranking.scoring).
+    *(
+        Index(
+            f"experts_{column}_{need_type}{suffix}_idx",
+            column,
+            postgresql_using="gin",
+            postgresql_where=text(f"'{need_type}' = ANY (mission_types){condition}"),
+        )
+        for column in ("isco_units", "isco_minors", "isco_submajors", "skill_uris", "search")
+        for need_type in get_args(NeedType)
+        for suffix, condition in (("", ""), ("_remote", " AND remote"))
+    ),
     # The ranking finds the few with a master's or a doctorate through it.
     Index("experts_max_isced_level_idx", "max_isced_level"),
 )

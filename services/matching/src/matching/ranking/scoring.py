@@ -45,10 +45,17 @@ construction, a threshold algorithm over the indexes of ``experts``:
    documents' default weight, each of the query's Q distinct words an expert has
    brings less than 0.1 / Q to ``ts_rank`` (capped at 0.1 anyway), so m of them keep
    the text component below m / (m + Q); education exactly what the ISCED level
-   gives. The groups, the skills, the higher levels of education and, when nothing
-   else can, "m words of the text or more" (one tsquery of their combinations) drive
-   the index scans; the rest of each pattern only filters the rows fetched;
-3. the experts meeting it are scored exactly and the best ``limit`` returned.
+   gives. The groups, the skills, a doctorate and, when nothing else can, "m words
+   of the text or more" (one tsquery of their combinations) drive the index scans;
+3. each row fetched that passes the hard filters has its components evaluated once,
+   and is kept only if they, with experience at its highest, reach ``theta`` (the
+   patterns are only what the indexes can look up; this bound is exact but for the
+   experience); the rows kept are scored and the best ``limit`` returned.
+
+The GIN indexes are partial, one per need type (and per need type for remote work):
+every ranking query names its type as a constant, so PostgreSQL reads only the
+experts willing to do that kind of mission (about 38% of them; 15% for remote needs)
+instead of fetching everyone's row to reject most of them.
 
 ``exhaustive=True`` scores every candidate instead (the benchmark's reference).
 No sentence embeddings: see docs/matching.md.
@@ -64,15 +71,17 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from sqlalchemy import Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from diaspora_events.contracts.matching import NeedType
 from diaspora_reference import esco, isco
 from matching.experts.projection import FTS_CONFIGS
 
+NEED_TYPES: Final = frozenset(get_args(NeedType))
 WEIGHTS: Final[dict[str, float]] = {
     "occupation": 0.35,
     "skills": 0.30,
@@ -92,8 +101,12 @@ TEXT_MAX: Final = TEXT_RANK_CAP / (TEXT_RANK_CAP + TEXT_HALF)
 SEED_SAMPLE: Final = 400
 # Beyond this many combinations, "at least m words of the text" is written for fewer.
 MAX_TERM_COMBINATIONS: Final = 200
-# ISCED levels few experts reach (7, 8: master, doctorate): worth an index scan.
-SELECTIVE_ISCED: Final = 7
+# The ISCED level few enough experts reach (8: doctorate, about 3%) to be worth reading
+# from its index and intersecting with the per-type GIN indexes' rows (7 and up, some
+# 15%, cost more to read than the rows they spare).
+SELECTIVE_ISCED: Final = 8
+# A master's or more: the education of the strongest seeds.
+MASTERS: Final = 7
 MAX_QUERY_WORDS: Final = 40
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 _LEXEME = re.compile(r"'(?:[^']|'')*'")  # a quoted lexeme in a tsquery's text
@@ -304,8 +317,9 @@ class Match:
         return f"arrayoverlap(e.{self.column}, {self.value})"
 
 
-def _any(matches: Sequence[Match], *, indexed: bool) -> str:
-    return "(" + (" OR ".join(m.sql(indexed=indexed) for m in matches) or "FALSE") + ")"
+def _any(matches: Sequence[Match]) -> str:
+    """Any of the matches, written for the indexes."""
+    return "(" + (" OR ".join(m.sql(indexed=True) for m in matches) or "FALSE") + ")"
 
 
 @dataclass(frozen=True)
@@ -320,9 +334,9 @@ class SkillEvidence:
     def ceiling(self) -> float:
         return SKILL_EXACT if self.exact else SKILL_WORDS
 
-    def hit(self, *, indexed: bool, exact_only: bool = False) -> str:
+    def hit(self, *, exact_only: bool = False) -> str:
         found = [self.exact] if exact_only else [self.exact, self.words]
-        return _any([m for m in found if m is not None], indexed=indexed)
+        return _any([m for m in found if m is not None])
 
 
 @dataclass(frozen=True)
@@ -382,7 +396,7 @@ class Evidence:
             )
         return found
 
-    def _text(self, matched: int, *, indexed: bool) -> str:
+    def _text(self, matched: int) -> str:
         """At least ``matched`` words of the text (fewer when their combinations are too
         many to write: a wider condition, still a correct one)."""
         assert self.text is not None
@@ -392,8 +406,8 @@ class Evidence:
                 break
             usable = m
         if usable == 1:
-            return self.text.sql(indexed=indexed)
-        return Match("search", _tsquery(f"text_terms_{usable}"), fulltext=True).sql(indexed=indexed)
+            return self.text.sql(indexed=True)
+        return Match("search", _tsquery(f"text_terms_{usable}"), fulltext=True).sql(indexed=True)
 
     def patterns(self, points: Points, reach: float) -> list[Pattern]:
         """The least evidence, per level, with which an expert can still score
@@ -441,12 +455,10 @@ class Evidence:
             ]
         return found
 
-    def _skills(self, count: int, *, exact: bool, indexed: bool) -> str:
+    def _skills(self, count: int, *, exact: bool) -> str:
         """At least ``count`` of the skills sought hit (``exact``: by their ESCO URIs,
         small GIN lookups, so only the skills that have one); "" when fewer can be."""
-        hits = [
-            s.hit(indexed=indexed, exact_only=exact) for s in self.skills if s.exact or not exact
-        ]
+        hits = [s.hit(exact_only=exact) for s in self.skills if s.exact or not exact]
         if len(hits) < count:
             return ""
         if count == 1:
@@ -454,56 +466,47 @@ class Evidence:
         combinations = itertools.combinations(hits, count)
         return "(" + " OR ".join("(" + " AND ".join(c) + ")" for c in combinations) + ")"
 
-    def condition(self, pattern: Pattern, *, indexed: bool) -> str:
+    def condition(self, pattern: Pattern) -> str:
+        """The experts showing ``pattern``, written for the GIN indexes."""
         parts = []
         if pattern.isced:
-            # "+ 0": a filter, unless the index should find the few who reach it. First:
-            # as a filter, the cheapest test, which spares most rows the full-text ones.
-            column = "e.max_isced_level" if indexed else "(e.max_isced_level + 0)"
-            parts.append(f"{column} >= {pattern.isced}")
+            parts.append(f"e.max_isced_level >= {pattern.isced}")
         if pattern.group:
-            parts.append(_any(pattern.group, indexed=indexed))
+            parts.append(_any(pattern.group))
         if pattern.skills:
-            parts.append(self._skills(pattern.skills, exact=pattern.exact, indexed=indexed))
+            parts.append(self._skills(pattern.skills, exact=pattern.exact))
         if pattern.text and self.text:
-            parts.append(self._text(pattern.text, indexed=indexed))
+            parts.append(self._text(pattern.text))
         return " AND ".join(parts) or "TRUE"
 
-    def retrieval(self, points: Points, theta: float | None = None) -> str:
-        """The condition met by every candidate who can score ``theta`` or more (every
-        candidate, with evidence of some kind, when ``theta`` is None).
-
-        Two parts: per level, the groups and the fewest skills hit that any pattern of
-        the level needs, written for the GIN indexes (which fetch the rows), then the
-        patterns exactly, as filters of the fetched rows. The need's words (long
-        posting lists: they are many and common) and the education level only filter."""
-        # Scores are rounded to hundredths: keep whoever could round up to theta.
-        reach = -1.0 if theta is None else theta - 0.01
-        patterns = self.patterns(points, reach)
+    def retrieval(self, points: Points, reach: float | None = None) -> str:
+        """The condition, for the GIN indexes, met by every candidate who can score
+        ``reach`` or more (every candidate, with evidence of some kind, when ``reach`` is
+        None): per pattern, its groups, the fewest skills hit, and its education level
+        when few reach it; minus what another pattern covers. Most rows it fetches
+        cannot reach ``reach``: the statement's bound (:meth:`Plan.statement`) drops
+        them after one evaluation of each component per row. The need's words (long
+        posting lists: they are many and common) only drive the scan where nothing else
+        can."""
+        patterns = self.patterns(points, -1.0 if reach is None else reach)
         if not patterns:
             return "FALSE"
-        # What each pattern needs that an index can find: its groups, its skills, and
-        # its education level when few reach it; minus what another one covers.
         wanted = [
             dataclasses.replace(
                 p,
-                # The text only where nothing else is there to find the experts by.
                 text=p.text if not p.group and not p.skills else 0,
                 isced=p.isced if p.isced >= SELECTIVE_ISCED else 0,
             )
             for p in patterns
         ]
         fetched = [
-            self.condition(p, indexed=True)
+            self.condition(p)
             for i, p in enumerate(wanted)
             if not any(
                 j != i and q.covers(p) and (j < i or not p.covers(q)) for j, q in enumerate(wanted)
             )
         ]
-        exactly = " OR ".join(
-            dict.fromkeys(f"({self.condition(p, indexed=False)})" for p in patterns)
-        )
-        return f"({' OR '.join(f'({c})' for c in fetched)}) AND ({exactly})"
+        return " OR ".join(f"({c})" for c in dict.fromkeys(fetched))
 
     def seeds(self, points: Points) -> list[str]:
         """Conditions to sample a first threshold from, strongest evidence first: the
@@ -513,16 +516,16 @@ class Evidence:
         Skills are looked up by their ESCO URIs first (the strongest hit, and cheap to
         find); by their words too only when that found too few experts."""
         found = []
-        educated = f"e.max_isced_level >= {SELECTIVE_ISCED}"
+        educated = f"(e.max_isced_level + 0) >= {MASTERS}"
         for by_uri in (True, False):
             if by_uri and not any(s.exact for s in self.skills):
                 continue
 
             def skills(count: int, *, by_uri: bool = by_uri) -> str:
-                return self._skills(count, exact=by_uri, indexed=True)
+                return self._skills(count, exact=by_uri)
 
             if self.levels:
-                top = _any(self.levels[0][1], indexed=True)
+                top = _any(self.levels[0][1])
                 if self.skills and skills(1):
                     found.append(f"{top} AND {skills(1)}")
                 found.append(top)
@@ -546,22 +549,37 @@ class Plan:
     evidence: Evidence
     filters: str
     expressions: dict[str, str]
+    # One expression per skill sought: its hit (1 by ESCO URI, 0.7 by words, 0).
+    skill_hits: tuple[str, ...]
+    # (condition, level) of the occupation component, first met first.
+    occupation_levels: tuple[tuple[str, float], ...]
     params: dict[str, Any]
     array_params: list[str]
     texts: dict[str, str]
 
     def statement(
-        self, *, limit: int, condition: str | None, sample: int | None = None
+        self,
+        *,
+        limit: int,
+        condition: str | None,
+        sample: int | None = None,
+        reach: float | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """The statement scoring the experts who pass the filters and meet ``condition``
         (None: no other condition), best ``limit`` first; ``sample``: only that many of
-        them, any of them. Returns it with its parameters."""
+        them, any of them; ``reach``: only those whose score can be ``reach`` or more.
+        Returns it with its parameters."""
         where = self.filters if condition is None else f"{self.filters} AND ({condition})"
+        if reach is not None:
+            where += f" AND {self._highest()} >= :reach"
         x = self.expressions
+        points = self.points
+        n = len(self.skill_hits)
+        skills = " + ".join(f"e.skill_hits[{i}]" for i in range(1, n + 1))
+        experience = f"least(c.years, {EXPERIENCE_CAP_YEARS})::float8 / {EXPERIENCE_CAP_YEARS}"
 
-        def weighted(name: str) -> str:
-            value = getattr(self.points, name)
-            return f"{value / 100:.6f} * (c.c_{name})" if value else "0"
+        def weighted(value: float, sql: str) -> str:
+            return f"{value / 100:.6f} * ({sql})" if value else "0"
 
         # Only constants and parameter names are formatted into the SQL; every value the
         # need brings (codes, words, dates) is a bound parameter.
@@ -569,37 +587,65 @@ class Plan:
 WITH scored AS (
   SELECT e.*,
          ({x["occupation"]})::float8 AS c_occupation,
-         {x["skill_hits"]} AS skill_hits,
-         ({x["experience"]})::float8 AS years,
+         ARRAY[{", ".join(self.skill_hits)}]::float8[] AS skill_hits,
          ({x["text_rank"]})::float8 AS text_rank
   FROM experts e
   WHERE {where}
   {"LIMIT :sample" if sample is not None else ""}
 ), components AS (
-  SELECT s.*,
-         CASE WHEN cardinality(s.skill_hits) = 0 THEN 0.0
-              ELSE (SELECT avg(h) FROM unnest(s.skill_hits) h) END AS c_skills,
-         least(s.years, {EXPERIENCE_CAP_YEARS})::float8 / {EXPERIENCE_CAP_YEARS} AS c_experience,
-         s.text_rank / (s.text_rank + {TEXT_HALF}) AS c_text,
-         coalesce(s.max_isced_level, 0)::float8 / 8 AS c_education
-  FROM scored s
+  SELECT e.*,
+         {f"({skills}) / {n}" if n else "0.0"}::float8 AS c_skills,
+         ({x["experience"]})::float8 AS years,
+         e.text_rank / (e.text_rank + {TEXT_HALF}) AS c_text,
+         coalesce(e.max_isced_level, 0)::float8 / 8 AS c_education
+  FROM scored e
 )
 SELECT c.*,
+       {experience} AS c_experience,
        round((100 * (
-         {weighted("occupation")}
-         + {weighted("skills")}
-         + {weighted("experience")}
-         + {weighted("text")}
-         + {weighted("education")}
+         {weighted(points.occupation, "c.c_occupation")}
+         + {weighted(points.skills, "c.c_skills")}
+         + {weighted(points.experience, experience)}
+         + {weighted(points.text, "c.c_text")}
+         + {weighted(points.education, "c.c_education")}
        ))::numeric, 2)::float8 AS score
 FROM components c
 ORDER BY score DESC, c.member_id
 LIMIT :limit
 """  # noqa: S608
-        params = {**self.params, "limit": limit, "sample": sample}
+        params = {**self.params, "limit": limit, "sample": sample, "reach": reach}
         used = [name for name in self.array_params if re.search(rf":{name}\b", sql)]
         statement = text(sql).bindparams(*(bindparam(name, type_=ARRAY(Text)) for name in used))
         return statement, {k: v for k, v in params.items() if re.search(rf":{k}\b", sql)}
+
+    def _highest(self) -> str:
+        """SQL of the highest score (0 to 100) an expert of ``experts e`` can have: every
+        component as the score computes it, but the experience, at its highest for
+        experts in the groups sought (the only ones it counts for), not read. Each
+        component's expression appears once: PostgreSQL evaluates this filter once per
+        row, and the select list only for the rows that pass it."""
+        points, x = self.points, self.expressions
+        parts = []
+        # The occupation level and what it lets experience bring, in one CASE.
+        levels = []
+        for when, level in self.occupation_levels:
+            most = points.occupation * level
+            if level >= OCCUPATION_LEVELS["minor"]:
+                most += points.experience
+            levels.append(f"WHEN {when} THEN {most:.6f}")
+        if levels:
+            parts.append(f"CASE {' '.join(levels)} ELSE 0.0 END")
+        if points.skills and self.skill_hits:
+            total = " + ".join(f"({hit})" for hit in self.skill_hits)
+            parts.append(f"{points.skills / len(self.skill_hits):.6f} * ({total})")
+        if points.text:
+            # rank / (rank + h) written 1 - h / (rank + h): ts_rank once per row.
+            parts.append(
+                f"{points.text:.6f} * (1 - {TEXT_HALF} / (({x['text_rank']}) + {TEXT_HALF}))"
+            )
+        if points.education:
+            parts.append(f"{points.education / 8:.6f} * coalesce(e.max_isced_level, 0)")
+        return "(" + (" + ".join(parts) or "0") + ")"
 
 
 def plan(
@@ -611,14 +657,27 @@ def plan(
 ) -> Plan:
     """How to rank experts for ``need`` (among ``only`` if given)."""
     sets = _occupation_sets(need.occupations)
-    params: dict[str, Any] = {"type": need.type, "languages": list(need.languages), **sets}
+    if need.type not in NEED_TYPES:
+        raise ValueError(f"unknown need type {need.type!r}")
+    params: dict[str, Any] = {"languages": list(need.languages), **sets}
     array_params = [*sets, "languages"]
-    filters = [":type = ANY(e.mission_types)", "e.languages @> :languages"]
+    # The type written as a constant (one of NEED_TYPES, checked above), not a parameter:
+    # the ranking's GIN indexes are per type (partial indexes), and PostgreSQL only uses
+    # one whose condition the query's own text implies.
+    filters = [f"'{need.type}' = ANY(e.mission_types)", "e.languages @> :languages"]
     if only is not None:
         filters.append("e.member_id = ANY(:only)")
         params["only"] = only
     if need.min_isced_level is not None:
-        filters.append("e.max_isced_level >= :min_isced")
+        # "+ 0" keeps PostgreSQL from intersecting the scan with the level's index, a
+        # cost (most experts reach the usual levels) for no rows saved; not for the
+        # levels few reach.
+        level = (
+            "e.max_isced_level"
+            if need.min_isced_level >= SELECTIVE_ISCED
+            else "(e.max_isced_level + 0)"
+        )
+        filters.append(f"{level} >= :min_isced")
         params["min_isced"] = need.min_isced_level
     params["period_start"] = need.starts_on or today
     params["period_end"] = need.ends_on or need.starts_on or today
@@ -672,20 +731,37 @@ def plan(
         skills=tuple(skill_evidence),
         text=Match("search", _tsquery("text_query"), fulltext=True) if text_query else None,
     )
+    occupation_levels = tuple(
+        (when, level)
+        for when, level, sought in (
+            (
+                "e.isco_units && :units OR e.isco_minors && :minors "
+                "OR e.isco_submajors && :submajors",
+                OCCUPATION_LEVELS["exact"],
+                exact_group,
+            ),
+            ("e.isco_minors && :near_minors", OCCUPATION_LEVELS["minor"], sets["near_minors"]),
+            (
+                "e.isco_submajors && :near_submajors",
+                OCCUPATION_LEVELS["sub_major"],
+                sets["near_submajors"],
+            ),
+        )
+        if sought
+    )
     expressions = {
         "occupation": (
-            "CASE WHEN e.isco_units && :units OR e.isco_minors && :minors "
-            "OR e.isco_submajors && :submajors THEN 1.0 "
-            f"WHEN e.isco_minors && :near_minors THEN {OCCUPATION_LEVELS['minor']} "
-            f"WHEN e.isco_submajors && :near_submajors THEN {OCCUPATION_LEVELS['sub_major']} "
-            "ELSE 0.0 END"
+            "CASE "
+            + " ".join(f"WHEN {when} THEN {level}" for when, level in occupation_levels)
+            + " ELSE 0.0 END"
+            if occupation_levels
+            else "0.0"
         ),
         "experience": (
             "(SELECT coalesce(sum(y.value::numeric), 0) "
             "FROM jsonb_each_text(e.experience_years) y "
             "WHERE left(y.key, 3) = ANY(:related3) OR left(y.key, 2) = ANY(:related2))"
         ),
-        "skill_hits": f"ARRAY[{', '.join(hits)}]::float8[]" if hits else "ARRAY[]::float8[]",
         "text_rank": (
             f"least(ts_rank(e.search, {_tsquery('text_query')}), {TEXT_RANK_CAP})"
             if text_query
@@ -698,6 +774,8 @@ def plan(
         evidence=evidence,
         filters=" AND ".join(filters),
         expressions=expressions,
+        skill_hits=tuple(hits),
+        occupation_levels=occupation_levels,
         params=params,
         array_params=array_params,
         texts=texts,
@@ -712,8 +790,11 @@ async def _score(
     limit: int,
     condition: str | None,
     sample: int | None = None,
+    reach: float | None = None,
 ) -> list[Candidate]:
-    statement, values = ranking.statement(limit=limit, condition=condition, sample=sample)
+    statement, values = ranking.statement(
+        limit=limit, condition=condition, sample=sample, reach=reach
+    )
     found = (await session.execute(statement, {**values, **params})).mappings().all()
     return [
         Candidate(
@@ -759,8 +840,10 @@ async def _threshold(
         if condition == seeds[-1] and len(found) < min(limit, sample):
             # Fewer candidates than the sample: they were all scored.
             return found
-    condition = evidence.retrieval(ranking.points, theta)
-    return await _score(session, ranking, queries, limit=limit, condition=condition)
+    # Scores are rounded to hundredths: keep whoever could round up to theta.
+    reach = None if theta is None else theta - 0.01
+    condition = evidence.retrieval(ranking.points, reach)
+    return await _score(session, ranking, queries, limit=limit, condition=condition, reach=reach)
 
 
 async def rank(
