@@ -15,7 +15,9 @@ one-by-one path writes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -25,25 +27,23 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from diaspora_identity.audit import AccessContext, AuditEntry
+from diaspora_events.contracts import MemberRegisteredV1, RegistryAuditRecordedV1
+from diaspora_identity.audit import AccessContext
 from diaspora_identity.policy import Decision
 from registry.adapters.bulk import copy_rows, json_text
 from registry.adapters.orm import audit_log, member_changes, members
 from registry.bootstrap import Registry
 from registry.duplicates.detection import flag_new_members
+from registry.imports.rows import (
+    MEMBER_JSON,
+    AuditJson,
+    history_line,
+    member_columns,
+    registered_events,
+)
 from registry.imports.validation import ValidRow
-from registry.records import MEMBER_FIELDS, history_value, view_of
-from registry.service import (
-    _GIVEN_AT_REGISTRATION,
-    audit_event,
-    registered_event,
-    registration_columns,
-)
+from registry.records import MEMBER_FIELDS
 
-# The members columns a registration fills, in COPY order; JSONB ones are sent as text.
-_MEMBER_JSON = frozenset(
-    {"postal_address", "occupations", "skills", "education", "experience", "availability"}
-)
 # The "registered" history lines of a batch (as records.change_row builds them: no old
 # values, version 1), one per element of the arrays.
 _HISTORY_LINES = text(
@@ -84,6 +84,146 @@ def registration_schema() -> type[BaseModel]:
     return RegistrationRequest
 
 
+@dataclass(frozen=True)
+class PreparedRows:
+    """What a batch's valid rows write, built before its transaction (:func:`prepare_rows`)."""
+
+    now: datetime
+    by: str
+    request_id: str | None
+    columns: list[dict[str, Any]]
+    member_names: tuple[str, ...]
+    member_records: list[list[Any]]
+    history: dict[str, list[Any]]
+    registered: list[tuple[str, bytes]]
+    audit: dict[str, Any]
+    audit_events: list[tuple[str, bytes]]
+
+
+# prepare_rows lets the event loop run every so many rows: the previous batch's statements
+# progress meanwhile (each of their round trips waits at most that long).
+_PAUSE_EVERY = 25
+
+
+async def prepare_rows(
+    *,
+    decision: Decision,
+    context: AccessContext,
+    rows: Sequence[ValidRow],
+    consent_method: str,
+    consent_reference: str | None,
+) -> PreparedRows | None:
+    """The members rows, history lines, events and audit entries of valid rows (None for
+    none): CPU work only, pausing now and then so that it can run while the previous
+    batch is being written (the import runner does so)."""
+    if not rows:
+        return None
+    by = decision.principal.subject
+    now = datetime.now(UTC)
+    roles: dict[str, str] = {}
+    columns: list[dict[str, Any]] = []
+    changes: list[tuple[UUID, str, str, str]] = []
+    for n, row in enumerate(rows, 1):
+        role = roles.get(row.embassy_id)
+        if role is None:
+            role = decision.reaching({"embassy_id": row.embassy_id})[0].role.value
+            roles[row.embassy_id] = role
+        # The members row registration_columns makes of the row's command, built directly
+        # (registry.imports.rows: same values, no model per empty part).
+        values = member_columns(
+            row.body,
+            member_id=uuid_compat.uuid7(),
+            embassy_id=row.embassy_id,
+            registered_by=by,
+            by_role=role,
+            consent_method=consent_method,
+            consent_reference=consent_reference,
+            now=now,
+        )
+        columns.append(values)
+        # The "registered" history line (as records.change_row builds it: no old values).
+        changes.append((values["id"], role, *history_line(values)))
+        if n % _PAUSE_EVERY == 0:
+            await asyncio.sleep(0)
+    names = tuple(columns[0])
+    encoded = [i for i, n in enumerate(names) if n in MEMBER_JSON]
+    records: list[list[Any]] = []
+    for v in columns:
+        record = [v[n] for n in names]
+        for i in encoded:
+            if record[i] is not None:
+                record[i] = json_text(record[i])
+        records.append(record)
+    await asyncio.sleep(0)
+    ids, line_roles, fields, new_values = (list(c) for c in zip(*changes, strict=True))
+    # The registration events' JSON built from the rows (validated against the contract
+    # for the whole batch at once).
+    registered = registered_events(columns)
+    await asyncio.sleep(0)
+    # Audit entries naming who imported each member (as AuditTrail.record writes them):
+    # what AuditEntry and audit_event would hold, the same for the whole batch but the ids.
+    principal = decision.principal
+    shared = {
+        "occurred_at": now,
+        "actor_subject": principal.subject,
+        "actor_roles": decision.roles,
+        "actor_client": principal.client_id,
+        "actor_is_service": principal.is_service,
+        "action": decision.action,
+        "resource": decision.resource,
+        "fields": _ALL_FIELDS,
+        "client_address": context.client_address,
+        "request_id": context.request_id,
+        "trace_id": context.trace_id,
+    }
+    audit_ids = [uuid_compat.uuid7() for _ in columns]
+    audit_json = AuditJson(**shared)
+    return PreparedRows(
+        now=now,
+        by=by,
+        request_id=context.request_id,
+        columns=columns,
+        member_names=names,
+        member_records=records,
+        history={"ids": ids, "roles": line_roles, "fields": fields, "new_values": new_values},
+        registered=registered,
+        audit={"audit_ids": audit_ids, "record_ids": ids, **shared},
+        audit_events=[(str(m), audit_json(a, m)) for a, m in zip(audit_ids, ids, strict=True)],
+    )
+
+
+async def write_rows(
+    session: AsyncSession,
+    *,
+    registry: Registry,
+    prepared: PreparedRows | None,
+    import_job_id: UUID,
+) -> int:
+    """Write prepared rows in the caller's transaction; returns how many were flagged as
+    likely duplicates (of existing members or of each other)."""
+    if prepared is None:
+        return 0
+    await copy_rows(session, members, prepared.member_names, prepared.member_records)
+    # History lines and audit entries: what varies per row as arrays, the rest once
+    # (a COPY would encode the same long lists of field names on every row).
+    await session.execute(
+        _HISTORY_LINES,
+        {
+            **prepared.history,
+            "at": prepared.now,
+            "by": prepared.by,
+            "request_id": prepared.request_id,
+        },
+    )
+    await registry.outbox.copy_encoded(session, MemberRegisteredV1, prepared.registered)
+    await session.execute(_AUDIT_ENTRIES, prepared.audit)
+    await registry.outbox.copy_encoded(session, RegistryAuditRecordedV1, prepared.audit_events)
+    cases = await flag_new_members(
+        session, registry.outbox, prepared.columns, source="import", import_job_id=import_job_id
+    )
+    return len({c.member_id for c in cases})
+
+
 async def register_rows(
     session: AsyncSession,
     *,
@@ -95,113 +235,15 @@ async def register_rows(
     consent_method: str,
     consent_reference: str | None,
 ) -> int:
-    """Register the rows in the caller's transaction; returns how many were flagged as
-    likely duplicates (of existing members or of each other)."""
-    if not rows:
-        return 0
-    by = decision.principal.subject
-    now = datetime.now(UTC)
-    roles: dict[str, str] = {}
-    columns: list[dict[str, Any]] = []
-    changes: list[tuple[UUID, str, str, str]] = []
-    for row in rows:
-        role = roles.get(row.embassy_id)
-        if role is None:
-            role = decision.reaching({"embassy_id": row.embassy_id})[0].role.value
-            roles[row.embassy_id] = role
-        command = row.body.command(None)  # type: ignore[attr-defined]
-        values = registration_columns(
-            command,
-            member_id=uuid_compat.uuid7(),
-            embassy_id=row.embassy_id,
-            owner_subject=None,
-            registered_by=by,
-            by_role=role,
-            consent_method=consent_method,
-            consent_reference=consent_reference,
-            digest=None,
-            now=now,
-        )
-        columns.append(values)
-        # The "registered" history line (as records.change_row builds it: no old values).
-        record = view_of(values)
-        given = [f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION and record.get(f)]
-        changes.append(
-            (
-                values["id"],
-                role,
-                ",".join(given),  # field names hold no comma
-                json_text({f: history_value(f, record) for f in given}),
-            )
-        )
-    names = tuple(columns[0])
-    await copy_rows(
-        session,
-        members,
-        names,
-        [
-            tuple(
-                json_text(v[n]) if n in _MEMBER_JSON and v[n] is not None else v[n] for n in names
-            )
-            for v in columns
-        ],
+    """Register the rows in the caller's transaction (:func:`prepare_rows` then
+    :func:`write_rows`); returns how many were flagged as likely duplicates."""
+    prepared = await prepare_rows(
+        decision=decision,
+        context=context,
+        rows=rows,
+        consent_method=consent_method,
+        consent_reference=consent_reference,
     )
-    # History lines and audit entries: what varies per row as arrays, the rest once
-    # (a COPY would encode the same long lists of field names on every row).
-    ids, line_roles, fields, new_values = (list(c) for c in zip(*changes, strict=True))
-    await session.execute(
-        _HISTORY_LINES,
-        {
-            "ids": ids,
-            "roles": line_roles,
-            "fields": fields,
-            "new_values": new_values,
-            "at": now,
-            "by": by,
-            "request_id": context.request_id,
-        },
+    return await write_rows(
+        session, registry=registry, prepared=prepared, import_job_id=import_job_id
     )
-    await registry.outbox.copy_many(session, [registered_event(c) for c in columns])
-    # Audit entries naming who imported each member (as AuditTrail.record writes them).
-    principal = decision.principal
-    entries = [
-        AuditEntry(
-            audit_id=uuid_compat.uuid7(),
-            occurred_at=now,
-            actor_subject=principal.subject,
-            actor_roles=decision.roles,
-            actor_client=principal.client_id,
-            actor_is_service=principal.is_service,
-            action=decision.action,
-            resource=decision.resource,
-            record_id=c["id"],
-            fields=_ALL_FIELDS,
-            client_address=context.client_address,
-            request_id=context.request_id,
-            trace_id=context.trace_id,
-        )
-        for c in columns
-    ]
-    await session.execute(
-        _AUDIT_ENTRIES,
-        {
-            "audit_ids": [e.audit_id for e in entries],
-            "record_ids": [e.record_id for e in entries],
-            "occurred_at": now,
-            "actor_subject": principal.subject,
-            "actor_roles": decision.roles,
-            "actor_client": principal.client_id,
-            "actor_is_service": principal.is_service,
-            "action": decision.action,
-            "resource": decision.resource,
-            "fields": _ALL_FIELDS,
-            "client_address": context.client_address,
-            "request_id": context.request_id,
-            "trace_id": context.trace_id,
-        },
-    )
-    await registry.outbox.copy_many(session, [audit_event(e) for e in entries])
-    cases = await flag_new_members(
-        session, registry.outbox, columns, source="import", import_job_id=import_job_id
-    )
-    return len({c.member_id for c in cases})

@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
+from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -37,7 +39,12 @@ from registry.heap import freeze_long_lived
 from registry.imports.checking import BatchChecker, Checked, JobChecks
 from registry.imports.columns import layout
 from registry.imports.reading import Record, UnreadableFile, open_sheet
-from registry.imports.registration import register_rows, registration_schema
+from registry.imports.registration import (
+    PreparedRows,
+    prepare_rows,
+    registration_schema,
+    write_rows,
+)
 from registry.imports.settings import ImportSettings
 from registry.imports.tables import import_errors, import_jobs
 from registry.imports.validation import RowError, ValidRow
@@ -54,6 +61,18 @@ def _lock_key(job_id: UUID) -> int:
 def _principal(job: Any) -> Principal:
     roles = frozenset(Role(r) for r in job.created_by_roles if r in Role.__members__.values())
     return Principal(subject=job.created_by, roles=roles, embassies=frozenset(job.embassies or ()))
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A batch checked and its rows prepared, ready for its transaction."""
+
+    records: int  # records read (blank lines included): how far the position moves
+    rows: int  # data rows
+    valid: int  # rows registered
+    errors: list[RowError]
+    rejected: bool  # all or nothing: the whole batch refused
+    prepared: PreparedRows | None
 
 
 def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
@@ -180,38 +199,53 @@ class ImportRunner:
         records: Iterator[Record],
         checker: BatchChecker,
     ) -> None:
+        # Three stages at once: the worker checks the batches ahead, the event loop
+        # prepares the next batch's rows (CPU) while the current one's statements are
+        # with PostgreSQL, and the writes stay one transaction per batch, in file order.
         batches = _batches(records, job.batch_size)
-        batch = next(batches, None)
-        checking = checker.check(batch) if batch else None
-        first = True
-        while batch is not None and checking is not None:
-            checked = await checking
-            following = next(batches, None)
-            checking = checker.check(following) if following else None
-            try:
-                await self._write(job, decision, context, batch, checked)
-            except BaseException:
-                if checking is not None:
-                    checking.cancel()
-                    with contextlib.suppress(BaseException):
-                        await checking
-                raise
-            if first:
-                # The reference data the first batch loaded stays: out of the collector's way.
-                freeze_long_lived()
-                first = False
-            batch = following
+        ahead: deque[tuple[list[Record], asyncio.Future[Checked]]] = deque()
 
-    async def _write(
+        def look_ahead() -> None:
+            while len(ahead) < 2 and (batch := next(batches, None)) is not None:
+                ahead.append((batch, checker.check(batch)))
+
+        def stage_next() -> asyncio.Task[Staged] | None:
+            look_ahead()
+            if not ahead:
+                return None
+            batch, checking = ahead.popleft()
+            return asyncio.ensure_future(self._stage(job, decision, context, batch, checking))
+
+        staging = stage_next()
+        first = True
+        try:
+            while staging is not None:
+                staged = await staging
+                staging = stage_next()
+                await self._write(job, staged)
+                if first:
+                    # The reference data the first batch loaded stays: out of the collector's way.
+                    freeze_long_lived()
+                    first = False
+        except BaseException:
+            for pending in [staging, *(checking for _, checking in ahead)]:
+                if pending is not None:
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
+            raise
+
+    async def _stage(
         self,
         job: Any,
         decision: Decision,
         context: AccessContext,
         batch: Sequence[Record],
-        checked: Checked,
-    ) -> None:
-        """One batch's transaction: its members, error rows and the job's counters."""
-        registry = self.registry
+        checking: asyncio.Future[Checked],
+    ) -> Staged:
+        """A checked batch's outcome and the rows it writes, prepared before its
+        transaction."""
+        checked = await checking
         valid = [c for c in checked if isinstance(c, ValidRow)]
         errors = [e for c in checked if not isinstance(c, ValidRow) for e in c]
         rejected_batch = job.mode == "all_or_nothing" and len(valid) < len(checked)
@@ -225,18 +259,25 @@ class ImportRunner:
                 errors + [RowError(v.row, None, reason) for v in valid], key=lambda e: e.row
             )
             valid = []
-        async with registry.sessions() as session, session.begin():
-            flagged = await register_rows(
+        prepared = await prepare_rows(
+            decision=decision,
+            context=context,
+            rows=valid,
+            consent_method=job.consent_method,
+            consent_reference=job.consent_reference,
+        )
+        return Staged(len(batch), len(checked), len(valid), errors, rejected_batch, prepared)
+
+    async def _write(self, job: Any, staged: Staged) -> None:
+        """One batch's transaction: its members, error rows and the job's counters."""
+        async with self.registry.sessions() as session, session.begin():
+            flagged = await write_rows(
                 session,
-                registry=registry,
-                decision=decision,
-                context=context,
-                rows=valid,
+                registry=self.registry,
+                prepared=staged.prepared,
                 import_job_id=job.id,
-                consent_method=job.consent_method,
-                consent_reference=job.consent_reference,
             )
-            if errors:
+            if staged.errors:
                 await session.execute(
                     import_errors.insert(),
                     [
@@ -246,19 +287,19 @@ class ImportRunner:
                             "column_name": e.column,
                             "reason": e.reason,
                         }
-                        for e in errors
+                        for e in staged.errors
                     ],
                 )
             await session.execute(
                 update(import_jobs)
                 .where(import_jobs.c.id == job.id)
                 .values(
-                    position=import_jobs.c.position + len(batch),
-                    processed_rows=import_jobs.c.processed_rows + len(checked),
-                    accepted=import_jobs.c.accepted + len(valid) - flagged,
+                    position=import_jobs.c.position + staged.records,
+                    processed_rows=import_jobs.c.processed_rows + staged.rows,
+                    accepted=import_jobs.c.accepted + staged.valid - flagged,
                     duplicates=import_jobs.c.duplicates + flagged,
-                    rejected=import_jobs.c.rejected + len(checked) - len(valid),
-                    rejected_batches=import_jobs.c.rejected_batches + int(rejected_batch),
+                    rejected=import_jobs.c.rejected + staged.rows - staged.valid,
+                    rejected_batches=import_jobs.c.rejected_batches + int(staged.rejected),
                     updated_at=_now(),
                 )
             )
