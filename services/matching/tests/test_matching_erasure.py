@@ -288,12 +288,15 @@ async def test_an_erased_member_disappears_from_candidates_proposals_missions_an
     assert await where_id(matching, kafui) == []
 
     await publish_outbox(matching)
-    matches = await events_on(matching, MATCHING_MATCHES, expect=6)
+    matches = await events_on(matching, MATCHING_MATCHES, expect=8)
     withdrawn = [e for t, e in matches if t == "matching.match.withdrawn"]
-    # Yao's proposal went when Kafui filled the first need; Kafui's pending one on erasure.
-    assert sorted((e.member_id is None, e.reason) for e in withdrawn) == [
-        (False, "need_filled"),
-        (True, "member_erased"),
+    # Yao's proposal went when Kafui filled the first need; Kafui's pending one on erasure
+    # (each in versions 1 and 2: version 1 can say both reasons).
+    assert sorted((e.member_id is None, e.reason, e.event_version) for e in withdrawn) == [
+        (False, "need_filled", 1),
+        (False, "need_filled", 2),
+        (True, "member_erased", 1),
+        (True, "member_erased", 2),
     ]
     project_events = await events_on(matching, MATCHING_PROJECTS, expect=3)
     gone = [e for t, e in project_events if t == "matching.project.withdrawn"]
@@ -306,3 +309,74 @@ async def _more_handled(service: Matching, before: int) -> bool:
 
 async def _absent(service: Matching, member_id: UUID) -> bool:
     return not await in_read_model(service, member_id)
+
+
+async def test_withdrawing_consent_withdraws_the_proposals_awaiting_an_answer(
+    matching: Matching,
+    matching_url: str,
+    identity_provider: LocalIssuer,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+) -> None:
+    topic = topic_prefix + REGISTRY_MEMBERS.name
+    afi = new_member_id()
+    nurse = {"occupations": [("2221", "Infirmière")], "country": "BE", "languages": ["fr"]}
+    ministry = coordinator()
+    async with running_worker(matching):
+        await publish(kafka_bootstrap, topic, updated(afi, profile(given_name="Afi", **nurse)))
+        await wait_until(lambda: in_read_model(matching, afi), timeout=60, message="expert")
+        async with client(matching_url, identity_provider, ministry) as api:
+            answered = (await api.post("/needs", json=need("Soins infirmiers"))).json()["id"]
+            pending = (await api.post("/needs", json=need("Urgences"))).json()["id"]
+            for need_id in (answered, pending):
+                sent = await api.post(
+                    f"/needs/{need_id}/proposals", json={"member_ids": [str(afi)]}
+                )
+                assert sent.status_code == 201, sent.text
+        async with client(matching_url, identity_provider, citizen(member_id=afi)) as api:
+            mine = {p["need_id"]: p["id"] for p in (await api.get("/proposals")).json()["items"]}
+            declined = await api.post(
+                f"/proposals/{mine[answered]}/decline", json={"reason": "unavailable"}
+            )
+            assert declined.status_code == 200, declined.text
+
+        # Afi withdraws the consent to be contacted for missions (a profile update).
+        await publish(
+            kafka_bootstrap, topic, updated(afi, profile(given_name="Afi", consent=False, **nurse))
+        )
+
+        async def withdrawn_and_gone() -> bool:
+            gone = not await in_read_model(matching, afi)
+            return gone and await _status(matching, mine[pending]) == "withdrawn"
+
+        await wait_until(withdrawn_and_gone, timeout=60, message="proposal withdrawn")
+
+    async with client(matching_url, identity_provider, citizen(member_id=afi)) as api:
+        by_need = {p["need_id"]: p for p in (await api.get("/proposals")).json()["items"]}
+        assert (by_need[pending]["status"], by_need[pending]["withdraw_reason"]) == (
+            "withdrawn",
+            "consent_withdrawn",
+        )
+        # The answer already given stays; no answer is possible any more.
+        assert by_need[answered]["status"] == "declined"
+        assert (await api.post(f"/proposals/{mine[pending]}/accept")).status_code == 409
+    async with client(matching_url, identity_provider, ministry) as api:
+        candidates = await api.get(f"/needs/{pending}/candidates")
+        assert candidates.status_code == 200, candidates.text
+        assert str(afi) not in {c["member_id"] for c in candidates.json()["items"]}
+
+    await publish_outbox(matching)
+    matches = await events_on(matching, MATCHING_MATCHES, expect=4)
+    withdrawn = [e for t, e in matches if t == "matching.match.withdrawn"]
+    # Version 1 cannot say this reason: version 2 only.
+    assert [(e.event_version, str(e.proposal_id), e.reason) for e in withdrawn] == [
+        (2, mine[pending], "consent_withdrawn")
+    ]
+
+
+async def _status(service: Matching, proposal_id: str) -> str:
+    async with service.sessions() as session:
+        found = await session.execute(
+            select(proposals.c.status).where(proposals.c.id == UUID(proposal_id))
+        )
+    return str(found.scalar_one())

@@ -16,6 +16,7 @@ from diaspora_events.contracts import (
     MatchDeclinedV1,
     MatchProposedV1,
     MatchWithdrawnV1,
+    MatchWithdrawnV2,
     NeedClosedV1,
 )
 from diaspora_events.topics import MATCHING_MATCHES, MATCHING_NEEDS
@@ -192,7 +193,7 @@ async def test_proposals_answers_and_a_need_that_fills(
     assert (ama, "match_proposal") in audited
 
     await publish_outbox(matching)
-    matches = await events_on(matching, MATCHING_MATCHES, expect=8)
+    matches = await events_on(matching, MATCHING_MATCHES, expect=9)
     by_type: dict[str, list[Any]] = {}
     for event_type, event in matches:
         by_type.setdefault(event_type, []).append(event)
@@ -207,9 +208,11 @@ async def test_proposals_answers_and_a_need_that_fills(
     (declined,) = by_type["matching.match.declined"]
     assert isinstance(declined, MatchDeclinedV1)
     assert (declined.reason, declined.comment) == ("unavailable", "En congé à ces dates.")
-    (withdrawn,) = by_type["matching.match.withdrawn"]
-    assert isinstance(withdrawn, MatchWithdrawnV1)
-    assert (withdrawn.member_id, withdrawn.reason) == (edem, "need_filled")
+    # Published in versions 1 and 2, the same facts (version 1 can say this reason).
+    first, second = by_type["matching.match.withdrawn"]
+    assert {type(first), type(second)} == {MatchWithdrawnV1, MatchWithdrawnV2}
+    assert first.model_dump() == second.model_dump()
+    assert (first.member_id, first.reason) == (edem, "need_filled")
 
     need_events = await events_on(matching, MATCHING_NEEDS, expect=3)
     closing = [e for t, e in need_events if t == "matching.need.closed"]
@@ -236,5 +239,9 @@ async def test_a_cancelled_need_withdraws_its_pending_proposals(
         assert (mine["status"], mine["withdraw_reason"]) == ("withdrawn", "need_cancelled")
         assert (await api.post(f"/proposals/{mine['id']}/accept")).status_code == 409
     await publish_outbox(matching)
-    events = await events_on(matching, MATCHING_MATCHES, expect=2)
-    assert [t for t, _ in events] == ["matching.match.proposed", "matching.match.withdrawn"]
+    events = await events_on(matching, MATCHING_MATCHES, expect=3)
+    assert [(t, e.event_version) for t, e in events] == [
+        ("matching.match.proposed", 1),
+        ("matching.match.withdrawn", 2),
+        ("matching.match.withdrawn", 1),
+    ]

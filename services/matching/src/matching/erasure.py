@@ -1,16 +1,20 @@
 """What matching holds on a person beyond the experts read model, when the registry
-erases or merges them: proposals, missions, projects.
+erases or merges them, or they withdraw their consent to be contacted for missions:
+proposals, missions, projects.
 
-Its own consumer group (``matching-records``) on ``registry.members``, handling only
-``registry.member.erased`` and ``registry.member.merged``: a rebuild of the experts
-read model replays the topic without touching these records, and these records are
-not held up by the read model's work.
+Its own consumer group (``matching-records``) on ``registry.members``, handling
+``registry.member.erased``, ``registry.member.merged`` and ``registry.member.updated``:
+a rebuild of the experts read model replays the topic without touching these records,
+and these records are not held up by the read model's work.
 
 - Erased: proposals are anonymised (no member id, reasons or comment; pending ones
   withdrawn, reason ``member_erased``), missions keep their counted facts without the
   person (open ones cancelled), projects are deleted with the interest in them
   (``matching.project.withdrawn``, reason ``holder_erased``). See docs/matching.md.
 - Merged: the records of the merged member id move to the survivor's id.
+- Updated without the consent to be contacted for missions: the proposals still
+  awaiting the person's answer are withdrawn (``matching.match.withdrawn`` v2, reason
+  ``consent_withdrawn``); the experts read model drops them from the candidates.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
-from diaspora_events.contracts import MemberErasedV1, MemberMergedV1
+from diaspora_events.contracts import MemberErasedV1, MemberMergedV1, MemberUpdatedV1
 from diaspora_events.outbox import OutboxWriter
 from matching.adapters.orm import inbox
+from matching.experts.projection import MISSIONS_CONSENT
 from matching.missions import service as missions
 from matching.missions.tables import missions as missions_table
 from matching.projects import service as projects
@@ -112,5 +117,14 @@ def build_consumer(
     @consumer.on(MemberMergedV1)
     async def merged(event: MemberMergedV1, session: AsyncSession, _: Envelope) -> None:
         await merge_member(session, event.member_id, event.survivor_id)
+
+    @consumer.on(MemberUpdatedV1)
+    async def updated(event: MemberUpdatedV1, session: AsyncSession, _: Envelope) -> None:
+        # A snapshot without the consent: whatever the update changed, nobody may be
+        # asked to answer a mission proposal any more (a no-op if none is pending).
+        if not event.profile.consents_to(MISSIONS_CONSENT):
+            withdrawn = await proposals.withdraw_for_consent(session, outbox, event.member_id)
+            if withdrawn:
+                log.info("proposals_withdrawn_for_consent", proposals=withdrawn)
 
     return consumer

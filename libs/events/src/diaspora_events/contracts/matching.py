@@ -191,6 +191,29 @@ class MatchWithdrawnV1(Event):
     reason: Literal["need_filled", "need_cancelled", "need_expired", "member_erased"]
 
 
+@contract(
+    event_type="matching.match.withdrawn",
+    version=2,
+    topic=MATCHING_MATCHES,
+    key="proposal_id",
+    description=(
+        "A proposal awaiting an answer was withdrawn: the need was filled, cancelled or "
+        "expired, the expert's data was erased, or the expert withdrew their consent to "
+        "be contacted for missions. Version 2 adds that last reason; every withdrawal is "
+        "published in version 2, and in version 1 too when its reason is one of version "
+        "1's (until version 1's consumers have moved)."
+    ),
+)
+class MatchWithdrawnV2(Event):
+    proposal_id: UUID
+    need_id: UUID
+    member_id: UUID | None = Field(default=None, description="Absent after an erasure.")
+    withdrawn_at: datetime
+    reason: Literal[
+        "need_filled", "need_cancelled", "need_expired", "member_erased", "consent_withdrawn"
+    ]
+
+
 class MissionFacts(_Part):
     """What statistics count of a mission: its type, where in Togo, where the expert lives."""
 

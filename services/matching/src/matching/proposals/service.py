@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,7 +29,9 @@ from diaspora_events.contracts import (
     MatchDeclinedV1,
     MatchProposedV1,
     MatchWithdrawnV1,
+    MatchWithdrawnV2,
 )
+from diaspora_events.contracts.base import Event
 from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision
@@ -43,7 +45,11 @@ from matching.proposals.tables import proposals
 # Needs that may receive proposals, and whose proposals may still be answered.
 PROPOSING_STATES = frozenset({"open", "matching", "proposals_sent"})
 MAX_PER_REQUEST = 50
-WithdrawReason = Literal["need_filled", "need_cancelled", "need_expired", "member_erased"]
+WithdrawReason = Literal[
+    "need_filled", "need_cancelled", "need_expired", "member_erased", "consent_withdrawn"
+]
+# The reasons matching.match.withdrawn v1 can carry (v2 adds consent_withdrawn).
+V1_REASONS = frozenset(get_args(MatchWithdrawnV1.model_fields["reason"].annotation))
 
 PROPOSAL_FIELDS: tuple[str, ...] = (
     "id",
@@ -411,29 +417,56 @@ async def withdraw_pending(
 ) -> int:
     """Withdraw the need's proposals still awaiting an answer (the need was filled,
     cancelled or expired), in the caller's transaction; returns how many."""
+    return await _withdraw(session, outbox, proposals.c.need_id == need_id, reason, now)
+
+
+async def withdraw_for_consent(session: AsyncSession, outbox: OutboxWriter, member_id: UUID) -> int:
+    """The member withdrew their consent to be contacted for missions: their proposals
+    still awaiting an answer are withdrawn (``consent_withdrawn``), in the caller's
+    transaction; returns how many. Answered ones stay: the person said yes or no."""
+    return await _withdraw(
+        session, outbox, proposals.c.member_id == member_id, "consent_withdrawn", None
+    )
+
+
+async def _withdraw(
+    session: AsyncSession,
+    outbox: OutboxWriter,
+    which: ColumnElement[bool],
+    reason: WithdrawReason,
+    now: datetime | None,
+) -> int:
     now = now or datetime.now(UTC)
     withdrawn = await rows.every(
         session,
         update(proposals)
-        .where(proposals.c.need_id == need_id, proposals.c.status == "proposed")
+        .where(which, proposals.c.status == "proposed")
         .values(status="withdrawn", withdrawn_at=now, withdraw_reason=reason)
-        .returning(proposals.c.id, proposals.c.member_id),
+        .returning(proposals.c.id, proposals.c.need_id, proposals.c.member_id),
     )
-    if withdrawn:
-        await outbox.add_many(
-            session,
-            [
-                MatchWithdrawnV1(
-                    proposal_id=w["id"],
-                    need_id=need_id,
-                    member_id=w["member_id"],
-                    withdrawn_at=now,
-                    reason=reason,
-                )
-                for w in withdrawn
-            ],
-        )
+    await outbox.add_many(session, withdrawal_events(withdrawn, reason, now))
     return len(withdrawn)
+
+
+def withdrawal_events(
+    withdrawn: Sequence[Mapping[str, Any]], reason: WithdrawReason, now: datetime
+) -> list[Event]:
+    """``matching.match.withdrawn`` for each proposal (``id``, ``need_id``,
+    ``member_id``): in version 2, and in version 1 too while its consumers move, when
+    version 1 can say the reason."""
+    found: list[Event] = []
+    for w in withdrawn:
+        facts = {
+            "proposal_id": w["id"],
+            "need_id": w["need_id"],
+            "member_id": w["member_id"],
+            "withdrawn_at": now,
+            "reason": reason,
+        }
+        found.append(MatchWithdrawnV2.model_validate(facts))
+        if reason in V1_REASONS:
+            found.append(MatchWithdrawnV1.model_validate(facts))
+    return found
 
 
 async def erase_member(session: AsyncSession, outbox: OutboxWriter, member_id: UUID) -> int:
@@ -461,18 +494,6 @@ async def erase_member(session: AsyncSession, outbox: OutboxWriter, member_id: U
         .where(proposals.c.member_id == member_id)
         .values(member_id=None, reasons=None, decline_comment=None, erased_at=now)
     )
-    if pending:
-        await outbox.add_many(
-            session,
-            [
-                MatchWithdrawnV1(
-                    proposal_id=p["id"],
-                    need_id=p["need_id"],
-                    member_id=None,
-                    withdrawn_at=now,
-                    reason="member_erased",
-                )
-                for p in pending
-            ],
-        )
+    anonymous = [{**p, "member_id": None} for p in pending]
+    await outbox.add_many(session, withdrawal_events(anonymous, "member_erased", now))
     return int(getattr(result, "rowcount", 0) or 0)
