@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from diaspora_events.contracts.matching import NeedType
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.conditional import expected_version
@@ -33,7 +34,6 @@ STEP_RESPONSES: dict[int | str, dict[str, Any]] = {
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 MissionStatus = Literal["awaiting_agreement", "agreed", "travel_booked", "completed", "cancelled"]
-NeedType = Literal["teaching", "medical", "volunteering", "co_development", "technical_assistance"]
 
 
 class MissionView(BaseModel):

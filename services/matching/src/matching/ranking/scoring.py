@@ -71,17 +71,16 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final, get_args
+from typing import Any, Final
 
 from sqlalchemy import Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from diaspora_events.contracts.matching import NeedType
 from diaspora_reference import esco, isco
 from matching.experts.projection import FTS_CONFIGS
+from matching.needs.domain import NEED_TYPES
 
-NEED_TYPES: Final = frozenset(get_args(NeedType))
 WEIGHTS: Final[dict[str, float]] = {
     "occupation": 0.35,
     "skills": 0.30,
