@@ -15,7 +15,10 @@ echo "==> mypy --strict"
 uv run --frozen mypy
 
 echo "==> infrastructure"
-started=$(uv run --frozen devstack up | tee /dev/stderr | head -1)
+# Not "tee /dev/stderr": when stderr is a file (a CI log), reopening it truncates it.
+up=$(uv run --frozen devstack up)
+echo "$up" >&2
+started=$(head -1 <<<"$up")
 if [[ "$started" != *"nothing"* ]] && [ -z "${DIASPORA_PG_URL:-}" ]; then
   trap 'uv run --frozen devstack down' EXIT
 fi
