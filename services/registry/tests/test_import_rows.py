@@ -31,7 +31,7 @@ from registry.imports.rows import (
 from registry.imports.validation import ValidRow, check_record
 from registry.records import MEMBER_FIELDS, history_value, view_of
 from registry.service import (
-    _GIVEN_AT_REGISTRATION,
+    GIVEN_AT_REGISTRATION,
     audit_event,
     registered_event,
     registration_columns,
@@ -159,7 +159,7 @@ def assert_same_rows(value: BaseModel, reference: str | None) -> None:
     assert built == one_by_one
     # The history line, as register_rows made it from the record view.
     record = view_of(one_by_one)
-    given = [f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION and record.get(f)]
+    given = [f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION and record.get(f)]
     assert history_line(built) == (
         ",".join(given),
         json_text({f: history_value(f, record) for f in given}),

@@ -357,7 +357,7 @@ async def register_member(
                 await session.execute(member_consents.insert(), consents)
             record = view_of(columns, documents, consents, cipher=None)
             record["owner_subject"] = owner_subject
-            given = [f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION and record.get(f)]
+            given = [f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION and record.get(f)]
             await record_change(
                 session,
                 member_id=member_id,
@@ -392,7 +392,7 @@ async def register_member(
 
 
 # What a registration can fill in (the history's "registered" line lists those given).
-_GIVEN_AT_REGISTRATION = frozenset(UPDATABLE_FIELDS) | {"consents", "registration_consent"}
+GIVEN_AT_REGISTRATION = frozenset(UPDATABLE_FIELDS) | {"consents", "registration_consent"}
 
 
 async def _register_in_one_statement(
@@ -417,7 +417,7 @@ async def _register_in_one_statement(
         if await likely_duplicates(autocommit, member):
             return None
         record = view_of(columns, (), consents, cipher=None)
-        given = [f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION and record.get(f)]
+        given = [f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION and record.get(f)]
         await register_in_one_statement(
             autocommit,
             outbox=outbox,

@@ -43,7 +43,7 @@ from diaspora_events.contracts.registry import (
 )
 from registry.adapters.bulk import json_text
 from registry.records import MEMBER_FIELDS, history_value, profile_columns, view_of
-from registry.service import _GIVEN_AT_REGISTRATION
+from registry.service import GIVEN_AT_REGISTRATION
 
 # The optional parts of a registration, in the order registration_columns turns them into
 # columns (RegisterMember's defaults, when a part is not given, give the same columns as
@@ -63,7 +63,7 @@ _PARTS = (
     "availability",
 )
 # The fields a "registered" history line may name, in the record's order.
-_HISTORY_FIELDS = tuple(f for f in MEMBER_FIELDS if f in _GIVEN_AT_REGISTRATION)
+_HISTORY_FIELDS = tuple(f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION)
 # The members columns that are JSONB (sent to COPY as JSON text).
 MEMBER_JSON = frozenset(
     {"postal_address", "occupations", "skills", "education", "experience", "availability"}
