@@ -61,6 +61,8 @@ class Mailbox:
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._folder = folder
+        # Files are numbered on from what the folder holds: a new run keeps the last one's.
+        self._numbered_from = _last_number(folder) if folder is not None else 0
         # Test controls: addresses refused for good (550), and a number of
         # messages to refuse for now (451) before accepting again.
         self.rejected: set[str] = set()
@@ -75,7 +77,7 @@ class Mailbox:
             count = len(self._messages)
         if self._folder is not None:
             self._folder.mkdir(parents=True, exist_ok=True)
-            (self._folder / f"{count:06d}.eml").write_bytes(raw)
+            (self._folder / f"{self._numbered_from + count:06d}.eml").write_bytes(raw)
             print(f"mail to {', '.join(mail.recipients)}: {mail.subject}", flush=True)
 
     def refusal_for(self, recipients: tuple[str, ...]) -> str | None:
@@ -113,3 +115,10 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _last_number(folder: Path) -> int:
+    """The highest number of the ``NNNNNN.eml`` files in ``folder`` (0 if none)."""
+    if not folder.is_dir():
+        return 0
+    return max((int(f.stem) for f in folder.glob("*.eml") if f.stem.isdigit()), default=0)
