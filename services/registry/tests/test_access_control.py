@@ -229,9 +229,13 @@ async def test_embassies_are_rederived_when_the_jurisdictions_change(
         await staff.post("/members", json=person(country_of_residence="IT"))
     async with registry.sessions() as session, session.begin():
         await session.execute(text("UPDATE members SET embassy_id = 'de-berlin'"))
+        await session.execute(text("UPDATE member_match_keys SET embassy_id = 'de-berlin'"))
     assert await reconcile_embassies(registry.sessions, registry.identity.jurisdictions) == 1
     async with registry.sessions() as session:
         assert (await session.execute(select(members.c.embassy_id))).scalar() == "fr-paris"
+        # The duplicate-detection keys follow (a case goes to the member's embassy).
+        keys = await session.execute(text("SELECT embassy_id FROM member_match_keys"))
+        assert keys.scalars().all() == ["fr-paris"]
 
 
 async def test_citizens_export_their_own_record(

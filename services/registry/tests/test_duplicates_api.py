@@ -285,3 +285,38 @@ async def test_different_people_sharing_a_phone_are_not_flagged(
         )  # same family name and phone: a family
         assert (await http.post("/members", json=sister)).status_code == 201
         assert (await http.get("/duplicates")).json()["items"] == []
+
+
+async def test_a_changed_email_is_what_later_registrations_are_compared_with(
+    live: tuple[Registry, str], identity_provider: LocalIssuer
+) -> None:
+    registry, url = live
+    async with httpx.AsyncClient(
+        base_url=url, headers=identity_provider.headers(officer("fr-paris")), timeout=60
+    ) as http:
+        first = await http.post("/members", json=person())
+        assert first.status_code == 201, first.text
+        member_id = first.json()["id"]
+        changed = await http.patch(
+            f"/members/{member_id}",
+            json={"email": "Koku.Mensah@Example.org", "phone": "+33612345699"},
+            headers={"If-Match": first.headers["etag"]},
+        )
+        assert changed.status_code == 200, changed.text
+        # Born another day, another phone: only the name and the new email link them.
+        again = person(
+            date_of_birth="1979-11-02", email="koku.mensah@example.org", phone="+33612345610"
+        )
+        assert (await http.post("/members", json=again)).status_code == 201
+        (case,) = (await http.get("/duplicates")).json()["items"]
+        assert case["match"]["id"] == member_id
+        assert "email" in case["reasons"]
+    async with registry.sessions() as session:
+        keys = (
+            await session.execute(
+                select(member_match_keys.c.email, member_match_keys.c.phone).where(
+                    member_match_keys.c.member_id == member_id
+                )
+            )
+        ).one()
+    assert tuple(keys) == ("koku.mensah@example.org", "+33612345699")

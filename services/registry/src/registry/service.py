@@ -36,8 +36,15 @@ from diaspora_identity.principal import Role
 from registry.adapters.orm import audit_log, member_changes, member_consents, members
 from registry.crypto import DocumentCipher
 from registry.domain import Member, RegisterMember, UpdateMember
-from registry.duplicates.detection import flag_new_members, likely_duplicates, new_member
+from registry.duplicates.detection import (
+    MATCH_KEY_FIELDS,
+    flag_new_members,
+    likely_duplicates,
+    new_member,
+    refresh_match_keys,
+)
 from registry.duplicates.normalise import email_key, name_key
+from registry.duplicates.tables import member_match_keys
 from registry.one_statement import register_in_one_statement
 from registry.records import (
     MEMBER_FIELDS,
@@ -677,6 +684,8 @@ async def update_member(
         if not changed:
             return view_of(row, documents, consents), []
         after_row = await _bump(session, row["id"], values, now)
+        if MATCH_KEY_FIELDS.intersection(changed):
+            await refresh_match_keys(session, after_row)
         if "documents" in changed:
             await write_documents(session, cipher, row["id"], changes["documents"])
         after = view_of(after_row, (await documents_of(session, [row["id"]]))[row["id"]], consents)
@@ -877,6 +886,15 @@ async def reconcile_embassies(
     async with sessions() as session, session.begin():
         result = await session.execute(
             update(members).where(members.c.embassy_id != derived).values(embassy_id=derived)
+        )
+        # The match keys carry the embassy too (whose officers review a duplicate case).
+        await session.execute(
+            update(member_match_keys)
+            .where(
+                member_match_keys.c.member_id == members.c.id,
+                member_match_keys.c.embassy_id != members.c.embassy_id,
+            )
+            .values(embassy_id=members.c.embassy_id)
         )
     changed = int(getattr(result, "rowcount", 0) or 0)
     if changed:

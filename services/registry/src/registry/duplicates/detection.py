@@ -23,7 +23,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from diaspora_events.contracts import DuplicatesFlaggedV1
@@ -112,6 +112,24 @@ def match_key_row(member: NewMember) -> dict[str, object]:
         "phone": member.phone,
         "email": email_key(member.email),
     }
+
+
+# The members columns the match keys are made of.
+MATCH_KEY_FIELDS = frozenset(
+    {"embassy_id", "given_name", "family_name", "date_of_birth", "phone", "email"}
+)
+
+
+async def refresh_match_keys(session: AsyncSession, row: Mapping[str, Any]) -> None:
+    """A member's identifying fields changed (``row``: their members row as it now
+    stands): their match keys follow, so that later registrations and imports are
+    compared with what the record says now, not with what it said at registration."""
+    keys = match_key_row(new_member(row))
+    await session.execute(
+        update(member_match_keys)
+        .where(member_match_keys.c.member_id == keys.pop("member_id"))
+        .values(**keys)
+    )
 
 
 # One query for a whole batch: the batch as arrays, candidates through the exact-attribute
