@@ -1070,7 +1070,13 @@ def test_gateway_routes_limits_and_headers(local_gateway: tuple[str, Path]) -> N
         ("Referrer-Policy", "no-referrer"),
     ):
         assert headers[name] == value
-    assert headers.get_all("Cache-Control") == ["no-store"]  # the service's one is replaced
+    # The service's "public, max-age=600" on a member's record is replaced; only the
+    # public statistics keep theirs (a shared cache may hold them).
+    assert headers.get_all("Cache-Control") == ["no-store"]
+    _, statistics, _ = _request(f"{gateway}/api/registry/statistics/members?by=country")
+    assert statistics.get_all("Cache-Control") == ["public, max-age=600"]
+    _, elsewhere, _ = _request(f"{gateway}/api/notifications/statistics/members")
+    assert elsewhere.get_all("Cache-Control") == ["no-store"]
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert "Strict-Transport-Security" not in headers  # plain http: no HSTS
     assert "/" not in (headers["Server"] or "")  # no version

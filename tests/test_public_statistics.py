@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from diaspora_devstack.testing import wait_until
-from diaspora_identity.testing import citizen
+from diaspora_identity.testing import analyst, citizen
 from tests.conftest import GatewayFactory, LocalPlatform
 
 pytestmark = pytest.mark.integration
@@ -49,8 +49,9 @@ async def test_anyone_reads_suppressed_statistics_through_the_gateway(
         # No Authorization header at all: the public role.
         countries = await client.get("/api/registry/statistics/members", params={"by": "country"})
         assert countries.status_code == 200
-        # The gateway answers no-store on everything (deploy/local/nginx/security-headers.conf).
-        assert countries.headers["cache-control"] == "no-store"
+        # Public statistics may be cached (the registry's header, kept by the gateway: its
+        # $cache_control map); with a token they are private, and so is everything else.
+        assert countries.headers["cache-control"] == "public, max-age=60"
         items = {i["key"]: i["members"] for i in countries.json()["items"]}
         # Germany (1) is small; France (7) would give it away (8 - 7): both hidden.
         assert items == {"FR": None, "DE": None}
@@ -73,5 +74,11 @@ async def test_anyone_reads_suppressed_statistics_through_the_gateway(
             "/api/registry/statistics/members", headers={"Authorization": "Bearer nonsense"}
         )
         assert bad.status_code == 401
+        # With a token the statistics are the caller's (private): never cached.
+        staff = await client.get(
+            "/api/registry/statistics/members", headers=platform.issuer.headers(analyst())
+        )
+        assert staff.status_code == 200, staff.text
+        assert staff.headers["cache-control"] == "no-store"
         # Member records stay closed to anonymous callers.
         assert (await client.get("/api/registry/members")).status_code == 401
