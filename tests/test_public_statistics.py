@@ -52,6 +52,7 @@ async def test_anyone_reads_suppressed_statistics_through_the_gateway(
         # Public statistics may be cached (the registry's header, kept by the gateway: its
         # $cache_control map); with a token they are private, and so is everything else.
         assert countries.headers["cache-control"] == "public, max-age=60"
+        assert countries.headers["vary"] == "Authorization"
         items = {i["key"]: i["members"] for i in countries.json()["items"]}
         # Germany (1) is small; France (7) would give it away (8 - 7): both hidden.
         assert items == {"FR": None, "DE": None}

@@ -93,6 +93,8 @@ def _cache(response: Response, exact: bool, principal: Principal) -> None:
     # exact or scoped figures never.
     public = not exact and principal is ANONYMOUS
     response.headers["Cache-Control"] = "public, max-age=60" if public else "private, no-store"
+    # The answer depends on the token: a cache must not hand the public one to staff.
+    response.headers["Vary"] = "Authorization"
 
 
 class CountItem(BaseModel):
