@@ -199,6 +199,23 @@ def _city_columns(
         raise InvalidChange(field, str(error)) from None
 
 
+# The optional parts of a registration, in the order they become members columns.
+OPTIONAL_PARTS = (
+    "sex",
+    "place_of_birth",
+    "postal_address",
+    "city",
+    "arrival_year",
+    "residence_status",
+    "languages",
+    "occupations",
+    "skills",
+    "education",
+    "experience",
+    "availability",
+)
+
+
 def registration_columns(
     command: RegisterMember,
     *,
@@ -213,23 +230,7 @@ def registration_columns(
     now: datetime,
 ) -> dict[str, Any]:
     """The members row of a registration (one registration, or each row of a bulk import)."""
-    profile = {
-        name: getattr(command, name)
-        for name in (
-            "sex",
-            "place_of_birth",
-            "postal_address",
-            "city",
-            "arrival_year",
-            "residence_status",
-            "languages",
-            "occupations",
-            "skills",
-            "education",
-            "experience",
-            "availability",
-        )
-    }
+    profile = {name: getattr(command, name) for name in OPTIONAL_PARTS}
     return {
         "id": member_id,
         "given_name": command.given_name,

@@ -43,25 +43,10 @@ from diaspora_events.contracts.registry import (
 )
 from registry.adapters.bulk import json_text
 from registry.records import MEMBER_FIELDS, history_value, profile_columns, view_of
-from registry.service import GIVEN_AT_REGISTRATION
+from registry.service import GIVEN_AT_REGISTRATION, OPTIONAL_PARTS
 
-# The optional parts of a registration, in the order registration_columns turns them into
-# columns (RegisterMember's defaults, when a part is not given, give the same columns as
-# None: profile_columns treats both alike).
-_PARTS = (
-    "sex",
-    "place_of_birth",
-    "postal_address",
-    "city",
-    "arrival_year",
-    "residence_status",
-    "languages",
-    "occupations",
-    "skills",
-    "education",
-    "experience",
-    "availability",
-)
+# A part left out of RegisterMember gives the same columns as None (profile_columns treats
+# both alike), so the empty parts' columns are computed once, in OPTIONAL_PARTS' order.
 # The fields a "registered" history line may name, in the record's order.
 _HISTORY_FIELDS = tuple(f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION)
 # The members columns that are JSONB (sent to COPY as JSON text).
@@ -80,7 +65,7 @@ def _fresh(value: list[Any] | dict[str, Any]) -> Any:
 
 # The columns of the parts left empty: computed once by profile_columns itself, in order.
 _EMPTY_PARTS: dict[str, dict[str, Any]] = {
-    name: profile_columns({name: None}, country="TG") for name in _PARTS
+    name: profile_columns({name: None}, country="TG") for name in OPTIONAL_PARTS
 }
 _ALL_EMPTY: dict[str, Any] = {k: v for part in _EMPTY_PARTS.values() for k, v in part.items()}
 # Those holding a list or a dict, copied for each row.
@@ -130,7 +115,7 @@ def member_columns(
     values.update(_ALL_EMPTY)
     for key, empty in _MUTABLE_EMPTY:
         values[key] = _fresh(empty)
-    for name in _PARTS:
+    for name in OPTIONAL_PARTS:
         value = getattr(body, name)
         if value is not None:
             values.update(profile_columns({name: value}, country=country))
