@@ -45,8 +45,6 @@ from registry.adapters.bulk import json_text
 from registry.records import MEMBER_FIELDS, history_value, profile_columns, view_of
 from registry.service import GIVEN_AT_REGISTRATION, OPTIONAL_PARTS
 
-# A part left out of RegisterMember gives the same columns as None (profile_columns treats
-# both alike), so the empty parts' columns are computed once, in OPTIONAL_PARTS' order.
 # The fields a "registered" history line may name, in the record's order.
 _HISTORY_FIELDS = tuple(f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION)
 # The members columns that are JSONB (sent to COPY as JSON text).
@@ -63,7 +61,8 @@ def _fresh(value: list[Any] | dict[str, Any]) -> Any:
     return {k: v.copy() if isinstance(v, list) else v for k, v in value.items()}
 
 
-# The columns of the parts left empty: computed once by profile_columns itself, in order.
+# A part left out of RegisterMember gives the same columns as None (profile_columns treats
+# both alike), so the empty parts' columns are computed once, in OPTIONAL_PARTS' order.
 _EMPTY_PARTS: dict[str, dict[str, Any]] = {
     name: profile_columns({name: None}, country="TG") for name in OPTIONAL_PARTS
 }
