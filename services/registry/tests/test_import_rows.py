@@ -157,7 +157,7 @@ def assert_same_rows(value: BaseModel, reference: str | None) -> None:
     # The members row: the same columns in the same order (COPY's), the same values.
     assert list(built) == list(one_by_one)
     assert built == one_by_one
-    # The history line, as register_rows made it from the record view.
+    # The history line, as the import made it from the record view before rows.py.
     record = view_of(one_by_one)
     given = [f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION and record.get(f)]
     assert history_line(built) == (

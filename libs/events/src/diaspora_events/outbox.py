@@ -50,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from diaspora_events.cloudevents import attributes, encode, headers_to_kafka, new_event_id
 from diaspora_events.contracts.base import Event
+from diaspora_events.jsontext import split_around
 from diaspora_events.kafka import idempotent_producer
 from diaspora_events.metrics import (
     OUTBOX_BACKLOG,
@@ -293,13 +294,7 @@ class _HeaderText:
             subject=json.loads(_SUBJECT_MARK),
             extra_headers=extra,
         )
-        text = json.dumps(self._fixed)
-        self._parts: tuple[str, str, str] | None = None
-        if text.count(_ID_MARK) == 1 and text.count(_SUBJECT_MARK) == 1:
-            head, rest = text.split(_ID_MARK)
-            if _SUBJECT_MARK in rest:
-                middle, tail = rest.split(_SUBJECT_MARK)
-                self._parts = (head, middle, tail)
+        self._parts = split_around(json.dumps(self._fixed), _ID_MARK, _SUBJECT_MARK)
 
     def text(self, event_id: str, subject: str) -> str:
         if self._parts is None or not subject:

@@ -365,7 +365,7 @@ async def register_member(
                 await session.execute(member_consents.insert(), consents)
             record = view_of(columns, documents, consents, cipher=None)
             record["owner_subject"] = owner_subject
-            given = [f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION and record.get(f)]
+            given = given_at_registration(record)
             await record_change(
                 session,
                 member_id=member_id,
@@ -401,6 +401,13 @@ async def register_member(
 
 # What a registration can fill in (the history's "registered" line lists those given).
 GIVEN_AT_REGISTRATION = frozenset(UPDATABLE_FIELDS) | {"consents", "registration_consent"}
+_GIVEN_IN_ORDER = tuple(f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION)
+
+
+def given_at_registration(record: Mapping[str, Any]) -> list[str]:
+    """The fields a registration filled in, in the record's order: those its history's
+    "registered" line names (``record``: the record view)."""
+    return [f for f in _GIVEN_IN_ORDER if record.get(f)]
 
 
 async def _register_in_one_statement(
@@ -425,7 +432,7 @@ async def _register_in_one_statement(
         if await likely_duplicates(autocommit, member):
             return None
         record = view_of(columns, (), consents, cipher=None)
-        given = [f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION and record.get(f)]
+        given = given_at_registration(record)
         await register_in_one_statement(
             autocommit,
             outbox=outbox,

@@ -222,28 +222,3 @@ async def write_rows(
         session, registry.outbox, prepared.columns, source="import", import_job_id=import_job_id
     )
     return len({c.member_id for c in cases})
-
-
-async def register_rows(
-    session: AsyncSession,
-    *,
-    registry: Registry,
-    decision: Decision,
-    context: AccessContext,
-    rows: Sequence[ValidRow],
-    import_job_id: UUID,
-    consent_method: str,
-    consent_reference: str | None,
-) -> int:
-    """Register the rows in the caller's transaction (:func:`prepare_rows` then
-    :func:`write_rows`); returns how many were flagged as likely duplicates."""
-    prepared = await prepare_rows(
-        decision=decision,
-        context=context,
-        rows=rows,
-        consent_method=consent_method,
-        consent_reference=consent_reference,
-    )
-    return await write_rows(
-        session, registry=registry, prepared=prepared, import_job_id=import_job_id
-    )

@@ -41,12 +41,11 @@ from diaspora_events.contracts.registry import (
     Occupation,
     Skill,
 )
+from diaspora_events.jsontext import split_around
 from registry.adapters.bulk import json_text
-from registry.records import MEMBER_FIELDS, history_value, profile_columns, view_of
-from registry.service import GIVEN_AT_REGISTRATION, OPTIONAL_PARTS
+from registry.records import history_value, profile_columns, view_of
+from registry.service import OPTIONAL_PARTS, given_at_registration
 
-# The fields a "registered" history line may name, in the record's order.
-_HISTORY_FIELDS = tuple(f for f in MEMBER_FIELDS if f in GIVEN_AT_REGISTRATION)
 # The members columns that are JSONB (sent to COPY as JSON text).
 MEMBER_JSON = frozenset(
     {"postal_address", "occupations", "skills", "education", "experience", "availability"}
@@ -136,7 +135,7 @@ def history_line(values: Mapping[str, Any]) -> tuple[str, str]:
     """The "registered" history line of a members row: the fields given (comma-separated)
     and their values as JSON text (as records.change_row keeps them)."""
     record = view_of(values)
-    given = [f for f in _HISTORY_FIELDS if record[f]]
+    given = given_at_registration(record)
     # One encoding of the raw values: the JSON of each value is that of history_value's
     # (which only turns them into JSON types and drops document numbers).
     return ",".join(given), json_text(  # field names hold no comma
@@ -216,13 +215,7 @@ class AuditJson:
         text = RegistryAuditRecordedV1(
             audit_id=self._AUDIT, record_id=self._RECORD, **shared
         ).model_dump_json()
-        audit, record = f'"{self._AUDIT}"', f'"{self._RECORD}"'
-        self._parts: tuple[str, str, str] | None = None
-        if text.count(audit) == 1 and text.count(record) == 1:
-            head, rest = text.split(audit)
-            if record in rest:
-                middle, tail = rest.split(record)
-                self._parts = (head, middle, tail)
+        self._parts = split_around(text, f'"{self._AUDIT}"', f'"{self._RECORD}"')
 
     def __call__(self, audit_id: UUID, record_id: UUID) -> bytes:
         if self._parts is None:  # a shared value that looks like one of the ids: the model
