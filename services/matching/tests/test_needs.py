@@ -203,6 +203,11 @@ async def test_illegal_moves_are_conflicts(as_coordinator: httpx.AsyncClient) ->
         ({"min_isced_level": 9}, "min_isced_level"),
         ({"experts_wanted": 0}, "experts_wanted"),
         ({"unknown_field": 1}, "unknown_field"),
+        # Free text refuses control characters (CR, LF in single-line text, NUL, U+2028).
+        ({"title": "Chirurgie\r\nBcc: x@evil.example"}, "title"),
+        ({"institution": "CHU\u2028Lomé"}, "institution"),
+        ({"description": "Cours\r\nsuite"}, "description"),
+        ({"funding_source": "TOKTEN\x00"}, "funding_source"),
     ],
 )
 async def test_invalid_needs_are_refused_with_the_field(

@@ -88,6 +88,39 @@ async def test_invalid_registrations_get_problem_details_and_store_nothing(
     assert await counts(registry) == (0, 0)
 
 
+HEADER_INJECTION = "Ama\r\nReply-To: x@evil.example\r\nX-Probe: 1"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"given_name": HEADER_INJECTION}, "given_name"),
+        ({"family_name": "Mensah\x00"}, "family_name"),
+        ({"family_name": "Men\u2028sah"}, "family_name"),
+        ({"city": "Lyon\nX-Probe: 1"}, "city"),
+        ({"occupations": [{"isco_code": "2211", "title": "M\u00e9de\r\ncin"}]}, "title"),
+        ({"skills": [{"label": "soins\x1b[31m"}]}, "label"),
+        (
+            {"postal_address": {"lines": ["12 rue\rdes Lilas"], "city": "Lyon", "country": "FR"}},
+            "lines",
+        ),
+    ],
+)
+async def test_control_characters_in_free_text_are_refused_and_store_nothing(
+    registry_client: httpx.AsyncClient, registry: Registry, overrides: dict[str, Any], field: str
+) -> None:
+    """CR, LF, NUL, escape and the Unicode separators would forge mail headers and lines."""
+    response = await registry_client.post("/members", json=person(**overrides))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert any(
+        field in error["field"] and "control characters" in error["message"]
+        for error in problem["errors"]
+    ), problem
+    assert await counts(registry) == (0, 0)
+
+
 @pytest.mark.parametrize(
     "raw",
     [b"{not json", b"[]", b"", "\ud800".encode("utf-8", "surrogatepass"), b'{"given_name": 3}'],

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from diaspora_events.contracts.registry import ConsentPurpose, MissionType, Sex
 from diaspora_reference import esco, isco, places
+from diaspora_service.text import SingleLine
 
 __all__ = [
     "CONSENT_PURPOSES",
@@ -77,8 +78,9 @@ RESIDENCE_STATUSES: tuple[str, ...] = (
     "other",
 )
 
-Text100 = Annotated[str, Field(min_length=1, max_length=100)]
-Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+# Free text refuses control characters (422 naming the field; docs/security.md).
+Text100 = Annotated[SingleLine, Field(min_length=1, max_length=100)]
+Text200 = Annotated[SingleLine, Field(min_length=1, max_length=200)]
 
 
 def _this_year() -> int:
@@ -119,7 +121,7 @@ class Part(BaseModel):
 
 class PlaceOfBirth(Part):
     city: Text100 | None = Field(None, examples=["Kpalimé"])
-    country: str = Field(description="ISO 3166-1 alpha-2", examples=["TG"])
+    country: SingleLine = Field(description="ISO 3166-1 alpha-2", examples=["TG"])
 
     @field_validator("country")
     @classmethod
@@ -131,10 +133,10 @@ class PostalAddress(Part):
     """Kept in the registry only (never in events)."""
 
     lines: list[Text200] = Field(min_length=1, max_length=4, examples=[["12 rue des Lilas"]])
-    postal_code: Annotated[str, Field(min_length=1, max_length=20)] | None = None
+    postal_code: Annotated[SingleLine, Field(min_length=1, max_length=20)] | None = None
     city: Text100
     region: Text100 | None = None
-    country: str = Field(description="ISO 3166-1 alpha-2")
+    country: SingleLine = Field(description="ISO 3166-1 alpha-2")
 
     @field_validator("country")
     @classmethod
@@ -195,8 +197,10 @@ class Occupation(Part):
     """An occupation: an ISCO-08 group code and/or an ESCO occupation (its unit group is
     then the code); ``title`` is the person's own wording."""
 
-    isco_code: str | None = Field(None, examples=["2211"], description="ISCO-08, 1 to 4 digits")
-    esco_uri: str | None = Field(None, max_length=200)
+    isco_code: SingleLine | None = Field(
+        None, examples=["2211"], description="ISCO-08, 1 to 4 digits"
+    )
+    esco_uri: SingleLine | None = Field(None, max_length=200)
     title: Text200 | None = None
 
     @field_validator("isco_code")
@@ -234,7 +238,7 @@ class Skill(Part):
     """A skill from ESCO (``esco_uri``; its French label is filled in when no label is
     given) or in free text (``label`` only)."""
 
-    esco_uri: str | None = Field(None, max_length=200)
+    esco_uri: SingleLine | None = Field(None, max_length=200)
     label: Text200 | None = None
 
     @field_validator("esco_uri")
@@ -259,7 +263,7 @@ class Education(Part):
     isced_level: int = Field(ge=0, le=8, description="ISCED 2011 level, 0 to 8")
     field: Text200 | None = Field(None, description="Field of study")
     institution: Text200 | None = None
-    country: str | None = Field(None, description="ISO 3166-1 alpha-2")
+    country: SingleLine | None = Field(None, description="ISO 3166-1 alpha-2")
     year: int | None = Field(None, description="Year completed (or expected)")
 
     @field_validator("country")
@@ -275,9 +279,9 @@ class Education(Part):
 
 class Experience(Part):
     title: Text200
-    isco_code: str | None = None
+    isco_code: SingleLine | None = None
     employer: Text200 | None = None
-    country: str | None = Field(None, description="ISO 3166-1 alpha-2")
+    country: SingleLine | None = Field(None, description="ISO 3166-1 alpha-2")
     start_year: int | None = None
     end_year: int | None = Field(None, description="Absent while ongoing")
 
@@ -336,8 +340,8 @@ class DocumentInput(Part):
     """A nationality document; its number is encrypted at rest and shown only to the person."""
 
     kind: DocumentKind
-    number: str = Field(min_length=3, max_length=40, examples=["TG1234567"])
-    issuing_country: str = Field("TG", description="ISO 3166-1 alpha-2")
+    number: SingleLine = Field(min_length=3, max_length=40, examples=["TG1234567"])
+    issuing_country: SingleLine = Field("TG", description="ISO 3166-1 alpha-2")
     expires_on: date | None = None
 
     @field_validator("number")
@@ -359,6 +363,6 @@ class ConsentRecorded(Part):
     to being registered."""
 
     method: Literal["signed_form", "in_person"]
-    reference: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+    reference: Annotated[SingleLine, Field(min_length=1, max_length=100)] | None = Field(
         None, description="E.g. the number of the signed form kept at the embassy"
     )

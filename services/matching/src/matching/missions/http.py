@@ -15,6 +15,7 @@ from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.conditional import expected_version
 from diaspora_service.problems import Problem
+from diaspora_service.text import MultiLine, SingleLine
 from matching.api.deps import ServiceDep
 from matching.audit import audit_trail
 from matching.missions import service
@@ -77,7 +78,7 @@ class Agreement(BaseModel):
 
     starts_on: date
     ends_on: date
-    terms: str = Field(
+    terms: MultiLine = Field(
         min_length=1,
         max_length=4000,
         description="What was agreed: tasks, hosting, allowances, who pays the travel.",
@@ -94,13 +95,13 @@ class Travel(BaseModel):
 class Report(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    report: str = Field(min_length=20, max_length=4000, description="What was done, briefly.")
+    report: MultiLine = Field(min_length=20, max_length=4000, description="What was done, briefly.")
 
 
 class Cancellation(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: str | None = Field(None, max_length=1000)
+    reason: MultiLine | None = Field(None, max_length=1000)
 
 
 class CountCell(BaseModel):
@@ -149,7 +150,7 @@ async def list_missions(
     status: MissionStatus | None = None,
     need_id: UUID | None = None,
     type: NeedType | None = None,
-    region: Annotated[str | None, Query(max_length=8)] = None,
+    region: Annotated[SingleLine | None, Query(max_length=8)] = None,
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> MissionPage:

@@ -19,6 +19,7 @@ from diaspora_events.contracts.matching import Currency, NeedStatus, NeedType, W
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
+from diaspora_service.text import MultiLine, SingleLine
 from matching.api.deps import ServiceDep
 from matching.needs import service
 from matching.needs.domain import IllegalTransition, InstitutionKind, InvalidNeed, SkillSought
@@ -34,18 +35,18 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "Not possible in the need's current status (problem details)"}
 }
 Isco = Annotated[str, Field(pattern=r"^[0-9]{1,4}$", examples=["2211"])]
-Language = Annotated[str, Field(min_length=2, max_length=2, examples=["fr"])]
+Language = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$", examples=["fr"])]
 
 
 class Skill(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    esco_uri: str | None = Field(
+    esco_uri: SingleLine | None = Field(
         None,
         max_length=300,
         examples=["http://data.europa.eu/esco/skill/5e8ac5a4-3b1f-4f53-b7e5-2c05a8e0f1b0"],
     )
-    label: str = Field(
+    label: SingleLine = Field(
         "", max_length=200, description="Free text, or the ESCO label (filled in when empty)."
     )
 
@@ -53,11 +54,11 @@ class Skill(BaseModel):
 class NeedFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str = Field(min_length=3, max_length=200, examples=["Enseignant de chirurgie"])
+    title: SingleLine = Field(min_length=3, max_length=200, examples=["Enseignant de chirurgie"])
     type: NeedType
-    institution: str = Field(min_length=2, max_length=200, examples=["CHU Sylvanus Olympio"])
+    institution: SingleLine = Field(min_length=2, max_length=200, examples=["CHU Sylvanus Olympio"])
     institution_kind: InstitutionKind
-    description: str = Field("", max_length=8000)
+    description: MultiLine = Field("", max_length=8000)
     occupations: list[Isco] = Field(
         default_factory=list, max_length=20, description="ISCO-08 codes, any level."
     )
@@ -69,13 +70,15 @@ class NeedFields(BaseModel):
     starts_on: date | None = None
     ends_on: date | None = None
     duration_days: int | None = Field(None, ge=1, le=3660)
-    region: str = Field(min_length=2, max_length=40, description="ISO 3166-2:TG code or name.")
-    prefecture: str | None = Field(None, max_length=60)
+    region: SingleLine = Field(
+        min_length=2, max_length=40, description="ISO 3166-2:TG code or name."
+    )
+    prefecture: SingleLine | None = Field(None, max_length=60)
     work_mode: WorkMode = "on_site"
     experts_wanted: int = Field(1, ge=1, le=100)
     funding_amount: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=2)
     funding_currency: Currency | None = None
-    funding_source: str | None = Field(None, max_length=300)
+    funding_source: SingleLine | None = Field(None, max_length=300)
 
 
 class NewNeed(NeedFields):
@@ -87,11 +90,11 @@ class NeedChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str | None = Field(None, min_length=3, max_length=200)
+    title: SingleLine | None = Field(None, min_length=3, max_length=200)
     type: NeedType | None = None
-    institution: str | None = Field(None, min_length=2, max_length=200)
+    institution: SingleLine | None = Field(None, min_length=2, max_length=200)
     institution_kind: InstitutionKind | None = None
-    description: str | None = Field(None, max_length=8000)
+    description: MultiLine | None = Field(None, max_length=8000)
     occupations: list[Isco] | None = Field(None, max_length=20)
     skills: list[Skill] | None = Field(None, max_length=30)
     min_isced_level: int | None = Field(None, ge=0, le=8)
@@ -99,20 +102,20 @@ class NeedChanges(BaseModel):
     starts_on: date | None = None
     ends_on: date | None = None
     duration_days: int | None = Field(None, ge=1, le=3660)
-    region: str | None = Field(None, min_length=2, max_length=40)
-    prefecture: str | None = Field(None, max_length=60)
+    region: SingleLine | None = Field(None, min_length=2, max_length=40)
+    prefecture: SingleLine | None = Field(None, max_length=60)
     work_mode: WorkMode | None = None
     experts_wanted: int | None = Field(None, ge=1, le=100)
     funding_amount: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=2)
     funding_currency: Currency | None = None
-    funding_source: str | None = Field(None, max_length=300)
+    funding_source: SingleLine | None = Field(None, max_length=300)
 
 
 class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     status: Literal["open", "matching", "proposals_sent", "filled", "cancelled"]
-    reason: str | None = Field(None, max_length=500)
+    reason: MultiLine | None = Field(None, max_length=500)
 
 
 class NeedView(BaseModel):
@@ -228,7 +231,7 @@ async def list_needs(
     principal: CurrentPrincipal,
     status: NeedStatus | None = None,
     type: NeedType | None = None,
-    region: Annotated[str | None, Query(max_length=10)] = None,
+    region: Annotated[SingleLine | None, Query(max_length=10)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> NeedPage:

@@ -15,6 +15,7 @@ from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
+from diaspora_service.text import MultiLine, SingleLine
 from matching.api.deps import ServiceDep
 from matching.audit import audit_trail
 from matching.projects import service
@@ -58,22 +59,24 @@ def _phone(value: str | None) -> str | None:
 class ProjectFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str = Field(min_length=3, max_length=200, examples=["Unité de transformation de soja"])
+    title: SingleLine = Field(
+        min_length=3, max_length=200, examples=["Unité de transformation de soja"]
+    )
     sector: Sector
-    region: str = Field(
+    region: SingleLine = Field(
         min_length=2, max_length=40, description="ISO 3166-2:TG code or name", examples=["TG-P"]
     )
-    prefecture: str | None = Field(
+    prefecture: SingleLine | None = Field(
         None, max_length=60, description="A prefecture of that region", examples=["Ogou"]
     )
     amount_sought: Amount = Field(examples=["25000000"])
     currency: Currency = "XOF"
     stage: Stage
     partners_wanted: list[PartnerKind] = Field(default_factory=list, max_length=7)
-    description: str = Field("", max_length=8000)
-    contact_name: str = Field(min_length=1, max_length=200)
-    contact_email: str | None = Field(None, max_length=254)
-    contact_phone: str | None = Field(None, max_length=32)
+    description: MultiLine = Field("", max_length=8000)
+    contact_name: SingleLine = Field(min_length=1, max_length=200)
+    contact_email: SingleLine | None = Field(None, max_length=254)
+    contact_phone: SingleLine | None = Field(None, max_length=32)
     share_contact: bool = Field(
         False,
         description="Show your contact to partners who read the project (your consent). "
@@ -107,18 +110,18 @@ class ProjectChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str | None = Field(None, min_length=3, max_length=200)
+    title: SingleLine | None = Field(None, min_length=3, max_length=200)
     sector: Sector | None = None
-    region: str | None = Field(None, min_length=2, max_length=40)
-    prefecture: str | None = Field(None, max_length=60)
+    region: SingleLine | None = Field(None, min_length=2, max_length=40)
+    prefecture: SingleLine | None = Field(None, max_length=60)
     amount_sought: Amount | None = None
     currency: Currency | None = None
     stage: Stage | None = None
     partners_wanted: list[PartnerKind] | None = Field(None, max_length=7)
-    description: str | None = Field(None, max_length=8000)
-    contact_name: str | None = Field(None, min_length=1, max_length=200)
-    contact_email: str | None = Field(None, max_length=254)
-    contact_phone: str | None = Field(None, max_length=32)
+    description: MultiLine | None = Field(None, max_length=8000)
+    contact_name: SingleLine | None = Field(None, min_length=1, max_length=200)
+    contact_email: SingleLine | None = Field(None, max_length=254)
+    contact_phone: SingleLine | None = Field(None, max_length=32)
     share_contact: bool | None = None
 
     @field_validator("contact_email")
@@ -164,7 +167,9 @@ class ProjectPage(BaseModel):
 class InterestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    message: str | None = Field(None, max_length=2000, description="Your message to the holder.")
+    message: MultiLine | None = Field(
+        None, max_length=2000, description="Your message to the holder."
+    )
 
 
 class InterestView(BaseModel):
@@ -239,15 +244,17 @@ async def search(
     principal: CurrentPrincipal,
     request: Request,
     sector: Sector | None = None,
-    region: Annotated[str | None, Query(max_length=40)] = None,
-    prefecture: Annotated[str | None, Query(max_length=60)] = None,
+    region: Annotated[SingleLine | None, Query(max_length=40)] = None,
+    prefecture: Annotated[SingleLine | None, Query(max_length=60)] = None,
     stage: Stage | None = None,
     amount_min: Annotated[Decimal | None, Query(ge=0)] = None,
     amount_max: Annotated[Decimal | None, Query(ge=0)] = None,
     amount_currency: Annotated[
         Currency, Query(description="Currency of amount_min/max (1 EUR = 655.957 XOF)")
     ] = "XOF",
-    q: Annotated[str | None, Query(min_length=2, max_length=200, description="Words")] = None,
+    q: Annotated[
+        SingleLine | None, Query(min_length=2, max_length=200, description="Words")
+    ] = None,
     include_withdrawn: bool = False,
     offset: Offset = 0,
     limit: Limit = 50,

@@ -15,6 +15,7 @@ from diaspora_events.contracts.matching import DeclineReason
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
+from diaspora_service.text import MultiLine
 from matching.api.deps import ServiceDep
 from matching.audit import audit_trail
 from matching.proposals import service
@@ -51,7 +52,7 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: DeclineReason
-    comment: str | None = Field(None, max_length=1000, description="In your own words.")
+    comment: MultiLine | None = Field(None, max_length=1000, description="In your own words.")
 
 
 class ReasonView(BaseModel):

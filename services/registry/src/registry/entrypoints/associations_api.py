@@ -33,6 +33,7 @@ from diaspora_identity.http import CurrentPrincipal
 from diaspora_reference import togo
 from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
+from diaspora_service.text import MultiLine, SingleLine
 from registry.associations import domain
 from registry.associations import hooks as _hooks  # noqa: F401 (registers erasure, merge steps)
 from registry.associations.service import (
@@ -80,7 +81,7 @@ class _Input(BaseModel):
 
 class OfficerIn(_Input):
     role: domain.OfficerRole = Field(description="Role on the association's board.")
-    name: str = Field(min_length=1, max_length=200, examples=["Kodjo Amegavi"])
+    name: SingleLine = Field(min_length=1, max_length=200, examples=["Kodjo Amegavi"])
     member_id: UUID | None = Field(
         None,
         description="The officer's member record, when registered: yours (a contact), "
@@ -89,13 +90,13 @@ class OfficerIn(_Input):
 
 
 class PartnershipIn(_Input):
-    region: str = Field(
+    region: SingleLine = Field(
         min_length=1, max_length=40, description="ISO 3166-2:TG code (TG-M) or region name."
     )
-    prefecture: str | None = Field(
+    prefecture: SingleLine | None = Field(
         None, max_length=80, description="A prefecture of that region (accents optional)."
     )
-    description: str | None = Field(None, max_length=1000)
+    description: MultiLine | None = Field(None, max_length=1000)
 
     @model_validator(mode="after")
     def _locality(self) -> PartnershipIn:
@@ -114,9 +115,11 @@ def _country(value: str) -> str:
 class AssociationIn(_Input):
     """What registering an association takes."""
 
-    name: str = Field(min_length=2, max_length=200, examples=["Togolais de Lyon"])
-    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2 of its seat")
-    city: str | None = Field(
+    name: SingleLine = Field(min_length=2, max_length=200, examples=["Togolais de Lyon"])
+    country: SingleLine = Field(
+        min_length=2, max_length=2, description="ISO 3166-1 alpha-2 of its seat"
+    )
+    city: SingleLine | None = Field(
         None, max_length=100, description="City of its seat (gazetteer name when known)."
     )
     domains: list[domain.Domain] = Field(default_factory=list, max_length=11)
@@ -135,9 +138,9 @@ class AssociationPatch(_Input):
     """The fields to change; absent fields stay as they are, null clears an optional one.
     Lists (domains, officers, partnerships) are replaced as a whole."""
 
-    name: str | None = Field(None, min_length=2, max_length=200)
-    country: str | None = Field(None, min_length=2, max_length=2)
-    city: str | None = Field(None, max_length=100)
+    name: SingleLine | None = Field(None, min_length=2, max_length=200)
+    country: SingleLine | None = Field(None, min_length=2, max_length=2)
+    city: SingleLine | None = Field(None, max_length=100)
     domains: list[domain.Domain] | None = Field(None, max_length=11)
     officers: list[OfficerIn] | None = Field(None, max_length=50)
     partnerships: list[PartnershipIn] | None = Field(None, max_length=100)
@@ -171,7 +174,7 @@ class AssociationPatch(_Input):
 
 
 class DissolutionIn(_Input):
-    reason: str | None = Field(None, max_length=1000, description="Why, if known.")
+    reason: MultiLine | None = Field(None, max_length=1000, description="Why, if known.")
 
 
 # -- output ------------------------------------------------------------------------------
@@ -422,18 +425,18 @@ async def list_associations(
     principal: CurrentPrincipal,
     request: Request,
     q: Annotated[
-        str | None, Query(min_length=2, max_length=100, description="Words of the name")
+        SingleLine | None, Query(min_length=2, max_length=100, description="Words of the name")
     ] = None,
-    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
-    city: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    country: Annotated[SingleLine | None, Query(min_length=2, max_length=2)] = None,
+    city: Annotated[SingleLine | None, Query(min_length=1, max_length=100)] = None,
     domain_: Annotated[domain.Domain | None, Query(alias="domain")] = None,
     region: Annotated[
-        str | None, Query(max_length=40, description="Partnership region in Togo (TG-M)")
+        SingleLine | None, Query(max_length=40, description="Partnership region in Togo (TG-M)")
     ] = None,
     prefecture: Annotated[
-        str | None, Query(max_length=80, description="Partnership prefecture in Togo")
+        SingleLine | None, Query(max_length=80, description="Partnership prefecture in Togo")
     ] = None,
-    embassy: Annotated[str | None, Query(max_length=64)] = None,
+    embassy: Annotated[SingleLine | None, Query(max_length=64)] = None,
     status: Literal["active", "dissolved", "all"] = "active",
     offset: Offset = 0,
     limit: Limit = 50,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
+from diaspora_service.text import SingleLine
 from registry.bootstrap import Registry
 from registry.duplicates.cases import (
     AccountsConflict,
@@ -94,7 +95,7 @@ async def list_cases(
     request: Request,
     principal: CurrentPrincipal,
     status: Literal["open", "merged", "dismissed"] = "open",
-    embassy: Annotated[str | None, Query(max_length=64)] = None,
+    embassy: Annotated[SingleLine | None, Query(max_length=64)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CasePage:

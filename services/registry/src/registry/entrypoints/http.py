@@ -32,6 +32,7 @@ from diaspora_service.app import create_app
 from diaspora_service.db import retry_until_reachable
 from diaspora_service.problems import Problem
 from diaspora_service.request_id import RequestIdMiddleware
+from diaspora_service.text import SingleLine
 from registry import SERVICE_NAME, domain, email_syntax, heap, profile
 from registry.associations.service import reconcile_association_embassies
 from registry.bootstrap import Registry, bootstrap
@@ -76,7 +77,7 @@ class ProfileFields(BaseModel):
     postal_address: profile.PostalAddress | None = Field(
         None, description="Kept in the registry only, never sent to other services."
     )
-    city: str | profile.CityChoice | None = Field(
+    city: SingleLine | profile.CityChoice | None = Field(
         None,
         description="City of residence: a name (looked up in the gazetteer of the country of "
         "residence; kept without coordinates when unknown) or {geonames_id}.",
@@ -84,7 +85,7 @@ class ProfileFields(BaseModel):
     )
     arrival_year: int | None = Field(None, description="Year of arrival in the country")
     residence_status: profile.ResidenceStatus | None = None
-    languages: list[str] | None = Field(
+    languages: list[SingleLine] | None = Field(
         None, max_length=20, description="ISO 639-1 codes", examples=[["fr", "ee", "en"]]
     )
     occupations: list[profile.Occupation] | None = Field(None, max_length=10)
@@ -122,14 +123,14 @@ class RegistrationRequest(ProfileFields):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    given_name: str = Field(min_length=1, max_length=100, examples=["Akossiwa"])
-    family_name: str = Field(min_length=1, max_length=100, examples=["Mensah"])
+    given_name: SingleLine = Field(min_length=1, max_length=100, examples=["Akossiwa"])
+    family_name: SingleLine = Field(min_length=1, max_length=100, examples=["Mensah"])
     date_of_birth: date = Field(examples=["1990-04-27"])
-    country_of_residence: str = Field(
+    country_of_residence: SingleLine = Field(
         min_length=2, max_length=2, description="ISO 3166-1 alpha-2 code", examples=["FR"]
     )
     email: EmailStr = Field(examples=["akossiwa.mensah@example.org"])
-    phone: str = Field(
+    phone: SingleLine = Field(
         min_length=4,
         max_length=32,
         description="International form, +...",
@@ -404,8 +405,8 @@ async def list_members(
     registry: RegistryDep,
     principal: CurrentPrincipal,
     request: Request,
-    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
-    embassy: Annotated[str | None, Query(max_length=64)] = None,
+    country: Annotated[SingleLine | None, Query(min_length=2, max_length=2)] = None,
+    embassy: Annotated[SingleLine | None, Query(max_length=64)] = None,
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> MemberPage:
@@ -471,8 +472,8 @@ async def export_members(
     registry: RegistryDep,
     principal: CurrentPrincipal,
     request: Request,
-    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
-    embassy: Annotated[str | None, Query(max_length=64)] = None,
+    country: Annotated[SingleLine | None, Query(min_length=2, max_length=2)] = None,
+    embassy: Annotated[SingleLine | None, Query(max_length=64)] = None,
 ) -> Response:
     """The members within the caller's scope as CSV (the fields the caller may see)."""
     decision = registry.identity.policy.decide(principal, "member", "export")

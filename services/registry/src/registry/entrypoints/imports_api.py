@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
+from diaspora_service.text import SingleLine
 from registry.bootstrap import Registry
 from registry.imports.jobs import (
     IdempotencyConflict,
@@ -145,7 +146,7 @@ async def upload(
         ),
     ] = "partial",
     consent_reference: Annotated[
-        str | None,
+        SingleLine | None,
         Form(max_length=100, description="Where the consents are kept, e.g. a register number."),
     ] = None,
     batch_size: Annotated[int | None, Form(ge=1, le=10_000)] = None,

@@ -18,13 +18,14 @@ from pydantic import BaseModel, Field
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_reference import esco, isco, places
 from diaspora_service.problems import Problem
+from diaspora_service.text import SingleLine
 from registry import domain
 from registry.entrypoints.http import AUTH_RESPONSES, RegistryDep
 
 router = APIRouter(prefix="/reference", tags=["reference data"])
 
 Lang = Literal["fr", "en"]
-Text = Annotated[str, Query(min_length=2, max_length=100, description="A few letters")]
+Text = Annotated[SingleLine, Query(min_length=2, max_length=100, description="A few letters")]
 Limit = Annotated[int, Query(ge=1, le=50)]
 
 
@@ -126,7 +127,7 @@ async def skills(
 
 @router.get("/cities", response_model=list[CityChoice], responses=AUTH_RESPONSES)
 async def cities(
-    country: Annotated[str, Query(min_length=2, max_length=2)],
+    country: Annotated[SingleLine, Query(min_length=2, max_length=2)],
     q: Text,
     registry: RegistryDep,
     principal: CurrentPrincipal,

@@ -30,6 +30,7 @@ from diaspora_service.conditional import (
     version_conflict,
 )
 from diaspora_service.problems import Problem
+from diaspora_service.text import SingleLine
 from registry import domain, profile
 from registry.entrypoints.http import (
     AUTH_RESPONSES,
@@ -75,12 +76,12 @@ class UpdateRequest(ProfileFields):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    given_name: str | None = Field(None, min_length=1, max_length=100)
-    family_name: str | None = Field(None, min_length=1, max_length=100)
+    given_name: SingleLine | None = Field(None, min_length=1, max_length=100)
+    family_name: SingleLine | None = Field(None, min_length=1, max_length=100)
     date_of_birth: date | None = None
-    country_of_residence: str | None = Field(None, min_length=2, max_length=2)
+    country_of_residence: SingleLine | None = Field(None, min_length=2, max_length=2)
     email: EmailStr | None = None
-    phone: str | None = Field(None, min_length=4, max_length=32)
+    phone: SingleLine | None = Field(None, min_length=4, max_length=32)
     preferred_language: domain.Language | None = None
 
     @field_validator("date_of_birth")

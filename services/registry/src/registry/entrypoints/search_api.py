@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
+from diaspora_service.text import SingleLine
 from registry import domain
 from registry.duplicates.normalise import name_words
 from registry.entrypoints.http import (
@@ -30,7 +31,7 @@ from registry.search import MAX_LIMIT, MAX_OFFSET, SearchQuery, search_members
 router = APIRouter(prefix="/members", tags=["members"])
 
 MissionFilter = Annotated[
-    str | None,
+    SingleLine | None,
     Query(
         pattern=r"^(teaching|medical|volunteering|co_development|investment|"
         r"technical_assistance|any|remote)$",
@@ -50,26 +51,26 @@ async def search(
     principal: CurrentPrincipal,
     request: Request,
     q: Annotated[
-        str | None,
+        SingleLine | None,
         Query(min_length=2, max_length=100, description="Words of the name (typos tolerated)"),
     ] = None,
     occupation: Annotated[
-        str | None,
+        SingleLine | None,
         Query(pattern=r"^[0-9]{1,4}$", description="ISCO-08 code or group (1 to 4 digits)"),
     ] = None,
     skill: Annotated[
-        str | None, Query(min_length=2, max_length=200, description="ESCO URI or words")
+        SingleLine | None, Query(min_length=2, max_length=200, description="ESCO URI or words")
     ] = None,
     education_min: Annotated[
         int | None, Query(ge=0, le=8, description="Highest ISCED level at least this")
     ] = None,
-    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
-    embassy: Annotated[str | None, Query(max_length=64, description="Embassy id")] = None,
+    country: Annotated[SingleLine | None, Query(min_length=2, max_length=2)] = None,
+    embassy: Annotated[SingleLine | None, Query(max_length=64, description="Embassy id")] = None,
     city: Annotated[
-        str | None, Query(min_length=1, max_length=100, description="GeoNames id or name")
+        SingleLine | None, Query(min_length=1, max_length=100, description="GeoNames id or name")
     ] = None,
     language: Annotated[
-        str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 639-1 code")
+        SingleLine | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 639-1 code")
     ] = None,
     mission: MissionFilter = None,
     available_on: Annotated[

@@ -19,6 +19,7 @@ from diaspora_identity.http import authenticate
 from diaspora_identity.policy import Decision
 from diaspora_identity.principal import Principal, Role
 from diaspora_service.problems import Problem
+from diaspora_service.text import SingleLine
 from registry import domain
 from registry.bootstrap import Registry
 from registry.statistics.labels import Lang
@@ -59,10 +60,10 @@ def _registry(request: Request) -> Registry:
 
 RegistryDep = Annotated[Registry, Depends(_registry)]
 Country = Annotated[
-    str | None, Query(min_length=2, max_length=2, description="ISO 3166-1 alpha-2 code")
+    SingleLine | None, Query(min_length=2, max_length=2, description="ISO 3166-1 alpha-2 code")
 ]
 Occupation = Annotated[
-    str | None,
+    SingleLine | None,
     Query(
         pattern=r"^([0-9]|none)$",
         description="ISCO-08 major group (one digit) of the primary occupation, or `none`",
