@@ -99,6 +99,31 @@ async def test_self_registration_links_the_person_once(
     assert audits == 0  # a person's own data: nothing to audit
 
 
+@pytest.mark.parametrize(
+    "persona",
+    [
+        # An officer who is also a citizen, registering someone outside Paris's jurisdiction.
+        Persona("officer-and-citizen", ("embassy_officer", "citizen"), embassies=("fr-paris",)),
+        # An analyst (no create grant at all) who is also a citizen.
+        Persona("analyst-and-citizen", ("analyst", "citizen")),
+    ],
+    ids=["officer", "analyst"],
+)
+async def test_staff_tokens_never_fall_back_to_self_registration(
+    registry_url: str, identity_provider: LocalIssuer, registry: Registry, persona: Persona
+) -> None:
+    """A staff role whose grant does not allow the registration is refused (403), never
+    turned into a self-registration owned by the staff account with self_service consent."""
+    async with As(registry_url, identity_provider, persona) as client:
+        refused = await client.post("/members", json=person(country_of_residence="DE"))
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+    async with registry.sessions() as session:
+        stored = (await session.execute(select(func.count()).select_from(members))).scalar()
+        events = (await session.execute(select(func.count()).select_from(outbox))).scalar()
+    assert (stored, events) == (0, 0)
+
+
 async def test_officers_register_within_their_jurisdiction_only(
     registry_url: str, identity_provider: LocalIssuer, registry: Registry
 ) -> None:

@@ -121,7 +121,8 @@ class AlreadyRegistered(Exception):
 
 
 class OutsideJurisdiction(Exception):
-    """An officer tried to register someone living outside their embassies' jurisdiction."""
+    """A staff member tried to register someone their grant does not reach (an officer:
+    someone living outside their embassies' jurisdiction). Never a self-registration."""
 
 
 def audit_event(entry: AuditEntry) -> RegistryAuditRecordedV1:
@@ -289,6 +290,10 @@ async def register_member(
             raise ConsentNotRecorded()
         consent_method: str = command.consent_recorded.method
         consent_reference = command.consent_recorded.reference
+    elif principal.roles - {Role.CITIZEN}:
+        # A staff token whose grant does not reach this registration is refused: it never
+        # becomes a self-registration owned by the staff account (issue 15).
+        raise OutsideJurisdiction(command.country_of_residence)
     elif Role.CITIZEN in principal.roles and decision.permits(
         {"id": member_id, "owner_subject": principal.subject}
     ):

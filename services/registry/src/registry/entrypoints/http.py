@@ -384,7 +384,8 @@ async def register(
         raise Problem(
             403,
             "Outside your jurisdiction",
-            detail="The country of residence is not covered by your embassies.",
+            detail="Your staff roles do not allow registering someone living in this "
+            "country (not covered by your embassies); a staff token never registers itself.",
         ) from None
     if not created:
         response.status_code = 200
