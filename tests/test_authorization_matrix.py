@@ -225,17 +225,14 @@ async def test_nothing_crosses_between_people_and_embassies(
 
         # --- the analyst: aggregates and non-personal fields only -----------------------------
         analyst_headers = issuer.headers(analyst())
+        # No member rows at all (exact counts per country would defeat suppression).
         listed = await get("/api/registry/members", analyst_headers)
-        assert len(listed.json()["items"]) == 2
-        for item in listed.json()["items"]:
-            assert set(item).isdisjoint(PERSONAL)
+        assert listed.status_code == 403
         export = await get("/api/registry/members/export", analyst_headers)
-        assert not any(leaks(export, p) for p in people.values())
-        assert set(next(csv.DictReader(io.StringIO(export.text)))).isdisjoint(PERSONAL)
+        assert export.status_code == 403
         for person in people.values():
             assert not leaks(listed, person)
-            assert "Kouévi" not in listed.text
-            assert "Lawson" not in export.text
+            assert not leaks(export, person)
             single = await get(f"/api/registry/members/{person.member_id}", analyst_headers)
             assert single.status_code == 403
 

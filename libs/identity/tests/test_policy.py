@@ -102,9 +102,30 @@ def test_the_sql_condition_matches_the_scope() -> None:
     assert "WHERE true" in sql(who(Role.ADMIN))
 
 
-def test_analysts_never_receive_personal_fields() -> None:
+def test_analysts_get_aggregates_only() -> None:
+    """Member rows, even without personal fields, give exact counts per country and
+    embassy (small-cell suppression defeated): analysts read statistics only."""
     policy = default_policy()
-    decision = policy.decide(who(Role.ANALYST), "member", "list")
+    for action in ("list", "export", "read", "search", "statistics_exact"):
+        with pytest.raises(Forbidden):
+            policy.decide(who(Role.ANALYST), "member", action)
+    assert policy.allowed(who(Role.ANALYST), "member", "statistics")
+
+
+ROWS_POLICY = """
+resources:
+  member:
+    personal_fields: [id, given_name, family_name, date_of_birth, email, phone, registered_by]
+    scope_attributes: {own_subject: owner_subject, own_member: id}
+    actions:
+      list:
+        citizen: {scope: own}
+        analyst: {scope: all, fields: non_personal}
+"""
+
+
+def test_non_personal_rows_keep_no_personal_field() -> None:
+    decision = Policy.from_yaml(ROWS_POLICY).decide(who(Role.ANALYST), "member", "list")
     shown = decision.project(record(), MEMBER_FIELDS)
     assert set(shown) == {
         "country_of_residence",
@@ -116,9 +137,9 @@ def test_analysts_never_receive_personal_fields() -> None:
 
 
 def test_field_rules_are_per_row_when_roles_combine() -> None:
-    # An analyst who is also a citizen sees everything of their own record only.
+    # A non_personal grant combined with an own one: everything of one's own record only.
     mine = uuid4()
-    decision = default_policy().decide(
+    decision = Policy.from_yaml(ROWS_POLICY).decide(
         who(Role.ANALYST, Role.CITIZEN, member_id=mine), "member", "list"
     )
     assert "email" in decision.project(record(id=mine), MEMBER_FIELDS)
