@@ -164,6 +164,39 @@ async def test_staff_record_consents_saying_how_they_were_given(
     assert audited == ["grant", "read", "withdraw"]
 
 
+async def test_staff_answers_that_change_nothing_are_audited_like_reads(
+    registry_url: str, identity_provider: LocalIssuer, registry: Registry
+) -> None:
+    """A PATCH that changes nothing and a consent given again still return the whole
+    record: done by staff, each is an entry in the person's access log (fields returned)."""
+    me, member_id = await register(registry_url, identity_provider)
+    paris = officer("fr-paris")
+    async with as_(registry_url, identity_provider, paris) as staff:
+        same = await staff.patch(f"/members/{member_id}", json={"given_name": "Yawa"})
+        assert same.status_code == 200, same.text
+        assert same.json()["email"] == "yawa.amegbor@example.org"
+        again = await staff.put(
+            f"/members/{member_id}/consents/statistics", json={"method": "signed_form"}
+        )
+        assert again.status_code == 200, again.text
+        assert again.json()["phone"] == "+33611223344"
+    async with as_(registry_url, identity_provider, me) as person_:
+        log = (await person_.get(f"/members/{member_id}/access-log")).json()["items"]
+    assert [(e["action"], e["actor_subject"]) for e in log] == [
+        ("read", paris.subject),
+        ("read", paris.subject),
+    ]
+    for entry in log:
+        assert {"given_name", "email", "phone", "documents"} <= set(entry["fields"])
+    # The person's own no-op changes are theirs: nothing to audit.
+    async with as_(registry_url, identity_provider, me) as person_:
+        mine = await person_.patch(f"/members/{member_id}", json={"given_name": "Yawa"})
+        assert mine.status_code == 200
+    async with registry.sessions() as session:
+        count = (await session.execute(select(func.count()).select_from(audit_log))).scalar()
+    assert count == 2
+
+
 async def test_the_export_holds_everything_and_numbers_only_for_the_person(
     registry_url: str, identity_provider: LocalIssuer, registry: Registry
 ) -> None:

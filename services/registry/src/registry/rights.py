@@ -53,6 +53,7 @@ from registry.service import (
     _check_version,
     _locked_member,
     actor_for,
+    returned,
 )
 
 log = structlog.get_logger(__name__)
@@ -215,7 +216,14 @@ async def set_consent(
         previous = next((c for c in before if c["purpose"] == purpose), None)
         documents = (await documents_of(session, [member_id]))[member_id]
         if previous is not None and previous["granted"] == granted:
-            return view_of(row, documents, before)  # already so: nothing to record
+            # Already so: no decision to record, but the whole record goes back, and staff
+            # reading it is audited like a read (issue 15).
+            unchanged = view_of(row, documents, before)
+            if not actor.is_person:
+                await audit.record(
+                    session, decision, context, [(member_id, returned(unchanged))], action="read"
+                )
+            return unchanged
         await session.execute(
             member_consents.insert().values(
                 member_id=member_id,

@@ -625,6 +625,11 @@ async def _bump(
     return result.one()._mapping
 
 
+def returned(record: Mapping[str, Any]) -> list[str]:
+    """The fields of a member's record an answer carries (what its audit entry names)."""
+    return [f for f in MEMBER_FIELDS if f in record]
+
+
 async def update_member(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -695,7 +700,13 @@ async def update_member(
             and jsonable(before[f]) != jsonable(candidate[f])
         ]
         if not changed:
-            return view_of(row, documents, consents), []
+            unchanged = view_of(row, documents, consents)
+            if not actor.is_person:
+                # Nothing changed, but the whole record goes back: staff read it (issue 15).
+                await audit.record(
+                    session, decision, context, [(row["id"], returned(unchanged))], action="read"
+                )
+            return unchanged, []
         after_row = await _bump(session, row["id"], values, now)
         if MATCH_KEY_FIELDS.intersection(changed):
             await refresh_match_keys(session, after_row)
