@@ -16,7 +16,7 @@ from diaspora_devstack.testing import asyncpg_url, read_topic, serve_app
 from diaspora_events.kafka import ensure_topics
 from diaspora_events.outbox import OutboxRelay
 from diaspora_events.topics import ALL_TOPICS, with_prefix
-from diaspora_identity.testing import LocalIssuer, citizen, officer
+from diaspora_identity.testing import LocalIssuer, admin, citizen, coordinator, officer
 from registry.adapters.orm import member_changes, members, outbox
 from registry.bootstrap import Registry, bootstrap
 from registry.duplicates.tables import duplicate_cases, member_match_keys
@@ -75,9 +75,14 @@ def person(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def flagged_pair(http: httpx.AsyncClient, **second: Any) -> tuple[str, str, dict[str, Any]]:
+async def flagged_pair(
+    http: httpx.AsyncClient, first_fields: dict[str, Any] | None = None, **second: Any
+) -> tuple[str, str, dict[str, Any]]:
     """Two registrations of one person written differently; the open case between them."""
-    first = await http.post("/members", json=person(languages=["fr"], city="Lyon"))
+    first_body = person(languages=["fr"], city="Lyon") | (first_fields or {})
+    if first_body["country_of_residence"] != "FR":
+        first_body.pop("city")
+    first = await http.post("/members", json=first_body)
     assert first.status_code == 201, first.text
     again = await http.post(
         "/members",
@@ -270,6 +275,55 @@ async def test_an_officer_of_another_embassy_sees_no_case(
         base_url=url, headers=identity_provider.headers(citizen("someone"))
     ) as person_:
         assert (await person_.get("/duplicates")).status_code == 403
+
+
+async def test_a_case_across_two_embassies_goes_to_the_ministry_queue(
+    live: tuple[Registry, str], identity_provider: LocalIssuer
+) -> None:
+    """A case is visible, readable, mergeable and dismissable only by someone whose scope
+    covers both records: the newer record lives in Paris's jurisdiction, the other in
+    Brussels's, so no embassy officer (not even one working for both) sees it; ministry
+    coordinators and admins find it in the ministry queue."""
+    _registry, url = live
+    async with httpx.AsyncClient(
+        base_url=url, headers=identity_provider.headers(admin()), timeout=60
+    ) as staff:
+        first, second, case = await flagged_pair(staff, first_fields={"country_of_residence": "BE"})
+    assert case["member"]["id"] == second  # the newer record, in France
+    assert case["match"]["embassy_id"] == "be-brussels"
+    assert case["embassy_id"] == "fr-paris"
+    assert case["queue"] == "ministry"
+    for persona in (
+        officer("fr-paris"),
+        officer("be-brussels"),
+        officer("fr-paris", "be-brussels"),
+    ):
+        async with httpx.AsyncClient(
+            base_url=url, headers=identity_provider.headers(persona), timeout=60
+        ) as embassy:
+            assert (await embassy.get("/duplicates")).json()["items"] == []
+            assert (await embassy.get(f"/duplicates/{case['id']}")).status_code == 404
+            merge = await embassy.post(
+                f"/duplicates/{case['id']}/merge", json={"survivor_id": second}
+            )
+            assert merge.status_code == 404
+            assert (await embassy.post(f"/duplicates/{case['id']}/dismiss")).status_code == 404
+            # Their embassy's own records stay theirs to read, one side each.
+            assert (await embassy.get(f"/members/{first}")).status_code in (200, 404)
+    async with httpx.AsyncClient(
+        base_url=url, headers=identity_provider.headers(coordinator()), timeout=60
+    ) as ministry:
+        queue = (await ministry.get("/duplicates", params={"queue": "ministry"})).json()["items"]
+        assert [c["id"] for c in queue] == [case["id"]]
+        assert (await ministry.get("/duplicates", params={"queue": "embassy"})).json()[
+            "items"
+        ] == []
+        read = await ministry.get(f"/duplicates/{case['id']}")
+        assert read.status_code == 200
+        assert read.json()["queue"] == "ministry"
+        merged = await ministry.post(f"/duplicates/{case['id']}/merge", json={"survivor_id": first})
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["absorbed_id"] == second
 
 
 async def test_different_people_sharing_a_phone_are_not_flagged(

@@ -1,7 +1,12 @@
 """The officers' review queue of likely duplicates: list, read, merge, dismiss.
 
 A case shows both records side by side, with the fields the caller's
-``duplicate_case`` grant allows; every record shown is an audited read. Merging
+``duplicate_case`` grant allows; every record shown is an audited read. A case is
+within reach only when the caller's scope covers *both* records, as they stand now:
+an embassy officer sees the cases whose two records live in one of their embassies'
+jurisdiction (the ``embassy`` queue); a case whose records live under two different
+embassies is in the ``ministry`` queue, for coordinators and admins (scope ``all``)
+only, so that nobody merges a record they could never read. Merging
 keeps the survivor chosen by the officer and folds the other record into it:
 
 - the survivor's values win; its blanks are filled from the other record
@@ -34,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.contracts import (
@@ -45,7 +50,7 @@ from diaspora_events.contracts import (
 from diaspora_events.contracts.base import Event
 from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AccessContext, AuditTrail
-from diaspora_identity.policy import Decision
+from diaspora_identity.policy import Decision, Scope
 from registry.adapters.orm import member_consents, member_documents, members
 from registry.crypto import DocumentCipher
 from registry.duplicates.tables import duplicate_cases, member_match_keys
@@ -69,10 +74,49 @@ Status = Literal["open", "merged", "dismissed"]
 # membership...) move their links to the survivor. Append at import time.
 MergeStep = Callable[[AsyncSession, UUID, UUID], Awaitable[None]]
 MERGE_STEPS: list[MergeStep] = []
-SCOPE_COLUMNS = {"embassy_id": duplicate_cases.c.embassy_id}
+# The two records of a case, as they stand now (a record may have moved since the case
+# was flagged): the case's scope is theirs, never a copy kept on the case.
+_member = members.alias("case_member")
+_match = members.alias("case_match")
+# Outer joins: a closed case may have lost a record (merged into the other, erased).
+_WITH_RECORDS = duplicate_cases.outerjoin(
+    _member, _member.c.id == duplicate_cases.c.member_id
+).outerjoin(_match, _match.c.id == duplicate_cases.c.match_id)
+_BOTH_PRESENT = and_(_member.c.id.is_not(None), _match.c.id.is_not(None))
+Queue = Literal["embassy", "ministry"]
+# Records under one embassy: that embassy's queue; under two: the ministry's.
+case_queue = case(
+    (and_(_BOTH_PRESENT, _member.c.embassy_id != _match.c.embassy_id), literal("ministry")),
+    else_=literal("embassy"),
+).label("queue")
+# The embassy whose officers review it: the one covering the newer record, now.
+case_embassy = func.coalesce(
+    _member.c.embassy_id, _match.c.embassy_id, duplicate_cases.c.embassy_id
+).label("embassy_id")
+_CASE_COLUMNS = [c for c in duplicate_cases.c if c.name != "embassy_id"]
+
+
+def in_reach(decision: Decision) -> ColumnElement[bool]:
+    """Cases whose records the caller's scope all covers; cases across two embassies
+    only for a grant of scope ``all`` (the ministry queue)."""
+
+    def covered(record: Any) -> ColumnElement[bool]:
+        return or_(record.c.id.is_(None), decision.where({"embassy_id": record.c.embassy_id}))
+
+    reach = and_(
+        covered(_member),
+        covered(_match),
+        or_(_member.c.id.is_not(None), _match.c.id.is_not(None)),
+    )
+    if any(g.grant.scope is Scope.ALL for g in decision.grants):
+        return reach
+    return and_(reach, case_queue == "embassy")
+
+
 CASE_FIELDS = (
     "id",
     "embassy_id",
+    "queue",
     "score",
     "reasons",
     "source",
@@ -111,6 +155,7 @@ class AccountsConflict(Exception):
 class CaseQuery:
     status: Status | None = "open"
     embassy: str | None = None
+    queue: Queue | None = None
     offset: int = 0
     limit: int = 50
 
@@ -134,7 +179,9 @@ def _filtered(query: Select[Any], q: CaseQuery) -> Select[Any]:
     if q.status is not None:
         query = query.where(duplicate_cases.c.status == q.status)
     if q.embassy is not None:
-        query = query.where(duplicate_cases.c.embassy_id == q.embassy)
+        query = query.where(case_embassy == q.embassy)
+    if q.queue is not None:
+        query = query.where(case_queue == q.queue)
     return query
 
 
@@ -149,7 +196,10 @@ async def find_cases(
 ) -> list[dict[str, Any]]:
     """Cases within the caller's scope (oldest first), each with both records; audited."""
     statement = _filtered(
-        select(duplicate_cases).where(decision.where(SCOPE_COLUMNS)), query
+        select(*_CASE_COLUMNS, case_embassy, case_queue)
+        .select_from(_WITH_RECORDS)
+        .where(in_reach(decision)),
+        query,
     ).order_by(duplicate_cases.c.flagged_at, duplicate_cases.c.id)
     if case_id is not None:
         statement = statement.where(duplicate_cases.c.id == case_id)
@@ -179,9 +229,10 @@ async def find_cases(
 async def _locked_case(session: AsyncSession, decision: Decision, case_id: UUID) -> Any:
     case = (
         await session.execute(
-            select(duplicate_cases)
-            .where(duplicate_cases.c.id == case_id, decision.where(SCOPE_COLUMNS))
-            .with_for_update()
+            select(*_CASE_COLUMNS, case_embassy)
+            .select_from(_WITH_RECORDS)
+            .where(duplicate_cases.c.id == case_id, in_reach(decision))
+            .with_for_update(of=duplicate_cases)
         )
     ).first()
     if case is None:
@@ -363,7 +414,7 @@ async def merge_case(
             session,
             member_id=survivor_id,
             action="merged",
-            actor_role=decision.reaching({"embassy_id": case.embassy_id})[0].role.value,
+            actor_role=decision.reaching({"embassy_id": survivor["embassy_id"]})[0].role.value,
             actor_subject=by,
             fields=changed,
             old=before,
@@ -540,7 +591,7 @@ async def open_cases_count(sessions: async_sessionmaker[AsyncSession], decision:
     async with sessions() as session:
         found = await session.execute(
             select(func.count())
-            .select_from(duplicate_cases)
-            .where(and_(duplicate_cases.c.status == "open", decision.where(SCOPE_COLUMNS)))
+            .select_from(_WITH_RECORDS)
+            .where(and_(duplicate_cases.c.status == "open", in_reach(decision)))
         )
     return int(found.scalar_one())

@@ -46,7 +46,14 @@ class CaseView(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: UUID
-    embassy_id: str = Field(description="The embassy whose officers review it.")
+    embassy_id: str = Field(
+        description="The embassy covering the newer record (whose officers review it when "
+        "the other record is under the same embassy)."
+    )
+    queue: Literal["embassy", "ministry"] = Field(
+        description="`embassy`: both records live under embassy_id, its officers review it; "
+        "`ministry`: they live under two embassies, only coordinators and admins see it."
+    )
     score: float = Field(ge=0, le=1)
     reasons: list[str] = Field(description="What matched: name~similarity, date_of_birth...")
     source: Literal["registration", "import"]
@@ -96,10 +103,18 @@ async def list_cases(
     principal: CurrentPrincipal,
     status: Literal["open", "merged", "dismissed"] = "open",
     embassy: Annotated[SingleLine | None, Query(max_length=64)] = None,
+    queue: Annotated[
+        Literal["embassy", "ministry"] | None,
+        Query(
+            description="`embassy`: both records under one embassy; `ministry`: under two "
+            "(coordinators and admins only)"
+        ),
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CasePage:
-    """Cases within the caller's scope, oldest first, each with both records."""
+    """Cases whose two records are both within the caller's scope, oldest first, each with
+    both records. A case across two embassies is in the ministry queue."""
     registry = _registry(request)
     decision = registry.identity.policy.decide(principal, "duplicate_case", "list")
     items = await find_cases(
@@ -107,7 +122,9 @@ async def list_cases(
         audit=registry.audit,
         decision=decision,
         context=AccessContext.of(request),
-        query=CaseQuery(status=status, embassy=embassy, offset=offset, limit=limit + 1),
+        query=CaseQuery(
+            status=status, embassy=embassy, queue=queue, offset=offset, limit=limit + 1
+        ),
     )
     more = len(items) > limit
     return CasePage(
