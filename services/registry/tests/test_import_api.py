@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
+import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -269,3 +273,113 @@ async def test_an_import_is_seen_by_its_uploader_only_and_a_key_replays_it(
         assert (await berlin.get(f"/imports/{job['id']}")).status_code == 404
         assert (await berlin.get(f"/imports/{job['id']}/errors.csv")).status_code == 404
     assert await count(registry, members) == 5
+
+
+MB = 1024 * 1024
+
+
+class LargeUpload:
+    """A multipart upload of ``size`` bytes of CSV produced lazily, counting what the
+    client managed to send before the server answered."""
+
+    boundary = "diaspora-upload-boundary"
+
+    def __init__(self, size: int) -> None:
+        self.head = (
+            f"--{self.boundary}\r\n"
+            'Content-Disposition: form-data; name="consent_method"\r\n\r\nsigned_form\r\n'
+            f"--{self.boundary}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="list.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+            "family_name;given_name\r\n"
+        ).encode()
+        self.tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self.size = len(self.head) + size + len(self.tail)
+        self.payload = size
+        self.sent = 0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            "content-type": f"multipart/form-data; boundary={self.boundary}",
+            "content-length": str(self.size),
+        }
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.head
+        self.sent += len(self.head)
+        line = b"Mensah;Ama\r\n" * 5000
+        left = self.payload
+        while left > 0:
+            chunk = line[:left]
+            left -= len(chunk)
+            self.sent += len(chunk)
+            yield chunk
+        yield self.tail
+        self.sent += len(self.tail)
+
+
+async def send_while_listening(base_url: str, body: LargeUpload, headers: dict[str, str]) -> bytes:
+    """POST /imports over a raw socket: the body is written chunk by chunk while the answer
+    is read at the same time; writing stops as soon as the answer has come (or the server
+    closed). Returns the answer's bytes (status line, headers, body)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = f"POST /imports HTTP/1.1\r\nHost: {host}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()
+    )
+    writer.write((head + "\r\n").encode())
+    answer = b""
+
+    async def listen() -> None:
+        nonlocal answer
+        while chunk := await reader.read(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer:
+                length = re.search(rb"content-length: (\d+)", answer.lower())
+                if length and len(answer.split(b"\r\n\r\n", 1)[1]) >= int(length.group(1)):
+                    return
+
+    listening = asyncio.create_task(listen())
+    try:
+        async for chunk in body:
+            if listening.done():
+                break
+            writer.write(chunk)
+            await writer.drain()
+    except ConnectionError:
+        pass  # the server closed: its answer is what counts
+    with contextlib.suppress(ConnectionError):
+        await asyncio.wait_for(listening, timeout=30)
+    writer.close()
+    return answer
+
+
+@pytest.mark.parametrize("who", ["nobody", "citizen"])
+async def test_an_upload_is_refused_before_its_body_is_read(
+    registry_url: str, identity_provider: LocalIssuer, registry: Registry, who: str
+) -> None:
+    """50 MB multipart, no token (401) or a citizen's (403): the answer comes while the
+    client is still sending, the server having read at most its socket buffers' worth."""
+    body = LargeUpload(50 * MB)
+    headers = body.headers
+    if who == "citizen":
+        headers |= identity_provider.headers(citizen())
+    answer = await send_while_listening(registry_url, body, headers)
+    status = 401 if who == "nobody" else 403
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert b"content-type: application/problem+json" in answer.lower()
+    assert body.sent < 16 * MB, body.sent  # the client was cut off long before the end
+    async with registry.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(import_jobs))).scalar() == 0
+
+
+async def test_an_upload_declared_over_the_limit_is_413_before_reading(
+    registry_url: str, identity_provider: LocalIssuer
+) -> None:
+    body = LargeUpload(51 * MB)  # the default limit is 50 MB
+    headers = body.headers | identity_provider.headers(officer("fr-paris"))
+    answer = await send_while_listening(registry_url, body, headers)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"content-type: application/problem+json" in answer.lower()
+    assert body.sent < 16 * MB

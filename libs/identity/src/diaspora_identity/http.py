@@ -13,6 +13,7 @@ async def read(principal: CurrentPrincipal, ...) -> ...:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -124,6 +125,33 @@ async def authenticate(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def forbidden(error: Forbidden) -> Problem:
+    return Problem(
+        403,
+        "Forbidden",
+        detail=str(error),
+        type_=FORBIDDEN_TYPE,
+        headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope"'},
+    )
+
+
+def upload_authorizer(resource: str, action: str) -> Callable[[Request], Awaitable[None]]:
+    """The ``authorize`` hook of an upload route (``diaspora_service.uploads.UploadRoute``):
+    the bearer token verified (401) and the policy's function-level decision (403), from
+    the request's headers only, before the service reads any of the body. The route
+    decides again as usual (scope, fields) once it runs."""
+
+    async def authorize(request: Request) -> None:
+        principal = await authenticate(request)
+        identity: Identity = request.app.state.identity
+        try:
+            identity.policy.decide(principal, resource, action)
+        except Forbidden as error:
+            raise forbidden(error) from None
+
+    return authorize
 
 
 def install_identity(app: FastAPI) -> None:

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from diaspora_service.problems import PROBLEM_JSON, install_problem_handlers
+from diaspora_service.uploads import UploadGuard, UploadRoute
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -34,7 +35,10 @@ def create_app(
     routers: Sequence[APIRouter],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: dict[str, ReadinessCheck] | None = None,
+    uploads: Sequence[UploadRoute] = (),
 ) -> FastAPI:
+    """The service's app. ``uploads``: routes whose body is an upload, authorized from the
+    headers before any of the body is read, and capped (:mod:`diaspora_service.uploads`)."""
     app = FastAPI(
         title=title,
         version=version,
@@ -44,6 +48,7 @@ def create_app(
     )
     install_problem_handlers(app)
     add_health_and_metrics(app, readiness or {})
+    app.add_middleware(UploadGuard, routes=uploads)
     app.add_middleware(_LatencyMiddleware)
 
     for router in routers:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 from diaspora_events.contracts import registry as snapshot
 from diaspora_events.observability import setup_observability
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal, install_identity
+from diaspora_identity.http import CurrentPrincipal, install_identity, upload_authorizer
 from diaspora_identity.policy import Decision, Forbidden, Policy
 from diaspora_identity.principal import Principal
 from diaspora_service.app import create_app
@@ -33,10 +33,12 @@ from diaspora_service.db import retry_until_reachable
 from diaspora_service.problems import Problem
 from diaspora_service.request_id import RequestIdMiddleware
 from diaspora_service.text import SingleLine
+from diaspora_service.uploads import UploadRoute
 from registry import SERVICE_NAME, domain, email_syntax, heap, profile
 from registry.associations.service import reconcile_association_embassies
 from registry.bootstrap import Registry, bootstrap
 from registry.entrypoints.associations_api import router as associations_router
+from registry.imports.settings import ImportSettings
 from registry.service import (
     MEMBER_FIELDS,
     AlreadyRegistered,
@@ -639,6 +641,15 @@ def build_app(registry: Registry | None = None) -> FastAPI:
         ],
         lifespan=lifespan,
         readiness={"database": database_ready},
+        # Authorized from the headers before a byte of the file is read, and capped.
+        uploads=[
+            UploadRoute(
+                "POST",
+                "/imports",
+                upload_authorizer("member_import", "create"),
+                ImportSettings().max_bytes,
+            )
+        ],
     )
     install_identity(application)
     application.include_router(associations_router)
