@@ -383,3 +383,20 @@ async def test_an_upload_declared_over_the_limit_is_413_before_reading(
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert b"content-type: application/problem+json" in answer.lower()
     assert body.sent < 16 * MB
+
+
+async def test_a_zip_bomb_or_a_list_too_wide_is_refused_with_a_clear_problem(
+    registry_url: str, registry: Registry, identity_provider: LocalIssuer
+) -> None:
+    from .test_import_limits import zip_bomb
+
+    async with client(registry_url, identity_provider, "fr-paris") as http:
+        bomb = await upload(http, zip_bomb(64 * 1024 * 1024), "bomb.xlsx")
+        assert bomb.status_code == 413, bomb.text
+        assert bomb.headers["content-type"] == "application/problem+json"
+        assert "decompression bomb" in bomb.json()["detail"]
+        wide = ";".join(f"c{i}" for i in range(300)) + "\nA;B\n"
+        too_wide = await upload(http, wide.encode(), "wide.csv")
+        assert too_wide.status_code == 422, too_wide.text
+        assert "more than 200" in too_wide.json()["detail"]
+    assert await count(registry, import_jobs) == 0

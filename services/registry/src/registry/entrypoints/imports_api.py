@@ -31,7 +31,7 @@ from registry.imports.jobs import (
     InvalidImport,
     create_job,
     error_report,
-    inspect_file,
+    inspect_upload,
     read_job,
 )
 from registry.imports.runner import ImportRunner
@@ -122,7 +122,10 @@ def _view(job: dict[str, Any], request: Request) -> ImportJob:
     response_model=ImportJob,
     responses={
         **AUTH_RESPONSES,
-        413: {"description": "The file is larger than the import limit"},
+        413: {
+            "description": "The file is larger than the import limit, or would expand "
+            "beyond the reading limits (XLSX decompression, reader memory)"
+        },
         422: {"description": "The file cannot be imported (unreadable, columns missing)"},
     },
 )
@@ -163,11 +166,11 @@ async def upload(
             413, "File too large", detail=f"Imports are limited to {settings.max_bytes} bytes."
         )
     try:
-        counted = await asyncio.to_thread(
-            inspect_file, content, file.filename, max_rows=settings.max_rows
-        )
+        # In a forked process with a memory limit: never the API's own memory.
+        counted = await inspect_upload(content, file.filename, settings)
     except InvalidImport as error:
-        raise Problem(422, "File cannot be imported", detail=str(error), **error.details) from None
+        title = "File too large when read" if error.status == 413 else "File cannot be imported"
+        raise Problem(error.status, title, detail=str(error), **error.details) from None
     try:
         job, created = await create_job(
             sessions=registry.sessions,

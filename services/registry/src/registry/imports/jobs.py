@@ -16,8 +16,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_identity.policy import Decision, Scope
+from registry.imports.bounded import ReaderOutOfMemory, run_bounded
 from registry.imports.columns import BY_FIELD, DuplicateColumn, layout
-from registry.imports.reading import Sheet, UnreadableFile, open_sheet
+from registry.imports.reading import (
+    DEFAULT_LIMITS,
+    Format,
+    Limits,
+    Sheet,
+    TooLargeWhenRead,
+    UnreadableFile,
+    open_sheet,
+)
+from registry.imports.settings import ImportSettings
 from registry.imports.tables import import_errors, import_jobs
 
 Mode = Literal["all_or_nothing", "partial"]
@@ -54,11 +64,21 @@ SCOPE_COLUMNS = {"created_by": import_jobs.c.created_by}
 
 
 class InvalidImport(ValueError):
-    """The file cannot be imported at all (unreadable, required columns missing, too big)."""
+    """The file cannot be imported at all (unreadable, required columns missing, too big).
 
-    def __init__(self, reason: str, **details: Any) -> None:
+    ``status``: 422, or 413 when the file would expand beyond the limits when read."""
+
+    def __init__(self, reason: str, *, status: int = 422, **details: Any) -> None:
         super().__init__(reason)
+        self.status = status
         self.details = details
+
+    def __reduce__(self) -> tuple[Any, ...]:  # back from the reader process, details included
+        return (_invalid_import, (str(self), self.status, self.details))
+
+
+def _invalid_import(reason: str, status: int, details: dict[str, Any]) -> InvalidImport:
+    return InvalidImport(reason, status=status, **details)
 
 
 class IdempotencyConflict(Exception):
@@ -73,13 +93,27 @@ class Counted:
     ignored: tuple[str, ...]
 
 
-def inspect_file(content: bytes, filename: str | None, *, max_rows: int) -> Counted:
-    """Read the whole file once: format, header, required columns, number of rows.
+@dataclass(frozen=True)
+class Summary:
+    """What the first full read of a file found (no rows: it crosses processes)."""
 
-    CPU-bound: call it in a worker thread. Raises :class:`InvalidImport`.
-    """
+    format: Format
+    encoding: str | None
+    delimiter: str | None
+    header: tuple[str, ...]
+    total_rows: int
+    blank_rows: int
+    ignored: tuple[str, ...]
+
+
+def summarise(
+    content: bytes, filename: str | None, *, max_rows: int, limits: Limits = DEFAULT_LIMITS
+) -> Summary:
+    """Read the whole file once: format, header, required columns, number of rows, each
+    row within ``limits``. CPU- and memory-bound: see :func:`inspect_upload`. Raises
+    :class:`InvalidImport`."""
     try:
-        sheet = open_sheet(content, filename)
+        sheet = open_sheet(content, filename, limits)
         columns = layout(sheet.header)
         if columns.missing:
             expected = {f: list(BY_FIELD[f].aliases[:3]) for f in columns.missing}
@@ -96,11 +130,51 @@ def inspect_file(content: bytes, filename: str | None, *, max_rows: int) -> Coun
                 total += 1
             if total > max_rows:
                 raise InvalidImport(f"more than {max_rows} rows: split the file")
+    except TooLargeWhenRead as error:
+        raise InvalidImport(str(error), status=413) from None
     except (UnreadableFile, DuplicateColumn) as error:
         raise InvalidImport(str(error)) from None
     if total == 0:
         raise InvalidImport("the file has a header but no rows")
-    return Counted(sheet, total, blank, columns.ignored)
+    return Summary(
+        sheet.format, sheet.encoding, sheet.delimiter, sheet.header, total, blank, columns.ignored
+    )
+
+
+def _counted(content: bytes, summary: Summary, limits: Limits) -> Counted:
+    sheet = Sheet(
+        summary.format, summary.encoding, summary.delimiter, summary.header, content, limits
+    )
+    return Counted(sheet, summary.total_rows, summary.blank_rows, summary.ignored)
+
+
+def inspect_file(
+    content: bytes, filename: str | None, *, max_rows: int, limits: Limits = DEFAULT_LIMITS
+) -> Counted:
+    """:func:`summarise` in this process (tools and tests; the API uses inspect_upload)."""
+    return _counted(content, summarise(content, filename, max_rows=max_rows, limits=limits), limits)
+
+
+async def inspect_upload(content: bytes, filename: str | None, settings: ImportSettings) -> Counted:
+    """:func:`summarise` in a process forked for it, with a memory limit
+    (:mod:`registry.imports.bounded`): the API process never inflates the file."""
+    limits = settings.limits()
+    try:
+        summary = await run_bounded(
+            settings.reader_memory_bytes,
+            summarise,
+            content,
+            filename,
+            max_rows=settings.max_rows,
+            limits=limits,
+        )
+    except ReaderOutOfMemory:
+        raise InvalidImport(
+            f"reading the file needs more than {settings.reader_memory_bytes} bytes of "
+            "memory: save it as CSV or split it",
+            status=413,
+        ) from None
+    return _counted(content, summary, limits)
 
 
 def _digest(content: bytes, mode: str, batch_size: int) -> str:

@@ -35,8 +35,75 @@ MAX_CELL = 1_000
 csv.field_size_limit(1_000_000)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a file may hold before it is read (``REGISTRY_IMPORT_*`` settings).
+
+    An XLSX is a zip archive: its members' declared uncompressed sizes bound what
+    decompression produces (Python's zipfile stops at the declared size and fails on a
+    mismatch), so they are checked before any member is inflated.
+    """
+
+    # Cells per row (up to the last non-empty one).
+    max_columns: int = 200
+    # Characters per cell.
+    max_cell: int = MAX_CELL
+    # Sum of an XLSX archive's members' uncompressed sizes.
+    max_uncompressed: int = 200 * 1024 * 1024
+    # Uncompressed / compressed size of any XLSX member over 1 MiB.
+    max_ratio: float = 100.0
+
+
+DEFAULT_LIMITS = Limits()
+
+
 class UnreadableFile(ValueError):
     """The file is not a CSV or XLSX list this importer can read (the whole file is refused)."""
+
+
+class TooLargeWhenRead(UnreadableFile):
+    """The file would expand beyond the limits when read (an XLSX zip bomb): 413."""
+
+
+def check_archive(content: bytes, limits: Limits) -> None:
+    """Refuse an XLSX whose members would inflate beyond the limits, before inflating any."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise UnreadableFile(f"the workbook cannot be opened: {error}") from error
+    total = 0
+    for member in members:
+        total += member.file_size
+        if total > limits.max_uncompressed:
+            raise TooLargeWhenRead(
+                f"the workbook expands to more than {limits.max_uncompressed} bytes when "
+                "unzipped: save the list as CSV or split it"
+            )
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > 1024 * 1024 and ratio > limits.max_ratio:
+            raise TooLargeWhenRead(
+                f"a part of the workbook ({member.filename}) is compressed {ratio:.0f} to 1, "
+                f"more than {limits.max_ratio:.0f} to 1: refused as a decompression bomb"
+            )
+
+
+def _bounded(cells: tuple[str, ...], row: int, limits: Limits) -> tuple[str, ...]:
+    """The row's cells, refused when it has too many or one is too long."""
+    width = len(cells)
+    while width and not cells[width - 1]:
+        width -= 1
+    if width > limits.max_columns:
+        raise UnreadableFile(
+            f"row {row} has {width} cells, more than {limits.max_columns}: is it an embassy list?"
+        )
+    for position, cell in enumerate(cells[:width]):
+        if len(cell) > limits.max_cell:
+            raise UnreadableFile(
+                f"row {row}, column {position + 1}: a cell of {len(cell)} characters, "
+                f"more than {limits.max_cell}"
+            )
+    return cells
 
 
 @dataclass(frozen=True)
@@ -60,15 +127,16 @@ class Sheet:
     delimiter: str | None
     header: tuple[str, ...]
     content: bytes
+    limits: Limits = DEFAULT_LIMITS
 
     def records(self) -> Iterator[Record]:
         """The records after the header, in file order (re-reads the bytes each time)."""
         if self.format == "xlsx":
-            rows = _xlsx_rows(self.content)
+            rows = _xlsx_rows(self.content, self.limits)
         else:
             assert self.encoding is not None
             assert self.delimiter is not None
-            rows = _csv_rows(self.content, self.encoding, self.delimiter)
+            rows = _csv_rows(self.content, self.encoding, self.delimiter, self.limits)
         next(rows, None)  # the header
         for number, cells in enumerate(rows, start=2):
             yield Record(number, cells)
@@ -117,14 +185,16 @@ def _text(content: bytes, encoding: str) -> str:
 
 
 def _clean(value: str) -> str:
-    return value.strip()[:MAX_CELL]
+    return value.strip()
 
 
-def _csv_rows(content: bytes, encoding: str, delimiter: str) -> Iterator[tuple[str, ...]]:
+def _csv_rows(
+    content: bytes, encoding: str, delimiter: str, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[tuple[str, ...]]:
     reader = csv.reader(io.StringIO(_text(content, encoding), newline=""), delimiter=delimiter)
     try:
-        for row in reader:
-            yield tuple(_clean(c) for c in row)
+        for number, row in enumerate(reader, start=1):
+            yield _bounded(tuple(_clean(c) for c in row), number, limits)
     except csv.Error as error:
         raise UnreadableFile(f"CSV line {reader.line_num}: {error}") from error
 
@@ -146,38 +216,41 @@ def _cell(value: object) -> str:
     return _clean(str(value))
 
 
-def _xlsx_rows(content: bytes) -> Iterator[tuple[str, ...]]:
+def _xlsx_rows(content: bytes, limits: Limits = DEFAULT_LIMITS) -> Iterator[tuple[str, ...]]:
     from openpyxl import load_workbook  # type: ignore[import-untyped]
 
+    check_archive(content, limits)
     try:
         workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
         raise UnreadableFile(f"the workbook cannot be opened: {error}") from error
     try:
         sheet = workbook.worksheets[0]
-        for row in sheet.iter_rows(values_only=True):
-            yield tuple(_cell(v) for v in row)
+        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            yield _bounded(tuple(_cell(v) for v in row), number, limits)
     finally:
         workbook.close()
 
 
-def open_sheet(content: bytes, filename: str | None = None) -> Sheet:
+def open_sheet(
+    content: bytes, filename: str | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Sheet:
     """Detect the format, encoding and delimiter and read the header; raises UnreadableFile."""
     if not content.strip():
         raise UnreadableFile("the file is empty")
     kind = detect_format(content, filename)
     if kind == "xlsx":
-        header = next(_xlsx_rows(content), None)
+        header = next(_xlsx_rows(content, limits), None)
         if header is None:
             raise UnreadableFile("the first sheet of the workbook is empty")
-        sheet = Sheet("xlsx", None, None, _trim(header), content)
+        sheet = Sheet("xlsx", None, None, _trim(header), content, limits)
     else:
         encoding = detect_encoding(content)
         text = _text(content, encoding)
         first_line = text.lstrip("\r\n").split("\n", 1)[0]
         delimiter = detect_delimiter(first_line)
-        header = next(_csv_rows(content, encoding, delimiter), ())
-        sheet = Sheet("csv", encoding, delimiter, _trim(header), content)
+        header = next(_csv_rows(content, encoding, delimiter, limits), ())
+        sheet = Sheet("csv", encoding, delimiter, _trim(header), content, limits)
     if not any(sheet.header):
         raise UnreadableFile("the first line holds no column names")
     return sheet

@@ -160,7 +160,8 @@ class ImportRunner:
             decision = self.registry.identity.policy.decide(
                 _principal(job), "member_import", "create"
             )
-            sheet = open_sheet(job.content, job.filename)
+            # Within the limits checked at upload (same settings): see registry.imports.bounded.
+            sheet = open_sheet(job.content, job.filename, self.settings.limits())
             columns = layout(sheet.header)
         except (Forbidden, UnreadableFile, ValueError) as error:
             await self._set(job_id, status="failed", error=str(error), finished_at=_now())

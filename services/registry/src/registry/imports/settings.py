@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.imports.reading import Limits
+
 
 class ImportSettings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -25,6 +27,25 @@ class ImportSettings(BaseSettings):
     max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     # The largest number of data rows in one file.
     max_rows: int = Field(default=500_000, ge=1)
+    # Cells per row (up to its last non-empty cell) and characters per cell.
+    max_columns: int = Field(default=200, ge=10)
+    max_cell_chars: int = Field(default=1_000, ge=100)
+    # XLSX: the archive's total uncompressed size, and the largest compression ratio of
+    # any part over 1 MiB (beyond it: a decompression bomb). Checked before unzipping.
+    max_uncompressed_bytes: int = Field(default=200 * 1024 * 1024, ge=1024 * 1024)
+    max_compression_ratio: float = Field(default=100.0, ge=10)
+    # The upload is read (format, header, every row counted and checked) in a process
+    # forked for it, whose address space may grow by at most this much (RLIMIT_AS).
+    reader_memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=64 * 1024 * 1024)
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_columns=self.max_columns,
+            max_cell=self.max_cell_chars,
+            max_uncompressed=self.max_uncompressed_bytes,
+            max_ratio=self.max_compression_ratio,
+        )
+
     # Duplicate pairs scoring at least this are flagged for review (registry.duplicates.scoring).
     # (REGISTRY_DUPLICATE_THRESHOLD: it applies to every registration, not only imports.)
     duplicate_threshold: float = Field(
