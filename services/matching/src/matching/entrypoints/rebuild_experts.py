@@ -11,19 +11,26 @@ import asyncio
 import json
 
 from diaspora_service.db import make_engine
+from diaspora_service.db_roles import grant_runtime_role, role_of
 from matching.experts.rebuild import rebuild
 from matching.settings import MatchingSettings
 
 
 async def run() -> int:
     settings = MatchingSettings()
-    engine = make_engine(settings.async_database_url)
+    # The swap drops and renames tables: the owner's work; the runtime role is granted the
+    # new tables afterwards (diaspora_service.db_roles).
+    owner_url = settings.async_migration_database_url
+    engine = make_engine(owner_url)
     try:
         report = await rebuild(
             engine, bootstrap_servers=settings.kafka_bootstrap, topic_prefix=settings.topic_prefix
         )
     finally:
         await engine.dispose()
+    runtime, _ = role_of(settings.async_database_url)
+    if runtime != role_of(owner_url)[0]:
+        await grant_runtime_role(owner_url, runtime)
     print(
         json.dumps(
             {
