@@ -245,9 +245,11 @@ def service_env(
     topic_prefix: str,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Environment for a service process pointed at test infrastructure."""
+    """Environment for a service process pointed at test infrastructure: it connects as
+    its runtime role (:func:`app_url`), migrations and owner tools as ``database_url``'s."""
     env = {
-        f"{prefix}_DATABASE_URL": asyncpg_url(database_url),
+        f"{prefix}_DATABASE_URL": asyncpg_url(app_url(database_url, prefix.lower())),
+        f"{prefix}_MIGRATION_DATABASE_URL": asyncpg_url(database_url),
         f"{prefix}_KAFKA_BOOTSTRAP": kafka,
         f"{prefix}_TOPIC_PREFIX": topic_prefix,
         f"{prefix}_ENVIRONMENT": "test",

@@ -113,7 +113,10 @@ async def grant_runtime_role(
 
 
 async def _grant(connection: AsyncConnection, role: str) -> None:
-    schema = (await connection.execute(text("SELECT current_schema()"))).scalar_one()
+    schema, database = (
+        await connection.execute(text("SELECT current_schema(), current_database()"))
+    ).one()
+    await connection.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {role}'))
     await connection.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}'))
     relations = await connection.execute(
         text(
@@ -140,3 +143,25 @@ async def _grant(connection: AsyncConnection, role: str) -> None:
         else:
             rights = "SELECT, INSERT, UPDATE, DELETE"
         await connection.execute(text(f"GRANT {rights} ON {target}{quoted} TO {role}"))
+
+
+async def copy_grants(connection: AsyncConnection, source: str, target: str) -> None:
+    """Give ``target`` the privileges ``source`` grants to other roles (a table swapped in
+    for another keeps the runtime role's rights, in the swap's transaction)."""
+    for name in (source, target):
+        if not _NAME.match(name):
+            raise ValueError(f"not a plain table name: {name!r}")
+    grants = await connection.execute(
+        text(
+            """
+            SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END,
+                   a.privilege_type
+              FROM pg_class c, aclexplode(c.relacl) a
+              LEFT JOIN pg_roles r ON r.oid = a.grantee
+             WHERE c.oid = to_regclass(:source) AND a.grantee <> c.relowner
+            """
+        ),
+        {"source": source},
+    )
+    for grantee, privilege in grants.all():
+        await connection.execute(text(f'GRANT {privilege} ON "{target}" TO {grantee}'))

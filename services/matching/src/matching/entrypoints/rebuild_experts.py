@@ -11,15 +11,14 @@ import asyncio
 import json
 
 from diaspora_service.db import make_engine
-from diaspora_service.db_roles import grant_runtime_role, role_of
 from matching.experts.rebuild import rebuild
 from matching.settings import MatchingSettings
 
 
 async def run() -> int:
     settings = MatchingSettings()
-    # The swap drops and renames tables: the owner's work; the runtime role is granted the
-    # new tables afterwards (diaspora_service.db_roles).
+    # The swap drops and renames tables: the owner's work (the runtime role keeps its
+    # rights on the new tables: diaspora_service.db_roles.copy_grants).
     owner_url = settings.async_migration_database_url
     engine = make_engine(owner_url)
     try:
@@ -28,9 +27,6 @@ async def run() -> int:
         )
     finally:
         await engine.dispose()
-    runtime, _ = role_of(settings.async_database_url)
-    if runtime != role_of(owner_url)[0]:
-        await grant_runtime_role(owner_url, runtime)
     print(
         json.dumps(
             {
