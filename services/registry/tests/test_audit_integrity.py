@@ -8,16 +8,24 @@ Tampering is done the way an attacker holding the owner's rights would: as the o
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from diaspora_devstack.testing import app_url, create_database, drop_database, migrate
+from diaspora_devstack.testing import (
+    app_url,
+    asyncpg_url,
+    create_database,
+    drop_database,
+    migrate,
+)
 from diaspora_service.audit_chain import GENESIS, canonical, entry_hash
 from diaspora_service.ops import main as ops_main
 
@@ -273,7 +281,6 @@ async def test_runtime_role_can_only_add_and_read_audit_entries(
 
 async def test_existing_entries_are_chained_in_order_by_the_migration(infra: object) -> None:
     from diaspora_devstack import stack
-    from diaspora_devstack.testing import asyncpg_url
     from diaspora_service.migrations import upgrade
     from registry.entrypoints.migrate import MIGRATIONS
 
@@ -308,3 +315,37 @@ def test_audit_verify_refuses_a_service_without_a_database_url(
     with pytest.raises(SystemExit) as exit_:
         ops_main(["audit-verify", "--service", "registry"])
     assert "REGISTRY_DATABASE_URL" in str(exit_.value)
+
+
+async def test_registry_migrate_grants_the_runtime_role_of_its_settings(
+    empty_database: str,
+) -> None:
+    """`registry-migrate` as an operator runs it: the owner migrates, DATABASE_URL's role
+    gets what serving needs (and is created, outside production, when missing)."""
+    runtime_url = app_url(empty_database, "registry")
+    env = {
+        **os.environ,
+        "REGISTRY_DATABASE_URL": asyncpg_url(runtime_url),
+        "REGISTRY_MIGRATION_DATABASE_URL": asyncpg_url(empty_database),
+        "REGISTRY_ENVIRONMENT": "test",
+    }
+    migrate_command = Path(sys.executable).parent / "registry-migrate"
+    done = await asyncio.to_thread(
+        subprocess.run, [str(migrate_command)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    owner = await asyncpg.connect(empty_database)
+    runtime = await asyncpg.connect(runtime_url)
+    try:
+        owns = "SELECT tableowner = current_user FROM pg_tables WHERE tablename = 'members'"
+        assert await owner.fetchval(owns) is True
+        await _insert(runtime, _entry(uuid.uuid4()))
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await runtime.execute("UPDATE audit_log SET fields = '{}'")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await runtime.execute("TRUNCATE members")
+        assert await runtime.fetchval("SELECT count(*) FROM members") == 0
+        assert await runtime.fetchval("SELECT count(*) FROM member_accesses") == 0
+    finally:
+        await runtime.close()
+        await owner.close()
