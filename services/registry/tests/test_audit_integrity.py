@@ -167,6 +167,28 @@ async def test_concurrent_writers_keep_one_unbroken_chain(
     assert "40 entries" in result.stdout
 
 
+async def test_a_batch_in_one_statement_is_chained_row_after_row(
+    runtime: asyncpg.Connection, owner: asyncpg.Connection, registry_database: str
+) -> None:
+    """A bulk import writes its entries in one INSERT ... SELECT: each row follows the
+    one before it in the same statement, and the head moves once, to the last."""
+    await _insert(runtime, _entry(uuid.uuid4()))
+    async with runtime.transaction():
+        await runtime.execute(
+            "INSERT INTO audit_log (audit_id, actor_subject, actor_roles, actor_is_service, "
+            "action, resource, record_id, fields) SELECT gen_random_uuid(), 'importer', "
+            "'{embassy_officer}', false, 'imported', 'member', gen_random_uuid(), "
+            "'{given_name}' FROM generate_series(1, 250)"
+        )
+        await _insert(runtime, _entry(uuid.uuid4()))
+    head = await owner.fetchrow("SELECT seq FROM audit_log_chain_head")
+    assert head is not None
+    assert head["seq"] == 252
+    result = _verify(registry_database)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "chain intact: 252 entries" in result.stdout
+
+
 async def test_audit_verify_passes_an_untouched_chain_and_finds_a_tampered_entry(
     runtime: asyncpg.Connection, owner: asyncpg.Connection, registry_database: str
 ) -> None:

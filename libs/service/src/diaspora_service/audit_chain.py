@@ -9,13 +9,15 @@ its columns in a fixed order (:data:`CHAINED_COLUMNS`; timestamps as microsecond
 the epoch, ids as text), exactly as PostgreSQL prints ``jsonb`` (``", "`` between items).
 
 The database computes it, whoever inserts (an API's audit trail, a bulk import, a
-hand-written ``INSERT``): a ``BEFORE INSERT`` trigger takes the one row of
+hand-written ``INSERT`` or ``COPY``): per statement, a trigger takes the one row of
 ``<table>_chain_head`` ``FOR UPDATE`` (appends are serialised until the inserting
 transaction ends: a row lock, no table lock; other writers wait only for the time between
-their audit insert and their commit), sets ``chain_seq`` and ``chain_hash`` on the new
-row (whatever the writer sent) and moves the head. The trigger function is ``SECURITY
-DEFINER`` (the table owner's), so the runtime role needs no right on the head table and
-cannot forge it.
+their audit insert and their commit); per row, a ``BEFORE INSERT`` trigger sets
+``chain_seq`` and ``chain_hash`` (whatever the writer sent) from the head or the row the
+statement added before; after the statement, the head moves to its last entry (one write
+per statement, so a batch of a thousand entries costs one head update). The functions are
+``SECURITY DEFINER`` (the table owner's), so the runtime role needs no right on the head
+table and cannot forge it.
 
 What it detects (:func:`verify_chain`, independent of the database's functions: the
 hashes are recomputed here): a changed entry, a deleted one (a gap in ``chain_seq``),
@@ -120,21 +122,57 @@ def chain_ddl(table: str = "audit_log", *, schema: str = "public") -> list[str]:
             SELECT sha256(prev || convert_to(jsonb_build_array({values})::text, 'UTF8'))
         $$
         """,
+        # Once per statement: the head row locked until the transaction ends (appends
+        # are serialised; under REPEATABLE READ a concurrent append is a serialization
+        # failure, never a fork).
+        f"""
+        CREATE FUNCTION {schema}.{table}_chain_lock() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+            PERFORM 1 FROM {head} FOR UPDATE;
+            RETURN NULL;
+        END
+        $$
+        """,
+        # Per row: the previous entry is the head, or the last row this statement added
+        # (a row-level BEFORE trigger sees the rows its statement processed before):
+        # no write per row, so a batch of entries costs one head update, not one each.
         f"""
         CREATE FUNCTION {schema}.{table}_chain_append() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         DECLARE
             previous bytea;
             last_seq bigint;
+            added_seq bigint;
+            added_hash bytea;
         BEGIN
-            SELECT h.seq, h.hash INTO last_seq, previous FROM {head} h FOR UPDATE;
+            SELECT h.seq, h.hash INTO last_seq, previous FROM {head} h;
+            SELECT e.chain_seq, e.chain_hash INTO added_seq, added_hash FROM {qualified} e
+             WHERE e.chain_seq > last_seq ORDER BY e.chain_seq DESC LIMIT 1;
+            IF FOUND THEN
+                last_seq := added_seq;
+                previous := added_hash;
+            END IF;
             NEW.chain_seq := last_seq + 1;
             NEW.chain_hash := {entry_hash}(previous, NEW);
-            UPDATE {head} SET seq = NEW.chain_seq, hash = NEW.chain_hash;
             RETURN NEW;
         END
         $$
         """,
+        # Once per statement: the head moves to the last entry it added.
+        f"""
+        CREATE FUNCTION {schema}.{table}_chain_move_head() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+            UPDATE {head} h SET seq = a.chain_seq, hash = a.chain_hash
+              FROM (SELECT chain_seq, chain_hash FROM added ORDER BY chain_seq DESC LIMIT 1) a
+             WHERE a.chain_seq > h.seq;
+            RETURN NULL;
+        END
+        $$
+        """,
+        f"REVOKE ALL ON FUNCTION {schema}.{table}_chain_lock() FROM PUBLIC",
+        f"REVOKE ALL ON FUNCTION {schema}.{table}_chain_move_head() FROM PUBLIC",
         f"REVOKE ALL ON FUNCTION {schema}.{table}_chain_append() FROM PUBLIC",
         f"ALTER TABLE {qualified} DISABLE TRIGGER {table}_no_update_delete",
         f"""
@@ -158,8 +196,13 @@ def chain_ddl(table: str = "audit_log", *, schema: str = "public") -> list[str]:
         f"ALTER TABLE {qualified} ALTER COLUMN chain_seq SET NOT NULL, "
         f"ALTER COLUMN chain_hash SET NOT NULL, "
         f"ADD CONSTRAINT {table}_chain_seq_key UNIQUE (chain_seq)",
+        f"CREATE TRIGGER {table}_chain_lock BEFORE INSERT ON {qualified} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{table}_chain_lock()",
         f"CREATE TRIGGER {table}_chain BEFORE INSERT ON {qualified} "
         f"FOR EACH ROW EXECUTE FUNCTION {schema}.{table}_chain_append()",
+        f"CREATE TRIGGER {table}_chain_head AFTER INSERT ON {qualified} "
+        f"REFERENCING NEW TABLE AS added "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{table}_chain_move_head()",
     ]
 
 
@@ -167,8 +210,12 @@ def drop_chain_ddl(table: str = "audit_log", *, schema: str = "public") -> list[
     table, schema = _check_name(table), _check_name(schema)
     qualified = f"{schema}.{table}"
     return [
+        f"DROP TRIGGER IF EXISTS {table}_chain_head ON {qualified}",
         f"DROP TRIGGER IF EXISTS {table}_chain ON {qualified}",
+        f"DROP TRIGGER IF EXISTS {table}_chain_lock ON {qualified}",
+        f"DROP FUNCTION IF EXISTS {schema}.{table}_chain_move_head()",
         f"DROP FUNCTION IF EXISTS {schema}.{table}_chain_append()",
+        f"DROP FUNCTION IF EXISTS {schema}.{table}_chain_lock()",
         f"DROP FUNCTION IF EXISTS {schema}.{table}_entry_hash(bytea, {qualified})",
         f"DROP TABLE IF EXISTS {schema}.{table}_chain_head",
         f"ALTER TABLE {qualified} DROP CONSTRAINT IF EXISTS {table}_chain_seq_key",
