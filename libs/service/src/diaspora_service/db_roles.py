@@ -52,22 +52,23 @@ def with_role(database_url: str, role: str, password: str | None) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def _ensure_role(connection: AsyncConnection, role: str, password: str | None) -> None:
+async def _ensure_role(
+    connection: AsyncConnection, role: str, *, create: bool, password: str | None
+) -> None:
     exists = (
         await connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
     ).first()
     if exists is not None:
         return
-    if password is None:
+    if not create:
         raise RuntimeRoleError(
             f"the runtime database role {role!r} does not exist: create it "
             f"(CREATE ROLE {role} LOGIN PASSWORD '...'; docs/operations.md)"
         )
     try:
         async with connection.begin_nested():
-            await connection.execute(
-                text(f"CREATE ROLE {role} LOGIN PASSWORD {_quote_literal(password)}")
-            )
+            secret = "" if password is None else f" PASSWORD {_quote_literal(password)}"
+            await connection.execute(text(f"CREATE ROLE {role} LOGIN{secret}"))
     except DBAPIError:
         # Another migrator (a parallel test worker) created it first: roles are per server.
         again = (
@@ -78,18 +79,19 @@ async def _ensure_role(connection: AsyncConnection, role: str, password: str | N
 
 
 async def grant_runtime_role(
-    owner_url: str, role: str, *, create_with_password: str | None = None
+    owner_url: str, role: str, *, create: bool = False, password: str | None = None
 ) -> None:
     """Give ``role`` what a running service needs on the owner's schema, and no more.
 
-    ``create_with_password``: create the role (LOGIN) if missing (development and tests
-    only; in production the role is made by whoever runs the database server)."""
+    ``create``: create the role (LOGIN, with ``password`` if given) when missing
+    (development and tests only; in production whoever runs the database server makes
+    it)."""
     if not _NAME.match(role):
         raise RuntimeRoleError(f"not a plain role name: {role!r}")
     engine = create_async_engine(owner_url)
     try:
         async with engine.connect() as connection:
-            await _ensure_role(connection, role, create_with_password)
+            await _ensure_role(connection, role, create=create, password=password)
             flags = (
                 await connection.execute(
                     text(

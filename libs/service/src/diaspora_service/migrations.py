@@ -46,11 +46,7 @@ def migrate_service(
     role, password = role_of(runtime_url)
     if role == owner:
         return None
-    asyncio.run(
-        grant_runtime_role(
-            owner_url, role, create_with_password=password if create_runtime_role else None
-        )
-    )
+    asyncio.run(grant_runtime_role(owner_url, role, create=create_runtime_role, password=password))
     return role
 
 
