@@ -192,7 +192,9 @@ def test_compose_config_is_accepted_by_docker_compose(tmp_path: Path) -> None:
     )
     services = json.loads(rendered.stdout)["services"]
     url = services["registry"]["environment"]["REGISTRY_DATABASE_URL"]
-    assert url == "postgresql://registry:test0registrydbpassword@postgres:5432/registry"
+    assert url == "postgresql://registry_app:test0registryappdbpassword@postgres:5432/registry"
+    owner = services["registry-migrate"]["environment"]["REGISTRY_MIGRATION_DATABASE_URL"]
+    assert owner == "postgresql://registry:test0registrydbpassword@postgres:5432/registry"
 
     # Without the secrets, Compose refuses to start anything.
     empty = tmp_path / "empty.env"
@@ -281,7 +283,14 @@ def test_compose_runs_the_platform_in_production_mode() -> None:
             env = services[name]["environment"]
             prefix = service.upper()
             assert env[f"{prefix}_ENVIRONMENT"] == "production"
-            assert f"${{{prefix}_DB_PASSWORD:?" in env[f"{prefix}_DATABASE_URL"]
+            # Every process as the runtime role; only the migrations as the tables' owner.
+            assert f"${{{prefix}_APP_DB_PASSWORD:?" in env[f"{prefix}_DATABASE_URL"]
+            assert env[f"{prefix}_DATABASE_URL"].startswith(f"postgresql://{service}_app:")
+            if name == migrate:
+                owner_url = env[f"{prefix}_MIGRATION_DATABASE_URL"]
+                assert owner_url.startswith(f"postgresql://{service}:${{{prefix}_DB_PASSWORD:?")
+            else:
+                assert f"{prefix}_MIGRATION_DATABASE_URL" not in env
             assert "postgres@" not in env[f"{prefix}_DATABASE_URL"]
             assert env["OTEL_TRACES_EXPORTER"] == "otlp"
             assert env[f"{prefix}_KAFKA_REPLICATION_FACTOR"] == "1"

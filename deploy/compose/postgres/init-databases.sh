@@ -4,7 +4,9 @@
 # script from /docker-entrypoint-initdb.d once, when the data volume is first
 # initialised; later changes need `psql` by hand (or a fresh volume).
 #
-# Passwords come from <NAME>_DB_PASSWORD (REGISTRY_DB_PASSWORD, ...). A role whose
+# Passwords come from <NAME>_DB_PASSWORD (REGISTRY_DB_PASSWORD, ...); the runtime role
+# <name>_app, when <NAME>_APP_DB_PASSWORD is set, is created LOGIN (it connects to the
+# database once the service's migrations grant it). A role whose
 # password is empty is created NOLOGIN: the databases of services that do not run yet
 # exist, but nobody can log in to them until an operator sets a password
 # (ALTER ROLE matching LOGIN PASSWORD '...').
@@ -37,6 +39,17 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name')
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'name') \gexec
 SELECT format('GRANT ALL ON DATABASE %I TO %I', :'name', :'name') \gexec
 SQL
+
+    # The service's runtime role (<name>_app): what its API, relay and worker connect as.
+    # Its rights on the tables are granted by the service's migrations (run as <name>).
+    app_password_var="$(printf '%s' "${name}" | tr '[:lower:]-' '[:upper:]_')_APP_DB_PASSWORD"
+    app_password="${!app_password_var:-}"
+    if [[ "${name}" != keycloak* && -n "${app_password}" ]]; then
+        psql_admin --dbname postgres -v name="${name}_app" -v password="${app_password}" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'name', :'password')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'name') \gexec
+SQL
+    fi
 
     if [[ "${name}" != keycloak* ]]; then
         for extension in "${SERVICE_EXTENSIONS[@]}"; do

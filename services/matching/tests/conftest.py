@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from diaspora_devstack.testing import asyncpg_url, serve_app
+from diaspora_devstack.testing import app_url, asyncpg_url, serve_app
 from diaspora_identity.testing import LocalIssuer
 from matching.bootstrap import Matching, bootstrap
 from matching.entrypoints.http import build_app
@@ -24,7 +24,7 @@ def make_settings(
 ) -> SettingsFactory:
     def make(**overrides: Any) -> MatchingSettings:
         values: dict[str, Any] = {
-            "database_url": asyncpg_url(matching_database),
+            "database_url": asyncpg_url(app_url(matching_database, "matching")),
             "kafka_bootstrap": kafka_bootstrap,
             "topic_prefix": topic_prefix,
             "environment": "test",

@@ -13,13 +13,14 @@ from uuid import UUID
 import pytest
 from sqlalchemy import func, literal, select, text
 
-from diaspora_devstack.testing import wait_until
+from diaspora_devstack.testing import asyncpg_url, wait_until
 from diaspora_events.contracts.registry import (
     MemberErasedV1,
     MemberMergedV1,
     MemberRegisteredV1,
 )
 from diaspora_events.topics import REGISTRY_MEMBERS
+from diaspora_service.db import make_engine
 from matching.adapters.orm import expert_sources, experts, inbox
 from matching.bootstrap import Matching
 from matching.entrypoints.worker import run
@@ -165,7 +166,7 @@ async def _count_at_least(service: Matching, n: int) -> bool:
 
 
 async def test_rebuild_replays_the_topic_into_a_fresh_table_and_swaps_it_in(
-    matching: Matching, kafka_bootstrap: str, topic_prefix: str
+    matching: Matching, matching_database: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     topic = topic_prefix + REGISTRY_MEMBERS.name
     kept, withdrawn, gone, late = (new_member_id() for _ in range(4))
@@ -197,12 +198,19 @@ async def test_rebuild_replays_the_topic_into_a_fresh_table_and_swaps_it_in(
         # Published after the bulk load: the swap's catch-up must apply it.
         await publish(kafka_bootstrap, topic, updated(late, profile(given_name="Sena")))
 
-    report = await rebuild(
-        matching.engine,
-        bootstrap_servers=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        before_swap=meanwhile,
-    )
+    # The rebuild creates, drops and renames tables: it runs as the owner
+    # (matching-rebuild-experts uses MATCHING_MIGRATION_DATABASE_URL); the service, as its
+    # runtime role, reads the swapped-in tables below.
+    owner = make_engine(asyncpg_url(matching_database))
+    try:
+        report = await rebuild(
+            owner,
+            bootstrap_servers=kafka_bootstrap,
+            topic_prefix=topic_prefix,
+            before_swap=meanwhile,
+        )
+    finally:
+        await owner.dispose()
     assert report.events_applied == 5
     assert report.caught_up == 1
     assert report.experts == 2

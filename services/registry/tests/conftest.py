@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from diaspora_devstack.testing import asyncpg_url, serve_app
+from diaspora_devstack.testing import app_url, asyncpg_url, serve_app
 from diaspora_identity.testing import LocalIssuer, citizen
 from registry.bootstrap import Registry, bootstrap
 from registry.entrypoints.http import build_app
@@ -18,7 +18,7 @@ async def registry(
 ) -> AsyncIterator[Registry]:
     service = bootstrap(
         RegistrySettings(
-            database_url=asyncpg_url(registry_database),
+            database_url=asyncpg_url(app_url(registry_database, "registry")),
             kafka_bootstrap=kafka_bootstrap,
             environment="test",
             json_logs=False,

@@ -19,6 +19,7 @@ from typing import IO
 
 from diaspora_devstack import stack
 from diaspora_devstack.config import StackConfig
+from diaspora_service.db_roles import with_role
 
 
 @dataclass
@@ -66,6 +67,11 @@ def run(*, keep_infra: bool = False) -> int:
         "state": str(cfg.state),
         "python": sys.executable,
     }
+    # Each service's processes connect as its runtime role (insert-only on its audit table,
+    # not the owner; diaspora_service.db_roles), created by its `*-migrate` on first run.
+    for service in ("registry", "notifications", "matching"):
+        role = f"{service}_app"
+        variables[f"pg_async_{role}"] = with_role(pg_async, role, role)
     specs = load_specs(cfg, variables)
     width = max(len(s.name) for s in specs)
     base_env = {**os.environ, **endpoints.as_env(), "DIASPORA_ENVIRONMENT": "development"}

@@ -81,12 +81,32 @@ def asyncpg_url(database_url: str) -> str:
     return database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+def runtime_role(service_package: str) -> str:
+    """The role a service's processes connect as (tests and `make run`): ``<service>_app``."""
+    return f"{service_package}_app"
+
+
+def app_url(database_url: str, service_package: str) -> str:
+    """The same database, as the service's runtime role (insert-only on its audit table,
+    not the owner; its password is its name: development and tests only)."""
+    from diaspora_service.db_roles import with_role
+
+    role = runtime_role(service_package)
+    return with_role(database_url, role, role)
+
+
 def migrate(service_package: str, database_url: str) -> None:
-    """Apply a service's Alembic migrations (call it outside the event loop's thread)."""
-    from diaspora_service.migrations import upgrade
+    """Apply a service's Alembic migrations as the owner (``database_url``'s role) and grant
+    its runtime role (:func:`app_url`); call it outside the event loop's thread."""
+    from diaspora_service.migrations import migrate_service
 
     module = importlib.import_module(f"{service_package}.entrypoints.migrate")
-    upgrade(module.MIGRATIONS, asyncpg_url(database_url))
+    migrate_service(
+        module.MIGRATIONS,
+        owner_url=asyncpg_url(database_url),
+        runtime_url=asyncpg_url(app_url(database_url, service_package)),
+        create_runtime_role=True,
+    )
 
 
 async def wait_until(
@@ -225,9 +245,11 @@ def service_env(
     topic_prefix: str,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Environment for a service process pointed at test infrastructure."""
+    """Environment for a service process pointed at test infrastructure: it connects as
+    its runtime role (:func:`app_url`), migrations and owner tools as ``database_url``'s."""
     env = {
-        f"{prefix}_DATABASE_URL": asyncpg_url(database_url),
+        f"{prefix}_DATABASE_URL": asyncpg_url(app_url(database_url, prefix.lower())),
+        f"{prefix}_MIGRATION_DATABASE_URL": asyncpg_url(database_url),
         f"{prefix}_KAFKA_BOOTSTRAP": kafka,
         f"{prefix}_TOPIC_PREFIX": topic_prefix,
         f"{prefix}_ENVIRONMENT": "test",

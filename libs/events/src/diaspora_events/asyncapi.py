@@ -70,10 +70,15 @@ def _notifications_consumers() -> Sequence[EventConsumer]:
 def _registry_consumers() -> Sequence[EventConsumer]:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
+    from registry.access_log import build_consumer as build_access_log_consumer
     from registry.statistics.consumer import build_consumer
 
-    # The read models (statistics, search) fed by the registry's own member events.
-    return [build_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters)]
+    # The read models (statistics, search) fed by the registry's own member events, and
+    # the person's access log fed by the other services' audit events.
+    return [
+        build_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters),
+        build_access_log_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters),
+    ]
 
 
 def _matching_consumers() -> Sequence[EventConsumer]:

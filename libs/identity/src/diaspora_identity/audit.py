@@ -7,6 +7,11 @@ Entries are written in the same transaction as the read or change they record
 (no audit, no data) and published as an audit event through the service's
 outbox. The table is append-only: a trigger refuses UPDATE, DELETE and TRUNCATE
 whoever the database user is (see :func:`append_only_ddl`, run by migrations).
+
+Each entry also commits to the one before it (a hash chain computed by the database:
+:mod:`diaspora_service.audit_chain`, checked by ``diaspora-ops audit-verify``), and the
+services' runtime database role may only INSERT and SELECT it
+(:mod:`diaspora_service.db_roles`).
 """
 
 from __future__ import annotations
@@ -39,10 +44,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from diaspora_events.contracts.base import Event
 from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.policy import Decision
+from diaspora_service.audit_chain import chain_columns
+from diaspora_service.audit_chain import chain_ddl as chain_ddl
+from diaspora_service.audit_chain import drop_chain_ddl as drop_chain_ddl
 
 
-def audit_table(metadata: MetaData, name: str = "audit_log") -> Table:
-    """The audit table, added to a service's own metadata (and so its migrations)."""
+def audit_table(metadata: MetaData, name: str = "audit_log", *, chained: bool = False) -> Table:
+    """The audit table, added to a service's own metadata (and so its migrations).
+
+    ``chained``: the table has the hash chain's columns (a migration ran
+    :func:`chain_ddl` on it)."""
     return Table(
         name,
         metadata,
@@ -61,6 +72,7 @@ def audit_table(metadata: MetaData, name: str = "audit_log") -> Table:
         Column("request_id", Text),
         Column("trace_id", Text),
         Index(f"{name}_record_idx", "record_id", "occurred_at"),
+        *(chain_columns() if chained else ()),
     )
 
 

@@ -2,7 +2,8 @@
 
 - ``replay-dlq``: after a fix, send a consumer's dead letters back to their topic;
 - ``reset-offsets``: move a consumer group (to rebuild a read model from a topic);
-- ``backup`` / ``restore``: a service database to/from a pg_dump archive.
+- ``backup`` / ``restore``: a service database to/from a pg_dump archive;
+- ``audit-verify``: walk a service's audit hash chain; exit 1 at the first broken link.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
+from sqlalchemy import text
 
 from diaspora_events.cloudevents import headers_to_kafka
 from diaspora_events.consumer import headers_as_str
 from diaspora_events.kafka import idempotent_producer, topic_partitions
+from diaspora_service.audit_chain import Anchor, ChainReport, verify_chain
 
 DLQ_HEADER_PREFIX = "dlq_"
 
@@ -188,6 +192,46 @@ def restore(database_url: str, archive: Path) -> None:
     )
 
 
+async def audit_verify(
+    database_url: str, *, table: str = "audit_log", anchors: Sequence[Anchor] = ()
+) -> ChainReport:
+    """Verify one service database's audit chain (read-only: the runtime role suffices)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = _libpq_url(database_url).replace("postgresql://", "postgresql+asyncpg://", 1)
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            # One snapshot for the whole walk: entries added meanwhile wait for the next run.
+            await connection.execute(
+                text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            )
+            return await verify_chain(connection, table, anchors=anchors)
+    finally:
+        await engine.dispose()
+
+
+def _audit_verify_command(args: argparse.Namespace) -> int:
+    variable = f"{args.service.upper()}_DATABASE_URL"
+    database_url = args.database_url or os.environ.get(variable)
+    if not database_url:
+        raise SystemExit(f"audit-verify: set {variable} or pass --database-url")
+    try:
+        anchors = [Anchor.parse(a) for a in args.anchor]
+    except ValueError as error:
+        raise SystemExit(f"audit-verify: {error}") from None
+    report = asyncio.run(audit_verify(database_url, table=args.table, anchors=anchors))
+    if report.broken is not None:
+        print(f"{args.service} {report.table}: BROKEN: {report.broken}")
+        print(f"({report.entries} entries verified before it)")
+        return 1
+    print(
+        f"{args.service} {report.table}: chain intact: {report.entries} entries; "
+        f"head {report.head_seq}:{report.head_hash} (keep it to pass as --anchor later)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="diaspora-ops",
@@ -211,6 +255,19 @@ def main(argv: list[str] | None = None) -> int:
     load = sub.add_parser("restore", help="pg_restore a service database")
     load.add_argument("database_url")
     load.add_argument("archive", type=Path)
+    verify = sub.add_parser("audit-verify", help="verify a service's audit hash chain")
+    verify.add_argument("--service", required=True, help="registry, matching, notifications")
+    verify.add_argument(
+        "--database-url", help="default: <SERVICE>_DATABASE_URL (the runtime role can read)"
+    )
+    verify.add_argument("--table", default="audit_log")
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="a head printed by an earlier run: that entry must still have that hash",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "replay-dlq":
@@ -237,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "restore":
         restore(args.database_url, args.archive)
         print(f"restored from {args.archive}")
+    elif args.command == "audit-verify":
+        return _audit_verify_command(args)
     return 0
 
 

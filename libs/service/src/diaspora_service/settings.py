@@ -25,6 +25,11 @@ class ServiceSettings(BaseSettings):
 
     environment: Environment = "development"
     database_url: str
+    # The tables' owner, for `<service>-migrate` (and tools that change the schema). Unset:
+    # the migrations run as DATABASE_URL's role (one role for all: nothing keeps the API
+    # from altering its audit table). Set: DATABASE_URL's role is the runtime role, granted
+    # after every upgrade what serving needs and no more (diaspora_service.db_roles).
+    migration_database_url: str | None = None
     kafka_bootstrap: str = "127.0.0.1:19092"
     # Keeps environments (and test runs) apart on a shared Kafka cluster.
     topic_prefix: str = ""
@@ -54,7 +59,10 @@ class ServiceSettings(BaseSettings):
     def _refuse_development_defaults_in_production(self) -> Self:
         if self.environment != "production":
             return self
-        if is_development_database(self.database_url):
+        if is_development_database(self.database_url) or (
+            self.migration_database_url is not None
+            and is_development_database(self.migration_database_url)
+        ):
             raise ValueError(
                 "production mode refuses the development database (password-less postgres)"
             )
@@ -68,11 +76,19 @@ class ServiceSettings(BaseSettings):
 
     @property
     def async_database_url(self) -> str:
-        url = self.database_url
-        for prefix in ("postgresql://", "postgres://"):
-            if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix) :]
-        return url
+        return _asyncpg(self.database_url)
+
+    @property
+    def async_migration_database_url(self) -> str:
+        """The owner's URL (the runtime one when no separate owner is set)."""
+        return _asyncpg(self.migration_database_url or self.database_url)
+
+
+def _asyncpg(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
 
 
 def is_development_database(database_url: str) -> bool:

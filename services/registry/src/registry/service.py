@@ -33,7 +33,7 @@ from diaspora_identity.audit import AccessContext, AuditEntry, AuditTrail
 from diaspora_identity.jurisdictions import Jurisdictions
 from diaspora_identity.policy import Decision
 from diaspora_identity.principal import Role
-from registry.adapters.orm import audit_log, member_changes, member_consents, members
+from registry.adapters.orm import member_changes, member_consents, members
 from registry.crypto import DocumentCipher
 from registry.domain import Member, RegisterMember, UpdateMember
 from registry.duplicates.detection import (
@@ -857,26 +857,6 @@ ACCESS_LOG_FIELDS = (
     "actor_is_service",
     "fields",
 )
-
-
-async def access_log(
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    member_id: UUID,
-    before: datetime | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """Who accessed a member's record, newest first."""
-    statement = (
-        select(*(audit_log.c[f] for f in ACCESS_LOG_FIELDS))
-        .where(audit_log.c.record_id == member_id)
-        .order_by(audit_log.c.occurred_at.desc(), audit_log.c.id.desc())
-        .limit(limit)
-    )
-    if before is not None:
-        statement = statement.where(audit_log.c.occurred_at < before)
-    async with sessions() as session:
-        return [dict(r) for r in (await session.execute(statement)).mappings().all()]
 
 
 SMALL_COUNT = 5

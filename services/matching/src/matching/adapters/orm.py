@@ -158,4 +158,4 @@ expert_sources = Table(
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
-audit_log = audit_table(metadata)
+audit_log = audit_table(metadata, chained=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diaspora_service.migrations import upgrade
+from diaspora_service.migrations import migrate_from_settings
 from matching.settings import MatchingSettings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -12,7 +12,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 def main() -> None:
     settings = MatchingSettings()
-    upgrade(MIGRATIONS, settings.async_database_url)
+    migrate_from_settings(MIGRATIONS, settings)
 
 
 if __name__ == "__main__":

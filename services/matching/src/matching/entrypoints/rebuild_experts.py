@@ -17,7 +17,10 @@ from matching.settings import MatchingSettings
 
 async def run() -> int:
     settings = MatchingSettings()
-    engine = make_engine(settings.async_database_url)
+    # The swap drops and renames tables: the owner's work (the runtime role keeps its
+    # rights on the new tables: diaspora_service.db_roles.copy_grants).
+    owner_url = settings.async_migration_database_url
+    engine = make_engine(owner_url)
     try:
         report = await rebuild(
             engine, bootstrap_servers=settings.kafka_bootstrap, topic_prefix=settings.topic_prefix

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from diaspora_events.cloudevents import MalformedEvent, decode, headers_from_kafka
 from diaspora_events.contracts.base import UnknownEventType
 from diaspora_events.topics import REGISTRY_MEMBERS
+from diaspora_service.db_roles import copy_grants
 from matching.adapters.orm import expert_sources, experts
 from matching.experts.projection import (
     MEMBER_EVENTS,
@@ -189,6 +190,8 @@ async def _swap(conn: AsyncConnection) -> None:
         )
     ]
     for live, fresh in ((experts, REBUILD.experts), (expert_sources, REBUILD.sources)):
+        # The service's runtime role keeps its rights on the swapped-in table.
+        await copy_grants(conn, live.name, fresh.name)
         await conn.execute(text(f"DROP TABLE {live.name}"))
         await conn.execute(text(f"ALTER TABLE {fresh.name} RENAME TO {live.name}"))
         await conn.execute(

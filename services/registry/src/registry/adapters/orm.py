@@ -160,5 +160,25 @@ erased_members = Table(
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
-# Every staff read or change of a member's record; append-only (trigger in migration 0002).
-audit_log = audit_table(metadata)
+# Every staff read or change of a member's record; append-only (trigger in migration 0002),
+# hash-chained (migration 0009).
+audit_log = audit_table(metadata, chained=True)
+
+# Read model: other services' audit entries about members (their ``*.audit`` topics,
+# registry.access_log), so that a person's access log shows every service's reads.
+member_accesses = Table(
+    "member_accesses",
+    metadata,
+    Column("audit_id", Uuid, primary_key=True),
+    Column("service", Text, nullable=False),
+    Column("record_id", Uuid, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("actor_subject", Text, nullable=False),
+    Column("actor_roles", ARRAY(Text), nullable=False),
+    Column("actor_is_service", Boolean, nullable=False),
+    Column("fields", ARRAY(Text), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("member_accesses_record_idx", "record_id", "occurred_at"),
+)

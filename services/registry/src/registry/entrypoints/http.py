@@ -35,6 +35,7 @@ from diaspora_service.request_id import RequestIdMiddleware
 from diaspora_service.text import SingleLine
 from diaspora_service.uploads import UploadRoute
 from registry import SERVICE_NAME, domain, email_syntax, heap, profile
+from registry.access_log import access_log
 from registry.associations.service import reconcile_association_embassies
 from registry.bootstrap import Registry, bootstrap
 from registry.entrypoints.associations_api import router as associations_router
@@ -47,7 +48,6 @@ from registry.service import (
     InvalidChange,
     MemberQuery,
     OutsideJurisdiction,
-    access_log,
     find_members,
     member_in_scope,
     reconcile_embassies,
@@ -258,6 +258,9 @@ class AccessLogEntry(BaseModel):
     actor_subject: str = Field(description="The staff member's or system's id at the issuer.")
     actor_is_service: bool
     fields: list[str] = Field(description="The fields of the record they received.")
+    service: str = Field(
+        description="The service where the access happened (registry, matching, ...)."
+    )
 
 
 class AccessLogPage(BaseModel):
@@ -559,7 +562,8 @@ async def read_access_log(
     before: datetime | None = None,
     limit: Limit = 50,
 ) -> AccessLogPage:
-    """Who read or changed this member's record (a person sees their own), newest first."""
+    """Who read or changed this member's record in any service (a person sees their own),
+    newest first; other services' accesses arrive through their audit events."""
     decision = registry.identity.policy.decide(principal, "member_access_log", "list")
     if not await member_in_scope(
         sessions=registry.sessions, decision=decision, member_id=member_id

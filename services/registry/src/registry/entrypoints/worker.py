@@ -2,6 +2,8 @@
 
 - the ``registry-read-models`` consumer of the registry's own ``registry.members`` topic,
   keeping the statistics and search read models (registry.statistics, registry.search);
+- the ``registry-access-log`` consumer of the other services' audit topics, so that a
+  person's access log shows every service's reads (registry.access_log);
 - the update campaign: every ``REGISTRY_STALE_CHECK_INTERVAL_SECONDS``, profiles not
   confirmed for ``REGISTRY_STALE_AFTER_MONTHS`` months are marked stale, with a
   ``registry.member.marked-stale`` event each through the outbox (registry.freshness).
@@ -30,6 +32,7 @@ from diaspora_events.runtime import (
 )
 from diaspora_service.health_server import health_task
 from registry import SERVICE_NAME
+from registry.access_log import build_consumer as build_access_log_consumer
 from registry.bootstrap import Registry, bootstrap
 from registry.freshness import StaleCampaign
 from registry.statistics.consumer import build_consumer
@@ -51,13 +54,19 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         require_consent=settings.statistics_require_consent,
         jurisdictions=registry.identity.jurisdictions,
     )
+    accesses = build_access_log_consumer(
+        sessions=registry.sessions,
+        dead_letters=broker_dead_letter_sink(broker_),
+        topic_prefix=settings.topic_prefix,
+    )
     await prepare_topics(
         settings.kafka_bootstrap,
-        [consumer],
+        [consumer, accesses],
         prefix=settings.topic_prefix,
         replication_factor=settings.kafka_replication_factor,
     )
     subscribe(broker_, consumer, workers=settings.read_model_workers)
+    subscribe(broker_, accesses)
     campaign = StaleCampaign(
         sessions=registry.sessions,
         outbox=registry.outbox,
@@ -65,16 +74,19 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         interval=settings.stale_check_interval_seconds,
         batch_size=settings.stale_batch_size,
     )
-    lag = LagMonitor(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=consumer.group_id,
-        consumer_name=consumer.name,
-        topics=consumer.topics,
-        stuck_after=settings.consumer_stuck_after_seconds,
-    )
+    lags = [
+        LagMonitor(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=c.group_id,
+            consumer_name=c.name,
+            topics=c.topics,
+            stuck_after=settings.consumer_stuck_after_seconds,
+        )
+        for c in (consumer, accesses)
+    ]
 
     async def consumer_not_stuck() -> bool:
-        return not lag.stuck
+        return not any(lag.stuck for lag in lags)
 
     async def broker() -> bool:
         return await broker_reachable(settings.kafka_bootstrap)
@@ -82,7 +94,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
     tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
         broker_task(broker_),
         campaign.run,
-        lag.run,
+        *(lag.run for lag in lags),
     ]
     if settings.health_port:
         tasks.append(

@@ -1,0 +1,116 @@
+"""The person's access log across services (issue 15).
+
+Every service keeps its own audit trail and publishes each entry on its ``*.audit``
+topic, keyed by member id. The registry, where the person reads who accessed their
+record (``GET /members/{id}/access-log``), keeps a read model of the other services'
+entries (``member_accesses``), filled by the ``registry-access-log`` consumer, and merges
+it with its own ``audit_log``, newest first, each entry naming the service it came from.
+
+Adding a service: append its audit contract (a subclass of
+``diaspora_events.contracts.audit.AuditRecorded`` whose record id is the member id) to
+:data:`AUDIT_CONTRACTS`; the service name is its topic's owner.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import literal, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from diaspora_events.cloudevents import Envelope
+from diaspora_events.consumer import DeadLetterSink, EventConsumer
+from diaspora_events.contracts.audit import AuditRecorded
+from diaspora_events.contracts.matching import MatchingAuditRecordedV1
+from registry import SERVICE_NAME
+from registry.adapters.orm import audit_log, inbox, member_accesses
+from registry.service import ACCESS_LOG_FIELDS
+
+CONSUMER_NAME = "registry-access-log"
+
+# The other services' audit events about members (the registry's own are in audit_log).
+AUDIT_CONTRACTS: tuple[type[AuditRecorded], ...] = (MatchingAuditRecordedV1,)
+
+
+async def record_access(session: AsyncSession, service: str, event: AuditRecorded) -> None:
+    """Keep one access (idempotent on the audit id, besides the consumer's inbox)."""
+    await session.execute(
+        insert(member_accesses)
+        .values(
+            audit_id=event.audit_id,
+            service=service,
+            record_id=event.record_id,
+            occurred_at=event.occurred_at,
+            action=event.action,
+            resource=event.resource,
+            actor_subject=event.actor_subject,
+            actor_roles=event.actor_roles,
+            actor_is_service=event.actor_is_service,
+            fields=event.fields,
+        )
+        .on_conflict_do_nothing(index_elements=["audit_id"])
+    )
+
+
+def build_consumer(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    dead_letters: DeadLetterSink,
+    topic_prefix: str = "",
+    contracts: Sequence[type[AuditRecorded]] = AUDIT_CONTRACTS,
+) -> EventConsumer:
+    consumer = EventConsumer(
+        name=CONSUMER_NAME,
+        session_factory=sessions,
+        inbox=inbox,
+        dead_letters=dead_letters,
+        topic_prefix=topic_prefix,
+    )
+    for contract in contracts:
+        service = contract.topic.owner
+
+        async def recorded(
+            event: AuditRecorded, session: AsyncSession, _: Envelope, service: str = service
+        ) -> None:
+            await record_access(session, service, event)
+
+        consumer.on(contract)(recorded)
+    return consumer
+
+
+async def access_log(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    member_id: UUID,
+    before: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Who accessed a member's record in any service, newest first (at most ``limit``)."""
+    own = (
+        select(
+            *(audit_log.c[f] for f in ACCESS_LOG_FIELDS),
+            literal(SERVICE_NAME).label("service"),
+        )
+        .where(audit_log.c.record_id == member_id)
+        .order_by(audit_log.c.occurred_at.desc(), audit_log.c.id.desc())
+        .limit(limit)
+    )
+    others = (
+        select(*(member_accesses.c[f] for f in ACCESS_LOG_FIELDS), member_accesses.c.service)
+        .where(member_accesses.c.record_id == member_id)
+        .order_by(member_accesses.c.occurred_at.desc(), member_accesses.c.audit_id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        own = own.where(audit_log.c.occurred_at < before)
+        others = others.where(member_accesses.c.occurred_at < before)
+    async with sessions() as session:
+        ours = [dict(r) for r in (await session.execute(own)).mappings().all()]
+        theirs = [dict(r) for r in (await session.execute(others)).mappings().all()]
+    merged = heapq.merge(ours, theirs, key=lambda r: r["occurred_at"], reverse=True)
+    return list(merged)[:limit]
