@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from diaspora_devstack import idp, postgres, stack
+from diaspora_devstack import postgres, stack
 from diaspora_devstack.config import StackConfig
 
 # How long the processes may take to pass their readiness checks (DIASPORA_RUN_READY_TIMEOUT).
@@ -107,6 +107,12 @@ class Layout:
         return tuple(self.db_prefix + name for name in SERVICE_DATABASES)
 
 
+def dev_issuer_url(port: int) -> str:
+    """The development identity provider's issuer (diaspora_devstack.idp.issuer_url; not
+    imported here: its imports cost seconds before `make run` says anything)."""
+    return f"http://127.0.0.1:{port}/dev-idp"
+
+
 def processes_file(cfg: StackConfig) -> Path:
     return cfg.root / "deploy" / "local" / "processes.toml"
 
@@ -130,7 +136,7 @@ def variables(cfg: StackConfig, endpoints: stack.Endpoints, layout: Layout) -> d
         "root": str(cfg.root),
         "state": str(cfg.state),
         "python": sys.executable,
-        "issuer": idp.issuer_url(layout.ports["idp"]),
+        "issuer": dev_issuer_url(layout.ports["idp"]),
         "db_prefix": layout.db_prefix,
         "topic_prefix": layout.topic_prefix,
         **{f"{name}_port": str(port) for name, port in layout.ports.items()},
@@ -376,7 +382,7 @@ class Platform:
 
 
 def development_banner(cfg: StackConfig) -> str:
-    return DEVELOPMENT_BANNER.format(keys=idp.keys_dir(cfg))
+    return DEVELOPMENT_BANNER.format(keys=cfg.state / "idp" / "keys")
 
 
 def run(*, keep_infra: bool = False) -> int:
