@@ -83,17 +83,20 @@ def test_commands_share_one_shell_and_placeholders_come_from_answers(tmp_path: P
         'echo \'{"id": "abc-1"}\'\n'
         'test "$NAME/<id>" = world/abc-1\n'
         "echo http://127.0.0.1:8080/\n"
+        "ls .local/mail/\n"
         "```\n"
         "<!-- readme-check: eventually -->\n"
         "```sh\n"
         "test -e ready || { touch ready; false; }\n"
         "```\n"
     )
+    (tmp_path / "state" / "mail").mkdir(parents=True)
+    (tmp_path / "state" / "mail" / "000001.eml").write_text("Subject: hello")
     log = io.StringIO()
-    ran = run_readme(
-        readme, env={"PATH": "/usr/bin:/bin"}, addresses={"127.0.0.1:8080": "h:1"}, log=log
-    )
-    assert ran == 5
+    env = {"PATH": "/usr/bin:/bin", "DIASPORA_STATE_DIR": str(tmp_path / "state")}
+    ran = run_readme(readme, env=env, addresses={"127.0.0.1:8080": "h:1"}, log=log)
+    assert ran == 6
+    assert "000001.eml" in log.getvalue()
     assert "http://h:1/" in log.getvalue()
 
 

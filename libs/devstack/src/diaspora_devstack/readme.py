@@ -11,7 +11,7 @@ so a 4xx or 5xx answer fails the check with the answer shown.
 Placeholders ``<name>`` in a command (``<id>``) are replaced by the value of ``name`` at
 the top level of the latest answer (a JSON object) that had it: the id the registration
 answered, say. Addresses of `make run` (127.0.0.1:8080, ...) are replaced by those of the
-platform under test.
+platform under test, and `.local/` by its state folder (mail in `.local/mail/`, logs).
 
 An HTML comment just before a block says how the check treats it:
 
@@ -269,6 +269,9 @@ def run_readme(
     """Run the README's commands in order; returns how many ran. Raises
     ReadmeCommandFailed naming the first command that failed and what it printed."""
     root = readme.resolve().parent
+    # Commands run from a scratch folder: `.local/` (mail, logs) is the platform's state.
+    state = Path(env.get("DIASPORA_STATE_DIR") or root / ".local")
+    addresses = {**addresses, ".local/": f"{state}/"}
     answers: dict[str, str] = {}
     ran = 0
     with tempfile.TemporaryDirectory(prefix="readme-check-") as scratch:
