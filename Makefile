@@ -1,5 +1,5 @@
 # Task runner. The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: help setup run test lint typecheck up down status bench docs docs-check clean
+.PHONY: help setup run test lint typecheck up down status bench docs docs-check readme-check clean
 
 help:
 	@echo "make run        start the whole platform locally (Ctrl-C stops it)"
@@ -7,6 +7,7 @@ help:
 	@echo "make up / down  start / stop only PostgreSQL and Kafka"
 	@echo "make bench      run the benchmarks under bench/"
 	@echo "make docs       regenerate the AsyncAPI and OpenAPI documents and the event catalogue"
+	@echo "make readme-check  run the README's commands in order against the platform of \`make run\`"
 
 setup:
 	scripts/setup.sh
@@ -45,6 +46,11 @@ docs:
 docs-check:
 	uv run --frozen python -m diaspora_events.asyncapi check
 	uv run --frozen python -m diaspora_service.openapi check
+
+# The README's commands, in order, against the platform `make run` started (the suite
+# does the same against a platform of its own: tests/test_make_run.py).
+readme-check:
+	uv run --frozen python -m diaspora_devstack.readme README.md
 
 clean: down
 	rm -rf .local

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ from diaspora_devstack.gateway import GatewayError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
+    # The development identity provider's port: 8090, or the one `devstack run` was given.
+    idp_port = int(os.environ.get("DIASPORA_IDP_PORT", "8090"))
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start PostgreSQL and Kafka if they are not running")
     sub.add_parser("down", help="stop what `up` started")
@@ -27,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     idp = sub.add_parser(
         "idp", help="DEVELOPMENT ONLY identity provider: OIDC discovery and JWKS of local keys"
     )
-    idp.add_argument("--port", type=int, default=8090)
+    idp.add_argument("--port", type=int, default=idp_port, help=f"default {idp_port}")
     idp.add_argument(
         "--rotate", action="store_true", help="add a new signing key (old ones stay published)"
     )
@@ -53,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--member-id", default=None, help="a citizen's registry member id")
     token.add_argument("--subject", default=None, help="the `sub` claim (default: a new one)")
     token.add_argument("--lifetime", type=int, default=3600, help="seconds (default 3600)")
-    token.add_argument("--port", type=int, default=8090, help="port of `devstack idp`")
+    token.add_argument(
+        "--port", type=int, default=idp_port, help=f"port of `devstack idp` (default {idp_port})"
+    )
     gateway = sub.add_parser("gateway", help="run the nginx gateway in the foreground")
     gateway.add_argument("--listen", default="127.0.0.1:8080")
     gateway.add_argument("--registry", default="127.0.0.1:8101")
