@@ -43,3 +43,24 @@ def test_production_accepts_a_real_database() -> None:
         **HTTPS,
     )
     assert settings.async_database_url.startswith("postgresql+asyncpg://registry:")
+
+
+def test_the_owners_url_is_for_migrations_and_checked_like_the_runtime_one() -> None:
+    settings = ServiceSettings(
+        environment="production",
+        database_url="postgresql://registry_app:s3cret@db.internal:5432/registry",
+        migration_database_url="postgresql://registry:0wner@db.internal:5432/registry",
+        **HTTPS,
+    )
+    assert settings.async_database_url.startswith("postgresql+asyncpg://registry_app:")
+    assert settings.async_migration_database_url.startswith("postgresql+asyncpg://registry:")
+    # Without an owner's URL, migrations run as the one role given.
+    single = ServiceSettings(database_url="postgresql://registry:s@db.internal:5432/registry")
+    assert single.async_migration_database_url == single.async_database_url
+    with pytest.raises(ValidationError, match="development database"):
+        ServiceSettings(
+            environment="production",
+            database_url="postgresql://registry_app:s3cret@db.internal:5432/registry",
+            migration_database_url="postgresql://postgres@127.0.0.1:55432/registry",
+            **HTTPS,
+        )
