@@ -16,14 +16,16 @@ from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.exc import IntegrityError
 
+from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal, Identity
 from diaspora_identity.principal import Principal
 from diaspora_service.problems import TYPE_BASE, Problem
+from diaspora_service.text import MultiLine, SingleLine, control_character
 from notifications.adapters.orm import (
     campaigns,
     deliveries,
@@ -32,6 +34,7 @@ from notifications.adapters.orm import (
     recipients,
     templates,
 )
+from notifications.audit import INBOX_FIELDS, TEMPLATE_FIELDS, audit_trail, template_record_id
 from notifications.bootstrap import Notifications
 from notifications.campaigns import Segment, audience_size, progress
 from notifications.categories import CATEGORIES
@@ -41,6 +44,7 @@ from notifications.templates import (
     BUILTIN_VARIABLES,
     TemplateInvalid,
     TemplateVersion,
+    check,
     latest_active_all,
     render_version,
     save_version,
@@ -71,6 +75,31 @@ IdentityDep = Annotated[Identity, Depends(_identity)]
 
 def _invalid(title: str, errors: list[dict[str, str]]) -> Problem:
     return Problem(422, title, type_=TYPE_BASE + "validation", errors=errors)
+
+
+def _plain_values(value: dict[str, Any]) -> dict[str, Any]:
+    """Template variables' values (JSON): no control character in any text, at any depth
+    (the same rule as ``MultiLine``: line feeds and tabs only; names are ``SingleLine``)."""
+
+    def visit(item: Any, path: str) -> None:
+        if isinstance(item, str):
+            found = control_character(item, multiline=True)
+            if found is not None:
+                raise ValueError(f"{path}: control characters are not allowed here ({found})")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if control_character(str(key)) is not None:
+                    raise ValueError(f"{path}: control characters in a name")
+                visit(inner, f"{path}.{key}")
+        elif isinstance(item, list):
+            for index, inner in enumerate(item):
+                visit(inner, f"{path}[{index}]")
+
+    visit(value, "variables")
+    return value
+
+
+Variables = Annotated[dict[str, Any], AfterValidator(_plain_values)]
 
 
 # -- templates ---------------------------------------------------------------------
@@ -108,11 +137,13 @@ class TemplatePage(BaseModel):
 
 
 class TemplateIn(BaseModel):
-    subject: str = Field(max_length=500)
-    body: str = Field(max_length=20_000)
-    sms: str = Field(max_length=1_000)
-    category: str | None = Field(default=None, description="Default: the previous version's.")
-    variables: dict[str, Any] | None = Field(
+    subject: SingleLine = Field(max_length=500)
+    body: MultiLine = Field(max_length=20_000)
+    sms: MultiLine = Field(max_length=1_000)
+    category: SingleLine | None = Field(
+        default=None, description="Default: the previous version's."
+    )
+    variables: Variables | None = Field(
         default=None,
         description="Declared variables, name -> sample value. Default: the previous version's.",
     )
@@ -120,7 +151,7 @@ class TemplateIn(BaseModel):
 
 
 class PreviewIn(BaseModel):
-    variables: dict[str, Any] | None = Field(
+    variables: Variables | None = Field(
         default=None, description="Values to render with; default: the declared samples."
     )
     version: int | None = None
@@ -222,14 +253,16 @@ async def save_template(
     key: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,63}$")],
     language: str,
     body: TemplateIn,
+    request: Request,
     service: ServiceDep,
     identity: IdentityDep,
     principal: CurrentPrincipal,
 ) -> TemplateOut:
     """Save a new version. Every variable the text uses must be declared, and the text
     must render with the declared samples: a broken template is refused here, never at
-    send time."""
-    identity.policy.decide(principal, "notification_template", "save")
+    send time. Templates render in a sandbox: only declared variables, the listed filters,
+    no calls, no globals (docs/notifications.md). The save is audited."""
+    decision = identity.policy.decide(principal, "notification_template", "save")
     _check_language(language)
     async with service.sessions() as session, session.begin():
         previous = (
@@ -265,24 +298,35 @@ async def save_template(
         except TemplateInvalid as error:
             raise _invalid("The template is not valid", error.errors) from None
         row = (await session.execute(select(templates).where(templates.c.id == saved.id))).one()
+        await audit_trail(service.outbox).record(
+            session, decision, AccessContext.of(request), [(saved.id, TEMPLATE_FIELDS)]
+        )
     return TemplateOut.model_validate(row, from_attributes=True)
 
 
-@templates_router.post("/{key}/{language}/preview", response_model=PreviewOut)
+@templates_router.post(
+    "/{key}/{language}/preview",
+    response_model=PreviewOut,
+    responses={422: {"description": "Not allowed in a template, undeclared variable"}},
+)
 async def preview_template(
     key: str,
     language: str,
     body: PreviewIn,
+    request: Request,
     service: ServiceDep,
     identity: IdentityDep,
     principal: CurrentPrincipal,
 ) -> PreviewOut:
-    """Render a saved version (or an unsaved draft) with sample or given variables."""
-    identity.policy.decide(principal, "notification_template", "preview")
+    """Render a saved version (or an unsaved draft) with sample or given variables.
+
+    The text is checked as at save time (sandbox rules, declared variables) before it
+    renders, and only declared variables may be given. The preview is audited."""
+    decision = identity.policy.decide(principal, "notification_template", "preview")
+    previous = None
+    with contextlib.suppress(Problem):
+        previous = await _version(service, key, language, None)
     if body.draft is not None:
-        previous = None
-        with contextlib.suppress(Problem):
-            previous = await _version(service, key, language, None)
         variables = body.draft.variables or (dict(previous.variables) if previous else {})
         version = TemplateVersion(
             id=uuid_compat.uuid7(),
@@ -296,8 +340,24 @@ async def preview_template(
             variables=variables,
             active=False,
         )
+        record_id = previous.id if previous is not None else template_record_id(key, language)
     else:
         version = TemplateVersion.of(await _version(service, key, language, body.version))
+        record_id = version.id
+    unknown = sorted(set(body.variables or {}) - set(version.variables))
+    if unknown:
+        raise _invalid(
+            "Only the template's declared variables may be given",
+            [{"part": "variables", "message": f"undeclared: {', '.join(unknown)}"}],
+        )
+    try:
+        check(
+            {"subject": version.subject, "body": version.body, "sms": version.sms},
+            version.variables,
+            category_name=version.category,
+        )
+    except TemplateInvalid as error:
+        raise _invalid("The template is not valid", error.errors) from None
     values = {**version.variables, **(body.variables or {})}
     try:
         rendered = render_version(version, values, locale=language)
@@ -305,6 +365,10 @@ async def preview_template(
         raise _invalid(
             "The template does not render", [{"part": "template", "message": str(error)}]
         ) from None
+    async with service.sessions() as session, session.begin():
+        await audit_trail(service.outbox).record(
+            session, decision, AccessContext.of(request), [(record_id, TEMPLATE_FIELDS)]
+        )
     return PreviewOut(
         key=key,
         language=language,
@@ -336,10 +400,12 @@ class PreferencesIn(BaseModel):
     channels: list[Literal["email", "sms", "inbox"]] = Field(
         min_length=1, description="In order of preference; the next one is the fallback."
     )
-    timezone: str | None = Field(default=None, description="IANA zone; null: from the country.")
+    timezone: SingleLine | None = Field(
+        default=None, description="IANA zone; null: from the country."
+    )
     quiet_hours: QuietHours | None = None
-    opted_out: list[str] = Field(default_factory=list)
-    consents: list[str] = Field(default_factory=list)
+    opted_out: list[SingleLine] = Field(default_factory=list)
+    consents: list[SingleLine] = Field(default_factory=list)
 
 
 class PreferencesOut(PreferencesIn):
@@ -461,6 +527,7 @@ class InboxPage(BaseModel):
 
 @me_router.get("/inbox", response_model=InboxPage)
 async def list_inbox(
+    request: Request,
     service: ServiceDep,
     identity: IdentityDep,
     principal: CurrentPrincipal,
@@ -468,7 +535,10 @@ async def list_inbox(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: datetime | None = None,
 ) -> InboxPage:
-    """Your in-app messages, newest first (keyset pagination on `before`)."""
+    """Your in-app messages, newest first (keyset pagination on `before`).
+
+    Only citizens hold this grant today; should a staff role get one, each person whose
+    messages it reads gets an audit entry (resource inbox_message, record id = member)."""
     decision = identity.policy.decide(principal, "inbox_message", "list")
     scope = decision.where({"member_id": inbox_messages.c.member_id})
     query = (
@@ -481,13 +551,20 @@ async def list_inbox(
         query = query.where(inbox_messages.c.read_at.is_(None))
     if before is not None:
         query = query.where(inbox_messages.c.created_at < before)
-    async with service.sessions() as session:
+    async with service.sessions() as session, session.begin():
         rows = (await session.execute(query)).all()
         unread_count = (
             await session.execute(
                 select(func.count()).where(scope, inbox_messages.c.read_at.is_(None))
             )
         ).scalar_one()
+        others = sorted({r.member_id for r in rows[:limit]} - {principal.member_id}, key=str)
+        await audit_trail(service.outbox).record(
+            session,
+            decision,
+            AccessContext.of(request),
+            [(member, INBOX_FIELDS) for member in others],
+        )
     items = [InboxMessageOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
     return InboxPage(
         items=items,
@@ -611,7 +688,7 @@ campaigns_router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=
 
 
 class AudienceIn(BaseModel):
-    template: str
+    template: SingleLine
     segment: Segment = Field(default_factory=Segment)
 
 
@@ -621,8 +698,8 @@ class AudienceOut(BaseModel):
 
 
 class CampaignIn(AudienceIn):
-    name: str = Field(min_length=1, max_length=200)
-    variables: dict[str, Any] = Field(
+    name: SingleLine = Field(min_length=1, max_length=200)
+    variables: Variables = Field(
         default_factory=dict, description="Values of the template's variables (not the person's)."
     )
     rate_per_second: int | None = Field(default=None, ge=1, le=100_000)

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.charset
-import email.header
+import email.errors
 import email.policy
 import email.utils
 import enum
 import functools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage, Message
-from email.utils import formatdate
+from email.headerregistry import Address
+from email.message import EmailMessage
 from typing import Any, Protocol
 
 import aiosmtplib
@@ -146,74 +145,40 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-# Lines under the 998-octet limit of RFC 5322 without folding short headers (Message-ID).
-_NO_FOLDING = email.policy.compat32.clone(max_line_length=None)
-_UTF8_QP = email.charset.Charset("utf-8")
-_UTF8_QP.body_encoding = email.charset.QP
-_MIME_HEADERS = (
-    "MIME-Version: 1.0\n"
-    'Content-Type: text/plain; charset="utf-8"\n'
-    "Content-Transfer-Encoding: quoted-printable\n"
-)
+# Every header is built by the email package's header machinery (email.headerregistry
+# under the default policy): it folds long values and refuses a CR or LF in any of them
+# (issue 15: a registration's name carried "\r\nReply-To: ..." into a welcome email).
+# Never put a header together with string formatting. (Lines end with LF, as before;
+# the SMTP client sends them as CRLF.)
+_POLICY = email.policy.default.clone(max_line_length=998)  # fold only past the RFC limit
 
 
 class EmailTransport:
     def __init__(self, settings: NotificationsSettings) -> None:
         self._settings = settings
         self.connection = SmtpConnection(settings)
-        name, address = email.utils.parseaddr(settings.mail_from)
-        self._envelope_from = address
-        self._from_header = email.utils.formataddr((name, address), charset="utf-8")
-
-    def message_bytes(self, row: Any) -> bytes:
-        """The message as bytes: exactly what the compat32 MIME classes write
-        (:meth:`message_bytes_compat32`, kept as the reference the tests compare with),
-        put together directly; the email package's header handling took a quarter of
-        a sender's CPU per message."""
-        if not (row.address.isascii() and row.language.isascii()):
-            return self.message_bytes_compat32(row)
-        subject = (
-            row.subject
-            if row.subject.isascii()
-            else email.header.Header(row.subject, "utf-8", header_name="Subject").encode()
-        )
-        return (
-            _MIME_HEADERS + f"From: {self._from_header}\n"
-            f"To: {row.address}\n"
-            f"Subject: {subject}\n"
-            f"Date: {formatdate(localtime=False)}\n"
-            f"Message-ID: {message_id(row.id)}\n"
-            f"Content-Language: {row.language}\n\n"
-            f"{_UTF8_QP.body_encode(row.body)}"
-        ).encode("ascii")
-
-    def message_bytes_compat32(self, row: Any) -> bytes:
-        """The message as bytes, built with the compat32 MIME classes."""
-        message = Message()
-        message["MIME-Version"] = "1.0"
-        message.set_payload(row.body, _UTF8_QP)  # Content-Type text/plain; charset, QP body
-        message["From"] = self._from_header
-        message["To"] = row.address
-        message["Subject"] = (
-            row.subject
-            if row.subject.isascii()
-            else email.header.Header(row.subject, "utf-8", header_name="Subject").encode()
-        )
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = message_id(row.id)
-        message["Content-Language"] = row.language
-        return message.as_bytes(policy=_NO_FOLDING)
+        sender = _POLICY.header_factory("From", settings.mail_from)
+        (self._from,) = sender.addresses
+        self._envelope_from = self._from.addr_spec
 
     def message(self, row: Any) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self._settings.mail_from
-        message["To"] = row.address
+        """The message; ValueError if a value cannot be a header (CR, LF, bad address)."""
+        message = EmailMessage(policy=_POLICY)
+        message["From"] = self._from
+        message["To"] = Address(addr_spec=row.address)
         message["Subject"] = row.subject
-        message["Date"] = formatdate(localtime=False)
+        message["Date"] = email.utils.format_datetime(datetime.now(UTC))
         message["Message-ID"] = message_id(row.id)
-        message["Content-Language"] = row.language
-        message.set_content(row.body)
+        message.set_content(row.body, charset="utf-8", cte="quoted-printable")
+        message["Content-Language"] = row.language  # (set_content drops Content-* headers)
         return message
+
+    def message_bytes(self, row: Any) -> bytes:
+        try:
+            return self.message(row).as_bytes(policy=_POLICY)
+        except (ValueError, email.errors.HeaderParseError) as error:
+            # Nothing this row holds will ever make a valid message: do not retry it.
+            raise PermanentFailure(f"not a valid message: {error}") from error
 
     async def deliver(self, row: Any) -> None:
         await self.connection.send_raw(self._envelope_from, [row.address], self.message_bytes(row))
