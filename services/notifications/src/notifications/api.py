@@ -26,6 +26,7 @@ from diaspora_identity.http import CurrentPrincipal, Identity
 from diaspora_identity.principal import Principal
 from diaspora_service.problems import TYPE_BASE, Problem
 from diaspora_service.text import MultiLine, SingleLine, control_character
+from notifications import verification
 from notifications.adapters.orm import (
     campaigns,
     deliveries,
@@ -905,5 +906,179 @@ async def cancel_campaign(
     return await _campaign_out(service, row, with_progress=True)
 
 
-ROUTERS = [templates_router, me_router, deliveries_router, campaigns_router]
+# -- contact verification ----------------------------------------------------------
+
+contacts_router = APIRouter(tags=["contacts"])
+
+
+class LinkConfirmIn(BaseModel):
+    token: SingleLine = Field(min_length=16, max_length=200)
+
+
+class CodeConfirmIn(BaseModel):
+    code: SingleLine = Field(pattern=r"^[0-9]{6}$")
+
+
+class VerifiedOut(BaseModel):
+    kind: Literal["email", "phone"]
+    verified_at: datetime
+
+
+class ContactOut(BaseModel):
+    address: str | None
+    verified: bool
+
+
+class ContactsOut(BaseModel):
+    email: ContactOut
+    phone: ContactOut
+
+
+class VerificationSentOut(BaseModel):
+    kind: Literal["email", "phone"]
+    delivery_id: UUID
+
+
+def _verification_problem(error: verification.VerificationError) -> Problem:
+    return Problem(error.status, error.title, detail=error.detail)
+
+
+async def _confirm_link(token: str, service: Notifications) -> VerifiedOut:
+    try:
+        async with service.sessions() as session, session.begin():
+            _member, at = await verification.confirm_link(
+                session, service.outbox, token, available=service.settings.available_channels
+            )
+    except verification.VerificationError as error:
+        raise _verification_problem(error) from None
+    return VerifiedOut(kind="email", verified_at=at)
+
+
+@contacts_router.post(
+    "/contacts/email/confirm",
+    response_model=VerifiedOut,
+    responses={
+        404: {"description": "Unknown or already used link"},
+        410: {"description": "The link expired, or the address changed since"},
+    },
+)
+async def confirm_email(body: LinkConfirmIn, service: ServiceDep) -> VerifiedOut:
+    """Confirm an email address with the token of the link sent to it. No bearer token:
+    the link's secret (single use, 24 h) is the proof of owning the address."""
+    return await _confirm_link(body.token, service)
+
+
+@contacts_router.get(
+    "/contacts/email/confirm",
+    response_model=VerifiedOut,
+    responses={
+        404: {"description": "Unknown or already used link"},
+        410: {"description": "Expired"},
+    },
+)
+async def confirm_email_link(
+    token: Annotated[SingleLine, Query(min_length=16, max_length=200)], service: ServiceDep
+) -> VerifiedOut:
+    """The link itself (opened from the email): the same as the POST."""
+    return await _confirm_link(token, service)
+
+
+async def _own_contacts(principal: Principal, service: Notifications) -> UUID:
+    return await _own_member(principal, service)
+
+
+@me_router.get("/contacts", response_model=ContactsOut)
+async def get_contacts(
+    service: ServiceDep, identity: IdentityDep, principal: CurrentPrincipal
+) -> ContactsOut:
+    """Your email and phone as notifications knows them, and whether each is verified."""
+    identity.policy.decide(principal, "contact_verification", "read")
+    member_id = await _own_contacts(principal, service)
+    async with service.sessions() as session:
+        found = await verification.contacts_of(session, member_id)
+    assert found is not None
+    return ContactsOut(
+        email=ContactOut(address=found.email, verified=found.email_verified),
+        phone=ContactOut(address=found.phone, verified=found.phone_verified),
+    )
+
+
+@me_router.post(
+    "/contacts/phone/confirm",
+    response_model=VerifiedOut,
+    responses={
+        404: {"description": "No code awaiting confirmation"},
+        409: {"description": "Too many wrong codes: ask for a new one"},
+        410: {"description": "The code expired"},
+        422: {"description": "Wrong code"},
+    },
+)
+async def confirm_phone(
+    body: CodeConfirmIn, service: ServiceDep, identity: IdentityDep, principal: CurrentPrincipal
+) -> VerifiedOut:
+    """Confirm your phone number with the 6-digit code sent to it by SMS (15 min, 5 tries)."""
+    identity.policy.decide(principal, "contact_verification", "confirm")
+    member_id = await _own_contacts(principal, service)
+    refused: verification.VerificationError | None = None
+    async with service.sessions() as session, session.begin():
+        try:
+            at = await verification.confirm_code(
+                session,
+                service.outbox,
+                service.settings,
+                member_id,
+                body.code,
+                available=service.settings.available_channels,
+            )
+        except verification.VerificationError as error:
+            refused = error  # the attempt is counted: commit, then refuse
+    if refused is not None:
+        raise _verification_problem(refused)
+    return VerifiedOut(kind="phone", verified_at=at)
+
+
+@me_router.post(
+    "/contacts/{kind}/resend",
+    response_model=VerificationSentOut,
+    status_code=201,
+    responses={
+        409: {"description": "Already verified, or no such contact"},
+        429: {"description": "Too many sends to this address or account (Retry-After)"},
+    },
+)
+async def resend_verification(
+    kind: Literal["email", "phone"],
+    service: ServiceDep,
+    identity: IdentityDep,
+    principal: CurrentPrincipal,
+) -> VerificationSentOut:
+    """Send a new verification link (email) or code (phone); earlier ones stop working.
+    At most 3 per hour per address and 6 per account (settings)."""
+    identity.policy.decide(principal, "contact_verification", "resend")
+    member_id = await _own_contacts(principal, service)
+    if kind == "phone" and "sms" not in service.settings.available_channels:
+        raise Problem(409, "No SMS channel", detail="Phone numbers cannot be verified here.")
+    async with service.sessions() as session, session.begin():
+        found = await verification.contacts_of(session, member_id)
+        assert found is not None
+        if not found.value(kind):
+            raise Problem(409, f"No {kind} to verify")
+        if found.verified(kind):
+            raise Problem(409, f"Your {kind} is already verified")
+        try:
+            delivery_id = await verification.send(
+                session, service.outbox, service.settings, member_id=member_id, kind=kind
+            )
+        except verification.RateLimited as limited:
+            raise Problem(
+                429,
+                "Too many verification messages",
+                detail=f"Try again in {limited.retry_after} seconds.",
+                headers={"Retry-After": str(limited.retry_after)},
+            ) from None
+    assert delivery_id is not None
+    return VerificationSentOut(kind=kind, delivery_id=delivery_id)
+
+
+ROUTERS = [templates_router, me_router, deliveries_router, campaigns_router, contacts_router]
 __all__ = ["CHANNELS", "DEFAULT_CHANNELS", "ROUTERS"]

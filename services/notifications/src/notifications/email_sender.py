@@ -41,7 +41,7 @@ from diaspora_events.observability import context_from_headers
 from diaspora_events.outbox import OutboxWriter
 from notifications.adapters.orm import deliveries, preferences, recipients
 from notifications.categories import CATEGORIES
-from notifications.dispatch import Target, enqueue
+from notifications.dispatch import VERIFIED_EMAIL, VERIFIED_PHONE, Target, enqueue
 from notifications.errors import PermanentFailure
 from notifications.preferences import DISTURBING, Preferences, quiet_until
 from notifications.settings import NotificationsSettings
@@ -60,6 +60,7 @@ log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer("notifications.email")
 
 MESSAGE_ID_DOMAIN = "notifications.diaspora.gouv.tg"
+SECRET_REMOVED = "[verification link or code: removed once sent]"  # noqa: S105
 
 Clock = Callable[[], datetime]
 
@@ -202,8 +203,10 @@ class SmsTransport:
 
 _CLAIM_COLUMNS = (
     deliveries,
-    recipients.c.email.label("r_email"),
-    recipients.c.phone.label("r_phone"),
+    VERIFIED_EMAIL.label("r_email"),
+    VERIFIED_PHONE.label("r_phone"),
+    recipients.c.email.label("r_any_email"),
+    recipients.c.phone.label("r_any_phone"),
     recipients.c.given_name.label("r_given_name"),
     recipients.c.family_name.label("r_family_name"),
     recipients.c.language.label("r_language"),
@@ -435,6 +438,20 @@ class DeliverySender:
         self, session: AsyncSession, transport: Transport, row: Any, now: datetime
     ) -> bool:
         """Send one claimed row; True if the channel accepted it (marked by the caller)."""
+        if row.recipient_id is not None and self.channel in ("email", "sms"):
+            # The address must still be the person's: verified, or for a verification
+            # message the one being verified. A changed address stops receiving at once.
+            verification = row.reason == "verification"
+            if self.channel == "email":
+                current = row.r_any_email if verification else row.r_email
+            else:
+                current = row.r_any_phone if verification else row.r_phone
+            if current is None or current != row.address:
+                await self._set(
+                    session, row, status="cancelled", last_error="address changed or unverified"
+                )
+                await self._forget_secret(session, [row])
+                return False
         prefs = Preferences.of(row)
         if not row.mandatory:
             if row.category in prefs.opted_out:
@@ -472,9 +489,21 @@ class DeliverySender:
             return False
         return True
 
+    async def _forget_secret(self, session: AsyncSession, rows: list[Any]) -> None:
+        """A verification message's link or code is not kept once it is out (or dead):
+        the database holds only the secret's hash (notifications.verification)."""
+        ids = [r.id for r in rows if r.reason == "verification"]
+        if ids:
+            await session.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids))
+                .values(body=SECRET_REMOVED, sms_text=SECRET_REMOVED)
+            )
+
     async def _mark_sent(self, session: AsyncSession, rows: list[Any]) -> None:
         sent_at = self.clock()
         await session.execute(_MARK_SENT, {"ids": [r.id for r in rows], "at": sent_at})
+        await self._forget_secret(session, rows)
         await self._outbox.add_many(
             session,
             [
@@ -526,6 +555,7 @@ class DeliverySender:
             "delivery_failed", channel=self.channel, delivery_id=str(row.id), attempts=attempts
         )
         await self._set(session, row, status="failed", attempts=attempts, last_error=error[:2000])
+        await self._forget_secret(session, [row])
         await self._outbox.add(
             session,
             DeliveryFailedV1(
@@ -542,8 +572,9 @@ class DeliverySender:
         await self._fall_back(session, row)
 
     async def _fall_back(self, session: AsyncSession, row: Any) -> None:
-        """Queue the same message on the next channel of the person's order, if any."""
-        if row.recipient_id is None or row.r_language is None:
+        """Queue the same message on the next channel of the person's order, if any.
+        (Not a verification: it proves one address, no other channel can stand in.)"""
+        if row.recipient_id is None or row.r_language is None or row.reason == "verification":
             return
         target = Target(
             member_id=row.recipient_id,

@@ -88,6 +88,12 @@ EVENT_VARIABLES: dict[str, frozenset[str]] = {
             "ends_on",
         }
     ),
+    "contact_verification_email": frozenset(
+        {"given_name", "family_name", "link", "expires_in_hours"}
+    ),
+    "contact_verification_sms": frozenset(
+        {"given_name", "family_name", "code", "expires_in_minutes"}
+    ),
     "interest_expressed": frozenset(
         {"given_name", "family_name", "project_id", "project_title", "organisation", "message"}
     ),
