@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -105,6 +106,32 @@ async def deliveries_of(service: Notifications, member_id: UUID | None = None) -
         query = query.where(deliveries.c.recipient_id == member_id)
     async with service.sessions() as session:
         return list((await session.execute(query)).all())
+
+
+VERIFICATION_LINK = re.compile(r"confirm\?token=([A-Za-z0-9_\-]+)")
+
+
+def verification_token(text: str) -> str:
+    """The token of the verification link in an email's text."""
+    found = VERIFICATION_LINK.search(text)
+    if found is None:
+        raise AssertionError(f"no verification link in {text!r}")
+    return found.group(1)
+
+
+async def confirm_email(service: Notifications, mail_text: str) -> UUID:
+    """Confirm an address with the link of its verification email, as the person opening
+    it does (POST /contacts/email/confirm); returns the member id. The welcome follows."""
+    from notifications.verification import confirm_link
+
+    async with service.sessions() as session, session.begin():
+        member_id, _at = await confirm_link(
+            session,
+            service.outbox,
+            verification_token(mail_text),
+            available=service.settings.available_channels,
+        )
+    return member_id
 
 
 async def _unpublished(service: Notifications) -> int:
