@@ -23,7 +23,7 @@ from diaspora_devstack.testing import serve_app, wait_until
 from diaspora_events.contracts import MemberUpdatedV1
 from diaspora_events.contracts.registry import MemberProfile
 from diaspora_events.topics import NOTIFICATIONS_CONTACTS, REGISTRY_MEMBERS
-from diaspora_identity.testing import LocalIssuer, citizen
+from diaspora_identity.testing import LocalIssuer, admin, citizen
 from notifications.adapters.orm import contact_verifications, deliveries, recipients
 from notifications.bootstrap import Notifications, bootstrap
 from notifications.email_sender import SECRET_REMOVED
@@ -270,6 +270,12 @@ async def test_resends_are_rate_limited_with_retry_after(
     assert limited.headers["content-type"].startswith("application/problem+json")
     assert 3000 < int(limited.headers["retry-after"]) <= 3601
     await wait_until(lambda: len(files_mailbox.messages) >= 3, timeout=30, message="3 mails")
+    # Staff cannot resend a verification (its secret is gone from the log).
+    staff_resend = await client.post(
+        f"/deliveries/{answers[0].json()['delivery_id']}/resend",
+        headers=identity_provider.headers(admin()),
+    )
+    assert staff_resend.status_code == 409
     rows = await _verifications(service, member)
     # Each new send supersedes the previous one: only the last link works.
     assert [r.status for r in rows] == ["superseded", "superseded", "pending"]

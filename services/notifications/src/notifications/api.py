@@ -644,6 +644,12 @@ async def resend(
         ).first()
         if original is None:
             raise Problem(404, "Delivery not found")
+        if original.reason == "verification":
+            raise Problem(
+                409,
+                "A verification is not resent",
+                detail="Its secret is gone: the person asks for a new one (/me/contacts).",
+            )
         target = await load_target(session, original.recipient_id)
         assert target is not None
         address = target.address(original.channel)
