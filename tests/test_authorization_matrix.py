@@ -95,7 +95,8 @@ async def test_nothing_crosses_between_people_and_embassies(
         async def get(path: str, headers: dict[str, str], **params: Any) -> httpx.Response:
             return await client.get(path, headers=headers, params=params)
 
-        # The welcome emails make a delivery log for each person (registry -> Kafka -> worker).
+        # The verification emails make a delivery log for each person (registry -> Kafka ->
+        # worker).
         async def delivered() -> bool:
             for person in people.values():
                 page = await get(

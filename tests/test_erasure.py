@@ -2,7 +2,7 @@
 worker and API, real PostgreSQL and Kafka.
 
 A person registers (full profile, documents, address), lives a little in the platform
-(welcome email, an update, a consent withdrawn, an officer's read), then erases
+(verification email, an update, a consent withdrawn, an officer's read), then erases
 themselves. Once notifications has processed ``registry.member.erased``, every text,
 JSON, array and bytea column of every table of both databases is searched for the
 person's names, email and phone: none may hold them. The statistics read model still
@@ -180,11 +180,12 @@ async def test_erasure_leaves_nothing_of_the_person_in_either_database(
             total: int | None = response.json()["total"]
             return total
 
-        # Notifications has the person (welcome email sent), statistics count everyone.
+        # Notifications has the person (the verification email sent), statistics count
+        # everyone.
         await wait_until(
             lambda: any(PERSON["email"] in m.recipients for m in platform.mailbox.messages),
             timeout=90,
-            message="the welcome email",
+            message="the verification email",
         )
 
         async def everyone_counted() -> bool:

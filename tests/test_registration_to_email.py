@@ -1,4 +1,7 @@
-"""End to end over real connections: HTTP registration -> outbox -> Kafka -> SMTP."""
+"""End to end over real connections: HTTP registration -> outbox -> Kafka -> SMTP.
+
+The first email of a registration verifies the address (issue 15); the welcome follows
+the confirmation of its link."""
 
 from __future__ import annotations
 
@@ -15,12 +18,13 @@ from cloudevents.core.formats.json import JSONFormat
 from diaspora_devstack.testing import wait_until
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_identity.testing import citizen
+from notifications.testing import verification_token
 from tests.conftest import LocalPlatform
 
 pytestmark = pytest.mark.integration
 
 
-async def test_a_registration_ends_in_a_welcome_email_with_the_persons_name(
+async def test_a_registration_sends_a_verification_then_the_welcome_with_the_persons_name(
     platform: LocalPlatform,
 ) -> None:
     async with httpx.AsyncClient(
@@ -42,7 +46,17 @@ async def test_a_registration_ends_in_a_welcome_email_with_the_persons_name(
     member_id = response.json()["id"]
 
     await wait_until(lambda: len(platform.mailbox.messages) == 1, timeout=30, message="the email")
-    mail = platform.mailbox.messages[0]
+    verification = platform.mailbox.messages[0]
+    assert verification.recipients == ("mawuli.adjovi@example.ca",)
+    assert verification.subject.startswith("Confirm your email address")
+    async with httpx.AsyncClient(base_url=platform.notifications_url) as client:
+        confirmed = await client.post(
+            "/contacts/email/confirm", json={"token": verification_token(verification.text())}
+        )
+    assert confirmed.status_code == 200, confirmed.text
+
+    await wait_until(lambda: len(platform.mailbox.messages) == 2, timeout=30, message="welcome")
+    mail = platform.mailbox.messages[1]
     assert mail.recipients == ("mawuli.adjovi@example.ca",)
     assert "Mawuli Adjovi" in mail.text()
     assert member_id in mail.text()

@@ -1,4 +1,5 @@
-"""One trace follows a registration: HTTP, the relay's publish, the consumer, the SMTP send."""
+"""One trace follows a registration: HTTP, the relay's publish, the consumer, the SMTP send
+(of the registration's first email: the verification of the address)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ async def test_a_registration_is_one_trace_from_http_to_smtp(
             )
             assert response.status_code == 201
             await wait_until(lambda: len(mailbox.messages) == 1, timeout=30, message="the email")
+            assert mailbox.messages[0].subject.startswith("Confirm")
 
         def names_in_trace() -> dict[str, int]:
             spans = exporter.get_finished_spans()

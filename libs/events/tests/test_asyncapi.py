@@ -584,6 +584,8 @@ def test_what_each_service_sends_and_receives() -> None:
     }
     assert {k: v["action"] for k, v in notifications["operations"].items()} == {
         "send.notifications.deliveries": "send",
+        "send.notifications.audit": "send",
+        "send.notifications.contacts": "send",
         "receive.registry.members.notifications": "receive",
         "receive.matching.matches.notifications": "receive",
         "receive.matching.missions.notifications": "receive",

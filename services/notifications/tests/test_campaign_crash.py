@@ -44,6 +44,8 @@ async def test_campaign_resumes_after_kill_9_without_double_sends(
                     "email": address,
                     "language": "fr" if n % 2 else "en",
                     "country_of_residence": "SN",
+                    # Verified addresses: nothing else is sent to an unverified one.
+                    "email_verified_at": datetime.now(UTC),
                 }
                 for n, address in enumerate(addresses)
             ],
@@ -55,6 +57,7 @@ async def test_campaign_resumes_after_kill_9_without_double_sends(
                 given_name="Out",
                 family_name="Side",
                 email="outside@example.org",
+                email_verified_at=datetime.now(UTC),
                 country_of_residence="FR",
             )
         )

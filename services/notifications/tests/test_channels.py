@@ -8,16 +8,18 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, text, update
 from uuid_utils.compat import uuid7
 
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import serve_app, wait_until
 from diaspora_events.contracts import MemberErasedV1
 from diaspora_events.topics import REGISTRY_MEMBERS
+from notifications.adapters.orm import recipients
 from notifications.bootstrap import Notifications, bootstrap
 from notifications.email_sender import EmailSender, EmailTransport
 from notifications.entrypoints.worker import run
@@ -25,6 +27,7 @@ from notifications.handlers import notify
 from notifications.sms import HttpSmsProvider, TransientFailure
 from notifications.sms_sink import SmsSink
 from notifications.testing import add_recipient, deliveries_of, publish, registered
+from notifications.verification import welcome_if_due
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +37,26 @@ async def sms_sink() -> AsyncIterator[tuple[SmsSink, str]]:
     sink = SmsSink(token="test-token")
     async with serve_app(sink.asgi_app()) as base_url:
         yield sink, f"{base_url}/messages"
+
+
+async def _settled(service: Notifications, count: int) -> bool:
+    rows = await deliveries_of(service)
+    return len(rows) == count and all(r.status != "pending" for r in rows)
+
+
+async def verify_and_welcome(service: Notifications, *members: UUID) -> None:
+    """Mark the members' contacts verified and queue their welcome (what confirming
+    does), for tests of what happens to messages after verification."""
+    async with service.sessions() as session, session.begin():
+        for member in members:
+            await session.execute(
+                update(recipients)
+                .where(recipients.c.member_id == member)
+                .values(email_verified_at=func.now(), phone_verified_at=func.now())
+            )
+            await welcome_if_due(
+                session, service.outbox, member, available=service.settings.available_channels
+            )
 
 
 @contextlib.asynccontextmanager
@@ -59,17 +82,22 @@ async def test_email_refused_for_good_falls_back_to_sms_and_sms_4xx_to_the_inbox
     mailbox.rejected.update({"gone@example.org", "gone2@example.org"})
     yawa = registered("Yawa", "gone@example.org", "fr", phone="+4915112340001")
     edem = registered("Edem", "gone2@example.org", "en", phone="+4915112340002")
-    sink.refused.add("+4915112340002")
-    sink.fail_next(2, 503)  # the first SMS is retried by the adapter, then accepted
     async with running_worker(service):
         await publish(kafka_bootstrap, topic_prefix + REGISTRY_MEMBERS.name, yawa, edem)
-
-        async def settled() -> bool:
-            rows = await deliveries_of(service)
-            return len(rows) == 5 and all(r.status != "pending" for r in rows)
-
-        await wait_until(settled, timeout=30, message="fallbacks")
-    rows = {(r.recipient_id, r.channel): r for r in await deliveries_of(service)}
+        # Each registration first verifies the email and the phone; the refused emails'
+        # verifications fail (no fallback: no other channel proves an address). Treat
+        # both contacts as verified then, and queue the welcome: it falls back.
+        await wait_until(lambda: _settled(service, 4), timeout=30, message="verifications")
+        before, requests_before = len(sink.messages), sink.requests
+        sink.refused.add("+4915112340002")
+        sink.fail_next(2, 503)  # the first SMS is retried by the adapter, then accepted
+        await verify_and_welcome(service, yawa.member_id, edem.member_id)
+        await wait_until(lambda: _settled(service, 9), timeout=30, message="fallbacks")
+    rows = {
+        (r.recipient_id, r.channel): r
+        for r in await deliveries_of(service)
+        if r.template == "member_welcome"
+    }
     # Yawa: email refused (550) -> SMS accepted after two 503s.
     assert rows[(yawa.member_id, "email")].status == "failed"
     sms = rows[(yawa.member_id, "sms")]
@@ -78,7 +106,7 @@ async def test_email_refused_for_good_falls_back_to_sms_and_sms_4xx_to_the_inbox
         "fallback",
         rows[(yawa.member_id, "email")].id,
     )
-    (message,) = sink.messages
+    (message,) = sink.messages[before:]
     assert message.to == "+4915112340001"
     assert message.text.startswith("Bienvenue Yawa")
     assert message.authorization == "Bearer test-token"
@@ -87,7 +115,8 @@ async def test_email_refused_for_good_falls_back_to_sms_and_sms_4xx_to_the_inbox
     assert rows[(edem.member_id, "sms")].status == "failed"
     assert rows[(edem.member_id, "sms")].attempts == 1
     assert rows[(edem.member_id, "inbox")].status == "sent"
-    assert sink.requests == 4  # 2 x 503 + accepted + one refusal: no retry of the 400
+    # 2 x 503 + accepted + one refusal: no retry of the 400
+    assert sink.requests - requests_before == 4
     await service.close()
 
 

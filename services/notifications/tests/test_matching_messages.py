@@ -29,7 +29,7 @@ from diaspora_events.topics import (
 from notifications.adapters.orm import recipients
 from notifications.bootstrap import Notifications
 from notifications.entrypoints.worker import run
-from notifications.testing import publish, registered
+from notifications.testing import confirm_email, publish, registered
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,11 @@ async def test_expert_and_holder_are_told_in_their_language_once(
     await publish(kafka_bootstrap, topic_prefix + REGISTRY_MEMBERS.name, expert, holder)
     # Contacts come from the registry's events; matching's arrive on other topics.
     await wait_until(lambda: known(worker, expert.member_id, holder.member_id), timeout=30)
-    await wait_until(lambda: len(mailbox.messages) >= 2, timeout=30, message="welcome emails")
+    # Each address is verified first (its link confirmed), then welcomed.
+    await wait_until(lambda: len(mailbox.messages) >= 2, timeout=30, message="verifications")
+    for mail in list(mailbox.messages):
+        await confirm_email(worker, mail.text())
+    await wait_until(lambda: len(mailbox.messages) >= 4, timeout=30, message="welcome emails")
     welcomes = len(mailbox.messages)
 
     proposal = MatchProposedV1(

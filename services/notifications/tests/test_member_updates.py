@@ -33,7 +33,7 @@ from notifications.bootstrap import Notifications
 from notifications.campaigns import Segment, audience_size
 from notifications.entrypoints.worker import run
 from notifications.handlers import notify
-from notifications.testing import deliveries_of, publish, registered
+from notifications.testing import confirm_email, deliveries_of, publish, registered
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +107,10 @@ async def test_updates_replace_the_contact_older_snapshots_are_ignored_and_conse
     person = registered("Kossi", "kossi.old@example.org")
     member = person.member_id
     await publish(kafka_bootstrap, topic, person)
-    await wait_until(lambda: len(mailbox.messages) >= 1, timeout=30, message="welcome")
+    # The first email verifies the address; the welcome follows its confirmation.
+    await wait_until(lambda: len(mailbox.messages) >= 1, timeout=30, message="verification")
+    await confirm_email(worker, mailbox.messages[0].text())
+    await wait_until(lambda: len(mailbox.messages) >= 2, timeout=30, message="welcome")
 
     moved = profile(
         "kossi.new@example.org",
@@ -147,13 +150,19 @@ async def test_updates_replace_the_contact_older_snapshots_are_ignored_and_conse
     assert row.source_time == T0 + timedelta(hours=2)
     assert await newsletter_audience(worker) == 1
 
-    # A later message goes to the new address, in the new language, in Canada's zone.
+    # The new address gets its own verification; once confirmed, a later message goes
+    # to it, in the new language, in Canada's zone.
+    await wait_until(lambda: len(mailbox.messages) >= 3, timeout=30, message="verification")
+    await confirm_email(worker, mailbox.messages[2].text())
     await tell(worker, member)
-    await wait_until(lambda: len(mailbox.messages) >= 2, timeout=30, message="later email")
+    await wait_until(lambda: len(mailbox.messages) >= 4, timeout=30, message="later email")
     assert [m.recipients for m in mailbox.messages] == [
         ("kossi.old@example.org",),
+        ("kossi.old@example.org",),
+        ("kossi.new@example.org",),
         ("kossi.new@example.org",),
     ]
+    assert mailbox.messages[1].subject.startswith("Bienvenue")
     later = [d for d in await deliveries_of(worker, member) if d.template == "safety_alert"]
     assert [(d.address, d.language) for d in later] == [("kossi.new@example.org", "en")]
 
@@ -188,7 +197,7 @@ async def test_no_snapshot_brings_back_an_erased_or_merged_member_and_merge_move
     absorbed = registered("Ama", "ama.dup@example.org")
     survivor = registered("Ama", "ama@example.org")
     await publish(kafka_bootstrap, topic, erased_person, absorbed, survivor)
-    await wait_until(lambda: len(mailbox.messages) >= 3, timeout=30, message="welcomes")
+    await wait_until(lambda: len(mailbox.messages) >= 3, timeout=30, message="verifications")
     async with worker.sessions() as session, session.begin():
         # The absorbed record's own choices, more recent than the survivor's (none).
         await session.execute(
@@ -249,7 +258,8 @@ async def test_no_snapshot_brings_back_an_erased_or_merged_member_and_merge_move
     # The absorbed record's delivery log moved too; nothing is left under its id.
     assert await deliveries_of(worker, absorbed.member_id) == []
     templates = sorted(d.template for d in await deliveries_of(worker, survivor.member_id))
-    assert templates == ["member_welcome", "member_welcome", "safety_alert"]
+    # (Each registration's first message is its email's verification; none confirmed.)
+    assert templates == ["contact_verification_email", "contact_verification_email", "safety_alert"]
     assert (await recipient(worker, survivor.member_id)).email == "ama@example.org"
 
 

@@ -21,6 +21,7 @@ from notifications.adapters.orm import deliveries, preferences
 from notifications.bootstrap import bootstrap as notifications_bootstrap
 from notifications.entrypoints.worker import run as notifications_worker
 from notifications.settings import NotificationsSettings
+from notifications.testing import confirm_email
 from registry.adapters.orm import outbox
 from registry.bootstrap import Registry, bootstrap
 from registry.entrypoints.http import build_app
@@ -126,10 +127,18 @@ async def test_stale_profiles_are_marked_once_per_period_and_reminded(
     await wait_until(
         lambda: len(mailbox.messages) >= 2,  # type: ignore[attr-defined]
         timeout=60,
+        message="verification emails",
+    )
+    # Both confirm their address (the first email verifies it); the welcomes follow.
+    notifications = platform.notifications  # type: ignore[attr-defined]
+    for mail in list(mailbox.messages):  # type: ignore[attr-defined]
+        await confirm_email(notifications, mail.text())
+    await wait_until(
+        lambda: len(mailbox.messages) >= 4,  # type: ignore[attr-defined]
+        timeout=60,
         message="welcome emails",
     )
     # Kofi silenced the reminders in his notification preferences.
-    notifications = platform.notifications  # type: ignore[attr-defined]
     async with notifications.sessions() as session, session.begin():
         await session.execute(
             insert(preferences).values(
@@ -168,7 +177,7 @@ async def test_stale_profiles_are_marked_once_per_period_and_reminded(
                 .select_from(deliveries)
                 .where(deliveries.c.recipient_id == kofi_id)
             )
-            return int(found.scalar_one()) == 1  # the welcome only
+            return int(found.scalar_one()) == 2  # the verification and the welcome only
 
     await asyncio.sleep(2)  # the reminder event for Kofi went through too
     assert await kofi_skipped()

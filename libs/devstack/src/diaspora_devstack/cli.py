@@ -27,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     mail = sub.add_parser("mailbox", help="a local SMTP server that keeps mail in a folder")
     mail.add_argument("--port", type=int, default=2525)
     mail.add_argument("--folder", type=Path, default=None)
+    link = sub.add_parser(
+        "mail-link", help="print the first link of the newest mail kept for an address"
+    )
+    link.add_argument("--to", required=True, help="the recipient's address")
+    link.add_argument("--containing", default="", help="only a link containing this text")
+    link.add_argument("--folder", type=Path, default=None, help="default: .local/mail")
     idp = sub.add_parser(
         "idp", help="DEVELOPMENT ONLY identity provider: OIDC discovery and JWKS of local keys"
     )
@@ -105,6 +111,16 @@ def main(argv: list[str] | None = None) -> int:
             return run_platform(keep_infra=args.keep_infra)
         elif args.command == "mailbox":
             return _mailbox(args.port, args.folder or cfg.state / "mail")
+        elif args.command == "mail-link":
+            from diaspora_devstack.mailbox import newest_link
+
+            found = newest_link(
+                args.folder or cfg.state / "mail", args.to, containing=args.containing
+            )
+            if found is None:
+                print(f"devstack: no mail with a link for {args.to} yet", file=sys.stderr)
+                return 1
+            print(found)
         elif args.command == "idp":
             from diaspora_devstack import idp as dev_idp
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -122,3 +123,24 @@ def _last_number(folder: Path) -> int:
     if not folder.is_dir():
         return 0
     return max((int(f.stem) for f in folder.glob("*.eml") if f.stem.isdigit()), default=0)
+
+
+_LINK = re.compile(r"https?://[^\s<>\"']+")
+
+
+def newest_link(folder: Path, recipient: str, *, containing: str = "") -> str | None:
+    """The first link (containing ``containing``) of the newest mail to ``recipient`` kept
+    in ``folder``: what a person clicks in their mailbox, for scripts and the README."""
+    wanted = recipient.strip().lower()
+    for path in sorted(folder.glob("*.eml"), reverse=True):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        addresses = [a.addr_spec.lower() for a in getattr(message["To"], "addresses", ())]
+        if wanted not in addresses:
+            continue
+        for part in message.walk():
+            if part.get_content_maintype() != "text":
+                continue
+            for link in _LINK.findall(part.get_content()):
+                if containing in link:
+                    return str(link)
+    return None

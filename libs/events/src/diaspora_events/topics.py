@@ -72,6 +72,25 @@ NOTIFICATIONS_DELIVERIES = Topic(
     description="Outcome of each notification delivery, keyed by delivery id.",
 )
 
+NOTIFICATIONS_AUDIT = Topic(
+    name="notifications.audit",
+    owner="notifications",
+    description=(
+        "Audit trail of staff reads of delivery logs and inboxes (keyed by member id) and "
+        "of template saves and previews (keyed by the template version's id)."
+    ),
+    carries_personal_data=True,
+)
+
+NOTIFICATIONS_CONTACTS = Topic(
+    name="notifications.contacts",
+    owner="notifications",
+    description=(
+        "Verification of members' email addresses and phone numbers, keyed by member id "
+        "(which kind of contact, never the address itself)."
+    ),
+)
+
 MATCHING_NEEDS = Topic(
     name="matching.needs",
     owner="matching",
@@ -125,6 +144,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     MATCHING_MISSIONS,
     MATCHING_PROJECTS,
     MATCHING_AUDIT,
+    NOTIFICATIONS_AUDIT,
+    NOTIFICATIONS_CONTACTS,
 )
 
 

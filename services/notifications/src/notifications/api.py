@@ -16,14 +16,17 @@ from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.exc import IntegrityError
 
+from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal, Identity
 from diaspora_identity.principal import Principal
 from diaspora_service.problems import TYPE_BASE, Problem
+from diaspora_service.text import MultiLine, SingleLine, control_character
+from notifications import verification
 from notifications.adapters.orm import (
     campaigns,
     deliveries,
@@ -32,6 +35,7 @@ from notifications.adapters.orm import (
     recipients,
     templates,
 )
+from notifications.audit import INBOX_FIELDS, TEMPLATE_FIELDS, audit_trail, template_record_id
 from notifications.bootstrap import Notifications
 from notifications.campaigns import Segment, audience_size, progress
 from notifications.categories import CATEGORIES
@@ -41,6 +45,7 @@ from notifications.templates import (
     BUILTIN_VARIABLES,
     TemplateInvalid,
     TemplateVersion,
+    check,
     latest_active_all,
     render_version,
     save_version,
@@ -71,6 +76,31 @@ IdentityDep = Annotated[Identity, Depends(_identity)]
 
 def _invalid(title: str, errors: list[dict[str, str]]) -> Problem:
     return Problem(422, title, type_=TYPE_BASE + "validation", errors=errors)
+
+
+def _plain_values(value: dict[str, Any]) -> dict[str, Any]:
+    """Template variables' values (JSON): no control character in any text, at any depth
+    (the same rule as ``MultiLine``: line feeds and tabs only; names are ``SingleLine``)."""
+
+    def visit(item: Any, path: str) -> None:
+        if isinstance(item, str):
+            found = control_character(item, multiline=True)
+            if found is not None:
+                raise ValueError(f"{path}: control characters are not allowed here ({found})")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if control_character(str(key)) is not None:
+                    raise ValueError(f"{path}: control characters in a name")
+                visit(inner, f"{path}.{key}")
+        elif isinstance(item, list):
+            for index, inner in enumerate(item):
+                visit(inner, f"{path}[{index}]")
+
+    visit(value, "variables")
+    return value
+
+
+Variables = Annotated[dict[str, Any], AfterValidator(_plain_values)]
 
 
 # -- templates ---------------------------------------------------------------------
@@ -108,11 +138,13 @@ class TemplatePage(BaseModel):
 
 
 class TemplateIn(BaseModel):
-    subject: str = Field(max_length=500)
-    body: str = Field(max_length=20_000)
-    sms: str = Field(max_length=1_000)
-    category: str | None = Field(default=None, description="Default: the previous version's.")
-    variables: dict[str, Any] | None = Field(
+    subject: SingleLine = Field(max_length=500)
+    body: MultiLine = Field(max_length=20_000)
+    sms: MultiLine = Field(max_length=1_000)
+    category: SingleLine | None = Field(
+        default=None, description="Default: the previous version's."
+    )
+    variables: Variables | None = Field(
         default=None,
         description="Declared variables, name -> sample value. Default: the previous version's.",
     )
@@ -120,7 +152,7 @@ class TemplateIn(BaseModel):
 
 
 class PreviewIn(BaseModel):
-    variables: dict[str, Any] | None = Field(
+    variables: Variables | None = Field(
         default=None, description="Values to render with; default: the declared samples."
     )
     version: int | None = None
@@ -222,14 +254,16 @@ async def save_template(
     key: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,63}$")],
     language: str,
     body: TemplateIn,
+    request: Request,
     service: ServiceDep,
     identity: IdentityDep,
     principal: CurrentPrincipal,
 ) -> TemplateOut:
     """Save a new version. Every variable the text uses must be declared, and the text
     must render with the declared samples: a broken template is refused here, never at
-    send time."""
-    identity.policy.decide(principal, "notification_template", "save")
+    send time. Templates render in a sandbox: only declared variables, the listed filters,
+    no calls, no globals (docs/notifications.md). The save is audited."""
+    decision = identity.policy.decide(principal, "notification_template", "save")
     _check_language(language)
     async with service.sessions() as session, session.begin():
         previous = (
@@ -265,24 +299,35 @@ async def save_template(
         except TemplateInvalid as error:
             raise _invalid("The template is not valid", error.errors) from None
         row = (await session.execute(select(templates).where(templates.c.id == saved.id))).one()
+        await audit_trail(service.outbox).record(
+            session, decision, AccessContext.of(request), [(saved.id, TEMPLATE_FIELDS)]
+        )
     return TemplateOut.model_validate(row, from_attributes=True)
 
 
-@templates_router.post("/{key}/{language}/preview", response_model=PreviewOut)
+@templates_router.post(
+    "/{key}/{language}/preview",
+    response_model=PreviewOut,
+    responses={422: {"description": "Not allowed in a template, undeclared variable"}},
+)
 async def preview_template(
     key: str,
     language: str,
     body: PreviewIn,
+    request: Request,
     service: ServiceDep,
     identity: IdentityDep,
     principal: CurrentPrincipal,
 ) -> PreviewOut:
-    """Render a saved version (or an unsaved draft) with sample or given variables."""
-    identity.policy.decide(principal, "notification_template", "preview")
+    """Render a saved version (or an unsaved draft) with sample or given variables.
+
+    The text is checked as at save time (sandbox rules, declared variables) before it
+    renders, and only declared variables may be given. The preview is audited."""
+    decision = identity.policy.decide(principal, "notification_template", "preview")
+    previous = None
+    with contextlib.suppress(Problem):
+        previous = await _version(service, key, language, None)
     if body.draft is not None:
-        previous = None
-        with contextlib.suppress(Problem):
-            previous = await _version(service, key, language, None)
         variables = body.draft.variables or (dict(previous.variables) if previous else {})
         version = TemplateVersion(
             id=uuid_compat.uuid7(),
@@ -296,8 +341,24 @@ async def preview_template(
             variables=variables,
             active=False,
         )
+        record_id = previous.id if previous is not None else template_record_id(key, language)
     else:
         version = TemplateVersion.of(await _version(service, key, language, body.version))
+        record_id = version.id
+    unknown = sorted(set(body.variables or {}) - set(version.variables))
+    if unknown:
+        raise _invalid(
+            "Only the template's declared variables may be given",
+            [{"part": "variables", "message": f"undeclared: {', '.join(unknown)}"}],
+        )
+    try:
+        check(
+            {"subject": version.subject, "body": version.body, "sms": version.sms},
+            version.variables,
+            category_name=version.category,
+        )
+    except TemplateInvalid as error:
+        raise _invalid("The template is not valid", error.errors) from None
     values = {**version.variables, **(body.variables or {})}
     try:
         rendered = render_version(version, values, locale=language)
@@ -305,6 +366,10 @@ async def preview_template(
         raise _invalid(
             "The template does not render", [{"part": "template", "message": str(error)}]
         ) from None
+    async with service.sessions() as session, session.begin():
+        await audit_trail(service.outbox).record(
+            session, decision, AccessContext.of(request), [(record_id, TEMPLATE_FIELDS)]
+        )
     return PreviewOut(
         key=key,
         language=language,
@@ -336,10 +401,12 @@ class PreferencesIn(BaseModel):
     channels: list[Literal["email", "sms", "inbox"]] = Field(
         min_length=1, description="In order of preference; the next one is the fallback."
     )
-    timezone: str | None = Field(default=None, description="IANA zone; null: from the country.")
+    timezone: SingleLine | None = Field(
+        default=None, description="IANA zone; null: from the country."
+    )
     quiet_hours: QuietHours | None = None
-    opted_out: list[str] = Field(default_factory=list)
-    consents: list[str] = Field(default_factory=list)
+    opted_out: list[SingleLine] = Field(default_factory=list)
+    consents: list[SingleLine] = Field(default_factory=list)
 
 
 class PreferencesOut(PreferencesIn):
@@ -461,6 +528,7 @@ class InboxPage(BaseModel):
 
 @me_router.get("/inbox", response_model=InboxPage)
 async def list_inbox(
+    request: Request,
     service: ServiceDep,
     identity: IdentityDep,
     principal: CurrentPrincipal,
@@ -468,7 +536,10 @@ async def list_inbox(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: datetime | None = None,
 ) -> InboxPage:
-    """Your in-app messages, newest first (keyset pagination on `before`)."""
+    """Your in-app messages, newest first (keyset pagination on `before`).
+
+    Only citizens hold this grant today; should a staff role get one, each person whose
+    messages it reads gets an audit entry (resource inbox_message, record id = member)."""
     decision = identity.policy.decide(principal, "inbox_message", "list")
     scope = decision.where({"member_id": inbox_messages.c.member_id})
     query = (
@@ -481,13 +552,20 @@ async def list_inbox(
         query = query.where(inbox_messages.c.read_at.is_(None))
     if before is not None:
         query = query.where(inbox_messages.c.created_at < before)
-    async with service.sessions() as session:
+    async with service.sessions() as session, session.begin():
         rows = (await session.execute(query)).all()
         unread_count = (
             await session.execute(
                 select(func.count()).where(scope, inbox_messages.c.read_at.is_(None))
             )
         ).scalar_one()
+        others = sorted({r.member_id for r in rows[:limit]} - {principal.member_id}, key=str)
+        await audit_trail(service.outbox).record(
+            session,
+            decision,
+            AccessContext.of(request),
+            [(member, INBOX_FIELDS) for member in others],
+        )
     items = [InboxMessageOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
     return InboxPage(
         items=items,
@@ -566,6 +644,12 @@ async def resend(
         ).first()
         if original is None:
             raise Problem(404, "Delivery not found")
+        if original.reason == "verification":
+            raise Problem(
+                409,
+                "A verification is not resent",
+                detail="Its secret is gone: the person asks for a new one (/me/contacts).",
+            )
         target = await load_target(session, original.recipient_id)
         assert target is not None
         address = target.address(original.channel)
@@ -611,7 +695,7 @@ campaigns_router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=
 
 
 class AudienceIn(BaseModel):
-    template: str
+    template: SingleLine
     segment: Segment = Field(default_factory=Segment)
 
 
@@ -621,8 +705,8 @@ class AudienceOut(BaseModel):
 
 
 class CampaignIn(AudienceIn):
-    name: str = Field(min_length=1, max_length=200)
-    variables: dict[str, Any] = Field(
+    name: SingleLine = Field(min_length=1, max_length=200)
+    variables: Variables = Field(
         default_factory=dict, description="Values of the template's variables (not the person's)."
     )
     rate_per_second: int | None = Field(default=None, ge=1, le=100_000)
@@ -828,5 +912,179 @@ async def cancel_campaign(
     return await _campaign_out(service, row, with_progress=True)
 
 
-ROUTERS = [templates_router, me_router, deliveries_router, campaigns_router]
+# -- contact verification ----------------------------------------------------------
+
+contacts_router = APIRouter(tags=["contacts"])
+
+
+class LinkConfirmIn(BaseModel):
+    token: SingleLine = Field(min_length=16, max_length=200)
+
+
+class CodeConfirmIn(BaseModel):
+    code: SingleLine = Field(pattern=r"^[0-9]{6}$")
+
+
+class VerifiedOut(BaseModel):
+    kind: Literal["email", "phone"]
+    verified_at: datetime
+
+
+class ContactOut(BaseModel):
+    address: str | None
+    verified: bool
+
+
+class ContactsOut(BaseModel):
+    email: ContactOut
+    phone: ContactOut
+
+
+class VerificationSentOut(BaseModel):
+    kind: Literal["email", "phone"]
+    delivery_id: UUID
+
+
+def _verification_problem(error: verification.VerificationError) -> Problem:
+    return Problem(error.status, error.title, detail=error.detail)
+
+
+async def _confirm_link(token: str, service: Notifications) -> VerifiedOut:
+    try:
+        async with service.sessions() as session, session.begin():
+            _member, at = await verification.confirm_link(
+                session, service.outbox, token, available=service.settings.available_channels
+            )
+    except verification.VerificationError as error:
+        raise _verification_problem(error) from None
+    return VerifiedOut(kind="email", verified_at=at)
+
+
+@contacts_router.post(
+    "/contacts/email/confirm",
+    response_model=VerifiedOut,
+    responses={
+        404: {"description": "Unknown or already used link"},
+        410: {"description": "The link expired, or the address changed since"},
+    },
+)
+async def confirm_email(body: LinkConfirmIn, service: ServiceDep) -> VerifiedOut:
+    """Confirm an email address with the token of the link sent to it. No bearer token:
+    the link's secret (single use, 24 h) is the proof of owning the address."""
+    return await _confirm_link(body.token, service)
+
+
+@contacts_router.get(
+    "/contacts/email/confirm",
+    response_model=VerifiedOut,
+    responses={
+        404: {"description": "Unknown or already used link"},
+        410: {"description": "Expired"},
+    },
+)
+async def confirm_email_link(
+    token: Annotated[SingleLine, Query(min_length=16, max_length=200)], service: ServiceDep
+) -> VerifiedOut:
+    """The link itself (opened from the email): the same as the POST."""
+    return await _confirm_link(token, service)
+
+
+async def _own_contacts(principal: Principal, service: Notifications) -> UUID:
+    return await _own_member(principal, service)
+
+
+@me_router.get("/contacts", response_model=ContactsOut)
+async def get_contacts(
+    service: ServiceDep, identity: IdentityDep, principal: CurrentPrincipal
+) -> ContactsOut:
+    """Your email and phone as notifications knows them, and whether each is verified."""
+    identity.policy.decide(principal, "contact_verification", "read")
+    member_id = await _own_contacts(principal, service)
+    async with service.sessions() as session:
+        found = await verification.contacts_of(session, member_id)
+    assert found is not None
+    return ContactsOut(
+        email=ContactOut(address=found.email, verified=found.email_verified),
+        phone=ContactOut(address=found.phone, verified=found.phone_verified),
+    )
+
+
+@me_router.post(
+    "/contacts/phone/confirm",
+    response_model=VerifiedOut,
+    responses={
+        404: {"description": "No code awaiting confirmation"},
+        409: {"description": "Too many wrong codes: ask for a new one"},
+        410: {"description": "The code expired"},
+        422: {"description": "Wrong code"},
+    },
+)
+async def confirm_phone(
+    body: CodeConfirmIn, service: ServiceDep, identity: IdentityDep, principal: CurrentPrincipal
+) -> VerifiedOut:
+    """Confirm your phone number with the 6-digit code sent to it by SMS (15 min, 5 tries)."""
+    identity.policy.decide(principal, "contact_verification", "confirm")
+    member_id = await _own_contacts(principal, service)
+    refused: verification.VerificationError | None = None
+    async with service.sessions() as session, session.begin():
+        try:
+            at = await verification.confirm_code(
+                session,
+                service.outbox,
+                service.settings,
+                member_id,
+                body.code,
+                available=service.settings.available_channels,
+            )
+        except verification.VerificationError as error:
+            refused = error  # the attempt is counted: commit, then refuse
+    if refused is not None:
+        raise _verification_problem(refused)
+    return VerifiedOut(kind="phone", verified_at=at)
+
+
+@me_router.post(
+    "/contacts/{kind}/resend",
+    response_model=VerificationSentOut,
+    status_code=201,
+    responses={
+        409: {"description": "Already verified, or no such contact"},
+        429: {"description": "Too many sends to this address or account (Retry-After)"},
+    },
+)
+async def resend_verification(
+    kind: Literal["email", "phone"],
+    service: ServiceDep,
+    identity: IdentityDep,
+    principal: CurrentPrincipal,
+) -> VerificationSentOut:
+    """Send a new verification link (email) or code (phone); earlier ones stop working.
+    At most 3 per hour per address and 6 per account (settings)."""
+    identity.policy.decide(principal, "contact_verification", "resend")
+    member_id = await _own_contacts(principal, service)
+    if kind == "phone" and "sms" not in service.settings.available_channels:
+        raise Problem(409, "No SMS channel", detail="Phone numbers cannot be verified here.")
+    async with service.sessions() as session, session.begin():
+        found = await verification.contacts_of(session, member_id)
+        assert found is not None
+        if not found.value(kind):
+            raise Problem(409, f"No {kind} to verify")
+        if found.verified(kind):
+            raise Problem(409, f"Your {kind} is already verified")
+        try:
+            delivery_id = await verification.send(
+                session, service.outbox, service.settings, member_id=member_id, kind=kind
+            )
+        except verification.RateLimited as limited:
+            raise Problem(
+                429,
+                "Too many verification messages",
+                detail=f"Try again in {limited.retry_after} seconds.",
+                headers={"Retry-After": str(limited.retry_after)},
+            ) from None
+    assert delivery_id is not None
+    return VerificationSentOut(kind=kind, delivery_id=delivery_id)
+
+
+ROUTERS = [templates_router, me_router, deliveries_router, campaigns_router, contacts_router]
 __all__ = ["CHANNELS", "DEFAULT_CHANNELS", "ROUTERS"]

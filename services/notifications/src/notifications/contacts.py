@@ -1,5 +1,8 @@
 """The contact kept of each member, following the registry's member snapshots.
 
+A snapshot whose email or phone differs from the stored one makes it unverified
+(``email_verified_at``/``phone_verified_at`` NULL): see notifications.verification.
+
 ``registry.member.registered``, ``.updated``, ``.confirmed`` and ``.marked-stale`` carry
 the member as it stands after the event. Each is applied to ``recipients`` (contact,
 preferred language, country of residence - hence the quiet-hours zone -, ISCO codes
@@ -31,6 +34,7 @@ from uuid import UUID
 from sqlalchemy import (
     and_,
     bindparam,
+    case,
     exists,
     func,
     literal,
@@ -79,6 +83,21 @@ def _upsert_snapshot() -> Any:
         set_={
             **{c: statement.excluded[c] for c in _COLUMNS if c != "member_id"},
             "updated_at": func.now(),
+            # A new address is not proven by the old one's verification.
+            "email_verified_at": case(
+                (
+                    recipients.c.email == statement.excluded.email,
+                    recipients.c.email_verified_at,
+                ),
+                else_=None,
+            ),
+            "phone_verified_at": case(
+                (
+                    recipients.c.phone == statement.excluded.phone,
+                    recipients.c.phone_verified_at,
+                ),
+                else_=None,
+            ),
         },
         where=or_(
             recipients.c.source_time.is_(None),
@@ -224,6 +243,12 @@ async def merge_into(session: AsyncSession, absorbed_id: UUID, survivor_id: UUID
             "country_of_residence",
             "occupations",
             "attributes",
+            # Verified as the absorbed record was; the survivor's snapshot resets what
+            # differs (a different address is not verified).
+            "email_verified_at",
+            "phone_verified_at",
+            "registered_at",
+            "welcomed_at",
         )
     }
     await session.execute(

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, case, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,13 +28,19 @@ from notifications.categories import category
 from notifications.preferences import Preferences, channel_chain
 from notifications.templates import Rendered, locale_of
 
+# A contact the person has proven they own, else NULL: nothing but its verification
+# (notifications.verification) is ever sent to an unverified address, so every message
+# (welcome, campaigns, proposals, fallbacks, resends) skips that channel.
+VERIFIED_EMAIL = case((recipients.c.email_verified_at.is_not(None), recipients.c.email), else_=None)
+VERIFIED_PHONE = case((recipients.c.phone_verified_at.is_not(None), recipients.c.phone), else_=None)
+
 # Columns of a recipient with their preferences (NULLs when the person has none).
 TARGET_COLUMNS = (
     recipients.c.member_id,
     recipients.c.given_name,
     recipients.c.family_name,
-    recipients.c.email,
-    recipients.c.phone,
+    VERIFIED_EMAIL.label("email"),
+    VERIFIED_PHONE.label("phone"),
     recipients.c.language,
     recipients.c.country_of_residence,
     preferences.c.channels,
@@ -63,7 +69,7 @@ _INSERT_DELIVERIES = (
 
 @dataclass(frozen=True)
 class Target:
-    """A person as the dispatcher needs them."""
+    """A person as the dispatcher needs them (``email``/``phone``: verified ones only)."""
 
     member_id: UUID
     given_name: str

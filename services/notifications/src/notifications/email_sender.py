@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.charset
-import email.header
+import email.errors
 import email.policy
 import email.utils
 import enum
 import functools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage, Message
-from email.utils import formatdate
+from email.headerregistry import Address
+from email.message import EmailMessage
 from typing import Any, Protocol
 
 import aiosmtplib
@@ -42,7 +41,7 @@ from diaspora_events.observability import context_from_headers
 from diaspora_events.outbox import OutboxWriter
 from notifications.adapters.orm import deliveries, preferences, recipients
 from notifications.categories import CATEGORIES
-from notifications.dispatch import Target, enqueue
+from notifications.dispatch import VERIFIED_EMAIL, VERIFIED_PHONE, Target, enqueue
 from notifications.errors import PermanentFailure
 from notifications.preferences import DISTURBING, Preferences, quiet_until
 from notifications.settings import NotificationsSettings
@@ -61,6 +60,7 @@ log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer("notifications.email")
 
 MESSAGE_ID_DOMAIN = "notifications.diaspora.gouv.tg"
+SECRET_REMOVED = "[verification link or code: removed once sent]"  # noqa: S105
 
 Clock = Callable[[], datetime]
 
@@ -146,74 +146,40 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-# Lines under the 998-octet limit of RFC 5322 without folding short headers (Message-ID).
-_NO_FOLDING = email.policy.compat32.clone(max_line_length=None)
-_UTF8_QP = email.charset.Charset("utf-8")
-_UTF8_QP.body_encoding = email.charset.QP
-_MIME_HEADERS = (
-    "MIME-Version: 1.0\n"
-    'Content-Type: text/plain; charset="utf-8"\n'
-    "Content-Transfer-Encoding: quoted-printable\n"
-)
+# Every header is built by the email package's header machinery (email.headerregistry
+# under the default policy): it folds long values and refuses a CR or LF in any of them
+# (issue 15: a registration's name carried "\r\nReply-To: ..." into a welcome email).
+# Never put a header together with string formatting. (Lines end with LF, as before;
+# the SMTP client sends them as CRLF.)
+_POLICY = email.policy.default.clone(max_line_length=998)  # fold only past the RFC limit
 
 
 class EmailTransport:
     def __init__(self, settings: NotificationsSettings) -> None:
         self._settings = settings
         self.connection = SmtpConnection(settings)
-        name, address = email.utils.parseaddr(settings.mail_from)
-        self._envelope_from = address
-        self._from_header = email.utils.formataddr((name, address), charset="utf-8")
-
-    def message_bytes(self, row: Any) -> bytes:
-        """The message as bytes: exactly what the compat32 MIME classes write
-        (:meth:`message_bytes_compat32`, kept as the reference the tests compare with),
-        put together directly; the email package's header handling took a quarter of
-        a sender's CPU per message."""
-        if not (row.address.isascii() and row.language.isascii()):
-            return self.message_bytes_compat32(row)
-        subject = (
-            row.subject
-            if row.subject.isascii()
-            else email.header.Header(row.subject, "utf-8", header_name="Subject").encode()
-        )
-        return (
-            _MIME_HEADERS + f"From: {self._from_header}\n"
-            f"To: {row.address}\n"
-            f"Subject: {subject}\n"
-            f"Date: {formatdate(localtime=False)}\n"
-            f"Message-ID: {message_id(row.id)}\n"
-            f"Content-Language: {row.language}\n\n"
-            f"{_UTF8_QP.body_encode(row.body)}"
-        ).encode("ascii")
-
-    def message_bytes_compat32(self, row: Any) -> bytes:
-        """The message as bytes, built with the compat32 MIME classes."""
-        message = Message()
-        message["MIME-Version"] = "1.0"
-        message.set_payload(row.body, _UTF8_QP)  # Content-Type text/plain; charset, QP body
-        message["From"] = self._from_header
-        message["To"] = row.address
-        message["Subject"] = (
-            row.subject
-            if row.subject.isascii()
-            else email.header.Header(row.subject, "utf-8", header_name="Subject").encode()
-        )
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = message_id(row.id)
-        message["Content-Language"] = row.language
-        return message.as_bytes(policy=_NO_FOLDING)
+        sender = _POLICY.header_factory("From", settings.mail_from)
+        (self._from,) = sender.addresses
+        self._envelope_from = self._from.addr_spec
 
     def message(self, row: Any) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self._settings.mail_from
-        message["To"] = row.address
+        """The message; ValueError if a value cannot be a header (CR, LF, bad address)."""
+        message = EmailMessage(policy=_POLICY)
+        message["From"] = self._from
+        message["To"] = Address(addr_spec=row.address)
         message["Subject"] = row.subject
-        message["Date"] = formatdate(localtime=False)
+        message["Date"] = email.utils.format_datetime(datetime.now(UTC))
         message["Message-ID"] = message_id(row.id)
-        message["Content-Language"] = row.language
-        message.set_content(row.body)
+        message.set_content(row.body, charset="utf-8", cte="quoted-printable")
+        message["Content-Language"] = row.language  # (set_content drops Content-* headers)
         return message
+
+    def message_bytes(self, row: Any) -> bytes:
+        try:
+            return self.message(row).as_bytes(policy=_POLICY)
+        except (ValueError, email.errors.HeaderParseError) as error:
+            # Nothing this row holds will ever make a valid message: do not retry it.
+            raise PermanentFailure(f"not a valid message: {error}") from error
 
     async def deliver(self, row: Any) -> None:
         await self.connection.send_raw(self._envelope_from, [row.address], self.message_bytes(row))
@@ -237,8 +203,10 @@ class SmsTransport:
 
 _CLAIM_COLUMNS = (
     deliveries,
-    recipients.c.email.label("r_email"),
-    recipients.c.phone.label("r_phone"),
+    VERIFIED_EMAIL.label("r_email"),
+    VERIFIED_PHONE.label("r_phone"),
+    recipients.c.email.label("r_any_email"),
+    recipients.c.phone.label("r_any_phone"),
     recipients.c.given_name.label("r_given_name"),
     recipients.c.family_name.label("r_family_name"),
     recipients.c.language.label("r_language"),
@@ -470,6 +438,20 @@ class DeliverySender:
         self, session: AsyncSession, transport: Transport, row: Any, now: datetime
     ) -> bool:
         """Send one claimed row; True if the channel accepted it (marked by the caller)."""
+        if row.recipient_id is not None and self.channel in ("email", "sms"):
+            # The address must still be the person's: verified, or for a verification
+            # message the one being verified. A changed address stops receiving at once.
+            verification = row.reason == "verification"
+            if self.channel == "email":
+                current = row.r_any_email if verification else row.r_email
+            else:
+                current = row.r_any_phone if verification else row.r_phone
+            if current is None or current != row.address:
+                await self._set(
+                    session, row, status="cancelled", last_error="address changed or unverified"
+                )
+                await self._forget_secret(session, [row])
+                return False
         prefs = Preferences.of(row)
         if not row.mandatory:
             if row.category in prefs.opted_out:
@@ -507,9 +489,21 @@ class DeliverySender:
             return False
         return True
 
+    async def _forget_secret(self, session: AsyncSession, rows: list[Any]) -> None:
+        """A verification message's link or code is not kept once it is out (or dead):
+        the database holds only the secret's hash (notifications.verification)."""
+        ids = [r.id for r in rows if r.reason == "verification"]
+        if ids:
+            await session.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids))
+                .values(body=SECRET_REMOVED, sms_text=SECRET_REMOVED)
+            )
+
     async def _mark_sent(self, session: AsyncSession, rows: list[Any]) -> None:
         sent_at = self.clock()
         await session.execute(_MARK_SENT, {"ids": [r.id for r in rows], "at": sent_at})
+        await self._forget_secret(session, rows)
         await self._outbox.add_many(
             session,
             [
@@ -561,6 +555,7 @@ class DeliverySender:
             "delivery_failed", channel=self.channel, delivery_id=str(row.id), attempts=attempts
         )
         await self._set(session, row, status="failed", attempts=attempts, last_error=error[:2000])
+        await self._forget_secret(session, [row])
         await self._outbox.add(
             session,
             DeliveryFailedV1(
@@ -577,8 +572,9 @@ class DeliverySender:
         await self._fall_back(session, row)
 
     async def _fall_back(self, session: AsyncSession, row: Any) -> None:
-        """Queue the same message on the next channel of the person's order, if any."""
-        if row.recipient_id is None or row.r_language is None:
+        """Queue the same message on the next channel of the person's order, if any.
+        (Not a verification: it proves one address, no other channel can stand in.)"""
+        if row.recipient_id is None or row.r_language is None or row.reason == "verification":
             return
         target = Target(
             member_id=row.recipient_id,

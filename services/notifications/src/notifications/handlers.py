@@ -23,9 +23,10 @@ from diaspora_events.contracts import (
 )
 from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
-from notifications import contacts, matching, profile_reminders
+from notifications import contacts, matching, profile_reminders, verification
 from notifications.adapters.orm import (
     campaign_recipients,
+    contact_verifications,
     deliveries,
     inbox,
     inbox_messages,
@@ -33,6 +34,7 @@ from notifications.adapters.orm import (
     recipients,
 )
 from notifications.dispatch import Skip, choose_channel, delivery_row, enqueue, load_target
+from notifications.settings import NotificationsSettings
 from notifications.templates import render_version, resolve
 
 CONSUMER_NAME = "notifications"
@@ -120,6 +122,9 @@ async def erase(session: AsyncSession, member_id: UUID) -> None:
         .where(campaign_recipients.c.recipient_id == member_id)
         .values(recipient_id=None)
     )
+    await session.execute(
+        delete(contact_verifications).where(contact_verifications.c.member_id == member_id)
+    )
     await session.execute(delete(inbox_messages).where(inbox_messages.c.member_id == member_id))
     await session.execute(delete(preferences).where(preferences.c.member_id == member_id))
     await session.execute(delete(recipients).where(recipients.c.member_id == member_id))
@@ -134,6 +139,7 @@ def build_consumer(
     outbox: OutboxWriter | None = None,
     available_channels: frozenset[str] = DEFAULT_CHANNELS,
     on_erased: Callable[[UUID], None] | None = None,
+    settings: NotificationsSettings | None = None,
 ) -> EventConsumer:
     consumer = EventConsumer(
         name=CONSUMER_NAME,
@@ -145,6 +151,28 @@ def build_consumer(
     from notifications.adapters.orm import outbox as outbox_table
 
     writer = outbox or OutboxWriter(outbox_table, source="/tg/diaspora/notifications")
+    # (The defaults when none are given: the AsyncAPI document builds a consumer.)
+    config = settings or NotificationsSettings.model_construct()
+
+    def wake(session: AsyncSession, created: object) -> None:
+        if created and work_available is not None:
+            # Wake the senders once the delivery rows are committed (visible to them).
+            after_commit(session, work_available.set)
+
+    async def snapshot_applied(
+        session: AsyncSession, member_id: UUID, before: verification.Contacts | None
+    ) -> list[str]:
+        """Verify the new contact values a snapshot brought (docs/notifications.md)."""
+        sent = await verification.send_for_new_values(
+            session,
+            writer,
+            config,
+            member_id=member_id,
+            before=before,
+            available=available_channels,
+        )
+        wake(session, sent)
+        return sent
 
     @consumer.on(MemberRegisteredV1)
     async def member_registered(
@@ -152,8 +180,9 @@ def build_consumer(
     ) -> None:
         # Re-registration replaces the contact; an older event than the stored snapshot,
         # or a member erased or merged away, changes nothing (contacts.py).
+        before = await verification.contacts_of(session, event.member_id)
         if event.profile is not None:
-            await contacts.apply_snapshot(
+            applied = await contacts.apply_snapshot(
                 session, event.member_id, event.profile, event.registered_at
             )
         else:
@@ -165,22 +194,24 @@ def build_consumer(
                 "language": event.preferred_language,
                 "country_of_residence": event.country_of_residence,
             }
-            await contacts.apply_contact(session, event.member_id, contact, event.registered_at)
-        created = await notify(
-            session,
-            writer,
-            member_id=event.member_id,
-            template="member_welcome",
-            variables={
-                "member_id": str(event.member_id),
-                "registered_at": event.registered_at.isoformat(),
-            },
-            cause_event_id=envelope.id,
-            available=available_channels,
+            applied = await contacts.apply_contact(
+                session, event.member_id, contact, event.registered_at
+            )
+        if not applied:
+            return
+        await session.execute(
+            update(recipients)
+            .where(recipients.c.member_id == event.member_id)
+            .values(registered_at=func.coalesce(recipients.c.registered_at, event.registered_at))
         )
-        if created is not None and work_available is not None:
-            # Wake the senders once the delivery row is committed (visible to them).
-            after_commit(session, work_available.set)
+        # The first message is the verification of each new contact; the welcome follows
+        # the first confirmation. With nothing to verify, the welcome goes now (to the
+        # channels that need no proof: the in-app inbox).
+        if not await snapshot_applied(session, event.member_id, before):
+            created = await verification.welcome_if_due(
+                session, writer, event.member_id, available=available_channels
+            )
+            wake(session, created)
 
     @consumer.on(MemberErasedV1)
     async def member_erased(event: MemberErasedV1, session: AsyncSession, _: Envelope) -> None:
@@ -193,13 +224,19 @@ def build_consumer(
 
     @consumer.on(MemberUpdatedV1)
     async def member_updated(event: MemberUpdatedV1, session: AsyncSession, _: Envelope) -> None:
-        await contacts.apply_snapshot(session, event.member_id, event.profile, event.updated_at)
+        before = await verification.contacts_of(session, event.member_id)
+        if await contacts.apply_snapshot(session, event.member_id, event.profile, event.updated_at):
+            await snapshot_applied(session, event.member_id, before)
 
     @consumer.on(MemberConfirmedV1)
     async def member_confirmed(
         event: MemberConfirmedV1, session: AsyncSession, _: Envelope
     ) -> None:
-        await contacts.apply_snapshot(session, event.member_id, event.profile, event.confirmed_at)
+        before = await verification.contacts_of(session, event.member_id)
+        if await contacts.apply_snapshot(
+            session, event.member_id, event.profile, event.confirmed_at
+        ):
+            await snapshot_applied(session, event.member_id, before)
 
     @consumer.on(MemberMergedV1)
     async def member_merged(event: MemberMergedV1, session: AsyncSession, _: Envelope) -> None:

@@ -54,6 +54,16 @@ class NotificationsSettings(ServiceSettings):
     # sender, with the same Message-IDs. Messages caused by events are always alone.
     campaign_send_batch: int = 20
 
+    # Contact verification (notifications.verification): an email link valid this long,
+    # an SMS code valid this long and tried at most this many times; sends (first and
+    # re-sends) per address and per member within an hour.
+    verification_link_base: str = "http://localhost:8080/api/notifications/contacts/email/confirm"
+    verification_email_ttl_hours: float = 24.0
+    verification_sms_ttl_minutes: float = 15.0
+    verification_code_attempts: int = 5
+    verification_sends_per_address_per_hour: int = 3
+    verification_sends_per_member_per_hour: int = 6
+
     @model_validator(mode="after")
     def _smtp_secured_in_production(self) -> Self:
         if self.environment == "production" and not (self.smtp_tls or self.smtp_starttls):

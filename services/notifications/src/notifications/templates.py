@@ -6,11 +6,29 @@ the person's locale. Every template declares its variables (name -> sample
 value); saving a version that uses an undeclared variable, or that does not
 render with the samples, is refused at save time, so it cannot fail at send time.
 
+Templates are written by administrators and rendered on the servers, so they are
+code from a less trusted source (issue 15: a preview ran ``id`` through
+``cycler.__init__.__globals__.os``). Every part, of previews and of real sends, renders
+in Jinja2's ``ImmutableSandboxedEnvironment`` with no globals at all, and a template
+may only use (checked on its syntax tree before anything renders, at save and preview):
+
+- its declared variables (plus ``locale`` and ``timezone``); Jinja's default globals
+  (``cycler``, ``joiner``, ``namespace``, ``range``, ``lipsum``, ``dict``) are refused
+  even when declared;
+- the filters of ``ALLOWED_FILTERS`` and the tests of ``ALLOWED_TESTS``;
+- no call (``x()``, ``x.method()``), no attribute or item whose name starts with ``_``,
+  no ``include``/``import``/``extends``/``macro``/``call``/``set``/``with`` blocks.
+
+Anything else is a ``TemplateInvalid`` naming it (a 422 problem over HTTP). An ``html``
+part, if one is added, renders with autoescape (``environment_for``); the text parts
+(subject, body, SMS) are plain text and are not HTML-escaped.
+
 The templates shipped in ``template_files/`` are seeded as version 1.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,8 +41,9 @@ from uuid import UUID
 import uuid_utils.compat as uuid_compat
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from babel import Locale, dates, numbers
-from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, meta, pass_context
+from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, meta, nodes, pass_context
 from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,6 +87,12 @@ EVENT_VARIABLES: dict[str, frozenset[str]] = {
             "starts_on",
             "ends_on",
         }
+    ),
+    "contact_verification_email": frozenset(
+        {"given_name", "family_name", "link", "expires_in_hours"}
+    ),
+    "contact_verification_sms": frozenset(
+        {"given_name", "family_name", "code", "expires_in_minutes"}
     ),
     "interest_expressed": frozenset(
         {"given_name", "family_name", "project_id", "project_title", "organisation", "message"}
@@ -168,22 +193,106 @@ def _format_currency(context: Context, value: Any, currency: str = "XOF") -> str
     )
 
 
-def _environment() -> Environment:
-    env = Environment(
+# What a template may use beyond its declared variables (see the module's docstring).
+ALLOWED_FILTERS = frozenset(
+    {
+        "escape",
+        "e",
+        "upper",
+        "lower",
+        "title",
+        "capitalize",
+        "trim",
+        "default",
+        "d",
+        "length",
+        "join",
+        "format_date",
+        "format_datetime",
+        "format_number",
+        "format_currency",
+    }
+)
+ALLOWED_TESTS = frozenset({"defined", "undefined", "none", "number", "string", "eq", "ne"})
+# Jinja's default globals: never available to a template, even if declared as a variable.
+JINJA_GLOBALS = frozenset(ImmutableSandboxedEnvironment().globals) | frozenset(
+    {"cycler", "joiner", "namespace", "range", "lipsum", "dict", "self", "caller"}
+)
+# Statements a message has no use for: they reach other templates or define code.
+_FORBIDDEN_NODES: dict[type[nodes.Node], str] = {
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "import",
+    nodes.Extends: "extends",
+    nodes.Macro: "macro",
+    nodes.CallBlock: "call block",
+    nodes.Call: "call",
+    nodes.Assign: "set",
+    nodes.AssignBlock: "set",
+    nodes.With: "with",
+    nodes.FilterBlock: "filter block",
+    nodes.Block: "block",
+}
+
+
+def _environment(*, html: bool) -> Environment:
+    env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined,
-        autoescape=False,  # noqa: S701
+        autoescape=html,
         keep_trailing_newline=True,
     )
+    env.globals.clear()
+    builtin = {name: env.filters[name] for name in ALLOWED_FILTERS if name in env.filters}
+    env.filters.clear()
     env.filters.update(
+        builtin,
         format_date=_format_date,
         format_datetime=_format_datetime,
         format_number=_format_number,
         format_currency=_format_currency,
     )
+    tests = {name: env.tests[name] for name in ALLOWED_TESTS}
+    env.tests.clear()
+    env.tests.update(tests)
     return env
 
 
-_env = _environment()
+_env = _environment(html=False)
+_html_env = _environment(html=True)
+
+
+def environment_for(part: str) -> Environment:
+    """The sandbox a part renders in: autoescaping for HTML, plain for text and SMS."""
+    return _html_env if part == "html" else _env
+
+
+def forbidden_names(ast: nodes.Template, declared: set[str]) -> list[str]:
+    """What the template uses that it may not: globals, undeclared variables, filters
+    and tests outside the lists, calls, private attributes, statements (sorted, once)."""
+    found: set[str] = set()
+    for node in ast.find_all(nodes.Node):
+        kind = _FORBIDDEN_NODES.get(type(node))
+        if kind is not None:
+            found.add(kind)
+        if isinstance(node, nodes.Name) and node.ctx == "load" and node.name in JINJA_GLOBALS:
+            found.add(node.name)
+        elif isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
+            found.add(f"filter {node.name}")
+        elif isinstance(node, nodes.Test) and node.name not in ALLOWED_TESTS:
+            found.add(f"test {node.name}")
+        elif isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+            found.add(node.attr)
+        elif (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+            and node.arg.value.startswith("_")
+        ):
+            found.add(node.arg.value)
+    if found:  # (the compiler behind find_undeclared_variables stops at unknown filters)
+        return sorted(found)
+    undeclared = meta.find_undeclared_variables(ast) - declared - JINJA_GLOBALS
+    return sorted(f"undeclared variable {name}" for name in undeclared)
 
 
 def locale_of(language: str, country: str | None) -> str:
@@ -209,25 +318,25 @@ def check(parts: Mapping[str, str], variables: Mapping[str, Any], *, category_na
         category(category_name)
     except ValueError as error:
         errors.append({"part": "category", "message": str(error)})
-    declared = set(variables) | BUILTIN_VARIABLES
+    shadowing = sorted(set(variables) & JINJA_GLOBALS)
+    if shadowing:
+        errors.append({"part": "variables", "message": f"reserved names: {', '.join(shadowing)}"})
+    declared = (set(variables) | BUILTIN_VARIABLES) - JINJA_GLOBALS
     for part in PARTS:
         source = parts.get(part, "")
+        env = environment_for(part)
         try:
-            ast = _env.parse(source)
+            ast = env.parse(source)
         except TemplateSyntaxError as error:
             errors.append({"part": part, "message": f"syntax error line {error.lineno}: {error}"})
             continue
-        undeclared = sorted(meta.find_undeclared_variables(ast) - declared)
-        if undeclared:
-            errors.append(
-                {"part": part, "message": f"uses undeclared variables: {', '.join(undeclared)}"}
-            )
+        refused = forbidden_names(ast, declared)
+        if refused:
+            errors.append({"part": part, "message": f"not allowed: {', '.join(refused)}"})
             continue
         for language in LANGUAGES:
             try:
-                _env.from_string(source).render(
-                    {**variables, "locale": language, "timezone": "UTC"}
-                )
+                env.from_string(source).render({**variables, "locale": language, "timezone": "UTC"})
             except Exception as error:
                 errors.append(
                     {"part": part, "message": f"does not render with the samples: {error}"}
@@ -242,7 +351,17 @@ def check(parts: Mapping[str, str], variables: Mapping[str, Any], *, category_na
 
 @cache
 def _compiled(template_id: UUID, part: str, source: str) -> Any:
-    return _env.from_string(source)
+    return environment_for(part).from_string(source)
+
+
+# A subject is one line: control characters a variable brings (a name from an event
+# written before text fields refused them) become a space. The mail header machinery
+# refuses CR and LF anyway; this keeps the message sendable.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    return _CONTROL.sub(" ", text).strip()
 
 
 def render_version(
@@ -252,9 +371,11 @@ def render_version(
     locale: str | None = None,
     timezone: str = "UTC",
 ) -> Rendered:
-    context = {**variables, "locale": locale or version.language, "timezone": timezone}
+    # Only the template's declared variables reach it (and the two the filters read).
+    context = {k: v for k, v in variables.items() if k in version.variables}
+    context.update(locale=locale or version.language, timezone=timezone)
     return Rendered(
-        subject=_compiled(version.id, "subject", version.subject).render(context).strip(),
+        subject=one_line(_compiled(version.id, "subject", version.subject).render(context)),
         body=_compiled(version.id, "body", version.body).render(context),
         sms=_compiled(version.id, "sms", version.sms).render(context).strip(),
         language=version.language,

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from uuid_utils.compat import uuid7
 
-from diaspora_events.cloudevents import encode, headers_to_kafka
+from diaspora_events.cloudevents import decode, encode, headers_from_kafka, headers_to_kafka
 from diaspora_events.contracts import Event, MemberRegisteredV1
-from notifications.adapters.orm import deliveries, preferences, recipients
+from diaspora_events.kafka import ensure_topics
+from diaspora_events.outbox import OutboxRelay
+from diaspora_events.topics import ALL_TOPICS, Topic, with_prefix
+from notifications.adapters.orm import deliveries, outbox, preferences, recipients
 from notifications.bootstrap import Notifications
 
 
@@ -65,8 +70,11 @@ async def add_recipient(
     country: str = "FR",
     occupations: list[str] | None = None,
     prefs: dict[str, Any] | None = None,
+    verified: bool = True,
 ) -> UUID:
+    """A recipient; its email and phone are verified unless ``verified=False``."""
     member_id = uuid7()
+    now = datetime.now(UTC)
     async with service.sessions() as session, session.begin():
         await session.execute(
             insert(recipients).values(
@@ -78,6 +86,9 @@ async def add_recipient(
                 language=language,
                 country_of_residence=country,
                 occupations=occupations or [],
+                email_verified_at=now if verified and email else None,
+                phone_verified_at=now if verified and phone else None,
+                welcomed_at=now,
             )
         )
         if prefs is not None:
@@ -95,3 +106,86 @@ async def deliveries_of(service: Notifications, member_id: UUID | None = None) -
         query = query.where(deliveries.c.recipient_id == member_id)
     async with service.sessions() as session:
         return list((await session.execute(query)).all())
+
+
+VERIFICATION_LINK = re.compile(r"confirm\?token=([A-Za-z0-9_\-]+)")
+
+
+def verification_token(text: str) -> str:
+    """The token of the verification link in an email's text."""
+    found = VERIFICATION_LINK.search(text)
+    if found is None:
+        raise AssertionError(f"no verification link in {text!r}")
+    return found.group(1)
+
+
+async def confirm_email(service: Notifications, mail_text: str) -> UUID:
+    """Confirm an address with the link of its verification email, as the person opening
+    it does (POST /contacts/email/confirm); returns the member id. The welcome follows."""
+    from notifications.verification import confirm_link
+
+    async with service.sessions() as session, session.begin():
+        member_id, _at = await confirm_link(
+            session,
+            service.outbox,
+            verification_token(mail_text),
+            available=service.settings.available_channels,
+        )
+    return member_id
+
+
+async def _unpublished(service: Notifications) -> int:
+    async with service.sessions() as session:
+        found = await session.execute(
+            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        )
+    return int(found.scalar_one())
+
+
+async def publish_outbox(service: Notifications) -> int:
+    """Run the outbox relay, as the worker does, until every pending row is published;
+    returns how many rows were pending."""
+    from diaspora_devstack.testing import wait_until  # (tests only: not in the image)
+
+    settings = service.settings
+    await ensure_topics(
+        settings.kafka_bootstrap, [with_prefix(t, settings.topic_prefix) for t in ALL_TOPICS]
+    )
+    pending = await _unpublished(service)
+    relay = OutboxRelay(
+        engine=service.engine,
+        table=outbox,
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="notifications-test-relay",
+        topic_prefix=settings.topic_prefix,
+        poll_interval=0.05,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+
+        async def done() -> bool:
+            return await _unpublished(service) == 0
+
+        await wait_until(done, timeout=30, message="the outbox to be published")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    return pending
+
+
+async def events_on(
+    service: Notifications, topic: Topic, *, expect: int
+) -> list[tuple[str, str, Any]]:
+    """(type, key, event) of the events on one of the platform's topics, from the broker."""
+    from diaspora_devstack.testing import read_topic
+
+    settings = service.settings
+    records = await read_topic(
+        settings.kafka_bootstrap, settings.topic_prefix + topic.name, expect=expect, timeout=20
+    )
+    found = []
+    for record in records:
+        envelope = decode(headers_from_kafka(record.headers), record.value)
+        found.append((envelope.type, record.key.decode(), envelope.to_event()))
+    return found

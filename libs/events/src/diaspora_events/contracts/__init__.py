@@ -29,7 +29,12 @@ from diaspora_events.contracts.matching import (
     ProjectUpdatedV1,
     ProjectWithdrawnV1,
 )
-from diaspora_events.contracts.notifications import DeliveryDeliveredV1, DeliveryFailedV1
+from diaspora_events.contracts.notifications import (
+    ContactVerifiedV1,
+    DeliveryDeliveredV1,
+    DeliveryFailedV1,
+    NotificationsAuditRecordedV1,
+)
 from diaspora_events.contracts.registry import (
     AssociationRegisteredV1,
     AssociationUpdatedV1,
@@ -48,6 +53,7 @@ from diaspora_events.contracts.registry import (
 __all__ = [
     "AssociationRegisteredV1",
     "AssociationUpdatedV1",
+    "ContactVerifiedV1",
     "DeliveryDeliveredV1",
     "DeliveryFailedV1",
     "DuplicatesFlaggedV1",
@@ -75,6 +81,7 @@ __all__ = [
     "NeedDetails",
     "NeedPostedV1",
     "NeedUpdatedV1",
+    "NotificationsAuditRecordedV1",
     "ProjectDetails",
     "ProjectSubmittedV1",
     "ProjectUpdatedV1",

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from diaspora_events.consumer import inbox_table
 from diaspora_events.outbox import outbox_table
+from diaspora_identity.audit import audit_table
 
 metadata = MetaData()
 
@@ -49,6 +50,14 @@ recipients = Table(
     Column("source_time", DateTime(timezone=True)),
     # When the registry's latest applied newsletters consent decision was taken.
     Column("newsletter_consent_at", DateTime(timezone=True)),
+    # When the person proved they own the email / phone above (NULL: not proven; a new
+    # value resets it). Nothing but its verification is sent to an unproven contact.
+    Column("email_verified_at", DateTime(timezone=True)),
+    Column("phone_verified_at", DateTime(timezone=True)),
+    # The registration's time, for the welcome message; welcomed_at once it is queued
+    # (it follows the first verified contact, see notifications.verification).
+    Column("registered_at", DateTime(timezone=True)),
+    Column("welcomed_at", DateTime(timezone=True)),
 )
 
 # Members erased or merged away: no late or replayed snapshot brings them back. Only
@@ -214,6 +223,32 @@ campaign_recipients = Table(
         postgresql_where=text("status = 'pending'"),
     ),
 )
+
+# One verification message sent to one contact value (every send, re-sends included, is
+# a row: the rate limits count them). Only the secret's SHA-256 is kept.
+contact_verifications = Table(
+    "contact_verifications",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("member_id", Uuid, nullable=False),
+    Column("kind", String(8), nullable=False),  # email | phone
+    Column("address", Text),  # NULL once used, superseded or the member erased
+    Column("secret_hash", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # pending -> verified | superseded (a newer send or a new address) | exhausted
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("verified_at", DateTime(timezone=True)),
+    # sha256 of the address: the per-address rate limit outlives the erased address.
+    Column("address_hash", Text, nullable=False),
+    Index("contact_verifications_member_idx", "member_id", "kind", "created_at"),
+    Index("contact_verifications_address_idx", "address_hash", "created_at"),
+)
+
+# Staff reads of delivery logs and inboxes, template saves and previews (append-only;
+# the one definition, shared with registry and matching: diaspora_identity.audit).
+audit_log = audit_table(metadata)
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

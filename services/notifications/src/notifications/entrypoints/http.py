@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from diaspora_events.observability import setup_observability
+from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal, Identity, install_identity
 from diaspora_service.app import create_app
 from diaspora_service.problems import Problem
@@ -27,6 +28,7 @@ from diaspora_service.request_id import RequestIdMiddleware
 from notifications import SERVICE_NAME
 from notifications.adapters.orm import deliveries, recipients
 from notifications.api import ROUTERS
+from notifications.audit import DELIVERY_FIELDS, audit_trail
 from notifications.bootstrap import Notifications, bootstrap
 from notifications.templates import seed_missing
 
@@ -89,13 +91,17 @@ IdentityDep = Annotated[Identity, Depends(_identity)]
 )
 async def list_deliveries(
     member_id: UUID,
+    request: Request,
     service: ServiceDep,
     identity: IdentityDep,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: datetime | None = None,
 ) -> DeliveryPage:
-    """A person's delivery log, newest first (keyset pagination on `before`)."""
+    """A person's delivery log, newest first (keyset pagination on `before`).
+
+    Anyone but the person reading it (an officer, an admin) leaves an audit entry in the
+    same transaction as the read (notifications.audit.recorded, keyed by member id)."""
     decision = identity.policy.decide(principal, "delivery", "list")
     scope = decision.where(
         {
@@ -119,8 +125,12 @@ async def list_deliveries(
     )
     if before is not None:
         query = query.where(deliveries.c.created_at < before)
-    async with service.sessions() as session:
+    async with service.sessions() as session, session.begin():
         rows = (await session.execute(query)).all()
+        if principal.member_id != member_id:
+            await audit_trail(service.outbox).record(
+                session, decision, AccessContext.of(request), [(member_id, DELIVERY_FIELDS)]
+            )
     items = [DeliveryOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
     return DeliveryPage(
         items=items, next_before=items[-1].created_at if len(rows) > limit else None

@@ -59,6 +59,7 @@ async def run(
         topic_prefix=settings.topic_prefix,
         outbox=service.outbox,
         available_channels=settings.available_channels,
+        settings=settings,
     )
     await prepare_topics(
         settings.kafka_bootstrap,

@@ -1,0 +1,59 @@
+"""The notifications service's audit trail.
+
+Entries go to the service's own append-only ``audit_log`` table (its definition and
+trigger are diaspora_identity.audit's, shared with registry and matching) in the
+transaction of the read, and out as ``notifications.audit.recorded`` through the outbox
+on topic ``notifications.audit``:
+
+- a staff read of a person's delivery log or inbox: resource ``delivery`` or
+  ``inbox_message``, record id = the member id (the event's key, as in the other
+  services, so the person's access log finds it);
+- an administrator's template save or preview: resource ``notification_template``,
+  record id = the template version's id (saved, or previewed; a draft's preview uses
+  the latest saved version of that key and language, or ``template_record_id`` of the
+  key and language when there is none). There is no member: the event is keyed by
+  that id, and no person's access log shows it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+from diaspora_events.contracts import NotificationsAuditRecordedV1
+from diaspora_events.outbox import OutboxWriter
+from diaspora_identity.audit import AuditEntry, AuditTrail
+from notifications.adapters.orm import audit_log
+
+_TEMPLATE_NAMESPACE = uuid.UUID("0b7f6c2a-3e55-4b8e-a0c4-7d1f9e2b6a31")
+TEMPLATE_FIELDS = ("subject", "body", "sms", "variables")
+DELIVERY_FIELDS = ("subject", "last_error")
+INBOX_FIELDS = ("title", "body")
+
+
+def template_record_id(key: str, language: str) -> UUID:
+    """The record id of a template that has no saved version yet (a draft's preview)."""
+    return uuid.uuid5(_TEMPLATE_NAMESPACE, f"{key}/{language}")
+
+
+def audit_event(entry: AuditEntry) -> NotificationsAuditRecordedV1:
+    return NotificationsAuditRecordedV1(
+        audit_id=entry.audit_id,
+        occurred_at=entry.occurred_at,
+        actor_subject=entry.actor_subject,
+        actor_roles=entry.actor_roles,
+        actor_client=entry.actor_client,
+        actor_is_service=entry.actor_is_service,
+        action=entry.action,
+        resource=entry.resource,
+        record_id=entry.record_id,
+        fields=entry.fields,
+        client_address=entry.client_address,
+        request_id=entry.request_id,
+        trace_id=entry.trace_id,
+    )
+
+
+def audit_trail(outbox: OutboxWriter) -> AuditTrail:
+    """The trail writing to this service's ``audit_log`` and outbox."""
+    return AuditTrail(audit_log, outbox, audit_event)
