@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from diaspora_devstack.mailbox import Mailbox
-from diaspora_devstack.testing import asyncpg_url
+from diaspora_devstack.testing import app_url, asyncpg_url
 from diaspora_identity.testing import LocalIssuer
 from notifications.bootstrap import Notifications, bootstrap
 from notifications.settings import NotificationsSettings
@@ -20,7 +20,8 @@ def make_settings(
 ) -> SettingsFactory:
     def make(**overrides: Any) -> NotificationsSettings:
         values: dict[str, Any] = {
-            "database_url": asyncpg_url(notifications_database),
+            # The service connects as its runtime role, as it does when deployed.
+            "database_url": asyncpg_url(app_url(notifications_database, "notifications")),
             "kafka_bootstrap": kafka_bootstrap,
             "topic_prefix": topic_prefix,
             "environment": "test",

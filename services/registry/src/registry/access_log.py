@@ -27,6 +27,7 @@ from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.matching import MatchingAuditRecordedV1
+from diaspora_events.contracts.notifications import NotificationsAuditRecordedV1
 from registry import SERVICE_NAME
 from registry.adapters.orm import audit_log, inbox, member_accesses
 from registry.service import ACCESS_LOG_FIELDS
@@ -34,11 +35,19 @@ from registry.service import ACCESS_LOG_FIELDS
 CONSUMER_NAME = "registry-access-log"
 
 # The other services' audit events about members (the registry's own are in audit_log).
-AUDIT_CONTRACTS: tuple[type[AuditRecorded], ...] = (MatchingAuditRecordedV1,)
+AUDIT_CONTRACTS: tuple[type[AuditRecorded], ...] = (
+    MatchingAuditRecordedV1,
+    NotificationsAuditRecordedV1,
+)
+# Audited resources that are nobody's record (an administrator's template preview):
+# kept in their service's audit trail, never in a person's access log.
+NOT_ABOUT_A_PERSON = frozenset({"notification_template"})
 
 
 async def record_access(session: AsyncSession, service: str, event: AuditRecorded) -> None:
     """Keep one access (idempotent on the audit id, besides the consumer's inbox)."""
+    if event.resource in NOT_ABOUT_A_PERSON:
+        return
     await session.execute(
         insert(member_accesses)
         .values(

@@ -248,7 +248,7 @@ contact_verifications = Table(
 
 # Staff reads of delivery logs and inboxes, template saves and previews (append-only;
 # the one definition, shared with registry and matching: diaspora_identity.audit).
-audit_log = audit_table(metadata)
+audit_log = audit_table(metadata, chained=True)
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
