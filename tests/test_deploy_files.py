@@ -1239,6 +1239,7 @@ async def test_internal_tls_lets_the_services_verify_mail_catcher_and_keycloak(
     controller.start()
     try:
         settings = NotificationsSettings(
+            environment="test",
             database_url="postgresql://n:p@db.invalid/n",
             smtp_host="localhost",
             smtp_port=controller.port,

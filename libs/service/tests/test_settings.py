@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
 
 from diaspora_service.settings import ServiceSettings, is_development_database
 
@@ -43,3 +44,42 @@ def test_production_accepts_a_real_database() -> None:
         **HTTPS,
     )
     assert settings.async_database_url.startswith("postgresql+asyncpg://registry:")
+
+
+def test_no_environment_refuses_to_start_and_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fail closed: an unset environment is not development (issue 15, item 7)."""
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+
+    class RegistryLike(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore", frozen=True)
+
+    monkeypatch.delenv("REGISTRY_ENVIRONMENT", raising=False)
+    with pytest.raises(ValidationError, match="REGISTRY_ENVIRONMENT"):
+        RegistryLike(database_url="postgresql://postgres@127.0.0.1:55432/registry")
+    monkeypatch.setenv("REGISTRY_ENVIRONMENT", "development")
+    development = RegistryLike(database_url="postgresql://postgres@127.0.0.1:55432/registry")
+    assert development.environment == "development"
+    assert development.oidc_issuer.endswith("/dev-idp")
+    monkeypatch.setenv("REGISTRY_ENVIRONMENT", "")
+    with pytest.raises(ValidationError, match="REGISTRY_ENVIRONMENT"):
+        RegistryLike(database_url="postgresql://postgres@127.0.0.1:55432/registry")
+    monkeypatch.setenv("REGISTRY_ENVIRONMENT", "staging")
+    with pytest.raises(ValidationError):
+        RegistryLike(database_url="postgresql://postgres@127.0.0.1:55432/registry")
+
+
+def test_test_mode_accepts_the_development_defaults_the_fixtures_use() -> None:
+    settings = ServiceSettings(
+        environment="test", database_url="postgresql://postgres@127.0.0.1:55432/registry"
+    )
+    assert settings.environment == "test"
+
+
+def test_production_refuses_the_development_identity_provider() -> None:
+    with pytest.raises(ValidationError, match="development identity provider"):
+        ServiceSettings(
+            environment="production",
+            database_url="postgresql://registry:s3cret@db.internal:5432/registry",
+        )

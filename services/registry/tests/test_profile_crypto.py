@@ -86,7 +86,9 @@ def test_bad_key_configurations_are_refused(keys: str) -> None:
 def test_settings_check_the_keys_and_production_refuses_the_development_key() -> None:
     key = generate_key()
     with pytest.raises(ValidationError, match="REGISTRY_DOCUMENT_KEY_ID"):
-        RegistrySettings(database_url="postgresql://x", document_keys=f"k1:{key}")
+        RegistrySettings(
+            database_url="postgresql://x", document_keys=f"k1:{key}", environment="test"
+        )
     with pytest.raises(ValidationError, match="development document key"):
         RegistrySettings(
             database_url=PRODUCTION_DB, oidc_issuer=PRODUCTION_ISSUER, environment="production"

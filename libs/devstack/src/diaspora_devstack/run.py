@@ -68,7 +68,18 @@ def run(*, keep_infra: bool = False) -> int:
     }
     specs = load_specs(cfg, variables)
     width = max(len(s.name) for s in specs)
-    base_env = {**os.environ, **endpoints.as_env(), "DIASPORA_ENVIRONMENT": "development"}
+    # Services refuse to start without their environment (fail closed): set it, and say so.
+    development = {
+        f"{n}_ENVIRONMENT": "development" for n in ("REGISTRY", "NOTIFICATIONS", "MATCHING")
+    }
+    base_env = {**os.environ, **endpoints.as_env(), **development}
+    print(
+        "\n!! DEVELOPMENT MODE (<SERVICE>_ENVIRONMENT=development): tokens come from the"
+        "\n!! development identity provider (anyone can mint any role), documents are encrypted"
+        "\n!! with the development key published in this repository, the database has no"
+        "\n!! password and Kafka is plaintext on loopback. Never expose it; never use real data.\n",
+        flush=True,
+    )
     bin_dir = str(Path(sys.executable).parent)
     base_env["PATH"] = f"{bin_dir}:{base_env.get('PATH', '')}"
 

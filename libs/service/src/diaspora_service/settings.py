@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,7 +23,11 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    environment: Environment = "development"
+    # No default: a service started without it refuses to start (fail closed). The
+    # development defaults below (identity provider, database, registry's document key)
+    # are accepted in `development` and `test` (the fixtures run on the embedded stack
+    # with a local issuer); `production` refuses every one of them.
+    environment: Environment
     database_url: str
     kafka_bootstrap: str = "127.0.0.1:19092"
     # Keeps environments (and test runs) apart on a shared Kafka cluster.
@@ -49,6 +53,18 @@ class ServiceSettings(BaseSettings):
     oidc_jwks_min_refresh_seconds: float = 30.0
     # Embassy jurisdictions (reference data); default: the seed shipped with diaspora_identity.
     jurisdictions_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_is_explicit(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("environment"):
+            variable = f"{cls.model_config.get('env_prefix', '')}ENVIRONMENT".upper()
+            raise ValueError(
+                f"{variable} is not set: set it to production, or explicitly to development "
+                "or test (the development identity provider, keys and database are accepted "
+                "only there); a service without it refuses to start"
+            )
+        return data
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Self:
