@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     gateway.add_argument("--rate-per-token", default="20r/s")
     gateway.add_argument("--burst-per-token", type=int, default=40)
     gateway.add_argument("--body-limit", default="1m")
+    gateway.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        help="a load balancer in front (address or network) whose X-Forwarded-For is used",
+    )
     gateway.add_argument("--name", default="gateway", help="instance name (state folder, logs)")
     args = parser.parse_args(argv)
     cfg = StackConfig.from_env()
@@ -141,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     rate_per_token=args.rate_per_token,
                     burst_per_token=args.burst_per_token,
                     body_limit=args.body_limit,
+                    trusted_proxies=tuple(args.trusted_proxy),
                     name=args.name,
                 ),
             )

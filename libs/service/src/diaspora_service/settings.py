@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from diaspora_events.kafka import KafkaConnection, SaslMechanism, SecurityProtocol
 
 Environment = Literal["development", "test", "production"]
 
@@ -18,7 +21,44 @@ DEV_OIDC_ISSUER = "http://127.0.0.1:8090/dev-idp"
 DEV_ISSUER_MARK = "/dev-idp"
 
 
-class ServiceSettings(BaseSettings):
+class KafkaClientSettings(BaseSettings):
+    """How a process reaches Kafka (docs/operations.md): plaintext on loopback for the
+    embedded development stack; TLS and a SCRAM principal of its own in deployments."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # The authority that signed the brokers' certificates (PEM); default: the system's.
+    kafka_ca_file: str | None = None
+    # A client certificate and key (PEM), where the brokers require mutual TLS.
+    kafka_cert_file: str | None = None
+    kafka_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _kafka_connection_is_complete(self) -> Self:
+        self.kafka  # noqa: B018 (builds the connection: refuses an incomplete one)
+        return self
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        password = self.kafka_sasl_password
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=password.get_secret_value() if password is not None else None,
+            ca_file=self.kafka_ca_file,
+            cert_file=self.kafka_cert_file,
+            key_file=self.kafka_key_file,
+        )
+
+
+class ServiceSettings(KafkaClientSettings):
     """Base settings; a service subclasses it with ``env_prefix`` set to its name."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -29,7 +69,6 @@ class ServiceSettings(BaseSettings):
     # with a local issuer); `production` refuses every one of them.
     environment: Environment
     database_url: str
-    kafka_bootstrap: str = "127.0.0.1:19092"
     # Keeps environments (and test runs) apart on a shared Kafka cluster.
     topic_prefix: str = ""
     # Replication of the topics a service creates: 1 on one broker, 3 on a cluster.
@@ -39,6 +78,10 @@ class ServiceSettings(BaseSettings):
     # A consumer with lag whose committed offsets have not moved for this long is stuck.
     consumer_stuck_after_seconds: float = 60.0
     http_host: str = "127.0.0.1"
+    # Peers whose X-Forwarded-For names the client (addresses or networks, comma-separated):
+    # the gateway's addresses. Anyone else's X-Forwarded-For is ignored: the audit trail
+    # records the peer. Run uvicorn with --no-proxy-headers: the application decides.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1", "::1")
     http_port: int = 8000
     json_logs: bool = True
 
@@ -53,6 +96,22 @@ class ServiceSettings(BaseSettings):
     oidc_jwks_min_refresh_seconds: float = 30.0
     # Embassy jurisdictions (reference data); default: the seed shipped with diaspora_identity.
     jurisdictions_file: Path | None = None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies_are_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for entry in value:
+            if entry == "*":
+                raise ValueError(
+                    "'*' trusts everyone's X-Forwarded-For: list the gateway's addresses"
+                )
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or network") from None
+        return tuple(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -80,6 +139,12 @@ class ServiceSettings(BaseSettings):
             url = getattr(self, name)
             if url is not None and not url.startswith("https://"):
                 raise ValueError(f"production mode requires an https {name}")
+        kafka = self.kafka
+        if not kafka.uses_tls or not (kafka.uses_sasl or kafka.cert_file):
+            raise ValueError(
+                "production mode refuses Kafka without TLS and authentication: set "
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL and the service's SASL username and password"
+            )
         return self
 
     @property

@@ -43,7 +43,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
     registry = registry or bootstrap()
     settings = registry.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
-    broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
+    broker_ = make_broker(settings.kafka, client_id=f"{SERVICE_NAME}-worker")
     consumer = build_consumer(
         sessions=registry.sessions,
         dead_letters=broker_dead_letter_sink(broker_),
@@ -52,7 +52,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         jurisdictions=registry.identity.jurisdictions,
     )
     await prepare_topics(
-        settings.kafka_bootstrap,
+        settings.kafka,
         [consumer],
         prefix=settings.topic_prefix,
         replication_factor=settings.kafka_replication_factor,
@@ -66,7 +66,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         batch_size=settings.stale_batch_size,
     )
     lag = LagMonitor(
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=settings.kafka,
         group_id=consumer.group_id,
         consumer_name=consumer.name,
         topics=consumer.topics,
@@ -77,7 +77,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         return not lag.stuck
 
     async def broker() -> bool:
-        return await broker_reachable(settings.kafka_bootstrap)
+        return await broker_reachable(settings.kafka)
 
     tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
         broker_task(broker_),
