@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -20,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from diaspora_devstack.testing import SecureKafka
-from diaspora_events.acls import platform_acls
+from diaspora_events.acls import platform_acls, setup_script
 from diaspora_events.kafka import (
     KafkaConnection,
     client_options,
@@ -186,3 +187,19 @@ def test_acls_limit_each_service_to_its_own_topics_and_groups() -> None:
                 assert acl.name.startswith("prod."), acl
     reads = {a.name for a in acls["notifications"] if a.operation == "READ"}
     assert "prod.registry.members" in reads
+
+
+def test_the_deployments_setup_script_is_generated_from_the_code() -> None:
+    """deploy/kafka/setup.sh (compose and cluster job) is what the code says today."""
+    deploy = Path(__file__).resolve().parents[1] / "deploy"
+    script = deploy / "kafka" / "setup.sh"
+    # The cluster's copies (kustomize reads files under deploy/k8s only) are the same.
+    for name in ("setup.sh", "start-kafka.sh", "admin-client.sh"):
+        assert (deploy / "k8s" / "kafka" / name).read_text() == (
+            deploy / "kafka" / name
+        ).read_text(), name
+    assert script.read_text() == setup_script(), (
+        "regenerate it: uv run python -m diaspora_events.acls --format script "
+        "> deploy/kafka/setup.sh"
+    )
+    assert "allow-principal User:ANONYMOUS" not in script.read_text()

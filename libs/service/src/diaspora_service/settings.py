@@ -38,13 +38,10 @@ class KafkaClientSettings(BaseSettings):
     kafka_cert_file: str | None = None
     kafka_key_file: str | None = None
 
-    @model_validator(mode="after")
-    def _kafka_connection_is_complete(self) -> Self:
-        self.kafka  # noqa: B018 (builds the connection: refuses an incomplete one)
-        return self
-
     @property
     def kafka(self) -> KafkaConnection:
+        """Built when a process makes a Kafka client: refuses SASL without a username and
+        password then (processes without Kafka clients, the APIs, need no Kafka secret)."""
         password = self.kafka_sasl_password
         return KafkaConnection(
             bootstrap_servers=self.kafka_bootstrap,
@@ -139,8 +136,12 @@ class ServiceSettings(KafkaClientSettings):
             url = getattr(self, name)
             if url is not None and not url.startswith("https://"):
                 raise ValueError(f"production mode requires an https {name}")
-        kafka = self.kafka
-        if not kafka.uses_tls or not (kafka.uses_sasl or kafka.cert_file):
+        protocol = self.kafka_security_protocol
+        if (
+            protocol == "PLAINTEXT"
+            or protocol == "SASL_PLAINTEXT"
+            or (protocol == "SSL" and not self.kafka_cert_file)
+        ):
             raise ValueError(
                 "production mode refuses Kafka without TLS and authentication: set "
                 "KAFKA_SECURITY_PROTOCOL=SASL_SSL and the service's SASL username and password"
