@@ -820,16 +820,30 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
 def test_k8s_kafka_has_three_brokers_replication_3_and_min_isr_2() -> None:
     (kafka,) = _k8s_kind("StatefulSet")
     assert kafka["spec"]["replicas"] == 3
-    env = _env(kafka["spec"]["template"]["spec"]["containers"][0])
-    assert "controller" in env["KAFKA_PROCESS_ROLES"]  # KRaft
-    assert len(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == 3
-    assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
-    assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
-    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
-    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
-    assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
-    assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
-    assert env["KAFKA_NUM_PARTITIONS"] == str(TOPIC_PARTITIONS)
+    container = kafka["spec"]["template"]["spec"]["containers"][0]
+    env = _env(container)
+    # The broker's settings come from deploy/kafka/start-kafka.sh (SASL_SSL, ACLs), fed
+    # by these variables (issue 15: the same script as the single-host broker).
+    assert container["command"] == ["/bin/bash", "/scripts/start-kafka.sh"]
+    script = (K8S / "kafka" / "start-kafka.sh").read_text()
+    assert script == (ROOT / "deploy" / "kafka" / "start-kafka.sh").read_text()
+    assert "process.roles=broker,controller" in script  # KRaft
+    assert len(env["VOTERS"].split(",")) == 3
+    assert env["REPLICATION"] == "3"
+    assert env["MIN_ISR"] == "2"
+    assert env["CONTROLLER_PROTOCOL"] == "SSL"
+    for setting in (
+        "default.replication.factor=${replication}",
+        "min.insync.replicas=${min_isr}",
+        "offsets.topic.replication.factor=${replication}",
+        "transaction.state.log.replication.factor=${replication}",
+        "transaction.state.log.min.isr=${min_isr}",
+        "unclean.leader.election.enable=false",
+        f"num.partitions={TOPIC_PARTITIONS}",
+        "allow.everyone.if.no.acl.found=false",
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:${controller_protocol}",
+    ):
+        assert setting in script, setting
     budgets = {b["metadata"]["name"]: b for b in _k8s_kind("PodDisruptionBudget")}
     assert budgets["kafka"]["spec"]["maxUnavailable"] == 1
 
@@ -1248,6 +1262,7 @@ async def test_internal_tls_lets_the_services_verify_mail_catcher_and_keycloak(
     controller.start()
     try:
         settings = NotificationsSettings(
+            environment="test",
             database_url="postgresql://n:p@db.invalid/n",
             smtp_host="localhost",
             smtp_port=controller.port,

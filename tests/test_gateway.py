@@ -301,3 +301,41 @@ async def test_identity_provider_outage_is_503_not_401(
         assert response.headers["retry-after"] == "5"
     finally:
         process.stop()
+
+
+async def test_metrics_and_readiness_details_are_not_reachable_through_the_gateway(
+    platform: LocalPlatform, start_gateway: GatewayFactory
+) -> None:
+    """Issue 15: /api/registry/metrics answered anyone. Through the gateway, /metrics and
+    the detailed readiness are 404 (however the path is spelled); liveness says only its
+    status. On the services' own ports (probes, Prometheus) both still answer."""
+    gateway = await start_gateway()
+    spellings = (
+        "metrics",
+        "metrics/",
+        "metrics?format=text",
+        "./metrics",
+        "x/../metrics",
+        "%6detrics",
+        "health/ready",
+        "health/ready/",
+        "health/%72eady",
+    )
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=15) as client:
+        for service in ("registry", "notifications", "matching"):
+            for spelling in spellings:
+                response = await client.get(f"/api/{service}/{spelling}")
+                assert_problem(response, 404)
+                assert "http_request_duration" not in response.text, (service, spelling)
+                assert "checks" not in response.text, (service, spelling)
+        for service in ("registry", "notifications"):
+            live = await client.get(f"/api/{service}/health/live")
+            assert live.status_code == 200
+            assert live.json() == {"status": "ok"}
+    async with httpx.AsyncClient(timeout=15) as client:
+        metrics = await client.get(f"{platform.registry_url}/metrics")
+        assert metrics.status_code == 200
+        assert "http_request_duration_seconds" in metrics.text
+        ready = await client.get(f"{platform.registry_url}/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": True}

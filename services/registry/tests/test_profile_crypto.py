@@ -22,6 +22,12 @@ from registry.settings import RegistrySettings
 
 PRODUCTION_DB = "postgresql://registry:s3cret@db.internal:5432/registry"
 PRODUCTION_ISSUER = "https://id.diaspora.gouv.tg/realms/diaspora"
+# Production refuses Kafka without TLS and a principal (docs/security.md).
+PRODUCTION_KAFKA = {
+    "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_username": "registry",
+    "kafka_sasl_password": "s3cret",
+}
 
 
 def test_numbers_round_trip_and_never_appear_in_the_ciphertext() -> None:
@@ -86,10 +92,15 @@ def test_bad_key_configurations_are_refused(keys: str) -> None:
 def test_settings_check_the_keys_and_production_refuses_the_development_key() -> None:
     key = generate_key()
     with pytest.raises(ValidationError, match="REGISTRY_DOCUMENT_KEY_ID"):
-        RegistrySettings(database_url="postgresql://x", document_keys=f"k1:{key}")
+        RegistrySettings(
+            database_url="postgresql://x", document_keys=f"k1:{key}", environment="test"
+        )
     with pytest.raises(ValidationError, match="development document key"):
         RegistrySettings(
-            database_url=PRODUCTION_DB, oidc_issuer=PRODUCTION_ISSUER, environment="production"
+            database_url=PRODUCTION_DB,
+            oidc_issuer=PRODUCTION_ISSUER,
+            environment="production",
+            **PRODUCTION_KAFKA,
         )
     # The development key under another id is still the development key.
     development = DEVELOPMENT_KEYS.split(":", 1)[1]
@@ -98,6 +109,7 @@ def test_settings_check_the_keys_and_production_refuses_the_development_key() ->
             database_url=PRODUCTION_DB,
             oidc_issuer=PRODUCTION_ISSUER,
             environment="production",
+            **PRODUCTION_KAFKA,
             document_keys=f"prod:{development}",
             document_key_id="prod",
         )
@@ -105,6 +117,7 @@ def test_settings_check_the_keys_and_production_refuses_the_development_key() ->
         database_url=PRODUCTION_DB,
         oidc_issuer=PRODUCTION_ISSUER,
         environment="production",
+        **PRODUCTION_KAFKA,
         document_keys=f"2026-11:{key}",
         document_key_id="2026-11",
     )

@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     mail = sub.add_parser("mailbox", help="a local SMTP server that keeps mail in a folder")
     mail.add_argument("--port", type=int, default=2525)
     mail.add_argument("--folder", type=Path, default=None)
-    link = sub.add_parser(
+    mail_link = sub.add_parser(
         "mail-link", help="print the first link of the newest mail kept for an address"
     )
-    link.add_argument("--to", required=True, help="the recipient's address")
-    link.add_argument("--containing", default="", help="only a link containing this text")
-    link.add_argument("--folder", type=Path, default=None, help="default: .local/mail")
+    mail_link.add_argument("--to", required=True, help="the recipient's address")
+    mail_link.add_argument("--containing", default="", help="only a link containing this text")
+    mail_link.add_argument("--folder", type=Path, default=None, help="default: .local/mail")
     idp = sub.add_parser(
         "idp", help="DEVELOPMENT ONLY identity provider: OIDC discovery and JWKS of local keys"
     )
@@ -75,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     gateway.add_argument("--rate-per-token", default="20r/s")
     gateway.add_argument("--burst-per-token", type=int, default=40)
     gateway.add_argument("--body-limit", default="1m")
+    gateway.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        help="a load balancer in front (address or network) whose X-Forwarded-For is used",
+    )
     gateway.add_argument("--name", default="gateway", help="instance name (state folder, logs)")
     args = parser.parse_args(argv)
     cfg = StackConfig.from_env()
@@ -114,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "mail-link":
             from diaspora_devstack.mailbox import newest_link
 
-            found = newest_link(
+            link = newest_link(
                 args.folder or cfg.state / "mail", args.to, containing=args.containing
             )
-            if found is None:
+            if link is None:
                 print(f"devstack: no mail with a link for {args.to} yet", file=sys.stderr)
                 return 1
-            print(found)
+            print(link)
         elif args.command == "idp":
             from diaspora_devstack import idp as dev_idp
 
@@ -162,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                     rate_per_token=args.rate_per_token,
                     burst_per_token=args.burst_per_token,
                     body_limit=args.body_limit,
+                    trusted_proxies=tuple(args.trusted_proxy),
                     name=args.name,
                 ),
             )

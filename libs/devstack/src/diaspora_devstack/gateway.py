@@ -8,6 +8,7 @@ No root needed: it listens on a port above 1024 (127.0.0.1:8080 by default).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -40,6 +41,10 @@ class GatewaySettings:
     rate_per_token: str = "20r/s"  # noqa: S105 (a rate, not a secret)
     burst_per_token: int = 40
     body_limit: str = "1m"
+    # Load balancers in front of the gateway whose X-Forwarded-For names the client
+    # (addresses or networks). None by default: the gateway is the edge, and a client's
+    # X-Forwarded-For is ignored (rate limits and the services see the real peer).
+    trusted_proxies: tuple[str, ...] = ()
     # A separate folder per instance (tests run their own gateways).
     name: str = "gateway"
 
@@ -80,6 +85,19 @@ def render(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(substitute, template)
 
 
+def real_ip_directives(trusted_proxies: tuple[str, ...]) -> str:
+    """nginx's realip module: the client address from X-Forwarded-For, only from these."""
+    if not trusted_proxies:
+        return "# No trusted proxies: the gateway is the edge ($remote_addr is the peer)."
+    for entry in trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise GatewayError(f"trusted proxy {entry!r} is not an address or network") from None
+    lines = [f"set_real_ip_from {entry};" for entry in trusted_proxies]
+    return "\n    ".join([*lines, "real_ip_header X-Forwarded-For;", "real_ip_recursive on;"])
+
+
 def _user_directive(temp: Path) -> str:
     """As root, nginx's workers run as nobody: they need the temp folders, nothing else."""
     if os.geteuid() != 0:
@@ -117,6 +135,7 @@ def prepare(cfg: StackConfig, settings: GatewaySettings) -> Path:
         "rate_per_token": settings.rate_per_token,
         "burst_per_token": str(settings.burst_per_token),
         "body_limit": settings.body_limit,
+        "real_ip": real_ip_directives(settings.trusted_proxies),
         **{f"{name}_upstream": address for name, address in settings.upstreams.items()},
     }
     source = template_dir(cfg)

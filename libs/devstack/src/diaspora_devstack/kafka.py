@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaClient
@@ -173,8 +174,11 @@ def start_node(
     return True
 
 
-def format_storage(cfg: StackConfig, props: Path, cluster_id: str) -> None:
-    """Format a node's storage (``log.dirs`` of ``props``) for the cluster."""
+def format_storage(
+    cfg: StackConfig, props: Path, cluster_id: str, *, extra: Sequence[str] = ()
+) -> None:
+    """Format a node's storage (``log.dirs`` of ``props``) for the cluster; ``extra``:
+    more arguments (``--add-scram 'SCRAM-SHA-512=[name=...,password=...]'``)."""
     result = subprocess.run(
         _java(
             cfg,
@@ -185,6 +189,7 @@ def format_storage(cfg: StackConfig, props: Path, cluster_id: str) -> None:
             "-c",
             str(props),
             "--ignore-formatted",
+            *extra,
         ),
         capture_output=True,
         text=True,
@@ -240,3 +245,57 @@ async def wait_ready(bootstrap: str, *, timeout: float = 60.0, brokers: int = 1)
             await client.close()
         await asyncio.sleep(0.3)
     raise KafkaError(f"Kafka at {bootstrap} did not answer metadata requests: {last_error!r}")
+
+
+def acl_tool(cfg: StackConfig) -> Path:
+    """Compile the ACL tool once (javac, against the broker's jars); its class folder."""
+    import hashlib
+
+    source = Path(__file__).with_name("java") / "KafkaAcls.java"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    target = cfg.cache_dir / "kafka" / f"acl-tool-{kafka_version(cfg)}-{digest}"
+    if (target / "KafkaAcls.class").exists():
+        return target
+    fetch_jars(cfg)
+    staging = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    result = subprocess.run(
+        ["javac", "-cp", f"{libs_dir(cfg)}/*", "-d", str(staging), str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise KafkaError(f"compiling the ACL tool failed:\n{result.stdout}\n{result.stderr}")
+    if not target.exists():
+        staging.rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def add_acls(cfg: StackConfig, client_properties: Path, acls: Sequence[str]) -> None:
+    """Add ACLs through the Admin API (the broker's jars carry no kafka-acls tool): a
+    small Java program (java/KafkaAcls.java), compiled once against the jars. ``acls``:
+    lines of ``principal|resourceType|patternType|name|operation``, all ALLOW, any host."""
+    classes = acl_tool(cfg)
+    lines = client_properties.with_suffix(".acls")
+    lines.write_text("\n".join(acls) + "\n")
+    log_config = cfg.root / "deploy" / "local" / "kafka" / "log4j2.properties"
+    result = subprocess.run(
+        [
+            "java",
+            "-Xmx256m",
+            "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j2.configurationFile={log_config}",
+            "-cp",
+            f"{libs_dir(cfg)}/*:{classes}",
+            "KafkaAcls",
+            str(client_properties),
+            str(lines),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise KafkaError(f"adding ACLs failed:\n{result.stdout}\n{result.stderr}")

@@ -46,9 +46,11 @@ SERVICE_DATABASES = ("registry", "notifications", "matching")
 _NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,30}")
 
 DEVELOPMENT_BANNER = (
-    "DEVELOPMENT MODE: the services run in their development environment, tokens come from the "
-    "development identity provider (uv run devstack token) signed with development keys "
-    "kept in {keys}, PostgreSQL has no password. Never use this for real people's data."
+    "DEVELOPMENT MODE (<SERVICE>_ENVIRONMENT=development): tokens come from the "
+    "development identity provider (uv run devstack token: anyone can mint any role) signed "
+    "with development keys kept in {keys}, documents are encrypted with the development key "
+    "published in this repository, PostgreSQL has no password and Kafka is plaintext on "
+    "loopback. Never expose it; never use this for real people's data."
 )
 
 
@@ -171,7 +173,15 @@ def load_specs(cfg: StackConfig, values: dict[str, str]) -> list[ProcessSpec]:
 
 def base_env(endpoints: stack.Endpoints) -> dict[str, str]:
     """The environment every process starts with (each spec's own `env` comes on top)."""
-    env = {**os.environ, **endpoints.as_env(), "DIASPORA_ENVIRONMENT": "development"}
+    # Services refuse to start without their environment (fail closed): set it, and say so
+    # (DEVELOPMENT_BANNER).
+    development = {f"{name.upper()}_ENVIRONMENT": "development" for name in SERVICE_DATABASES}
+    env = {
+        **os.environ,
+        **endpoints.as_env(),
+        "DIASPORA_ENVIRONMENT": "development",
+        **development,
+    }
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -365,3 +366,252 @@ class PrivateKafka:
         graceful shutdown of a cluster that lost a broker waits on it for half a minute)."""
         for node in range(1, self.brokers + 1):
             self.kill_node(node)
+
+
+def make_tls_material(
+    folder: Path, *, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> tuple[Path, Path]:
+    """A private CA and a server certificate for ``hosts`` (PEM); returns the CA's
+    certificate file and a file holding the server's key and certificate chain (what
+    Kafka reads with ``ssl.keystore.type=PEM``)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "diaspora test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file = folder / "ca.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    keystore = folder / "server.pem"
+    keystore.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        + server.public_bytes(serialization.Encoding.PEM)
+        + ca.public_bytes(serialization.Encoding.PEM)
+    )
+    keystore.chmod(0o600)
+    return ca_file, keystore
+
+
+class SecureKafka:
+    """A private broker as deployments run it: a SASL_SSL listener (TLS, SCRAM-SHA-512),
+    one SCRAM user per service created when its storage is formatted, StandardAuthorizer
+    with ``allow.everyone.if.no.acl.found=false``. The controller listener stays
+    plaintext on loopback (SCRAM cannot authenticate controllers: their credentials live
+    in the metadata they serve); ``admin`` is the operators' super user."""
+
+    ADMIN = "admin"
+
+    def __init__(self, state: Path, users: Mapping[str, str]) -> None:
+        from diaspora_devstack.config import StackConfig
+
+        self.state = state
+        self.port, self.controller_port = free_port(), free_port()
+        self.cfg = StackConfig.from_env().private(
+            state, kafka_port=self.port, kafka_controller_port=self.controller_port
+        )
+        self.admin_password = uuid.uuid4().hex
+        self.users = {self.ADMIN: self.admin_password, **users}
+        self.ca_file, self.keystore = make_tls_material(state / "tls")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def properties(self) -> str:
+        from diaspora_devstack import kafka
+
+        data = kafka.node_dir(self.cfg) / "data"
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{self.ADMIN}" password="{self.admin_password}";'
+        )
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=SASL_SSL://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=SASL_SSL://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=SASL_SSL",
+                "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+                "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+                f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+                "ssl.keystore.type=PEM",
+                f"ssl.keystore.location={self.keystore}",
+                "ssl.truststore.type=PEM",
+                f"ssl.truststore.location={self.ca_file}",
+                "ssl.endpoint.identification.algorithm=https",
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "allow.everyone.if.no.acl.found=false",
+                # ANONYMOUS: the broker reaching its own controller over loopback.
+                f"super.users=User:{self.ADMIN};User:ANONYMOUS",
+                f"log.dirs={data}",
+                "offsets.topic.replication.factor=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "",
+            ]
+        )
+
+    def admin(self) -> Any:
+        from diaspora_events.kafka import KafkaConnection
+
+        return KafkaConnection(
+            self.bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_username=self.ADMIN,
+            sasl_password=self.admin_password,
+            ca_file=str(self.ca_file),
+        )
+
+    def connection(self, user: str, password: str | None = None) -> Any:
+        from diaspora_events.kafka import KafkaConnection
+
+        return KafkaConnection(
+            self.bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_username=user,
+            sasl_password=password if password is not None else self.users[user],
+            ca_file=str(self.ca_file),
+        )
+
+    async def start(self, *, timeout: float = 60.0) -> SecureKafka:
+        from aiokafka import AIOKafkaClient
+
+        from diaspora_devstack import kafka
+        from diaspora_devstack.procs import start_detached
+        from diaspora_events.kafka import client_options
+
+        kafka.fetch_jars(self.cfg)
+        # The ACL tool compiles (once) while the broker starts.
+        compiling = asyncio.create_task(asyncio.to_thread(kafka.acl_tool, self.cfg))
+        home = kafka.node_dir(self.cfg)
+        home.mkdir(parents=True, exist_ok=True)
+        props = home / "server.properties"
+        props.write_text(self.properties())
+        scram = [
+            f"--add-scram=SCRAM-SHA-512=[name={user},password={password}]"
+            for user, password in self.users.items()
+        ]
+        kafka.format_storage(self.cfg, props, kafka.new_cluster_id(), extra=scram)
+        start_detached(
+            kafka._java(self.cfg, "kafka.Kafka", str(props)),
+            pid_file=kafka.pid_file(self.cfg),
+            log_file=self.cfg.log_dir / "kafka-1.log",
+        )
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # refusals while it boots
+        deadline = time.monotonic() + timeout
+        last: BaseException | None = None
+        while time.monotonic() < deadline:
+            client = AIOKafkaClient(**client_options(self.admin()), request_timeout_ms=3000)
+            try:
+                await client.bootstrap()
+                metadata = await client.fetch_all_metadata()
+                if metadata.brokers() and metadata.controller is not None:
+                    await compiling
+                    return self
+            except Exception as error:
+                last = error
+            finally:
+                await client.close()
+            await asyncio.sleep(0.3)
+        raise TimeoutError(f"secured Kafka did not answer: {last!r}")
+
+    def add_acls(self, lines: list[str]) -> None:
+        """ACLs through the admin's SASL_SSL connection (kafka.add_acls)."""
+        from diaspora_devstack import kafka
+
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{self.ADMIN}" password="{self.admin_password}";'
+        )
+        client = self.state / "admin.properties"
+        client.write_text(
+            "\n".join(
+                [
+                    f"bootstrap.servers={self.bootstrap}",
+                    "security.protocol=SASL_SSL",
+                    "sasl.mechanism=SCRAM-SHA-512",
+                    f"sasl.jaas.config={jaas}",
+                    "ssl.truststore.type=PEM",
+                    f"ssl.truststore.location={self.ca_file}",
+                    "",
+                ]
+            )
+        )
+        kafka.add_acls(self.cfg, client, lines)
+
+    def discard(self) -> None:
+        from diaspora_devstack import kafka
+        from diaspora_devstack.procs import read_pid
+
+        pid_path = kafka.pid_file(self.cfg)
+        pid = read_pid(pid_path)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        pid_path.unlink(missing_ok=True)

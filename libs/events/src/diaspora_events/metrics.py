@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaClient, AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Counter, Gauge
 
-from diaspora_events.kafka import topic_partitions
+from diaspora_events.kafka import Kafka, client_options, topic_partitions
 
 log = structlog.get_logger(__name__)
 
@@ -41,9 +41,9 @@ CONSUMER_LAG = Gauge(
 )
 
 
-async def broker_reachable(bootstrap_servers: str, *, timeout: float = 3.0) -> bool:
+async def broker_reachable(bootstrap_servers: Kafka, *, timeout: float = 3.0) -> bool:
     """True if the cluster answers a metadata request (not just an open port)."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+    client = AIOKafkaClient(**client_options(bootstrap_servers), request_timeout_ms=2000)
     try:
         async with asyncio.timeout(timeout):
             await client.bootstrap()
@@ -67,7 +67,7 @@ class LagMonitor:
     def __init__(
         self,
         *,
-        bootstrap_servers: str,
+        bootstrap_servers: Kafka,
         group_id: str,
         consumer_name: str,
         topics: Iterable[str],
@@ -109,8 +109,8 @@ class LagMonitor:
     async def run(self, stop: asyncio.Event) -> None:
         # Long-lived clients: aiokafka's consumer is costly to start and its stop()
         # can surface an internal task's cancellation, so it is stopped once, at the end.
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=3000)
-        probe = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(**client_options(self._bootstrap), request_timeout_ms=3000)
+        probe = AIOKafkaConsumer(**client_options(self._bootstrap), request_timeout_ms=3000)
         started = False
         try:
             while not stop.is_set():

@@ -51,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from diaspora_events.cloudevents import attributes, encode, headers_to_kafka, new_event_id
 from diaspora_events.contracts.base import Event
 from diaspora_events.jsontext import split_around
-from diaspora_events.kafka import idempotent_producer
+from diaspora_events.kafka import Kafka, idempotent_producer
 from diaspora_events.metrics import (
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE,
@@ -335,7 +335,7 @@ class OutboxRelay:
         *,
         engine: AsyncEngine,
         table: Table,
-        bootstrap_servers: str,
+        bootstrap_servers: Kafka,
         client_id: str,
         batch_size: int = 500,
         poll_interval: float = 1.0,

@@ -13,7 +13,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from diaspora_events.consumer import DeadLetterSink, EventConsumer, record_from_kafka
-from diaspora_events.kafka import ensure_topics
+from diaspora_events.kafka import Kafka, ensure_topics, faststream_security, kafka_connection
 
 log = structlog.get_logger(__name__)
 
@@ -32,11 +32,13 @@ def run_service(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
-def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+def make_broker(kafka: Kafka, *, client_id: str) -> KafkaBroker:
     # The broker's own producer only writes dead letters: same guarantees as the relay.
+    connection = kafka_connection(kafka)
     return KafkaBroker(
         # FastStream takes a string as one host; a cluster is a list of "host:port".
-        [server.strip() for server in bootstrap_servers.split(",") if server.strip()],
+        [s.strip() for s in connection.bootstrap_servers.split(",") if s.strip()],
+        security=faststream_security(connection),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
@@ -91,7 +93,7 @@ def subscribe(
 
 
 async def prepare_topics(
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     consumers: Iterable[EventConsumer],
     *,
     prefix: str = "",

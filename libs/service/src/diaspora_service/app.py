@@ -6,13 +6,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from diaspora_service.problems import PROBLEM_JSON, install_problem_handlers
 from diaspora_service.uploads import UploadGuard, UploadRoute
@@ -50,6 +51,7 @@ def create_app(
     add_health_and_metrics(app, readiness or {})
     app.add_middleware(UploadGuard, routes=uploads)
     app.add_middleware(_LatencyMiddleware)
+    app.add_middleware(ForwardedClientMiddleware)
 
     for router in routers:
         app.include_router(router)
@@ -59,6 +61,34 @@ def create_app(
         app, excluded_urls="health/.*,metrics", exclude_spans=["receive", "send"]
     )
     return app
+
+
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+class ForwardedClientMiddleware:
+    """The client address and scheme from X-Forwarded-For/-Proto, only when the peer is a
+    trusted proxy: ``app.state.trusted_proxies`` (the service's ``TRUSTED_PROXIES``, set
+    by its lifespan), loopback until then. Anyone else's headers are ignored: the audit
+    trail and everything else see the real peer. (uvicorn runs with --no-proxy-headers.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # uvicorn's middleware, typed for its own ASGI types (the same protocol).
+        self._by_list: dict[tuple[str, ...], ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        state = getattr(scope.get("app"), "state", None)
+        trusted = tuple(getattr(state, "trusted_proxies", None) or LOOPBACK)
+        inner: ASGIApp | None = self._by_list.get(trusted)
+        if inner is None:
+            inner = cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, self.app), list(trusted)))
+            self._by_list[trusted] = inner
+        await inner(scope, receive, send)
 
 
 HTTP_LATENCY = Histogram(

@@ -25,8 +25,9 @@ from sqlalchemy import text
 
 from diaspora_events.cloudevents import headers_to_kafka
 from diaspora_events.consumer import headers_as_str
-from diaspora_events.kafka import idempotent_producer, topic_partitions
+from diaspora_events.kafka import Kafka, client_options, idempotent_producer, topic_partitions
 from diaspora_service.audit_chain import Anchor, ChainReport, verify_chain
+from diaspora_service.settings import KafkaClientSettings
 
 DLQ_HEADER_PREFIX = "dlq_"
 
@@ -40,7 +41,7 @@ class ReplayReport:
 
 async def replay_dead_letters(
     *,
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     dead_letter_topic: str,
     replay_group: str | None = None,
     limit: int | None = None,
@@ -56,7 +57,7 @@ async def replay_dead_letters(
     group = replay_group or f"{dead_letter_topic}.replay"
     consumer = AIOKafkaConsumer(
         dead_letter_topic,
-        bootstrap_servers=bootstrap_servers,
+        **client_options(bootstrap_servers),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -102,15 +103,15 @@ async def replay_dead_letters(
 
 
 async def reset_offsets(
-    *, bootstrap_servers: str, group_id: str, topic: str, to: str = "earliest"
+    *, bootstrap_servers: Kafka, group_id: str, topic: str, to: str = "earliest"
 ) -> dict[int, int]:
     """Move a (stopped) consumer group to the start or end of a topic.
 
     Rebuilding a read model: stop its consumers, empty the read model and its inbox
     rows, reset the group to ``earliest``, start the consumers again.
     """
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    probe = AIOKafkaConsumer(**client_options(bootstrap_servers))
+    admin = AIOKafkaAdminClient(**client_options(bootstrap_servers))
     await probe.start()
     await admin.start()
     try:
@@ -124,7 +125,7 @@ async def reset_offsets(
         else:
             raise ValueError("to must be 'earliest' or 'latest'")
         committer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False
+            **client_options(bootstrap_servers), group_id=group_id, enable_auto_commit=False
         )
         await committer.start()
         try:
@@ -269,11 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a head printed by an earlier run: that entry must still have that hash",
     )
     args = parser.parse_args(argv)
+    # TLS and SASL as the services take them, without a prefix: KAFKA_SECURITY_PROTOCOL,
+    # KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_CA_FILE, ...
+    kafka = KafkaClientSettings(kafka_bootstrap=args.bootstrap).kafka
 
     if args.command == "replay-dlq":
         report = asyncio.run(
             replay_dead_letters(
-                bootstrap_servers=args.bootstrap,
+                bootstrap_servers=kafka,
                 dead_letter_topic=f"{args.topic_prefix}{args.consumer}.dlq",
                 limit=args.limit,
                 dry_run=args.dry_run,
@@ -284,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "reset-offsets":
         offsets = asyncio.run(
             reset_offsets(
-                bootstrap_servers=args.bootstrap, group_id=args.group, topic=args.topic, to=args.to
+                bootstrap_servers=kafka, group_id=args.group, topic=args.topic, to=args.to
             )
         )
         print(f"group {args.group} on {args.topic} now at {offsets}")

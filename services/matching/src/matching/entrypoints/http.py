@@ -39,6 +39,7 @@ def build_app(service: Matching | None = None) -> FastAPI:
         owned = service is None
         app.state.service = service or bootstrap()
         app.state.identity = app.state.service.identity
+        app.state.trusted_proxies = app.state.service.settings.trusted_proxies
         setup_observability(SERVICE_NAME, json_logs=app.state.service.settings.json_logs)
         try:
             yield

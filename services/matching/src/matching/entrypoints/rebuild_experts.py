@@ -23,7 +23,7 @@ async def run() -> int:
     engine = make_engine(owner_url)
     try:
         report = await rebuild(
-            engine, bootstrap_servers=settings.kafka_bootstrap, topic_prefix=settings.topic_prefix
+            engine, bootstrap_servers=settings.kafka, topic_prefix=settings.topic_prefix
         )
     finally:
         await engine.dispose()

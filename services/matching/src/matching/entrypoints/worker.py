@@ -77,10 +77,10 @@ async def run(service: Matching | None = None, stop: asyncio.Event | None = None
     service = service or bootstrap()
     settings = service.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
-    broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
+    broker_ = make_broker(settings.kafka, client_id=f"{SERVICE_NAME}-worker")
     consumers = build_consumers(service, broker_dead_letter_sink(broker_))
     await prepare_topics(
-        settings.kafka_bootstrap,
+        settings.kafka,
         consumers,
         prefix=settings.topic_prefix,
         replication_factor=settings.kafka_replication_factor,
@@ -89,7 +89,7 @@ async def run(service: Matching | None = None, stop: asyncio.Event | None = None
         subscribe(broker_, consumer)
     monitors = [
         LagMonitor(
-            bootstrap_servers=settings.kafka_bootstrap,
+            bootstrap_servers=settings.kafka,
             group_id=consumer.group_id,
             consumer_name=consumer.name,
             topics=consumer.topics,
@@ -101,7 +101,7 @@ async def run(service: Matching | None = None, stop: asyncio.Event | None = None
     relay = OutboxRelay(
         engine=service.engine,
         table=outbox,
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=settings.kafka,
         client_id=f"{SERVICE_NAME}-relay",
         topic_prefix=settings.topic_prefix,
     )
@@ -110,7 +110,7 @@ async def run(service: Matching | None = None, stop: asyncio.Event | None = None
         return not any(monitor.stuck for monitor in monitors)
 
     async def broker() -> bool:
-        return await broker_reachable(settings.kafka_bootstrap)
+        return await broker_reachable(settings.kafka)
 
     tasks: list[Task] = [
         broker_task(broker_),

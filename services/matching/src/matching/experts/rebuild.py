@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from diaspora_events.cloudevents import MalformedEvent, decode, headers_from_kafka
 from diaspora_events.contracts.base import UnknownEventType
+from diaspora_events.kafka import Kafka, client_options
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_service.db_roles import copy_grants
 from matching.adapters.orm import expert_sources, experts
@@ -236,7 +237,7 @@ async def _read_until(
 async def rebuild(
     engine: AsyncEngine,
     *,
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     topic_prefix: str = "",
     before_swap: Callable[[], Any] | None = None,
 ) -> RebuildReport:
@@ -248,7 +249,7 @@ async def rebuild(
     report = RebuildReport()
     topic = topic_prefix + REGISTRY_MEMBERS.name
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **client_options(bootstrap_servers),
         enable_auto_commit=False,
         isolation_level="read_committed",
         client_id="matching-rebuild-experts",

@@ -143,6 +143,7 @@ def build_app(service: Notifications | None = None) -> FastAPI:
         owned = service is None
         app.state.service = service or bootstrap()
         app.state.identity = Identity.from_settings(app.state.service.settings)
+        app.state.trusted_proxies = app.state.service.settings.trusted_proxies
         async with app.state.service.sessions() as session, session.begin():
             await seed_missing(session)
         setup_observability(SERVICE_NAME, json_logs=app.state.service.settings.json_logs)

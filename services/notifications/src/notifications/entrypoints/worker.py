@@ -49,7 +49,7 @@ async def run(
     service = service or bootstrap()
     settings = service.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
-    broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
+    broker_ = make_broker(settings.kafka, client_id=f"{SERVICE_NAME}-worker")
     email_work, sms_work = WorkSignal(), WorkSignal()
     work = Fanout(email_work, sms_work)
     consumer = build_consumer(
@@ -62,7 +62,7 @@ async def run(
         settings=settings,
     )
     await prepare_topics(
-        settings.kafka_bootstrap,
+        settings.kafka,
         [consumer],
         prefix=settings.topic_prefix,
         replication_factor=settings.kafka_replication_factor,
@@ -90,12 +90,12 @@ async def run(
     relay = OutboxRelay(
         engine=service.engine,
         table=outbox,
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=settings.kafka,
         client_id=f"{SERVICE_NAME}-relay",
         topic_prefix=settings.topic_prefix,
     )
     lag = LagMonitor(
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=settings.kafka,
         group_id=consumer.group_id,
         consumer_name=consumer.name,
         topics=consumer.topics,
@@ -106,7 +106,7 @@ async def run(
         return not lag.stuck
 
     async def broker() -> bool:
-        return await broker_reachable(settings.kafka_bootstrap)
+        return await broker_reachable(settings.kafka)
 
     tasks = [broker_task(broker_), sender.run, campaigns.run, relay.run, lag.run]
     if sms_provider is None and settings.sms_provider_url:

@@ -605,6 +605,7 @@ def build_app(registry: Registry | None = None) -> FastAPI:
         owned = registry is None
         app.state.registry = registry or bootstrap()
         app.state.identity = app.state.registry.identity
+        app.state.trusted_proxies = app.state.registry.settings.trusted_proxies
         setup_observability(SERVICE_NAME, json_logs=app.state.registry.settings.json_logs)
         # Reference data loaded now, and out of the garbage collector's walks from here on.
         heap.warm_up()

@@ -24,20 +24,20 @@ async def run() -> None:
     setup_observability(f"{SERVICE_NAME}-relay", json_logs=settings.json_logs)
     prefix = settings.topic_prefix
     await ensure_topics(
-        settings.kafka_bootstrap,
+        settings.kafka,
         [with_prefix(t, prefix) for t in ALL_TOPICS if t.owner == SERVICE_NAME],
         replication_factor=settings.kafka_replication_factor,
     )
     relay = OutboxRelay(
         engine=registry.engine,
         table=outbox,
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=settings.kafka,
         client_id=f"{SERVICE_NAME}-relay",
         topic_prefix=prefix,
     )
 
     async def broker() -> bool:
-        return await broker_reachable(settings.kafka_bootstrap)
+        return await broker_reachable(settings.kafka)
 
     tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [relay.run]
     if settings.health_port:

@@ -46,7 +46,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
     registry = registry or bootstrap()
     settings = registry.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
-    broker_ = make_broker(settings.kafka_bootstrap, client_id=f"{SERVICE_NAME}-worker")
+    broker_ = make_broker(settings.kafka, client_id=f"{SERVICE_NAME}-worker")
     consumer = build_consumer(
         sessions=registry.sessions,
         dead_letters=broker_dead_letter_sink(broker_),
@@ -60,7 +60,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         topic_prefix=settings.topic_prefix,
     )
     await prepare_topics(
-        settings.kafka_bootstrap,
+        settings.kafka,
         [consumer, accesses],
         prefix=settings.topic_prefix,
         replication_factor=settings.kafka_replication_factor,
@@ -76,7 +76,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
     )
     lags = [
         LagMonitor(
-            bootstrap_servers=settings.kafka_bootstrap,
+            bootstrap_servers=settings.kafka,
             group_id=c.group_id,
             consumer_name=c.name,
             topics=c.topics,
@@ -89,7 +89,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         return not any(lag.stuck for lag in lags)
 
     async def broker() -> bool:
-        return await broker_reachable(settings.kafka_bootstrap)
+        return await broker_reachable(settings.kafka)
 
     tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
         broker_task(broker_),
