@@ -23,6 +23,7 @@ from diaspora_events.contracts import (
 )
 from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
+from diaspora_events.shredding import KeyResolver
 from notifications import contacts, matching, profile_reminders
 from notifications.adapters.orm import (
     campaign_recipients,
@@ -134,6 +135,7 @@ def build_consumer(
     outbox: OutboxWriter | None = None,
     available_channels: frozenset[str] = DEFAULT_CHANNELS,
     on_erased: Callable[[UUID], None] | None = None,
+    keys: KeyResolver | None = None,
 ) -> EventConsumer:
     consumer = EventConsumer(
         name=CONSUMER_NAME,
@@ -141,6 +143,7 @@ def build_consumer(
         inbox=inbox,
         dead_letters=dead_letters,
         topic_prefix=topic_prefix,
+        keys=keys,  # opens sealed personal fields (crypto-shredding)
     )
     from notifications.adapters.orm import outbox as outbox_table
 
