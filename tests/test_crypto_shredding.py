@@ -43,7 +43,8 @@ from diaspora_devstack.testing import (
 from diaspora_identity.testing import LocalIssuer, citizen, coordinator, service_account
 from notifications.handlers import CONSUMER_NAME as NOTIFICATIONS_CONSUMER
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Six processes and a dead letter after a handler's retries: minutes on a busy machine.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 PERSON = {
     "given_name": "Kpadenou",

@@ -367,7 +367,7 @@ def _message(contract: type[Event], schemas: dict[str, Any]) -> dict[str, Any]:
 
 SEALED_WIRE = (
     "On the wire, the fields marked `x-personal-data` are not in the record value: they "
-    "travel sealed in one member `_sealed` = `{alg: \"A256GCM\", sub: <subject id or "
+    'travel sealed in one member `_sealed` = `{alg: "A256GCM", sub: <subject id or '
     "null>, iv: <base64 nonce>, ct: <base64 ciphertext+tag>}`, where `ct` is AES-256-GCM "
     "of the JSON object of those fields under the subject's data key, with associated "
     "data `<ce_id>|<ce_type>|<ce_dataversion>|<sub>` (crypto-shredding, docs/events.md)."

@@ -64,7 +64,7 @@ from diaspora_events.observability import (
     describe_error,
     spans_recorded,
 )
-from diaspora_events.shredding import DataKeySource, seal, seal_json, subject_of
+from diaspora_events.shredding import DataKeySource, seal_event, seal_json, subject_of
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer("diaspora_events.outbox")
@@ -169,9 +169,8 @@ class OutboxWriter:
             extra_headers=extra,
         )
         person = subject_of(type(event), event.__dict__)
-        data = seal(
-            event.model_dump(mode="json"),
-            type(event),
+        data = seal_event(
+            event,
             event_id=str(event_id),
             data_key=keys.get(person) if person is not None else None,
         )
@@ -275,12 +274,12 @@ class OutboxWriter:
             event_id = new_event_id()
             if self._sealed(event):
                 person = subject_of(type(event), event.__dict__)
-                value = seal_json(
-                    event.model_dump_json().encode(),
-                    type(event),
+                sealed = seal_event(
+                    event,
                     event_id=str(event_id),
                     data_key=keys.get(person) if person is not None else None,
                 )
+                value = json.dumps(sealed, separators=(",", ":"), ensure_ascii=False).encode()
             else:
                 value = event.model_dump_json().encode()
             records.append(

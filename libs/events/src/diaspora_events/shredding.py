@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol, Self
 from uuid import UUID
 
 import httpx
+import pydantic_core
 import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -99,11 +100,47 @@ def seal(
         return data
     clear = {name: value for name, value in data.items() if name not in personal}
     secret = {name: data[name] for name in personal if name in data}
-    subject = subject_of(contract, data)
+    plaintext = json.dumps(secret, separators=(",", ":"), ensure_ascii=False).encode()
+    return seal_parts(
+        clear,
+        plaintext,
+        contract,
+        event_id=event_id,
+        subject=subject_of(contract, data),
+        data_key=data_key,
+    )
+
+
+def seal_event(event: Event, *, event_id: str, data_key: bytes | None) -> dict[str, Any]:
+    """:func:`seal` of a model: its personal part serialised by pydantic (in Rust)."""
+    contract = type(event)
+    personal = contract.personal_fields()
+    clear = event.model_dump(mode="json", exclude=set(personal))
+    plaintext = event.model_dump_json(include=set(personal)).encode()
+    return seal_parts(
+        clear,
+        plaintext,
+        contract,
+        event_id=event_id,
+        subject=subject_of(contract, event.__dict__),
+        data_key=data_key,
+    )
+
+
+def seal_parts(
+    clear: dict[str, Any],
+    plaintext: bytes,
+    contract: type[Event],
+    *,
+    event_id: str,
+    subject: UUID | None,
+    data_key: bytes | None,
+) -> dict[str, Any]:
+    """``clear`` plus the ``_sealed`` member holding ``plaintext`` (the personal fields'
+    JSON object) sealed for ``subject``."""
     sub = str(subject) if subject is not None else None
     key = data_key if (data_key is not None and sub is not None) else new_data_key()
     nonce = os.urandom(_NONCE_BYTES)
-    plaintext = json.dumps(secret, separators=(",", ":"), ensure_ascii=False).encode()
     ciphertext = AESGCM(key).encrypt(
         nonce,
         plaintext,
@@ -121,9 +158,21 @@ def seal(
 def seal_json(
     value: bytes, contract: type[Event], *, event_id: str, data_key: bytes | None
 ) -> bytes:
-    """:func:`seal` on a serialised event (the bulk import's path)."""
-    sealed = seal(json.loads(value), contract, event_id=event_id, data_key=data_key)
-    return json.dumps(sealed, separators=(",", ":"), ensure_ascii=False).encode()
+    """:func:`seal` on a serialised event (the bulk import's path): parsed and written
+    again by pydantic-core (Rust), the personal part as one JSON text."""
+    data = pydantic_core.from_json(value)
+    personal = contract.personal_fields()
+    clear = {name: v for name, v in data.items() if name not in personal}
+    secret = {name: data[name] for name in personal if name in data}
+    sealed = seal_parts(
+        clear,
+        pydantic_core.to_json(secret),
+        contract,
+        event_id=event_id,
+        subject=subject_of(contract, data),
+        data_key=data_key,
+    )
+    return pydantic_core.to_json(sealed)
 
 
 def is_sealed(data: Mapping[str, Any]) -> bool:
