@@ -375,3 +375,26 @@ def test_http_fetcher_reports_the_key_service_down() -> None:
     )
     with pytest.raises(KeyServiceUnavailable):
         asyncio.run(fetch([uuid7()]))
+
+
+def test_production_refuses_the_local_kek_and_events_in_clear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from diaspora_events.shredding import event_key_settings
+
+    monkeypatch.setenv("MATCHING_ENVIRONMENT", "production")
+    monkeypatch.setenv("MATCHING_EVENT_KEYS_CLIENT_SECRET", "s3cret")
+    settings = event_key_settings("MATCHING")
+    assert settings.client_credentials("matching")._auth == ("matching", "s3cret")
+    monkeypatch.setenv("MATCHING_EVENT_ENCRYPTION", "false")
+    with pytest.raises(ValidationError, match="without crypto-shredding"):
+        event_key_settings("MATCHING")
+    monkeypatch.delenv("MATCHING_EVENT_ENCRYPTION")
+    monkeypatch.setenv("MATCHING_EVENT_KEK", "local")  # the default
+    with pytest.raises(ValueError, match="local key-encryption key"):
+        event_key_settings("MATCHING").kek()
+    monkeypatch.delenv("MATCHING_EVENT_KEYS_CLIENT_SECRET")
+    with pytest.raises(ValueError, match="CLIENT_SECRET is required"):
+        event_key_settings("MATCHING").client_credentials("matching")

@@ -376,11 +376,12 @@ class EventKeySettings(BaseSettings):
             return self
         if not self.event_encryption:
             raise ValueError("production mode refuses events without crypto-shredding")
-        if self.event_kek == "local":
-            raise ValueError("production mode refuses the local key-encryption key file")
         return self
 
     def kek(self) -> KeyEncryptionKey:
+        """The registry's key-encryption key (the only service that holds one)."""
+        if self.environment == "production" and self.event_kek == "local":
+            raise ValueError("production mode refuses the local key-encryption key file")
         if self.event_kek == "vault":
             if not self.event_vault_address or self.event_vault_token is None:
                 raise ValueError("EVENT_VAULT_ADDRESS and EVENT_VAULT_TOKEN are required")
