@@ -130,7 +130,7 @@ async def test_registry_events_are_readable_by_kcat_and_the_cloudevents_sdk(
     (key,) = answer.json()["keys"]
     opened = unseal(
         data,
-        event_id=event.get("id"),
+        event_id=event.get_id(),
         event_type=event.get_type(),
         version=1,
         data_key=base64.b64decode(key["dek"]),
