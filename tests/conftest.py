@@ -28,7 +28,7 @@ from diaspora_devstack.testing import (
     unique_name,
     wait_until,
 )
-from diaspora_identity.testing import LocalIssuer
+from diaspora_identity.testing import DEV_SERVICE_CLIENTS, LocalIssuer
 
 
 @dataclass
@@ -100,6 +100,9 @@ def running_platform(
         extra={
             "NOTIFICATIONS_SMTP_PORT": str(mailbox.port),
             **identity_provider.service_env("NOTIFICATIONS"),
+            # Persons' data keys from this platform's registry (crypto-shredding).
+            "NOTIFICATIONS_EVENT_KEYS_URL": f"http://127.0.0.1:{port}",
+            "NOTIFICATIONS_EVENT_KEYS_TOKEN_URL": identity_provider.issuer + "/token",
         },
     )
     processes = {
@@ -192,7 +195,7 @@ async def shared_platform(infra: stack.Endpoints, name: str) -> AsyncIterator[Lo
         await asyncio.to_thread(migrate, "registry", registry_url)
         await asyncio.to_thread(migrate, "notifications", notifications_url)
         issuer_port = free_port()
-        issuer = LocalIssuer(f"http://127.0.0.1:{issuer_port}/dev-idp")
+        issuer = LocalIssuer(f"http://127.0.0.1:{issuer_port}/dev-idp", clients=DEV_SERVICE_CLIENTS)
         async with serve_app(issuer.asgi_app(), port=issuer_port):
             with (
                 Mailbox() as mailbox,

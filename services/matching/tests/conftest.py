@@ -15,6 +15,15 @@ from matching.settings import MatchingSettings
 SettingsFactory = Callable[..., MatchingSettings]
 
 
+@pytest.fixture(autouse=True)
+def _events_in_clear(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This suite checks the service's events field by field, so they are written in clear
+    unless a test is marked ``sealed``; crypto-shredding itself is proven by the tests
+    marked so and by tests/test_crypto_shredding.py (every process sealing, as deployed)."""
+    if request.node.get_closest_marker("sealed") is None:
+        monkeypatch.setenv("MATCHING_EVENT_ENCRYPTION", "false")
+
+
 @pytest.fixture
 def make_settings(
     matching_database: str,

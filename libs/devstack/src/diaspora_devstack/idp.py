@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from diaspora_devstack.config import StackConfig
 from diaspora_identity.jurisdictions import default_jurisdictions
-from diaspora_identity.testing import LocalIssuer, SigningKey, persona_for
+from diaspora_identity.testing import DEV_SERVICE_CLIENTS, LocalIssuer, SigningKey, persona_for
 from diaspora_service.settings import DEV_OIDC_ISSUER
 
 DEFAULT_PORT = 8090
@@ -84,7 +84,7 @@ def rotate(cfg: StackConfig) -> SigningKey:
 
 
 def local_issuer(cfg: StackConfig, *, port: int = DEFAULT_PORT) -> LocalIssuer:
-    return LocalIssuer(issuer_url(port), keys=load_keys(cfg))
+    return LocalIssuer(issuer_url(port), keys=load_keys(cfg), clients=DEV_SERVICE_CLIENTS)
 
 
 def asgi_app(cfg: StackConfig, *, port: int = DEFAULT_PORT) -> Starlette:
@@ -97,10 +97,15 @@ def asgi_app(cfg: StackConfig, *, port: int = DEFAULT_PORT) -> Starlette:
     async def jwks(_request: Request) -> JSONResponse:
         return JSONResponse(local_issuer(cfg, port=port).jwks())
 
+    async def token(request: Request) -> JSONResponse:
+        return await local_issuer(cfg, port=port).token_endpoint(request)
+
     return Starlette(
         routes=[
             Route(f"{path}/.well-known/openid-configuration", discovery),
             Route(f"{path}/jwks.json", jwks),
+            # OAuth2 client credentials for the services (the registry's key service).
+            Route(f"{path}/token", token, methods=["POST"]),
         ]
     )
 

@@ -26,7 +26,7 @@ from diaspora_devstack.testing import (
     serve_app,
     unique_name,
 )
-from diaspora_identity.testing import LocalIssuer
+from diaspora_identity.testing import DEV_SERVICE_CLIENTS, LocalIssuer
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +128,7 @@ async def empty_database(infra: stack.Endpoints) -> AsyncIterator[str]:
 async def identity_provider() -> AsyncIterator[LocalIssuer]:
     """A token issuer for one test: its discovery document and JWKS served on loopback."""
     port = free_port()
-    issuer = LocalIssuer(f"http://127.0.0.1:{port}/dev-idp")
+    issuer = LocalIssuer(f"http://127.0.0.1:{port}/dev-idp", clients=DEV_SERVICE_CLIENTS)
     async with serve_app(issuer.asgi_app(), port=port):
         yield issuer
 

@@ -366,6 +366,26 @@ def _message(contract: type[Event], schemas: dict[str, Any]) -> dict[str, Any]:
         "x-event-type": contract.event_type,
         "x-event-version": contract.event_version,
         "x-producer": contract.topic.owner,
+        **_sealing(contract),
+    }
+
+
+SEALED_WIRE = (
+    "On the wire, the fields marked `x-personal-data` are not in the record value: they "
+    'travel sealed in one member `_sealed` = `{alg: "A256GCM", sub: <subject id or '
+    "null>, iv: <base64 nonce>, ct: <base64 ciphertext+tag>}`, where `ct` is AES-256-GCM "
+    "of the JSON object of those fields under the subject's data key, with associated "
+    "data `<ce_id>|<ce_type>|<ce_dataversion>|<sub>` (crypto-shredding, docs/events.md)."
+)
+
+
+def _sealing(contract: type[Event]) -> dict[str, Any]:
+    fields = sorted(contract.personal_fields())
+    if not fields:
+        return {}
+    return {
+        "description": SEALED_WIRE,
+        "x-sealed": {"subject": contract.subject_field, "fields": fields},
     }
 
 
@@ -836,11 +856,41 @@ every topic and consumer group.
 ## Personal data
 
 Fields marked personal data (`x-personal-data: true` in the schemas) are kept out of
-logs and traces, and will be encrypted per person (crypto-shredding: deleting a
-person's key makes every copy in the Kafka history unreadable). Until then, topics
-that carry personal data keep a finite history (their retention below). Dead-letter
-topics hold copies of consumed records and count as carrying personal data. Events
-carry only the personal data their consumers need.
+logs and traces, and are **encrypted per person** (crypto-shredding): erasing a person
+destroys their key, which makes every copy of those fields unreadable at once (topics
+from offset 0, dead-letter topics, outbox rows, backups). Events carry only the
+personal data their consumers need.
+
+### Crypto-shredding: the wire format
+
+Each contract with personal fields names its **subject** (below, "sealed for"): the
+person those fields are about (`member_id`, `holder_id`, the audit's `record_id`; an
+association's id for associations). The schemas below are the events as consumers
+read them, once opened; on the wire the personal fields are replaced by one member:
+
+```json
+"_sealed": {{"alg": "A256GCM", "sub": "<subject id, or null>",
+            "iv": "<base64, 96-bit nonce>", "ct": "<base64, ciphertext and tag>"}}
+```
+
+- `ct` is AES-256-GCM of the JSON object of the personal fields, under the subject's
+  **data key** (DEK, 256 random bits), with associated data
+  `<ce_id>|<ce_type>|<ce_dataversion>|<sub>`: a ciphertext moved to another event,
+  type, version or person does not open.
+- Every other field (ids, dates of the event, routing fields) stays in clear.
+- The DEKs live in the registry (`person_keys`), wrapped by a key-encryption key (a
+  local file in development, HashiCorp Vault Transit in production). Services other
+  than the registry get them from the registry's internal `POST /internal/keys`
+  (service role only; never routed by the gateway) through a cache that forgets a
+  person on `registry.member.erased` (docs/architecture.md).
+- `sub` null, or a subject already erased when the event was written: sealed with a
+  throwaway key nobody keeps (never readable).
+- A consumer that finds the subject's key **gone** treats the event as about an erased
+  person: nothing personal can be read, the handler is not called, the offset moves on
+  (no dead letter). Key service down: the consumer waits and retries (no dead letter),
+  and its readiness reports `keys`.
+- Dead-letter topics carry the record as consumed (sealed); the `dlq_error` reason is
+  scrubbed of every personal value of the event.
 """
 
 
@@ -929,6 +979,14 @@ def catalogue(views: Sequence[ServiceView]) -> str:
             f"| `ce_dataschema` | `{dataschema(c.event_type, c.event_version)}` |",
             f"| topic | `{c.topic.name}`, key `{c.key_field}` |",
             f"| producer | {c.topic.owner} |",
+            *(
+                [
+                    f"| sealed for | `{c.subject_field}` (personal fields travel in "
+                    "`_sealed`, see Crypto-shredding) |"
+                ]
+                if c.personal_fields()
+                else []
+            ),
             f"| consumers | {', '.join(consumers) if consumers else 'none yet'} |",
             "",
             "| field | type | required | personal data | description |",

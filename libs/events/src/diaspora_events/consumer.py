@@ -12,11 +12,13 @@ partition moves on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
+from uuid import UUID
 
 import structlog
 from opentelemetry import trace
@@ -45,12 +47,23 @@ from diaspora_events.cloudevents import (
 from diaspora_events.contracts.base import Event, UnknownEventType, contract_for
 from diaspora_events.metrics import CONSUMER_DEAD_LETTERS, CONSUMER_RECORDS
 from diaspora_events.observability import context_from_headers, describe_error
+from diaspora_events.shredding import (
+    KeyResolver,
+    KeyServiceUnavailable,
+    SealBroken,
+    is_sealed,
+    personal_texts,
+    scrub,
+    sealed_subject,
+    unseal,
+)
 from diaspora_events.topics import dead_letter_topic
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer("diaspora_events.consumer")
 
 EventT = TypeVar("EventT", bound=Event)
+ERASED_TYPE = "registry.member.erased"
 Handler = Callable[[Any, AsyncSession, Envelope], Awaitable[None]]
 
 
@@ -72,6 +85,9 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
     DEAD_LETTERED = "dead_lettered"
+    # About an erased person: their key is gone, nothing personal can be read; the
+    # event is skipped as the handlers would treat any event about an erased person.
+    SHREDDED = "shredded"
 
 
 class DeadLetterSink(Protocol):
@@ -110,8 +126,13 @@ class EventConsumer:
         first_backoff: float = 0.2,
         max_backoff: float = 5.0,
         topic_prefix: str = "",
+        keys: KeyResolver | None = None,
+        max_key_backoff: float = 30.0,
     ) -> None:
         self.name = name
+        # Opens sealed personal fields (crypto-shredding); see _open_sealed.
+        self.keys = keys
+        self._max_key_backoff = max_key_backoff
         # Environments sharing one cluster (and tests) keep apart by a topic prefix.
         self.topic_prefix = topic_prefix
         self.group_id = topic_prefix + name
@@ -174,6 +195,11 @@ class EventConsumer:
         except MalformedEvent as error:
             await self._dead_letter(record, error, attempts=1)
             return Outcome.DEAD_LETTERED
+        if self.keys is not None and envelope.type == ERASED_TYPE:
+            # The erased person's key leaves this process's cache (reads as gone from now
+            # on), whether or not this consumer handles erasures itself.
+            with contextlib.suppress(KeyError, ValueError):
+                self.keys.forget(UUID(str(envelope.data["member_id"])))
         if (envelope.type, envelope.version) not in self._handlers:
             # Another type, or a version of a handled type this consumer does not read
             # (versions are published side by side while consumers move).
@@ -185,6 +211,17 @@ class EventConsumer:
                     version=envelope.version,
                 )
             return Outcome.IGNORED
+        if is_sealed(envelope.data):
+            opened = await self._open_sealed(envelope)
+            if opened is None:
+                return Outcome.SHREDDED
+            if isinstance(opened, SealBroken):
+                await self._dead_letter(record, opened, attempts=1)
+                return Outcome.DEAD_LETTERED
+            envelope = opened
+        secrets = personal_texts(
+            {k: v for k, v in envelope.data.items() if k in _personal_names(envelope)}
+        )
         with _tracer.start_as_current_span(
             f"{record.topic} process",
             context=context_from_headers(record.headers),
@@ -204,11 +241,13 @@ class EventConsumer:
                 try:
                     return await self._process(envelope)
                 except _Permanent as error:
-                    await self._dead_letter(record, error.__cause__ or error, attempts=attempt)
+                    await self._dead_letter(
+                        record, error.__cause__ or error, attempts=attempt, secrets=secrets
+                    )
                     return Outcome.DEAD_LETTERED
                 except Exception as error:
                     if attempt >= self._max_attempts:
-                        await self._dead_letter(record, error, attempts=attempt)
+                        await self._dead_letter(record, error, attempts=attempt, secrets=secrets)
                         return Outcome.DEAD_LETTERED
                     delay = min(self._max_backoff, self._first_backoff * 2 ** (attempt - 1))
                     log.warning(
@@ -218,9 +257,55 @@ class EventConsumer:
                         event_type=envelope.type,
                         attempt=attempt,
                         retry_in=delay,
-                        error=describe_error(error),
+                        error=scrub(describe_error(error), secrets),
                     )
                     await asyncio.sleep(delay)
+
+    async def _open_sealed(self, envelope: Envelope) -> Envelope | SealBroken | None:
+        """The envelope with its personal fields opened; None when its subject's key is
+        gone (erased person) or it has no subject; SealBroken when it does not open.
+
+        The key service down: retried with backoff, without end and without dead
+        letters (the record is fine; the partition waits, readiness says "keys")."""
+        subject = sealed_subject(envelope.data)
+        if subject is None:
+            return None
+        delay = self._first_backoff
+        while True:
+            try:
+                if self.keys is None:
+                    raise KeyServiceUnavailable("no key resolver configured")
+                key = (await self.keys.data_keys([subject]))[subject]
+                break
+            except KeyServiceUnavailable as error:
+                log.warning(
+                    "event_keys_unavailable",
+                    consumer=self.name,
+                    event_id=str(envelope.id),
+                    retry_in=delay,
+                    error=str(error),
+                )
+                await asyncio.sleep(delay)
+                delay = min(self._max_key_backoff, delay * 2)
+        if key is None:
+            log.info(
+                "event_about_erased_person",
+                consumer=self.name,
+                event_id=str(envelope.id),
+                event_type=envelope.type,
+            )
+            return None
+        try:
+            data = unseal(
+                envelope.data,
+                event_id=str(envelope.id),
+                event_type=envelope.type,
+                version=envelope.version,
+                data_key=key,
+            )
+        except SealBroken as error:
+            return error
+        return replace(envelope, data=data)
 
     async def _process(self, envelope: Envelope) -> Outcome:
         handler = self._handlers[(envelope.type, envelope.version)]
@@ -244,7 +329,17 @@ class EventConsumer:
         )
         return Outcome.HANDLED
 
-    async def _dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> None:
+    async def _dead_letter(
+        self,
+        record: Record,
+        error: BaseException,
+        *,
+        attempts: int,
+        secrets: Collection[str] = (),
+    ) -> None:
+        # The record as it came (sealed personal fields stay sealed); the reason never
+        # carries a personal value (scrubbed of every text of the opened fields).
+        reason = scrub(describe_error(error), secrets)
         headers = {
             **record.headers,
             "dlq_consumer": self.name,
@@ -252,7 +347,7 @@ class EventConsumer:
             "dlq_original_partition": str(record.partition),
             "dlq_original_offset": str(record.offset),
             "dlq_error_type": type(error).__name__,
-            "dlq_error": describe_error(error)[:2000],
+            "dlq_error": reason[:2000],
             "dlq_attempts": str(attempts),
             "dlq_failed_at": datetime.now(UTC).isoformat(),
         }
@@ -269,8 +364,15 @@ class EventConsumer:
             topic=record.topic,
             offset=record.offset,
             error_type=type(error).__name__,
-            error=describe_error(error)[:500],
+            error=reason[:500],
         )
+
+
+def _personal_names(envelope: Envelope) -> frozenset[str]:
+    try:
+        return contract_for(envelope.type, envelope.version).personal_fields()
+    except UnknownEventType:
+        return frozenset()
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:

@@ -64,6 +64,7 @@ from diaspora_events.observability import (
     describe_error,
     spans_recorded,
 )
+from diaspora_events.shredding import DataKeySource, seal_event, seal_json, subject_of
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer("diaspora_events.outbox")
@@ -99,11 +100,18 @@ def notify_channel(table: Table) -> str:
 
 
 class OutboxWriter:
-    """Adds events to the outbox inside the caller's transaction."""
+    """Adds events to the outbox inside the caller's transaction.
 
-    def __init__(self, table: Table, *, source: str) -> None:
+    With ``keys`` (crypto-shredding, :mod:`diaspora_events.shredding`), the personal
+    fields of each event are sealed with its subject's data key *before* the row is
+    written: the outbox table holds the same ciphertext as Kafka, so destroying the key
+    also makes the outbox rows unreadable, and the relay ships bytes without keys.
+    """
+
+    def __init__(self, table: Table, *, source: str, keys: DataKeySource | None = None) -> None:
         self._table = table
         self._source = source
+        self._keys = keys
         channel = literal(notify_channel(table))
         self._notify = select(func.pg_notify(channel, literal("")))
         self._insert = table.insert()
@@ -120,16 +128,76 @@ class OutboxWriter:
     def table(self) -> Table:
         return self._table
 
-    def row(self, event: Event, *, subject: str | None = None) -> dict[str, Any]:
+    @property
+    def keys(self) -> DataKeySource | None:
+        return self._keys
+
+    def _sealed(self, event: Event) -> bool:
+        return self._keys is not None and bool(event.personal_fields())
+
+    async def data_keys(
+        self, session: AsyncSession | None, events: Sequence[Event]
+    ) -> dict[UUID, bytes | None]:
+        """The data keys of the subjects of those of ``events`` that need sealing."""
+        subjects = {
+            s
+            for e in events
+            if self._sealed(e) and (s := subject_of(type(e), e.__dict__)) is not None
+        }
+        if not subjects or self._keys is None:
+            return {}
+        return dict(await self._keys.data_keys(subjects, session))
+
+    def _encode(
+        self,
+        event: Event,
+        *,
+        subject: str | None,
+        extra: Mapping[str, str] | None,
+        keys: Mapping[UUID, bytes | None],
+    ) -> tuple[UUID, dict[str, str], bytes]:
+        if not self._sealed(event):
+            return encode(event, source=self._source, subject=subject, extra_headers=extra)
+        event_id = new_event_id()
+        headers = attributes(
+            event.event_type,
+            event.event_version,
+            source=self._source,
+            event_id=str(event_id),
+            time=datetime.now(UTC),
+            subject=subject,
+            extra_headers=extra,
+        )
+        person = subject_of(type(event), event.__dict__)
+        data = seal_event(
+            event,
+            event_id=str(event_id),
+            data_key=keys.get(person) if person is not None else None,
+        )
+        value = json.dumps(data, separators=(",", ":")).encode()
+        return event_id, headers, value
+
+    def row(
+        self,
+        event: Event,
+        *,
+        subject: str | None = None,
+        data_keys: Mapping[UUID, bytes | None] | None = None,
+    ) -> dict[str, Any]:
         """The outbox row of ``event`` (the columns a writer fills), for a caller that
         inserts it within a statement of its own, in the same transaction (or the same
         statement) as the state change; that statement must also run
-        ``pg_notify(notify_channel(table), '')`` so that the relay wakes up."""
-        event_id, headers, value = encode(
+        ``pg_notify(notify_channel(table), '')`` so that the relay wakes up.
+
+        With crypto-shredding, ``data_keys`` (from :meth:`data_keys`) must hold the
+        event's subject's key when it has personal fields."""
+        if self._sealed(event) and data_keys is None:
+            raise ValueError(f"{event.event_type}: sealing needs the subject's data key")
+        event_id, headers, value = self._encode(
             event,
-            source=self._source,
             subject=subject or event.aggregate_id(),
-            extra_headers=current_traceparent(),
+            extra=current_traceparent(),
+            keys=data_keys or {},
         )
         return {
             "event_id": event_id,
@@ -142,7 +210,8 @@ class OutboxWriter:
 
     async def add(self, session: AsyncSession, event: Event, *, subject: str | None = None) -> UUID:
         """Stage ``event``; it is published only if the caller's transaction commits."""
-        row = self.row(event, subject=subject)
+        keys = await self.data_keys(session, [event])
+        row = self.row(event, subject=subject, data_keys=keys)
         # The notification reaches the relay's LISTEN only when this transaction commits.
         await session.execute(self._add_one, {f"p_{c}": row[c] for c in _WRITTEN})
         event_id: UUID = row["event_id"]
@@ -155,11 +224,12 @@ class OutboxWriter:
         if len(events) == 1:
             return [await self.add(session, events[0])]  # one statement instead of two
         extra = current_traceparent()
+        keys = await self.data_keys(session, events)
         rows: list[dict[str, Any]] = []
         ids: list[UUID] = []
         for event in events:
-            event_id, headers, value = encode(
-                event, source=self._source, subject=event.aggregate_id(), extra_headers=extra
+            event_id, headers, value = self._encode(
+                event, subject=event.aggregate_id(), extra=extra, keys=keys
             )
             rows.append(
                 {
@@ -189,6 +259,7 @@ class OutboxWriter:
             return []
         extra = current_traceparent()
         now = datetime.now(UTC)
+        keys = await self.data_keys(session, events)
         headers: dict[tuple[str, int], _HeaderText] = {}
         records: list[tuple[Any, ...]] = []
         ids: list[UUID] = []
@@ -201,6 +272,16 @@ class OutboxWriter:
                     *kind, source=self._source, time=now, extra=extra
                 )
             event_id = new_event_id()
+            if self._sealed(event):
+                person = subject_of(type(event), event.__dict__)
+                sealed = seal_event(
+                    event,
+                    event_id=str(event_id),
+                    data_key=keys.get(person) if person is not None else None,
+                )
+                value = json.dumps(sealed, separators=(",", ":"), ensure_ascii=False).encode()
+            else:
+                value = event.model_dump_json().encode()
             records.append(
                 (
                     event_id,
@@ -208,7 +289,7 @@ class OutboxWriter:
                     key,
                     event.event_type,
                     texts.text(str(event_id), key),
-                    event.model_dump_json().encode(),
+                    value,
                 )
             )
             ids.append(event_id)
@@ -225,10 +306,19 @@ class OutboxWriter:
 
         The caller answers for the values: made by the contract's model, or checked
         against it (e.g. one ``TypeAdapter(list[contract])`` validation per batch) and
-        proven by a test to be the model's JSON; nothing here parses them again.
+        proven by a test to be the model's JSON; nothing here parses them again, except
+        to seal their personal fields (crypto-shredding): the contract's subject must then
+        be its key field (the key is the subject's id).
         """
         if not events:
             return []
+        sealing = self._keys is not None and bool(contract.personal_fields())
+        keys: Mapping[UUID, bytes | None] = {}
+        if sealing:
+            if contract.subject_field != contract.key_field:
+                raise ValueError(f"{contract.event_type}: copy_encoded seals by key = subject")
+            assert self._keys is not None
+            keys = await self._keys.data_keys({UUID(key) for key, _ in events}, session)
         texts = _HeaderText(
             contract.event_type,
             contract.event_version,
@@ -241,6 +331,10 @@ class OutboxWriter:
         ids: list[UUID] = []
         for key, value in events:
             event_id = new_event_id()
+            if sealing:
+                value = seal_json(
+                    value, contract, event_id=str(event_id), data_key=keys.get(UUID(key))
+                )
             records.append(
                 (event_id, topic, key, event_type, texts.text(str(event_id), key), value)
             )

@@ -11,6 +11,7 @@ production mode (and production settings refuse its issuer URL).
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 import uuid
@@ -33,6 +34,13 @@ from diaspora_identity.jwks import DEVELOPMENT_MARK
 from diaspora_identity.principal import Role
 
 DEFAULT_AUDIENCE = "diaspora-api"
+# DEVELOPMENT ONLY client-credentials clients of the local issuers (the services asking
+# the registry's key service for persons' data keys; secrets as diaspora_events.shredding
+# defaults them outside production).
+DEV_SERVICE_CLIENTS = {
+    "matching": "dev-only-matching",
+    "notifications": "dev-only-notifications",
+}
 DEV_CLIENT = "diaspora-dev-cli"
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -188,8 +196,12 @@ class LocalIssuer:
         audience: str = DEFAULT_AUDIENCE,
         keys: Iterable[SigningKey] | None = None,
         algorithm: str = "RS256",
+        clients: Mapping[str, str] | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        # OAuth2 client-credentials clients (id -> secret): services fetching their own
+        # tokens (e.g. from the registry's key service) at ``{issuer}/token``.
+        self.clients = dict(clients or {})
         self.audience = audience
         self.keys: list[SigningKey] = list(keys) if keys else [SigningKey.generate(algorithm)]
 
@@ -227,6 +239,8 @@ class LocalIssuer:
                 "member_id",
                 "preferred_username",
             ],
+            "token_endpoint": self.issuer + "/token",
+            "grant_types_supported": ["client_credentials"],
             DEVELOPMENT_MARK: True,
             "description": "DEVELOPMENT ONLY identity provider of the embedded platform.",
         }
@@ -292,5 +306,34 @@ class LocalIssuer:
             routes=[
                 Route(f"{base}/.well-known/openid-configuration", discovery),
                 Route(f"{base}/jwks.json", jwks),
+                Route(f"{base}/token", self.token_endpoint, methods=["POST"]),
             ]
+        )
+
+    async def token_endpoint(self, request: Request) -> JSONResponse:
+        """OAuth2 client credentials (RFC 6749 4.4): a ``service`` token for a known client
+        authenticated by HTTP Basic or form ``client_id``/``client_secret``."""
+        form = await request.form()
+        client_id, secret = str(form.get("client_id") or ""), str(form.get("client_secret") or "")
+        authorization = request.headers.get("authorization", "")
+        if authorization.lower().startswith("basic "):
+            import base64
+            from urllib.parse import unquote
+
+            decoded = base64.b64decode(authorization[6:]).decode("utf-8", "replace")
+            client_id, _, secret = decoded.partition(":")
+            client_id, secret = unquote(client_id), unquote(secret)
+        if form.get("grant_type") != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        expected = self.clients.get(client_id)
+        if expected is None or not hmac.compare_digest(expected.encode(), secret.encode()):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        lifetime = 300
+        return JSONResponse(
+            {
+                "access_token": self.token(service_account(client_id), lifetime=lifetime),
+                "token_type": "Bearer",
+                "expires_in": lifetime,
+            },
+            headers={"Cache-Control": "no-store"},
         )

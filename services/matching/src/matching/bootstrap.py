@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from diaspora_events.outbox import OutboxWriter
+from diaspora_events.shredding import EventKeySettings, event_key_settings
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
 from matching.adapters.orm import outbox
@@ -21,6 +22,9 @@ class Matching:
     sessions: async_sessionmaker[AsyncSession]
     outbox: OutboxWriter
     identity: Identity
+    # Crypto-shredding: the key settings and the writer's keys (no cache: a request's
+    # keys leave memory with it); consumers build their own caching resolver.
+    key_settings: EventKeySettings | None = None
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:
@@ -35,10 +39,20 @@ class Matching:
 def bootstrap(settings: MatchingSettings | None = None) -> Matching:
     settings = settings or MatchingSettings()
     engine = make_engine(settings.async_database_url)
+    key_settings = event_key_settings("MATCHING")
     return Matching(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        outbox=OutboxWriter(outbox, source=settings.event_source),
+        outbox=OutboxWriter(
+            outbox,
+            source=settings.event_source,
+            keys=(
+                key_settings.resolver("matching", ttl=0.0)
+                if key_settings.event_encryption
+                else None
+            ),
+        ),
         identity=Identity.from_settings(settings),
+        key_settings=key_settings,
     )

@@ -23,6 +23,7 @@ from diaspora_events.contracts import (
 )
 from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
+from diaspora_events.shredding import KeyResolver
 from notifications import contacts, matching, profile_reminders, verification
 from notifications.adapters.orm import (
     campaign_recipients,
@@ -140,6 +141,7 @@ def build_consumer(
     available_channels: frozenset[str] = DEFAULT_CHANNELS,
     on_erased: Callable[[UUID], None] | None = None,
     settings: NotificationsSettings | None = None,
+    keys: KeyResolver | None = None,
 ) -> EventConsumer:
     consumer = EventConsumer(
         name=CONSUMER_NAME,
@@ -147,6 +149,7 @@ def build_consumer(
         inbox=inbox,
         dead_letters=dead_letters,
         topic_prefix=topic_prefix,
+        keys=keys,  # opens sealed personal fields (crypto-shredding)
     )
     from notifications.adapters.orm import outbox as outbox_table
 

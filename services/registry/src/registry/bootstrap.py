@@ -8,11 +8,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from diaspora_events.outbox import OutboxWriter
+from diaspora_events.shredding import EventKeySettings, event_key_settings
 from diaspora_identity.audit import AuditTrail
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
 from registry.adapters.orm import audit_log, outbox
 from registry.crypto import DocumentCipher
+from registry.keys.store import PersonKeys, use_in_this_process
 from registry.service import audit_event
 from registry.settings import RegistrySettings
 
@@ -27,6 +29,9 @@ class Registry:
     audit: AuditTrail
     # Encrypts nationality document numbers at rest (keys from the settings).
     cipher: DocumentCipher
+    # Persons' data keys (crypto-shredding); None when event encryption is off.
+    keys: PersonKeys | None = None
+    key_settings: EventKeySettings | None = None
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:
@@ -41,13 +46,25 @@ class Registry:
 def bootstrap(settings: RegistrySettings | None = None) -> Registry:
     settings = settings or RegistrySettings()
     engine = make_engine(settings.async_database_url)
-    writer = OutboxWriter(outbox, source=settings.event_source)
+    sessions = make_session_factory(engine)
+    key_settings = event_key_settings("REGISTRY")
+    keys = (
+        PersonKeys(
+            key_settings.kek(), sessions, cache_ttl=key_settings.event_keys_cache_ttl_seconds
+        )
+        if key_settings.event_encryption
+        else None
+    )
+    use_in_this_process(keys)
+    writer = OutboxWriter(outbox, source=settings.event_source, keys=keys)
     return Registry(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
         outbox=writer,
         identity=Identity.from_settings(settings),
         audit=AuditTrail(audit_log, writer, audit_event),
         cipher=DocumentCipher.from_settings(settings.document_keys, settings.document_key_id),
+        keys=keys,
+        key_settings=key_settings,
     )

@@ -438,6 +438,8 @@ async def _register_in_one_statement(
             return None
         record = view_of(columns, (), consents, cipher=None)
         given = given_at_registration(record)
+        # Its data key first (its own statement: a key without a member is harmless).
+        event = registered_event(columns, consents)
         await register_in_one_statement(
             autocommit,
             outbox=outbox,
@@ -451,7 +453,11 @@ async def _register_in_one_statement(
             request_id=context.request_id,
             name_key=name_key(member.given_name, member.family_name),
             email_key=email_key(member.email),
-            event_row=outbox.row(registered_event(columns, consents), subject=str(columns["id"])),
+            event_row=outbox.row(
+                event,
+                subject=str(columns["id"]),
+                data_keys=await outbox.data_keys(None, [event]),
+            ),
         )
     record["owner_subject"] = columns["owner_subject"]
     return record

@@ -40,6 +40,8 @@ class Event(BaseModel):
     topic: ClassVar[Topic]
     key_field: ClassVar[str]
     description: ClassVar[str]
+    # The person the personal fields are about, whose data key seals them (shredding.py).
+    subject_field: ClassVar[str | None] = None
 
     def aggregate_id(self) -> str:
         """The Kafka key: the id of the aggregate this event is about."""
@@ -75,9 +77,19 @@ E = TypeVar("E", bound=Event)
 
 
 def contract(
-    *, event_type: str, version: int, topic: Topic, key: str, description: str
+    *,
+    event_type: str,
+    version: int,
+    topic: Topic,
+    key: str,
+    description: str,
+    subject: str | None = None,
 ) -> Callable[[type[E]], type[E]]:
-    """Register an event model under its type string and version."""
+    """Register an event model under its type string and version.
+
+    ``subject``: the field holding the id of the person its ``personal()`` fields are
+    about (required when it has any): their data key seals those fields on the wire.
+    """
 
     def register(cls: type[E]) -> type[E]:
         found = ContractKey(event_type, version)
@@ -85,6 +97,9 @@ def contract(
             raise ValueError(f"event contract {event_type} v{version} is registered twice")
         if key not in cls.model_fields:
             raise ValueError(f"{cls.__name__}: key field {key!r} is not a field")
+        if cls.personal_fields() and (subject is None or subject not in cls.model_fields):
+            raise ValueError(f"{cls.__name__}: personal fields need a subject field")
+        cls.subject_field = subject
         cls.event_type = event_type
         cls.event_version = version
         cls.topic = topic

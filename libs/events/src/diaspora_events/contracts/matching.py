@@ -120,6 +120,7 @@ class NeedClosedV1(Event):
         "A coordinator proposed a need to an expert; notifications tells the expert, "
         "who accepts or declines through the API."
     ),
+    subject="member_id",
 )
 class MatchProposedV1(Event):
     proposal_id: UUID
@@ -163,6 +164,7 @@ class MatchAcceptedV1(Event):
     topic=MATCHING_MATCHES,
     key="proposal_id",
     description="The expert declined a proposal, with a reason.",
+    subject="member_id",
 )
 class MatchDeclinedV1(Event):
     proposal_id: UUID
@@ -231,6 +233,7 @@ class MissionFacts(_Part):
     topic=MATCHING_MISSIONS,
     key="mission_id",
     description="The ministry and the expert agreed the terms and dates of a mission.",
+    subject="member_id",
 )
 class MissionAgreedV1(Event):
     mission_id: UUID
@@ -250,6 +253,7 @@ class MissionAgreedV1(Event):
     topic=MATCHING_MISSIONS,
     key="mission_id",
     description="A mission was carried out and closed with a report (counted in statistics).",
+    subject="member_id",
 )
 class MissionCompletedV1(Event):
     mission_id: UUID
@@ -267,6 +271,7 @@ class MissionCompletedV1(Event):
     topic=MATCHING_MISSIONS,
     key="mission_id",
     description="An agreed mission will not take place.",
+    subject="member_id",
 )
 class MissionCancelledV1(Event):
     mission_id: UUID
@@ -298,6 +303,7 @@ class ProjectDetails(_Part):
     topic=MATCHING_PROJECTS,
     key="project_id",
     description="A member of the diaspora submitted a project to the project holders' platform.",
+    subject="holder_id",
 )
 class ProjectSubmittedV1(Event):
     project_id: UUID
@@ -313,6 +319,7 @@ class ProjectSubmittedV1(Event):
     topic=MATCHING_PROJECTS,
     key="project_id",
     description="A project holder changed their project.",
+    subject="holder_id",
 )
 class ProjectUpdatedV1(Event):
     project_id: UUID
@@ -347,6 +354,7 @@ class ProjectWithdrawnV1(Event):
         "A national actor or partner expressed interest in a project; notifications "
         "tells the holder."
     ),
+    subject="holder_id",
 )
 class InterestExpressedV1(Event):
     interest_id: UUID
@@ -368,6 +376,7 @@ class InterestExpressedV1(Event):
         "Someone other than the person read personal data held by matching "
         "(candidates, proposals, missions, project contacts); record id = member id."
     ),
+    subject="record_id",
 )
 class MatchingAuditRecordedV1(AuditRecorded):
     pass

@@ -58,6 +58,7 @@ class DeliveryFailedV1(Event):
     version=1,
     topic=NOTIFICATIONS_AUDIT,
     key="record_id",
+    subject="record_id",
     description=(
         "Someone other than the person read a delivery log or an inbox held by "
         "notifications (record id = member id), or an administrator saved or previewed "

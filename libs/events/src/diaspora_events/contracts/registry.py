@@ -125,6 +125,7 @@ class MemberProfile(_Part):
     topic=REGISTRY_MEMBERS,
     key="member_id",
     description="A person was registered in the diaspora registry.",
+    subject="member_id",
 )
 class MemberRegisteredV1(Event):
     member_id: UUID
@@ -150,6 +151,7 @@ class MemberRegisteredV1(Event):
     topic=REGISTRY_MEMBERS,
     key="member_id",
     description="A member's profile changed (by the person, an officer or a merge).",
+    subject="member_id",
 )
 class MemberUpdatedV1(Event):
     member_id: UUID
@@ -164,6 +166,7 @@ class MemberUpdatedV1(Event):
     topic=REGISTRY_MEMBERS,
     key="member_id",
     description="A member confirmed their profile is still true (update campaign).",
+    subject="member_id",
 )
 class MemberConfirmedV1(Event):
     member_id: UUID
@@ -180,6 +183,7 @@ class MemberConfirmedV1(Event):
         "A member's profile was not confirmed for the configured number of months; "
         "notifications reminds the person to update it."
     ),
+    subject="member_id",
 )
 class MemberMarkedStaleV1(Event):
     member_id: UUID
@@ -276,6 +280,7 @@ class AssociationProfile(_Part):
     topic=REGISTRY_ASSOCIATIONS,
     key="association_id",
     description="An association of Togolese abroad was registered.",
+    subject="association_id",
 )
 class AssociationRegisteredV1(Event):
     association_id: UUID
@@ -290,6 +295,7 @@ class AssociationRegisteredV1(Event):
     topic=REGISTRY_ASSOCIATIONS,
     key="association_id",
     description="An association's record changed.",
+    subject="association_id",
 )
 class AssociationUpdatedV1(Event):
     association_id: UUID
@@ -304,6 +310,7 @@ class AssociationUpdatedV1(Event):
     topic=REGISTRY_AUDIT,
     key="record_id",
     description="Someone other than the person read or changed a member's record.",
+    subject="record_id",
 )
 class RegistryAuditRecordedV1(AuditRecorded):
     pass

@@ -42,7 +42,10 @@ Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 def build_consumers(service: Matching, dead_letters: DeadLetterSink) -> list[EventConsumer]:
     """Every consumer of the service (one Kafka consumer group each)."""
     prefix = service.settings.topic_prefix
-    return [
+    # One cache of persons' data keys for the process's consumers (crypto-shredding).
+    settings = service.key_settings
+    keys = settings.resolver("matching") if settings and settings.event_encryption else None
+    consumers = [
         experts_consumer(sessions=service.sessions, dead_letters=dead_letters, topic_prefix=prefix),
         records_consumer(
             sessions=service.sessions,
@@ -51,6 +54,9 @@ def build_consumers(service: Matching, dead_letters: DeadLetterSink) -> list[Eve
             topic_prefix=prefix,
         ),
     ]
+    for consumer in consumers:
+        consumer.keys = keys
+    return consumers
 
 
 def periodic_tasks(service: Matching) -> list[Task]:
@@ -127,6 +133,11 @@ async def run(service: Matching | None = None, stop: asyncio.Event | None = None
                     "database": service.database_ready,
                     "broker": broker,
                     "consumer": consumers_not_stuck,
+                    **(
+                        {"keys": consumers[0].keys.available}
+                        if consumers and consumers[0].keys
+                        else {}
+                    ),
                 },
             )
         )

@@ -16,6 +16,7 @@ from diaspora_events.runtime import (
     run_until_stopped,
     subscribe,
 )
+from diaspora_events.shredding import KeyResolver, event_key_settings
 from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
 from diaspora_service.health_server import health_task
 from notifications import SERVICE_NAME
@@ -39,6 +40,12 @@ class Fanout:
             event.set()
 
 
+def event_keys() -> KeyResolver | None:
+    """The data keys of persons, from the registry's key service (crypto-shredding)."""
+    settings = event_key_settings("NOTIFICATIONS")
+    return settings.resolver("notifications") if settings.event_encryption else None
+
+
 async def run(
     service: Notifications | None = None,
     stop: asyncio.Event | None = None,
@@ -60,6 +67,7 @@ async def run(
         outbox=service.outbox,
         available_channels=settings.available_channels,
         settings=settings,
+        keys=event_keys(),
     )
     await prepare_topics(
         settings.kafka,
@@ -130,6 +138,7 @@ async def run(
                     "database": service.database_ready,
                     "broker": broker,
                     "consumer": consumer_not_stuck,
+                    **({"keys": consumer.keys.available} if consumer.keys else {}),
                 },
             )
         )

@@ -18,6 +18,7 @@ from diaspora_events.outbox import OutboxWriter
 from registry.adapters.orm import outbox
 from registry.associations.service import forget_member, move_member
 from registry.duplicates.cases import MERGE_STEPS
+from registry.keys.store import process_keys
 from registry.service import ERASURE_STEPS
 from registry.settings import RegistrySettings
 
@@ -26,7 +27,9 @@ def _writer() -> OutboxWriter:
     # The steps receive only the session and ids; the events' CloudEvents source is the
     # service's setting, read from the environment as RegistrySettings reads it.
     default = RegistrySettings.model_fields["event_source"].default
-    return OutboxWriter(outbox, source=os.environ.get("REGISTRY_EVENT_SOURCE") or default)
+    return OutboxWriter(
+        outbox, source=os.environ.get("REGISTRY_EVENT_SOURCE") or default, keys=process_keys()
+    )
 
 
 async def erase_from_associations(session: AsyncSession, member_id: UUID) -> None:

@@ -662,6 +662,9 @@ def build_app(registry: Registry | None = None) -> FastAPI:
 
     application.include_router(imports_api.router)  # its lifespan runs the import runner
     application.include_router(duplicates_api.router)
+    from registry.keys import api as keys_api
+
+    application.include_router(keys_api.router)  # internal: not routed by the gateway
     application.add_middleware(RequestIdMiddleware)
     return application
 

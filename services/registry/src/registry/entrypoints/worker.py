@@ -53,6 +53,8 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         topic_prefix=settings.topic_prefix,
         require_consent=settings.statistics_require_consent,
         jurisdictions=registry.identity.jurisdictions,
+        # Opens the sealed personal fields with the registry's own key store.
+        keys=registry.keys.resolver() if registry.keys is not None else None,
     )
     accesses = build_access_log_consumer(
         sessions=registry.sessions,
@@ -105,6 +107,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
                     "database": registry.database_ready,
                     "broker": broker,
                     "consumer": consumer_not_stuck,
+                    **({"keys": consumer.keys.available} if consumer.keys else {}),
                 },
             )
         )

@@ -25,6 +25,7 @@ from diaspora_events.contracts.registry import (
     MemberRegisteredV1,
     MemberUpdatedV1,
 )
+from diaspora_events.shredding import KeyResolver
 from diaspora_identity.jurisdictions import Jurisdictions, default_jurisdictions
 from registry import search
 from registry.adapters.orm import inbox
@@ -79,6 +80,7 @@ def build_consumer(
     topic_prefix: str = "",
     require_consent: bool = False,
     jurisdictions: Jurisdictions | None = None,
+    keys: KeyResolver | None = None,
 ) -> EventConsumer:
     consumer = EventConsumer(
         name=CONSUMER_NAME,
@@ -86,6 +88,7 @@ def build_consumer(
         inbox=inbox,
         dead_letters=dead_letters,
         topic_prefix=topic_prefix,
+        keys=keys,
     )
     posts = jurisdictions or default_jurisdictions()
 

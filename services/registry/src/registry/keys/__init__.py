@@ -1,0 +1,6 @@
+"""Persons' data keys (crypto-shredding): the key store and the internal key endpoint.
+
+See :mod:`diaspora_events.shredding` for the wire format and docs/architecture.md for
+why the keys live here (the registry owns persons; erasure destroys the key in the
+erasure's own transaction).
+"""
