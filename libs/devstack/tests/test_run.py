@@ -51,9 +51,9 @@ def test_every_long_running_process_has_a_readiness_check_on_its_own_port() -> N
     # Ready only when every service answers through its route.
     assert gateway.ready == [
         "http://127.0.0.1:18080/health",
-        "http://127.0.0.1:18080/api/registry/health/ready",
-        "http://127.0.0.1:18080/api/notifications/health/ready",
-        "http://127.0.0.1:18080/api/matching/health/ready",
+        "http://127.0.0.1:18080/api/registry/health/live",
+        "http://127.0.0.1:18080/api/notifications/health/live",
+        "http://127.0.0.1:18080/api/matching/health/live",
     ]
     # Each process's health port is the one it is told to serve.
     for spec in specs:

@@ -581,6 +581,10 @@ def test_what_each_service_sends_and_receives() -> None:
         # The registry's read models (statistics, search) from its own member events.
         "receive.registry.members.registry-read-models": "receive",
         "deadletter.registry-read-models": "send",
+        # The person's access log gathers the other services' audit entries.
+        "receive.matching.audit.registry-access-log": "receive",
+        "receive.notifications.audit.registry-access-log": "receive",
+        "deadletter.registry-access-log": "send",
     }
     assert {k: v["action"] for k, v in notifications["operations"].items()} == {
         "send.notifications.deliveries": "send",

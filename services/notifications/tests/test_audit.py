@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select, text
@@ -107,19 +108,31 @@ async def test_template_saves_and_previews_are_audited_keyed_by_the_template_ver
 
 
 async def test_the_audit_log_is_append_only(
-    client: httpx.AsyncClient, identity_provider: LocalIssuer, api_service: Notifications
+    client: httpx.AsyncClient,
+    identity_provider: LocalIssuer,
+    api_service: Notifications,
+    notifications_database: str,
 ) -> None:
     root = identity_provider.headers(admin())
     assert (
         await client.post("/templates/member_welcome/fr/preview", json={}, headers=root)
     ).status_code == 200
     assert len(await _audit_rows(api_service)) == 1
-    for statement in (
+    statements = (
         "UPDATE audit_log SET action = 'x'",
         "DELETE FROM audit_log",
         "TRUNCATE audit_log",
-    ):
-        with pytest.raises(DBAPIError, match="append-only"):
+    )
+    for statement in statements:
+        # The service's own (runtime) role is not even allowed to try...
+        with pytest.raises(DBAPIError, match="permission denied"):
             async with api_service.sessions() as session, session.begin():
                 await session.execute(text(statement))
+        # ...and the trigger refuses the table's owner too.
+        owner = await asyncpg.connect(notifications_database)
+        try:
+            with pytest.raises(asyncpg.PostgresError, match="append-only"):
+                await owner.execute(statement)
+        finally:
+            await owner.close()
     assert len(await _audit_rows(api_service)) == 1

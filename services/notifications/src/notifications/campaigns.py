@@ -22,11 +22,11 @@ import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import (
     ColumnElement,
     and_,
@@ -42,6 +42,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.outbox import OutboxWriter
+from diaspora_service.text import SingleLine
 from notifications.adapters.orm import (
     campaign_recipients,
     campaigns,
@@ -56,6 +57,11 @@ from notifications.templates import latest_active_all, pick, render_version
 
 log = structlog.get_logger(__name__)
 
+# Codes, not free text: their JSON Schema says so (and refuses control characters).
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+IscoCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}$")]
+
 
 class Segment(BaseModel):
     """Who a campaign reaches. Every given criterion must hold (AND); values within one
@@ -63,14 +69,18 @@ class Segment(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    countries: list[str] = Field(default_factory=list, description="ISO 3166-1 alpha-2 codes.")
-    languages: list[str] = Field(default_factory=list)
-    occupations: list[str] = Field(default_factory=list, description="ISCO-08 codes.")
+    countries: list[CountryCode] = Field(
+        default_factory=list, description="ISO 3166-1 alpha-2 codes."
+    )
+    languages: list[LanguageCode] = Field(
+        default_factory=list, description="ISO 639-1 or 639-3 codes."
+    )
+    occupations: list[IscoCode] = Field(default_factory=list, description="ISCO-08 codes.")
     newsletter_consent: bool | None = Field(
         default=None, description="true: only people who consented to newsletters."
     )
     # Attributes the registry adds later (kept in recipients.attributes): name -> values.
-    attributes: dict[str, list[str]] = Field(default_factory=dict)
+    attributes: dict[SingleLine, list[SingleLine]] = Field(default_factory=dict)
 
     @field_validator("countries")
     @classmethod
