@@ -17,7 +17,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from diaspora_devstack.testing import app_url, asyncpg_url, serve_app, wait_until
+from diaspora_devstack.testing import app_url, asyncpg_url, free_port, serve_app, wait_until
 from diaspora_identity.testing import LocalIssuer, citizen, coordinator, officer
 from matching.bootstrap import Matching
 from matching.bootstrap import bootstrap as matching_bootstrap
@@ -97,7 +97,13 @@ async def test_a_ranking_in_matching_shows_in_the_persons_access_log(
     registry_service: RegistrySettings,
     matching_service: MatchingSettings,
     identity_provider: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Matching seals personal event fields with keys from the registry's internal key
+    # service (crypto-shredding): this test's registry API.
+    registry_port = free_port()
+    monkeypatch.setenv("MATCHING_EVENT_KEYS_URL", f"http://127.0.0.1:{registry_port}")
+    monkeypatch.setenv("MATCHING_EVENT_KEYS_TOKEN_URL", identity_provider.issuer + "/token")
     registry: Registry = registry_bootstrap(registry_service)
     matching: Matching = matching_bootstrap(matching_service)
     stop = asyncio.Event()
@@ -107,7 +113,7 @@ async def test_a_ranking_in_matching_shows_in_the_persons_access_log(
     ]
     try:
         async with (
-            serve_app(registry_app(registry)) as registry_url,
+            serve_app(registry_app(registry), port=registry_port) as registry_url,
             serve_app(matching_app(matching)) as matching_url,
         ):
             person = identity_provider.headers(citizen("ama-access-log"))

@@ -112,7 +112,7 @@ async def test_killing_a_broker_mid_burst_loses_no_acknowledged_event(
                 except httpx.HTTPError:
                     return False
 
-            await wait_until(registry_up, timeout=30, message="registry API")
+            await wait_until(registry_up, timeout=90, message="registry API")
 
             async def burst() -> list[int]:
                 statuses = []

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from diaspora_devstack.mailbox import Mailbox
-from diaspora_devstack.testing import asyncpg_url, serve_app, wait_until
+from diaspora_devstack.testing import asyncpg_url, free_port, serve_app, wait_until
 from diaspora_events.kafka import ensure_topics
 from diaspora_events.observability import setup_observability
 from diaspora_events.outbox import OutboxRelay
@@ -35,7 +35,13 @@ async def test_a_registration_is_one_trace_from_http_to_smtp(
     topic_prefix: str,
     mailbox: Mailbox,
     identity_provider: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Notifications opens the registry's sealed personal fields with keys from the
+    # registry's internal key service (crypto-shredding): this test's registry API.
+    registry_port = free_port()
+    monkeypatch.setenv("NOTIFICATIONS_EVENT_KEYS_URL", f"http://127.0.0.1:{registry_port}")
+    monkeypatch.setenv("NOTIFICATIONS_EVENT_KEYS_TOKEN_URL", identity_provider.issuer + "/token")
     exporter = InMemorySpanExporter()
     setup_observability("trace-test", json_logs=False, span_processor=SimpleSpanProcessor(exporter))
     registry = registry_bootstrap(
@@ -74,7 +80,7 @@ async def test_a_registration_is_one_trace_from_http_to_smtp(
     ]
     try:
         async with (
-            serve_app(build_app(registry)) as base_url,
+            serve_app(build_app(registry), port=registry_port) as base_url,
             httpx.AsyncClient(
                 headers=identity_provider.headers(officer("us-washington"))
             ) as client,

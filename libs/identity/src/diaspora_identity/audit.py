@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
@@ -41,12 +41,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.base import Event
 from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.policy import Decision
 from diaspora_service.audit_chain import chain_columns
 from diaspora_service.audit_chain import chain_ddl as chain_ddl
 from diaspora_service.audit_chain import drop_chain_ddl as drop_chain_ddl
+
+AuditEvent = TypeVar("AuditEvent", bound=AuditRecorded)
 
 
 def audit_table(metadata: MetaData, name: str = "audit_log", *, chained: bool = False) -> Table:
@@ -213,3 +216,14 @@ class AuditTrail:
             for event, entry in zip(events, entries, strict=True):
                 await self._outbox.add(session, event, subject=str(entry.record_id))
         return entries
+
+
+def audit_event_factory(contract: type[AuditEvent]) -> Callable[[AuditEntry], AuditEvent]:
+    """The event a service publishes for each entry: its own subclass of
+    :class:`~diaspora_events.contracts.audit.AuditRecorded`, whose fields are the entry's."""
+    names = tuple(AuditRecorded.model_fields)
+
+    def event(entry: AuditEntry) -> AuditEvent:
+        return contract(**{name: getattr(entry, name) for name in names})
+
+    return event

@@ -8,26 +8,11 @@ from __future__ import annotations
 
 from diaspora_events.contracts import MatchingAuditRecordedV1
 from diaspora_events.outbox import OutboxWriter
-from diaspora_identity.audit import AuditEntry, AuditTrail
+from diaspora_identity.audit import AuditTrail, audit_event_factory
 from matching.adapters.orm import audit_log
 
-
-def audit_event(entry: AuditEntry) -> MatchingAuditRecordedV1:
-    return MatchingAuditRecordedV1(
-        audit_id=entry.audit_id,
-        occurred_at=entry.occurred_at,
-        actor_subject=entry.actor_subject,
-        actor_roles=entry.actor_roles,
-        actor_client=entry.actor_client,
-        actor_is_service=entry.actor_is_service,
-        action=entry.action,
-        resource=entry.resource,
-        record_id=entry.record_id,
-        fields=entry.fields,
-        client_address=entry.client_address,
-        request_id=entry.request_id,
-        trace_id=entry.trace_id,
-    )
+# The event published for each entry (its fields are the entry's).
+audit_event = audit_event_factory(MatchingAuditRecordedV1)
 
 
 def audit_trail(outbox: OutboxWriter) -> AuditTrail:

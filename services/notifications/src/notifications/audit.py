@@ -22,7 +22,7 @@ from uuid import UUID
 
 from diaspora_events.contracts import NotificationsAuditRecordedV1
 from diaspora_events.outbox import OutboxWriter
-from diaspora_identity.audit import AuditEntry, AuditTrail
+from diaspora_identity.audit import AuditTrail, audit_event_factory
 from notifications.adapters.orm import audit_log
 
 _TEMPLATE_NAMESPACE = uuid.UUID("0b7f6c2a-3e55-4b8e-a0c4-7d1f9e2b6a31")
@@ -36,22 +36,8 @@ def template_record_id(key: str, language: str) -> UUID:
     return uuid.uuid5(_TEMPLATE_NAMESPACE, f"{key}/{language}")
 
 
-def audit_event(entry: AuditEntry) -> NotificationsAuditRecordedV1:
-    return NotificationsAuditRecordedV1(
-        audit_id=entry.audit_id,
-        occurred_at=entry.occurred_at,
-        actor_subject=entry.actor_subject,
-        actor_roles=entry.actor_roles,
-        actor_client=entry.actor_client,
-        actor_is_service=entry.actor_is_service,
-        action=entry.action,
-        resource=entry.resource,
-        record_id=entry.record_id,
-        fields=entry.fields,
-        client_address=entry.client_address,
-        request_id=entry.request_id,
-        trace_id=entry.trace_id,
-    )
+# The event published for each entry (its fields are the entry's).
+audit_event = audit_event_factory(NotificationsAuditRecordedV1)
 
 
 def audit_trail(outbox: OutboxWriter) -> AuditTrail:

@@ -28,6 +28,7 @@ from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.matching import MatchingAuditRecordedV1
 from diaspora_events.contracts.notifications import NotificationsAuditRecordedV1
+from diaspora_events.shredding import KeyResolver
 from registry import SERVICE_NAME
 from registry.adapters.orm import audit_log, inbox, member_accesses
 from registry.service import ACCESS_LOG_FIELDS
@@ -72,13 +73,17 @@ def build_consumer(
     dead_letters: DeadLetterSink,
     topic_prefix: str = "",
     contracts: Sequence[type[AuditRecorded]] = AUDIT_CONTRACTS,
+    keys: KeyResolver | None = None,
 ) -> EventConsumer:
+    # Other services seal their audit entries' personal fields with the member's key
+    # (crypto-shredding): an erased member's entries no longer open and are skipped.
     consumer = EventConsumer(
         name=CONSUMER_NAME,
         session_factory=sessions,
         inbox=inbox,
         dead_letters=dead_letters,
         topic_prefix=topic_prefix,
+        keys=keys,
     )
     for contract in contracts:
         service = contract.topic.owner

@@ -29,7 +29,7 @@ from diaspora_events.contracts import (
     RegistryAuditRecordedV1,
 )
 from diaspora_events.outbox import OutboxWriter
-from diaspora_identity.audit import AccessContext, AuditEntry, AuditTrail
+from diaspora_identity.audit import AccessContext, AuditTrail, audit_event_factory
 from diaspora_identity.jurisdictions import Jurisdictions
 from diaspora_identity.policy import Decision
 from diaspora_identity.principal import Role
@@ -125,22 +125,8 @@ class OutsideJurisdiction(Exception):
     someone living outside their embassies' jurisdiction). Never a self-registration."""
 
 
-def audit_event(entry: AuditEntry) -> RegistryAuditRecordedV1:
-    return RegistryAuditRecordedV1(
-        audit_id=entry.audit_id,
-        occurred_at=entry.occurred_at,
-        actor_subject=entry.actor_subject,
-        actor_roles=entry.actor_roles,
-        actor_client=entry.actor_client,
-        actor_is_service=entry.actor_is_service,
-        action=entry.action,
-        resource=entry.resource,
-        record_id=entry.record_id,
-        fields=entry.fields,
-        client_address=entry.client_address,
-        request_id=entry.request_id,
-        trace_id=entry.trace_id,
-    )
+# The event published for each entry (its fields are the entry's).
+audit_event = audit_event_factory(RegistryAuditRecordedV1)
 
 
 def _digest(command: RegisterMember, caller: str) -> str:

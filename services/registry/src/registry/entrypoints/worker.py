@@ -60,6 +60,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         sessions=registry.sessions,
         dead_letters=broker_dead_letter_sink(broker_),
         topic_prefix=settings.topic_prefix,
+        keys=registry.keys.resolver() if registry.keys is not None else None,
     )
     await prepare_topics(
         settings.kafka,
