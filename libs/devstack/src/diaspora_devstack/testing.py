@@ -615,3 +615,45 @@ class SecureKafka:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         pid_path.unlink(missing_ok=True)
+
+
+async def publish_outbox(
+    engine: Any, table: Any, *, kafka_bootstrap: str, topic_prefix: str, client_id: str
+) -> int:
+    """Run an outbox relay, as a service's worker does, until every pending row of
+    ``table`` is published; returns how many rows were pending."""
+    from sqlalchemy import func, select
+
+    from diaspora_events.kafka import ensure_topics
+    from diaspora_events.outbox import OutboxRelay
+    from diaspora_events.topics import ALL_TOPICS, with_prefix
+
+    async def unpublished() -> int:
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                select(func.count()).select_from(table).where(table.c.published_at.is_(None))
+            )
+        return int(found.scalar_one())
+
+    await ensure_topics(kafka_bootstrap, [with_prefix(t, topic_prefix) for t in ALL_TOPICS])
+    pending = await unpublished()
+    relay = OutboxRelay(
+        engine=engine,
+        table=table,
+        bootstrap_servers=kafka_bootstrap,
+        client_id=client_id,
+        topic_prefix=topic_prefix,
+        poll_interval=0.05,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+
+        async def done() -> bool:
+            return await unpublished() == 0
+
+        await wait_until(done, timeout=30, message="the outbox to be published")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    return pending

@@ -2,56 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from sqlalchemy import func, select
-
-from diaspora_devstack.testing import read_topic, wait_until
+from diaspora_devstack.testing import read_topic
 from diaspora_events.cloudevents import decode, headers_from_kafka
-from diaspora_events.kafka import ensure_topics
-from diaspora_events.outbox import OutboxRelay
-from diaspora_events.topics import ALL_TOPICS, Topic, with_prefix
+from diaspora_events.topics import Topic
 from matching.adapters.orm import outbox
 from matching.bootstrap import Matching
-
-
-async def _unpublished(service: Matching) -> int:
-    async with service.sessions() as session:
-        found = await session.execute(
-            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
-        )
-    return int(found.scalar_one())
 
 
 async def publish_outbox(service: Matching) -> int:
     """Run the outbox relay, as the worker does, until every pending row is published;
     returns how many rows were pending."""
-    settings = service.settings
-    await ensure_topics(
-        settings.kafka_bootstrap, [with_prefix(t, settings.topic_prefix) for t in ALL_TOPICS]
-    )
-    pending = await _unpublished(service)
-    relay = OutboxRelay(
-        engine=service.engine,
-        table=outbox,
-        bootstrap_servers=settings.kafka_bootstrap,
+    from diaspora_devstack.testing import publish_outbox as publish  # (tests only)
+
+    return await publish(
+        service.engine,
+        outbox,
+        kafka_bootstrap=service.settings.kafka_bootstrap,
+        topic_prefix=service.settings.topic_prefix,
         client_id="matching-test-relay",
-        topic_prefix=settings.topic_prefix,
-        poll_interval=0.05,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-
-        async def done() -> bool:
-            return await _unpublished(service) == 0
-
-        await wait_until(done, timeout=30, message="the outbox to be published")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
-    return pending
 
 
 async def events_on(service: Matching, topic: Topic, *, expect: int) -> list[tuple[str, Any]]:

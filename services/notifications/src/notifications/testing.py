@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from uuid_utils.compat import uuid7
 
 from diaspora_events.cloudevents import decode, encode, headers_from_kafka, headers_to_kafka
 from diaspora_events.contracts import Event, MemberRegisteredV1
-from diaspora_events.kafka import ensure_topics
-from diaspora_events.outbox import OutboxRelay
-from diaspora_events.topics import ALL_TOPICS, Topic, with_prefix
+from diaspora_events.topics import Topic
 from notifications.adapters.orm import deliveries, outbox, preferences, recipients
 from notifications.bootstrap import Notifications
 
@@ -134,44 +131,18 @@ async def confirm_email(service: Notifications, mail_text: str) -> UUID:
     return member_id
 
 
-async def _unpublished(service: Notifications) -> int:
-    async with service.sessions() as session:
-        found = await session.execute(
-            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
-        )
-    return int(found.scalar_one())
-
-
 async def publish_outbox(service: Notifications) -> int:
     """Run the outbox relay, as the worker does, until every pending row is published;
     returns how many rows were pending."""
-    from diaspora_devstack.testing import wait_until  # (tests only: not in the image)
+    from diaspora_devstack.testing import publish_outbox as publish  # (tests only)
 
-    settings = service.settings
-    await ensure_topics(
-        settings.kafka_bootstrap, [with_prefix(t, settings.topic_prefix) for t in ALL_TOPICS]
-    )
-    pending = await _unpublished(service)
-    relay = OutboxRelay(
-        engine=service.engine,
-        table=outbox,
-        bootstrap_servers=settings.kafka_bootstrap,
+    return await publish(
+        service.engine,
+        outbox,
+        kafka_bootstrap=service.settings.kafka_bootstrap,
+        topic_prefix=service.settings.topic_prefix,
         client_id="notifications-test-relay",
-        topic_prefix=settings.topic_prefix,
-        poll_interval=0.05,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-
-        async def done() -> bool:
-            return await _unpublished(service) == 0
-
-        await wait_until(done, timeout=30, message="the outbox to be published")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
-    return pending
 
 
 async def events_on(
