@@ -177,7 +177,8 @@ async def platform(platform_processes: LocalPlatform) -> LocalPlatform:
 
 async def answering(platform: LocalPlatform) -> LocalPlatform:
     for url in (platform.registry_url, platform.notifications_url):
-        await wait_until(lambda url=url: answers(f"{url}/health/ready"), timeout=60, message=url)
+        # Generous: a dozen Python processes import and start at once on two cores.
+        await wait_until(lambda url=url: answers(f"{url}/health/ready"), timeout=180, message=url)
     return platform
 
 

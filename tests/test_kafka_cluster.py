@@ -20,7 +20,6 @@ from diaspora_devstack.testing import (
     service_env,
     wait_until,
 )
-from diaspora_events.cloudevents import decode, headers_from_kafka
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_identity.testing import LocalIssuer, officer
 
@@ -68,6 +67,9 @@ async def test_killing_a_broker_mid_burst_loses_no_acknowledged_event(
         extra={
             "NOTIFICATIONS_SMTP_PORT": str(mailbox.port),
             **{f"NOTIFICATIONS_{k}": v for k, v in common.items()},
+            # Persons' data keys from this test's registry (crypto-shredding).
+            "NOTIFICATIONS_EVENT_KEYS_URL": f"http://127.0.0.1:{port}",
+            "NOTIFICATIONS_EVENT_KEYS_TOKEN_URL": identity_provider.issuer + "/token",
         },
     )
     processes = [
@@ -162,8 +164,11 @@ async def test_killing_a_broker_mid_burst_loses_no_acknowledged_event(
             expect=REGISTRATIONS,
             timeout=60,
         )
-        emails = {decode(headers_from_kafka(r.headers), r.value).data["email"] for r in records}
-        assert emails == set(addresses)
+        # One event per registration, each about its own member; the addresses travel
+        # sealed (crypto-shredding), so none is readable on the topic.
+        members = {r.key for r in records}
+        assert len(members) == REGISTRATIONS
+        assert not any(a.encode() in (r.value or b"") for r in records for a in addresses)
     finally:
         for process in processes:
             process.stop()

@@ -278,7 +278,8 @@ async def test_erasure_leaves_no_name_email_or_phone_in_any_text_column(
 
         async def sent() -> bool:
             rows = await deliveries_of(service)
-            return sum(r.status == "sent" for r in rows) == 2
+            # At least the two people's verifications (more may follow: email and SMS).
+            return sum(r.status == "sent" for r in rows) >= 2
 
         await wait_until(sent, timeout=30, message="deliveries")
         async with service.sessions() as session, session.begin():
