@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from diaspora_events.shredding import KeyServiceUnavailable
 from diaspora_service.db import UNAVAILABLE_ERRORS
 
 PROBLEM_JSON = "application/problem+json"
@@ -129,6 +130,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     for error_class in UNAVAILABLE_ERRORS:
         app.add_exception_handler(error_class, _unavailable)
+
+    # Sealing an event needs the person's data key (crypto-shredding): the registry's key
+    # service, the identity provider or Vault did not answer; the transaction rolled back.
+    async def _keys_unavailable(request: Request, error: Exception) -> JSONResponse:
+        log.warning("event_keys_unavailable", path=request.url.path, error=str(error))
+        return problem_response(
+            503,
+            "Service unavailable",
+            detail="The key service cannot be reached right now; nothing was changed. "
+            "Retry in a few seconds.",
+            instance=request.url.path,
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(KeyServiceUnavailable, _keys_unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
 
 from diaspora_events.observability import setup_observability
-from diaspora_events.shredding import KeyServiceUnavailable
 from diaspora_identity.http import install_identity
 from diaspora_service.app import create_app
-from diaspora_service.problems import problem_response
 from diaspora_service.request_id import RequestIdMiddleware
 from matching import SERVICE_NAME
 from matching.bootstrap import Matching, bootstrap
@@ -67,19 +64,6 @@ def build_app(service: Matching | None = None) -> FastAPI:
         readiness={"database": database_ready},
     )
     install_identity(application)
-
-    async def keys_unavailable(request: Request, _error: Exception) -> JSONResponse:
-        # Sealing an event needs the person's data key from the registry's key service.
-        return problem_response(
-            503,
-            "Service unavailable",
-            detail="The key service cannot be reached right now; nothing was changed. "
-            "Retry in a few seconds.",
-            instance=request.url.path,
-            headers={"Retry-After": "5"},
-        )
-
-    application.add_exception_handler(KeyServiceUnavailable, keys_unavailable)
     application.add_middleware(RequestIdMiddleware)
     return application
 
