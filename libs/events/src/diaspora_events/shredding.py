@@ -408,10 +408,12 @@ class EventKeySettings(BaseSettings):
             timeout=self.event_keys_timeout_seconds,
         )
 
-    def resolver(self, client: str, *, ttl: float | None = None) -> KeyResolver:
-        """The key resolver of a service other than the registry (over HTTP); ``ttl``
-        0 keeps no live key between calls (writers in API processes, which never see
-        ``registry.member.erased``)."""
+    def resolver(self, client: str, *, ttl: float | None = None) -> KeyResolver | None:
+        """The key resolver of a service other than the registry (over HTTP), None when
+        event encryption is off; ``ttl`` 0 keeps no live key between calls (writers in
+        API processes, which never see ``registry.member.erased``)."""
+        if not self.event_encryption:
+            return None
         fetch = HttpKeyFetcher(
             self.event_keys_url,
             self.client_credentials(client),

@@ -11,6 +11,7 @@ from diaspora_events.outbox import OutboxWriter
 from diaspora_events.shredding import EventKeySettings, event_key_settings
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
+from matching import SERVICE_NAME
 from matching.adapters.orm import outbox
 from matching.settings import MatchingSettings
 
@@ -45,13 +46,7 @@ def bootstrap(settings: MatchingSettings | None = None) -> Matching:
         engine=engine,
         sessions=make_session_factory(engine),
         outbox=OutboxWriter(
-            outbox,
-            source=settings.event_source,
-            keys=(
-                key_settings.resolver("matching", ttl=0.0)
-                if key_settings.event_encryption
-                else None
-            ),
+            outbox, source=settings.event_source, keys=key_settings.resolver(SERVICE_NAME, ttl=0.0)
         ),
         identity=Identity.from_settings(settings),
         key_settings=key_settings,

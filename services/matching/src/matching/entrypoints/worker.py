@@ -43,8 +43,7 @@ def build_consumers(service: Matching, dead_letters: DeadLetterSink) -> list[Eve
     """Every consumer of the service (one Kafka consumer group each)."""
     prefix = service.settings.topic_prefix
     # One cache of persons' data keys for the process's consumers (crypto-shredding).
-    settings = service.key_settings
-    keys = settings.resolver("matching") if settings and settings.event_encryption else None
+    keys = service.key_settings.resolver(SERVICE_NAME) if service.key_settings else None
     consumers = [
         experts_consumer(sessions=service.sessions, dead_letters=dead_letters, topic_prefix=prefix),
         records_consumer(
