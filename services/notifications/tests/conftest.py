@@ -14,6 +14,15 @@ from notifications.settings import NotificationsSettings
 SettingsFactory = Callable[..., NotificationsSettings]
 
 
+@pytest.fixture(autouse=True)
+def _events_in_clear(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This suite checks the service's events field by field, so they are written in clear
+    unless a test is marked ``sealed``; crypto-shredding itself is proven by the tests
+    marked so and by tests/test_crypto_shredding.py (every process sealing, as deployed)."""
+    if request.node.get_closest_marker("sealed") is None:
+        monkeypatch.setenv("NOTIFICATIONS_EVENT_ENCRYPTION", "false")
+
+
 @pytest.fixture
 def make_settings(
     notifications_database: str, kafka_bootstrap: str, topic_prefix: str, mailbox: Mailbox

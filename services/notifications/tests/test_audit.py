@@ -3,23 +3,35 @@ go to the append-only ``audit_log`` and out on ``notifications.audit`` (issue 15
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import base64
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from diaspora_devstack.testing import serve_app
+from diaspora_devstack.testing import free_port, serve_app
+from diaspora_events.shredding import SealBroken, unseal
 from diaspora_events.topics import NOTIFICATIONS_AUDIT
 from diaspora_identity.testing import LocalIssuer, admin, citizen, officer
-from notifications.adapters.orm import audit_log
-from notifications.bootstrap import Notifications
+from notifications.adapters.orm import audit_log, outbox
+from notifications.bootstrap import Notifications, bootstrap
 from notifications.entrypoints.http import build_app
+from notifications.settings import NotificationsSettings
 from notifications.testing import add_recipient, events_on, publish_outbox
 
 pytestmark = pytest.mark.integration
+
+SettingsFactory = Callable[..., NotificationsSettings]
 
 
 @pytest.fixture
@@ -136,3 +148,123 @@ async def test_the_audit_log_is_append_only(
         finally:
             await owner.close()
     assert len(await _audit_rows(api_service)) == 1
+
+
+def _key_service(dek: bytes, asked: list[list[str]]) -> Starlette:
+    """The registry's ``POST /internal/keys``, as far as a writer needs it: every subject
+    asked has ``dek`` (the bearer token must be there)."""
+
+    async def keys(request: Request) -> JSONResponse:
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return JSONResponse({}, status_code=401)
+        subjects = (await request.json())["subject_ids"]
+        asked.append(subjects)
+        value = base64.b64encode(dek).decode()
+        return JSONResponse(
+            {"keys": [{"subject_id": s, "status": "active", "dek": value} for s in subjects]}
+        )
+
+    return Starlette(routes=[Route("/internal/keys", keys, methods=["POST"])])
+
+
+@asynccontextmanager
+async def _sealing_service(
+    make_settings: SettingsFactory,
+    identity_provider: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    keys_url: str,
+) -> AsyncIterator[tuple[Notifications, httpx.AsyncClient]]:
+    monkeypatch.setenv("NOTIFICATIONS_EVENT_KEYS_URL", keys_url)
+    monkeypatch.setenv("NOTIFICATIONS_EVENT_KEYS_TOKEN_URL", identity_provider.issuer + "/token")
+    service = bootstrap(
+        make_settings(
+            oidc_issuer=identity_provider.issuer,
+            oidc_audience=identity_provider.audience,
+            oidc_jwks_min_refresh_seconds=0,
+        )
+    )
+    try:
+        async with (
+            serve_app(build_app(service)) as base_url,
+            httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+        ):
+            yield service, http
+    finally:
+        await service.close()
+
+
+@pytest.mark.sealed
+async def test_audit_entries_leave_sealed_with_the_member_s_key(
+    make_settings: SettingsFactory,
+    identity_provider: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dek, asked = os.urandom(32), []
+    async with (
+        serve_app(_key_service(dek, asked)) as keys_url,
+        _sealing_service(make_settings, identity_provider, monkeypatch, keys_url) as (
+            service,
+            http,
+        ),
+    ):
+        member = await add_recipient(service, email="ama@example.fr", country="FR")
+        persona = officer("fr-paris")
+        read = await http.get(
+            f"/recipients/{member}/deliveries", headers=identity_provider.headers(persona)
+        )
+        assert read.status_code == 200, read.text
+        assert asked == [[str(member)]]
+        async with service.sessions() as session:
+            row = (
+                await session.execute(
+                    select(outbox.c.event_id, outbox.c.value).where(
+                        outbox.c.event_type == "notifications.audit.recorded"
+                    )
+                )
+            ).one()
+    data = json.loads(row.value)
+    # The staff member's subject and address travel sealed for the member read...
+    assert "actor_subject" not in data
+    assert "client_address" not in data
+    assert data["_sealed"]["sub"] == str(member)
+    assert persona.subject not in row.value.decode()
+    # ...and open with the member's key only.
+    opened = unseal(
+        data,
+        event_id=str(row.event_id),
+        event_type="notifications.audit.recorded",
+        version=1,
+        data_key=dek,
+    )
+    assert opened["actor_subject"] == persona.subject
+    with pytest.raises(SealBroken):
+        unseal(
+            data,
+            event_id=str(row.event_id),
+            event_type="notifications.audit.recorded",
+            version=1,
+            data_key=os.urandom(32),
+        )
+
+
+@pytest.mark.sealed
+async def test_an_audited_read_answers_503_while_the_key_service_is_away(
+    make_settings: SettingsFactory,
+    identity_provider: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    async with _sealing_service(make_settings, identity_provider, monkeypatch, nobody) as (
+        service,
+        http,
+    ):
+        member = await add_recipient(service, email="ama@example.fr", country="FR")
+        read = await http.get(
+            f"/recipients/{member}/deliveries",
+            headers=identity_provider.headers(officer("fr-paris")),
+        )
+        assert read.status_code == 503, read.text
+        assert read.headers["content-type"].startswith("application/problem+json")
+        assert read.headers["retry-after"] == "5"
+        # Nothing was read without its audit entry.
+        assert await _audit_rows(service) == []

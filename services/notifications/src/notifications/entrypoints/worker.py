@@ -16,7 +16,6 @@ from diaspora_events.runtime import (
     run_until_stopped,
     subscribe,
 )
-from diaspora_events.shredding import KeyResolver, event_key_settings
 from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
 from diaspora_service.health_server import health_task
 from notifications import SERVICE_NAME
@@ -40,12 +39,6 @@ class Fanout:
             event.set()
 
 
-def event_keys() -> KeyResolver | None:
-    """The data keys of persons, from the registry's key service (crypto-shredding)."""
-    settings = event_key_settings("NOTIFICATIONS")
-    return settings.resolver("notifications") if settings.event_encryption else None
-
-
 async def run(
     service: Notifications | None = None,
     stop: asyncio.Event | None = None,
@@ -67,7 +60,8 @@ async def run(
         outbox=service.outbox,
         available_channels=settings.available_channels,
         settings=settings,
-        keys=event_keys(),
+        # Persons' data keys from the registry's key service (crypto-shredding).
+        keys=service.key_settings.resolver(SERVICE_NAME) if service.key_settings else None,
     )
     await prepare_topics(
         settings.kafka,
