@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from diaspora_events.outbox import OutboxWriter
-from diaspora_events.shredding import EventKeySettings, event_key_settings
+from diaspora_events.shredding import event_key_settings
 from diaspora_identity.audit import AuditTrail
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
@@ -31,7 +31,6 @@ class Registry:
     cipher: DocumentCipher
     # Persons' data keys (crypto-shredding); None when event encryption is off.
     keys: PersonKeys | None = None
-    key_settings: EventKeySettings | None = None
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:
@@ -50,7 +49,10 @@ def bootstrap(settings: RegistrySettings | None = None) -> Registry:
     key_settings = event_key_settings("REGISTRY")
     keys = (
         PersonKeys(
-            key_settings.kek(), sessions, cache_ttl=key_settings.event_keys_cache_ttl_seconds
+            key_settings.kek(),
+            sessions,
+            cache_size=key_settings.event_keys_cache_size,
+            cache_ttl=key_settings.event_keys_cache_ttl_seconds,
         )
         if key_settings.event_encryption
         else None
@@ -66,5 +68,4 @@ def bootstrap(settings: RegistrySettings | None = None) -> Registry:
         audit=AuditTrail(audit_log, writer, audit_event),
         cipher=DocumentCipher.from_settings(settings.document_keys, settings.document_key_id),
         keys=keys,
-        key_settings=key_settings,
     )

@@ -47,20 +47,22 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
     settings = registry.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
     broker_ = make_broker(settings.kafka, client_id=f"{SERVICE_NAME}-worker")
+    # One cache of data keys for the process's consumers, read from the registry's own
+    # key store (crypto-shredding): an erasure seen by either consumer drops the key.
+    keys = registry.keys.resolver() if registry.keys is not None else None
     consumer = build_consumer(
         sessions=registry.sessions,
         dead_letters=broker_dead_letter_sink(broker_),
         topic_prefix=settings.topic_prefix,
         require_consent=settings.statistics_require_consent,
         jurisdictions=registry.identity.jurisdictions,
-        # Opens the sealed personal fields with the registry's own key store.
-        keys=registry.keys.resolver() if registry.keys is not None else None,
+        keys=keys,
     )
     accesses = build_access_log_consumer(
         sessions=registry.sessions,
         dead_letters=broker_dead_letter_sink(broker_),
         topic_prefix=settings.topic_prefix,
-        keys=registry.keys.resolver() if registry.keys is not None else None,
+        keys=keys,
     )
     await prepare_topics(
         settings.kafka,
@@ -108,7 +110,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
                     "database": registry.database_ready,
                     "broker": broker,
                     "consumer": consumer_not_stuck,
-                    **({"keys": consumer.keys.available} if consumer.keys else {}),
+                    **({"keys": keys.available} if keys else {}),
                 },
             )
         )

@@ -160,9 +160,10 @@ class PersonKeys:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def resolver(self, *, ttl: float = 300.0, max_entries: int = 10_000) -> KeyResolver:
-        """A consumer-side resolver reading this store directly (the registry worker)."""
-        return KeyResolver(self.existing_keys, ttl=ttl, max_entries=max_entries)
+    def resolver(self) -> KeyResolver:
+        """A consumer-side resolver reading this store directly (the registry worker),
+        caching as long and as much as this store (``REGISTRY_EVENT_KEYS_CACHE_*``)."""
+        return KeyResolver(self.existing_keys, ttl=self._cache_ttl, max_entries=self._cache_size)
 
 
 _PROCESS_KEYS: list[PersonKeys] = []
