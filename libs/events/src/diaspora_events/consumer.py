@@ -219,9 +219,6 @@ class EventConsumer:
                 await self._dead_letter(record, opened, attempts=1)
                 return Outcome.DEAD_LETTERED
             envelope = opened
-        secrets = personal_texts(
-            {k: v for k, v in envelope.data.items() if k in _personal_names(envelope)}
-        )
         with _tracer.start_as_current_span(
             f"{record.topic} process",
             context=context_from_headers(record.headers),
@@ -242,12 +239,17 @@ class EventConsumer:
                     return await self._process(envelope)
                 except _Permanent as error:
                     await self._dead_letter(
-                        record, error.__cause__ or error, attempts=attempt, secrets=secrets
+                        record,
+                        error.__cause__ or error,
+                        attempts=attempt,
+                        secrets=_personal_texts_of(envelope),
                     )
                     return Outcome.DEAD_LETTERED
                 except Exception as error:
                     if attempt >= self._max_attempts:
-                        await self._dead_letter(record, error, attempts=attempt, secrets=secrets)
+                        await self._dead_letter(
+                            record, error, attempts=attempt, secrets=_personal_texts_of(envelope)
+                        )
                         return Outcome.DEAD_LETTERED
                     delay = min(self._max_backoff, self._first_backoff * 2 ** (attempt - 1))
                     log.warning(
@@ -257,7 +259,7 @@ class EventConsumer:
                         event_type=envelope.type,
                         attempt=attempt,
                         retry_in=delay,
-                        error=scrub(describe_error(error), secrets),
+                        error=scrub(describe_error(error), _personal_texts_of(envelope)),
                     )
                     await asyncio.sleep(delay)
 
@@ -368,11 +370,14 @@ class EventConsumer:
         )
 
 
-def _personal_names(envelope: Envelope) -> frozenset[str]:
+def _personal_texts_of(envelope: Envelope) -> set[str]:
+    """The texts of the event's (opened) personal fields, to scrub from a failure's
+    reason: looked for only when a handler fails, not for every event."""
     try:
-        return contract_for(envelope.type, envelope.version).personal_fields()
+        names = contract_for(envelope.type, envelope.version).personal_fields()
     except UnknownEventType:
-        return frozenset()
+        return set()
+    return personal_texts({k: v for k, v in envelope.data.items() if k in names})
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
