@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -49,12 +50,7 @@ class Event(BaseModel):
 
     @classmethod
     def personal_fields(cls) -> frozenset[str]:
-        return frozenset(
-            name
-            for name, field in cls.model_fields.items()
-            if isinstance(field.json_schema_extra, dict)
-            and field.json_schema_extra.get(PERSONAL_DATA_MARK) is True
-        )
+        return _personal_fields(cls)
 
     def redacted(self) -> dict[str, Any]:
         """The event's data with personal fields masked, fit for logs."""
@@ -74,6 +70,17 @@ class ContractKey:
 _CONTRACTS: dict[ContractKey, type[Event]] = {}
 
 E = TypeVar("E", bound=Event)
+
+
+@functools.cache
+def _personal_fields(cls: type[Event]) -> frozenset[str]:
+    """Worked out once per model: asked for every event written (sealing) and read."""
+    return frozenset(
+        name
+        for name, field in cls.model_fields.items()
+        if isinstance(field.json_schema_extra, dict)
+        and field.json_schema_extra.get(PERSONAL_DATA_MARK) is True
+    )
 
 
 def contract(
