@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, literal, select, text
 
 from diaspora_devstack.testing import asyncpg_url, wait_until
+from diaspora_events.cloudevents import encode, headers_to_kafka
 from diaspora_events.contracts.registry import (
     MemberErasedV1,
     MemberMergedV1,
     MemberRegisteredV1,
+    MemberUpdatedV1,
 )
+from diaspora_events.kafka import ensure_topics
+from diaspora_events.shredding import KeyResolver, new_data_key, seal_event
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_service.db import make_engine
 from matching.adapters.orm import expert_sources, experts, inbox
@@ -250,6 +257,71 @@ async def test_rebuild_replays_the_topic_into_a_fresh_table_and_swaps_it_in(
         await wait_until(
             lambda: _absent(matching, kept), timeout=60, message="erasure after the rebuild"
         )
+
+
+async def _publish_sealed(
+    bootstrap: str, topic: str, keys: dict[UUID, bytes | None], *events: MemberUpdatedV1
+) -> None:
+    """Publish as the registry's relay does with crypto-shredding: personal fields sealed
+    with the member's key (a key since destroyed: sealed with one nobody keeps)."""
+    await ensure_topics(bootstrap, [replace(REGISTRY_MEMBERS, name=topic)])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            event_id, headers, _clear = encode(event, source="/tg/diaspora/registry")
+            sealed = seal_event(event, event_id=str(event_id), data_key=keys[event.member_id])
+            await producer.send_and_wait(
+                topic,
+                value=json.dumps(sealed).encode(),
+                key=event.aggregate_id().encode(),
+                headers=headers_to_kafka(headers),
+            )
+    finally:
+        await producer.stop()
+
+
+async def test_rebuild_opens_sealed_events_with_the_keys_of_each_batch_at_once(
+    matching: Matching, matching_database: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    topic = topic_prefix + REGISTRY_MEMBERS.name
+    members = [new_member_id() for _ in range(30)]
+    gone = new_member_id()
+    keys: dict[UUID, bytes | None] = {m: new_data_key() for m in members} | {gone: None}
+    asked: list[list[UUID]] = []
+
+    async def key_service(subjects: list[UUID]) -> dict[UUID, bytes | None]:
+        asked.append(subjects)
+        return {s: keys[s] for s in subjects}
+
+    await _publish_sealed(
+        kafka_bootstrap,
+        topic,
+        keys,
+        *(updated(m, profile(given_name=f"Ama{n}")) for n, m in enumerate(members)),
+        updated(gone, profile(given_name="Dzifa")),
+    )
+    owner = make_engine(asyncpg_url(matching_database))
+    try:
+        report = await rebuild(
+            owner,
+            bootstrap_servers=kafka_bootstrap,
+            topic_prefix=topic_prefix,
+            keys=KeyResolver(key_service),
+        )
+    finally:
+        await owner.dispose()
+    # Every member's sealed profile opened; the erased person's event yields nothing.
+    assert report.experts == len(members)
+    assert report.events_applied == len(members)
+    for n, member in enumerate(members):
+        row = await expert(matching, member)
+        assert row is not None
+        assert row["given_name"] == f"Ama{n}"
+    assert await expert(matching, gone) is None
+    # Keys asked for per batch of records, not per record; each person once.
+    assert len(asked) < len(members)
+    assert sorted(s for batch in asked for s in batch) == sorted([*members, gone])
 
 
 async def _absent(service: Matching, member_id: UUID) -> bool:

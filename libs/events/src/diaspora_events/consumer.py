@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import enum
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -55,7 +55,7 @@ from diaspora_events.shredding import (
     personal_texts,
     scrub,
     sealed_subject,
-    unseal,
+    unseal_envelope,
 )
 from diaspora_events.topics import dead_letter_topic
 
@@ -298,16 +298,9 @@ class EventConsumer:
             )
             return None
         try:
-            data = unseal(
-                envelope.data,
-                event_id=str(envelope.id),
-                event_type=envelope.type,
-                version=envelope.version,
-                data_key=key,
-            )
+            return unseal_envelope(envelope, key)
         except SealBroken as error:
             return error
-        return replace(envelope, data=data)
 
     async def _process(self, envelope: Envelope) -> Outcome:
         handler = self._handlers[(envelope.type, envelope.version)]

@@ -29,6 +29,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self
 from uuid import UUID
@@ -41,6 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from diaspora_events.cloudevents import Envelope
 from diaspora_events.contracts.base import Event
 
 log = structlog.get_logger(__name__)
@@ -208,6 +210,44 @@ def unseal(
         raise SealBroken("sealed data is not a JSON object")
     opened = {name: value for name, value in data.items() if name != SEALED}
     opened.update(secret)
+    return opened
+
+
+def unseal_envelope(envelope: Envelope, data_key: bytes) -> Envelope:
+    """The envelope with its personal fields opened (raises :class:`SealBroken`)."""
+    data = unseal(
+        envelope.data,
+        event_id=str(envelope.id),
+        event_type=envelope.type,
+        version=envelope.version,
+        data_key=data_key,
+    )
+    return replace(envelope, data=data)
+
+
+async def open_envelopes(
+    envelopes: Sequence[Envelope], keys: DataKeySource | None
+) -> list[Envelope | None]:
+    """``envelopes`` with their personal fields opened, the keys of the whole batch asked
+    for at once (a replay from offset 0: one lookup per batch, not per record); None for
+    a sealed one that cannot be read: its person erased, no subject, no ``keys``, or a
+    seal that does not open. Raises :class:`KeyServiceUnavailable`."""
+    subjects = {
+        s for e in envelopes if is_sealed(e.data) and (s := sealed_subject(e.data)) is not None
+    }
+    found = await keys.data_keys(subjects) if subjects and keys is not None else {}
+    opened: list[Envelope | None] = []
+    for envelope in envelopes:
+        if not is_sealed(envelope.data):
+            opened.append(envelope)
+            continue
+        subject = sealed_subject(envelope.data)
+        key = found.get(subject) if subject is not None else None
+        try:
+            opened.append(unseal_envelope(envelope, key) if key is not None else None)
+        except SealBroken:
+            log.warning("sealed_event_does_not_open", event_id=str(envelope.id))
+            opened.append(None)
     return opened
 
 

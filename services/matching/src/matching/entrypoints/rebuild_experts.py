@@ -10,7 +10,9 @@ import argparse
 import asyncio
 import json
 
+from diaspora_events.shredding import event_key_settings
 from diaspora_service.db import make_engine
+from matching import SERVICE_NAME
 from matching.experts.rebuild import rebuild
 from matching.settings import MatchingSettings
 
@@ -23,7 +25,11 @@ async def run() -> int:
     engine = make_engine(owner_url)
     try:
         report = await rebuild(
-            engine, bootstrap_servers=settings.kafka, topic_prefix=settings.topic_prefix
+            engine,
+            bootstrap_servers=settings.kafka,
+            topic_prefix=settings.topic_prefix,
+            # The members' events are sealed (crypto-shredding): their keys, per batch.
+            keys=event_key_settings(SERVICE_NAME).resolver(SERVICE_NAME),
         )
     finally:
         await engine.dispose()

@@ -31,9 +31,10 @@ from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from diaspora_events.cloudevents import MalformedEvent, decode, headers_from_kafka
+from diaspora_events.cloudevents import Envelope, MalformedEvent, decode, headers_from_kafka
 from diaspora_events.contracts.base import UnknownEventType
 from diaspora_events.kafka import Kafka, client_options
+from diaspora_events.shredding import DataKeySource, open_envelopes
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_service.db_roles import copy_grants
 from matching.adapters.orm import expert_sources, experts
@@ -53,6 +54,7 @@ log = structlog.get_logger(__name__)
 SUFFIX = "_rebuild"
 NEXT = "_next"
 HANDLED = {(c.event_type, c.event_version) for c in MEMBER_EVENTS}
+Decoded = tuple[MemberEvent, datetime]
 
 
 @dataclass
@@ -86,18 +88,28 @@ async def _prepare(conn: AsyncConnection) -> None:
         )
 
 
-def _decode(record: Any) -> tuple[MemberEvent, datetime] | None:
-    try:
-        envelope = decode(headers_from_kafka(record.headers), record.value)
-    except MalformedEvent:
-        return None
-    if (envelope.type, envelope.version) not in HANDLED:
-        return None
-    try:
-        event = envelope.to_event()
-    except (UnknownEventType, ValueError):
-        return None
-    return event, envelope.time  # type: ignore[return-value]
+async def _decode(records: list[Any], keys: DataKeySource | None) -> list[Decoded]:
+    """The member events of ``records`` (their personal fields opened with the keys of
+    the whole batch, asked for at once); the others (malformed, other types, about an
+    erased person) are left out."""
+    envelopes: list[Envelope] = []
+    for record in records:
+        try:
+            envelope = decode(headers_from_kafka(record.headers), record.value)
+        except MalformedEvent:
+            continue
+        if (envelope.type, envelope.version) in HANDLED:
+            envelopes.append(envelope)
+    decoded: list[Decoded] = []
+    for opened in await open_envelopes(envelopes, keys):
+        if opened is None:
+            continue
+        try:
+            event = opened.to_event()
+        except (UnknownEventType, ValueError):
+            continue
+        decoded.append((event, opened.time))  # type: ignore[arg-type]
+    return decoded
 
 
 async def _load_batch(conn: AsyncConnection, events: list[tuple[MemberEvent, datetime]]) -> None:
@@ -240,9 +252,13 @@ async def rebuild(
     bootstrap_servers: Kafka,
     topic_prefix: str = "",
     before_swap: Callable[[], Any] | None = None,
+    keys: DataKeySource | None = None,
 ) -> RebuildReport:
     """Replay ``registry.members`` from its beginning into fresh tables and swap them in.
 
+    ``keys``: persons' data keys, to open the sealed personal fields (crypto-shredding;
+    without them, sealed events are skipped). The key service down fails the rebuild
+    before the swap: the live tables stay as they were.
     ``before_swap`` (tests) runs after the bulk load, before the swap's catch-up.
     """
     started = time.monotonic()
@@ -264,7 +280,7 @@ async def rebuild(
             await _prepare(conn)
 
         async def load(records: list[Any]) -> None:
-            events = [decoded for r in records if (decoded := _decode(r)) is not None]
+            events = await _decode(records, keys)
             report.skipped += len(records) - len(events)
             report.events_applied += len(events)
             if events:
@@ -286,12 +302,9 @@ async def rebuild(
             latest = await consumer.end_offsets(partitions)
 
             async def catch_up(records: list[Any]) -> None:
-                for record in records:
-                    decoded = _decode(record)
-                    if decoded is None:
-                        report.skipped += 1
-                        continue
-                    event, at = decoded
+                events = await _decode(records, keys)
+                report.skipped += len(records) - len(events)
+                for event, at in events:
                     report.caught_up += 1
                     await apply_event(conn, event, at, REBUILD)
 
