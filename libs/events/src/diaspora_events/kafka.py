@@ -91,10 +91,6 @@ def kafka_connection(kafka: Kafka) -> KafkaConnection:
     return kafka if isinstance(kafka, KafkaConnection) else KafkaConnection(kafka)
 
 
-def bootstrap_servers(kafka: Kafka) -> str:
-    return kafka_connection(kafka).bootstrap_servers
-
-
 def client_options(kafka: Kafka) -> dict[str, Any]:
     """``bootstrap_servers`` and the security options of an aiokafka client."""
     connection = kafka_connection(kafka)
