@@ -208,6 +208,25 @@ async def test_resolver_caches_for_its_ttl_forgets_on_erasure_and_reports_outage
     assert await resolver.available()
 
 
+async def test_a_resolver_without_ttl_keeps_no_live_key_in_memory() -> None:
+    store: dict[UUID, bytes | None] = {}
+    asked: list[list[UUID]] = []
+
+    async def fetch(subjects: list[UUID]) -> dict[UUID, bytes | None]:
+        asked.append(subjects)
+        return {s: store.get(s) for s in subjects}
+
+    # As the writers of API processes use it (EventKeySettings.resolver(..., ttl=0)).
+    resolver = KeyResolver(fetch, ttl=0.0)
+    live, erased = uuid7(), uuid7()
+    store.update({live: b"k" * 32, erased: None})
+    assert await resolver.data_keys([live, erased]) == {live: store[live], erased: None}
+    assert resolver.cached(live) is None
+    assert len(resolver) == 1  # only the final "gone" answer
+    assert await resolver.data_keys([live, erased]) == {live: store[live], erased: None}
+    assert asked == [[live, erased], [live]]
+
+
 # --- The consumer against the real database -------------------------------------------
 
 metadata = MetaData()

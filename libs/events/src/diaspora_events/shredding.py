@@ -602,6 +602,10 @@ class KeyResolver:
         self._put(subject, None)
 
     def _put(self, subject: UUID, key: bytes | None) -> None:
+        if key is not None and self._ttl <= 0:
+            # No cache of live keys (writers in API processes): none stays in memory.
+            self._cache.pop(subject, None)
+            return
         expires = float("inf") if key is None else self._clock() + self._ttl
         self._cache[subject] = (expires, key)
         self._cache.move_to_end(subject)
