@@ -68,3 +68,17 @@ def test_the_json_schema_keeps_other_constraints_and_adds_the_pattern() -> None:
         "title": "Name",
         "type": "string",
     }
+
+
+class Code(BaseModel):
+    code: SingleLine = Field(pattern=r"^[0-9]{6}$")
+
+
+def test_a_field_with_a_pattern_of_its_own_documents_it_and_still_refuses_controls() -> None:
+    # The documented rule is the field's (narrower); the control-character check still runs.
+    assert Code.model_json_schema()["properties"]["code"]["pattern"] == r"^[0-9]{6}$"
+    assert Code(code="123456").code == "123456"
+    with pytest.raises(ValidationError, match="pattern"):
+        Code(code="12345a")
+    with pytest.raises(ValidationError):
+        Code(code="123456\n")

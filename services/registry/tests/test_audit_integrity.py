@@ -189,6 +189,18 @@ async def test_a_batch_in_one_statement_is_chained_row_after_row(
     assert "chain intact: 252 entries" in result.stdout
 
 
+async def test_audit_verify_reads_the_database_url_as_the_service_does(
+    runtime: asyncpg.Connection, registry_database: str
+) -> None:
+    """`postgres://` is a URL the services accept for their DATABASE_URL, and so the
+    audit-verify that defaults to it."""
+    await _insert(runtime, _entry(uuid.uuid4()))
+    assert registry_database.startswith("postgresql://")
+    result = _verify(registry_database.replace("postgresql://", "postgres://", 1))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "chain intact: 1 entries" in result.stdout
+
+
 async def test_audit_verify_passes_an_untouched_chain_and_finds_a_tampered_entry(
     runtime: asyncpg.Connection, owner: asyncpg.Connection, registry_database: str
 ) -> None:

@@ -9,9 +9,9 @@ from datetime import date, datetime
 import pytest
 from openpyxl import Workbook
 
-from registry.imports import columns
+from registry.imports import columns, reading
 from registry.imports.jobs import InvalidImport, inspect_file
-from registry.imports.reading import UnreadableFile, open_sheet
+from registry.imports.reading import UnreadableFile, open_sheet, reopen_sheet
 
 TEXT = (
     "Nom;Prénom;Date de naissance;Pays;Téléphone;Courriel;Ville\n"
@@ -41,6 +41,25 @@ def test_csv_encodings_and_delimiters_give_the_same_records(encoded: bytes, enco
     assert records[0].cells[6] == "Besançon"
     assert records[1].blank
     assert records[2].cells[6] == "Köln"
+
+
+def test_a_sheet_reopened_from_what_was_detected_reads_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The import runner reopens a job's file from the format, encoding and delimiter
+    found at upload: the same header and records, without detecting anything again."""
+    content = TEXT.replace(";", ",").encode("cp1252")
+    detected = open_sheet(content, "list.csv")
+
+    def no_detection(*_: object) -> str:
+        raise AssertionError("detected again")
+
+    monkeypatch.setattr(reading, "detect_encoding", no_detection)
+    monkeypatch.setattr(reading, "detect_delimiter", no_detection)
+    reopened = reopen_sheet(content, "csv", detected.encoding, detected.delimiter)
+    assert (reopened.encoding, reopened.delimiter) == ("cp1252", ",")
+    assert reopened.header == detected.header
+    assert list(reopened.records()) == list(detected.records())
 
 
 def test_xlsx_cells_become_text_as_an_officer_sees_them() -> None:

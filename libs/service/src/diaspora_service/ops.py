@@ -27,7 +27,7 @@ from diaspora_events.cloudevents import headers_to_kafka
 from diaspora_events.consumer import headers_as_str
 from diaspora_events.kafka import Kafka, client_options, idempotent_producer, topic_partitions
 from diaspora_service.audit_chain import Anchor, ChainReport, verify_chain
-from diaspora_service.settings import KafkaClientSettings
+from diaspora_service.settings import KafkaClientSettings, asyncpg_url
 
 DLQ_HEADER_PREFIX = "dlq_"
 
@@ -199,8 +199,8 @@ async def audit_verify(
     """Verify one service database's audit chain (read-only: the runtime role suffices)."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    url = _libpq_url(database_url).replace("postgresql://", "postgresql+asyncpg://", 1)
-    engine = create_async_engine(url)
+    # The service's own DATABASE_URL: read as the service reads it (postgres:// included).
+    engine = create_async_engine(asyncpg_url(database_url))
     try:
         async with engine.connect() as connection:
             # One snapshot for the whole walk: entries added meanwhile wait for the next run.

@@ -158,15 +158,17 @@ class ServiceSettings(KafkaClientSettings):
 
     @property
     def async_database_url(self) -> str:
-        return _asyncpg(self.database_url)
+        return asyncpg_url(self.database_url)
 
     @property
     def async_migration_database_url(self) -> str:
         """The owner's URL (the runtime one when no separate owner is set)."""
-        return _asyncpg(self.migration_database_url or self.database_url)
+        return asyncpg_url(self.migration_database_url or self.database_url)
 
 
-def _asyncpg(url: str) -> str:
+def asyncpg_url(url: str) -> str:
+    """A PostgreSQL URL (``postgresql://`` or ``postgres://``) for SQLAlchemy's asyncpg
+    driver; one already naming a driver is returned as it is."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]

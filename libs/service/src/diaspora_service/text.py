@@ -57,7 +57,9 @@ def _check_multi(value: str) -> str:
 
 
 class _Pattern:
-    """Adds the rule to the string's JSON Schema, keeping its other constraints."""
+    """Adds the rule to the string's JSON Schema, keeping its other constraints. A field
+    with a ``pattern`` of its own (``^[0-9]{1,4}$``...) keeps it: it is the rule that
+    field is validated against too, and narrower (the check above still runs)."""
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -66,7 +68,7 @@ class _Pattern:
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         schema = handler(core_schema)
-        schema["pattern"] = self.pattern
+        schema.setdefault("pattern", self.pattern)
         return schema
 
 

@@ -30,8 +30,10 @@ from registry.search import MAX_LIMIT, MAX_OFFSET, SearchQuery, search_members
 
 router = APIRouter(prefix="/members", tags=["members"])
 
+# A pattern of its own (here and below) admits no control character: plain str, so that
+# the documents show that pattern (SingleLine's would replace it in an optional parameter).
 MissionFilter = Annotated[
-    SingleLine | None,
+    str | None,
     Query(
         pattern=r"^(teaching|medical|volunteering|co_development|investment|"
         r"technical_assistance|any|remote)$",
@@ -55,7 +57,7 @@ async def search(
         Query(min_length=2, max_length=100, description="Words of the name (typos tolerated)"),
     ] = None,
     occupation: Annotated[
-        SingleLine | None,
+        str | None,
         Query(pattern=r"^[0-9]{1,4}$", description="ISCO-08 code or group (1 to 4 digits)"),
     ] = None,
     skill: Annotated[
@@ -70,7 +72,7 @@ async def search(
         SingleLine | None, Query(min_length=1, max_length=100, description="GeoNames id or name")
     ] = None,
     language: Annotated[
-        SingleLine | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 639-1 code")
+        str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 639-1 code")
     ] = None,
     mission: MissionFilter = None,
     available_on: Annotated[

@@ -62,8 +62,9 @@ RegistryDep = Annotated[Registry, Depends(_registry)]
 Country = Annotated[
     SingleLine | None, Query(min_length=2, max_length=2, description="ISO 3166-1 alpha-2 code")
 ]
+# Its own pattern admits no control character (and SingleLine's would hide it in the docs).
 Occupation = Annotated[
-    SingleLine | None,
+    str | None,
     Query(
         pattern=r"^([0-9]|none)$",
         description="ISCO-08 major group (one digit) of the primary occupation, or `none`",

@@ -131,12 +131,7 @@ class Sheet:
 
     def records(self) -> Iterator[Record]:
         """The records after the header, in file order (re-reads the bytes each time)."""
-        if self.format == "xlsx":
-            rows = _xlsx_rows(self.content, self.limits)
-        else:
-            assert self.encoding is not None
-            assert self.delimiter is not None
-            rows = _csv_rows(self.content, self.encoding, self.delimiter, self.limits)
+        rows = _rows(self.content, self.format, self.encoding, self.delimiter, self.limits)
         next(rows, None)  # the header
         for number, cells in enumerate(rows, start=2):
             yield Record(number, cells)
@@ -232,25 +227,43 @@ def _xlsx_rows(content: bytes, limits: Limits = DEFAULT_LIMITS) -> Iterator[tupl
         workbook.close()
 
 
+def _rows(
+    content: bytes, kind: Format, encoding: str | None, delimiter: str | None, limits: Limits
+) -> Iterator[tuple[str, ...]]:
+    if kind == "xlsx":
+        return _xlsx_rows(content, limits)
+    assert encoding is not None
+    assert delimiter is not None
+    return _csv_rows(content, encoding, delimiter, limits)
+
+
 def open_sheet(
     content: bytes, filename: str | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> Sheet:
     """Detect the format, encoding and delimiter and read the header; raises UnreadableFile."""
     if not content.strip():
         raise UnreadableFile("the file is empty")
-    kind = detect_format(content, filename)
-    if kind == "xlsx":
-        header = next(_xlsx_rows(content, limits), None)
-        if header is None:
-            raise UnreadableFile("the first sheet of the workbook is empty")
-        sheet = Sheet("xlsx", None, None, _trim(header), content, limits)
-    else:
-        encoding = detect_encoding(content)
-        text = _text(content, encoding)
-        first_line = text.lstrip("\r\n").split("\n", 1)[0]
-        delimiter = detect_delimiter(first_line)
-        header = next(_csv_rows(content, encoding, delimiter, limits), ())
-        sheet = Sheet("csv", encoding, delimiter, _trim(header), content, limits)
+    if detect_format(content, filename) == "xlsx":
+        return reopen_sheet(content, "xlsx", None, None, limits)
+    encoding = detect_encoding(content)
+    first_line = _text(content, encoding).lstrip("\r\n").split("\n", 1)[0]
+    return reopen_sheet(content, "csv", encoding, detect_delimiter(first_line), limits)
+
+
+def reopen_sheet(
+    content: bytes,
+    kind: Format,
+    encoding: str | None,
+    delimiter: str | None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Sheet:
+    """The sheet of a file :func:`open_sheet` has read before, from what it detected then
+    (format, encoding, delimiter: an import job keeps them): the header is read again,
+    nothing is detected again. Raises UnreadableFile."""
+    header = next(_rows(content, kind, encoding, delimiter, limits), None)
+    if header is None and kind == "xlsx":
+        raise UnreadableFile("the first sheet of the workbook is empty")
+    sheet = Sheet(kind, encoding, delimiter, _trim(header or ()), content, limits)
     if not any(sheet.header):
         raise UnreadableFile("the first line holds no column names")
     return sheet

@@ -38,7 +38,7 @@ from registry.bootstrap import Registry
 from registry.heap import freeze_long_lived
 from registry.imports.checking import BatchChecker, Checked, JobChecks
 from registry.imports.columns import layout
-from registry.imports.reading import Record, UnreadableFile, open_sheet
+from registry.imports.reading import Record, UnreadableFile, reopen_sheet
 from registry.imports.registration import (
     PreparedRows,
     prepare_rows,
@@ -160,8 +160,11 @@ class ImportRunner:
             decision = self.registry.identity.policy.decide(
                 _principal(job), "member_import", "create"
             )
-            # Within the limits checked at upload (same settings): see registry.imports.bounded.
-            sheet = open_sheet(job.content, job.filename, self.settings.limits())
+            # As read at upload (format, encoding and delimiter kept with the job: nothing
+            # detected again), within the limits checked then (registry.imports.bounded).
+            sheet = reopen_sheet(
+                job.content, job.format, job.encoding, job.delimiter, self.settings.limits()
+            )
             columns = layout(sheet.header)
         except (Forbidden, UnreadableFile, ValueError) as error:
             await self._set(job_id, status="failed", error=str(error), finished_at=_now())
