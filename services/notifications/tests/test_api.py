@@ -13,8 +13,8 @@ from diaspora_devstack.testing import serve_app
 from diaspora_identity.testing import LocalIssuer, admin, citizen, coordinator, officer
 from notifications.adapters.orm import deliveries
 from notifications.bootstrap import Notifications
+from notifications.dispatch import notify
 from notifications.entrypoints.http import build_app
-from notifications.handlers import notify
 from notifications.testing import add_recipient, deliveries_of
 
 pytestmark = pytest.mark.integration

@@ -26,10 +26,10 @@ from diaspora_events.topics import NOTIFICATIONS_CONTACTS, REGISTRY_MEMBERS
 from diaspora_identity.testing import LocalIssuer, admin, citizen
 from notifications.adapters.orm import contact_verifications, deliveries, recipients
 from notifications.bootstrap import Notifications, bootstrap
+from notifications.dispatch import notify
 from notifications.email_sender import SECRET_REMOVED
 from notifications.entrypoints.http import build_app
 from notifications.entrypoints.worker import run
-from notifications.handlers import notify
 from notifications.sms_sink import SmsSink
 from notifications.testing import (
     add_recipient,

@@ -48,7 +48,7 @@ from diaspora_events.contracts import ContactVerifiedV1
 from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
 from notifications.adapters.orm import contact_verifications, recipients
-from notifications.dispatch import enqueue
+from notifications.dispatch import enqueue, notify
 from notifications.settings import NotificationsSettings
 from notifications.templates import locale_of, render_version, resolve
 
@@ -351,8 +351,6 @@ async def welcome_if_due(
     session: AsyncSession, outbox: OutboxWriter, member_id: UUID, *, available: frozenset[str]
 ) -> UUID | None:
     """Queue the member's welcome unless already done (once per member)."""
-    from notifications.handlers import notify  # (handlers imports this module)
-
     row = (
         await session.execute(
             update(recipients)
