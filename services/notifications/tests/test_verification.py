@@ -38,7 +38,7 @@ from notifications.testing import (
     publish,
     registered,
 )
-from notifications.verification import secret_hash
+from notifications.verification import RateLimited, secret_hash, send
 
 pytestmark = pytest.mark.integration
 
@@ -285,6 +285,28 @@ async def test_resends_are_rate_limited_with_retry_after(
     assert first.status_code == 404
     last = await client.post("/contacts/email/confirm", json={"token": tokens[2].group(1)})  # type: ignore[union-attr]
     assert last.status_code == 200
+
+
+async def test_the_member_limit_counts_the_sends_to_every_address(
+    service: Notifications,
+) -> None:
+    member = await add_recipient(service, email="a@example.org", verified=False)
+    settings = service.settings.model_copy(update={"verification_sends_per_member_per_hour": 2})
+
+    async def send_to(address: str) -> UUID | None:
+        async with service.sessions() as session, session.begin():
+            await session.execute(
+                recipients.update().where(recipients.c.member_id == member).values(email=address)
+            )
+            return await send(session, service.outbox, settings, member_id=member, kind="email")
+
+    # One send per address (under its limit of 3): only the member's limit refuses.
+    assert await send_to("a@example.org") is not None
+    assert await send_to("b@example.org") is not None
+    with pytest.raises(RateLimited) as limited:
+        await send_to("c@example.org")
+    assert 3000 < limited.value.retry_after <= 3601
+    assert len(await _verifications(service, member)) == 2
 
 
 async def test_unverified_contacts_receive_nothing_else_and_a_new_address_is_verified_anew(
