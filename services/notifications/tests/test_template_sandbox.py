@@ -9,11 +9,13 @@ problem naming it, at preview and at save.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from uuid_utils.compat import uuid7
 
 from diaspora_devstack.testing import serve_app
 from diaspora_identity.testing import LocalIssuer, admin
@@ -23,7 +25,10 @@ from notifications.templates import (
     ALLOWED_FILTERS,
     JINJA_GLOBALS,
     TemplateInvalid,
+    TemplateVersion,
+    _compiled,
     check,
+    render_version,
 )
 
 pytestmark = pytest.mark.integration
@@ -142,3 +147,25 @@ def test_the_checker_names_every_jinja_global_and_allows_only_the_listed_filters
                 {name: "x"},
                 category_name="account",
             )
+
+
+def test_previewed_drafts_do_not_pile_up_compiled_templates() -> None:
+    # Each draft preview is a version with a new id: the same text is compiled once.
+    draft = TemplateVersion(
+        id=uuid7(),
+        key="member_welcome",
+        language="fr",
+        version=0,
+        category="account",
+        subject="Bonjour {{ given_name }}",
+        body="Bienvenue, {{ given_name }}.",
+        sms="Bienvenue",
+        variables={"given_name": "Ama"},
+        active=False,
+    )
+    render_version(draft, {"given_name": "Ama"})
+    cached = _compiled.cache_info().currsize
+    for _ in range(5):
+        again = dataclasses.replace(draft, id=uuid7())
+        assert render_version(again, {"given_name": "Kofi"}).subject == "Bonjour Kofi"
+    assert _compiled.cache_info().currsize == cached
