@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -307,6 +307,20 @@ async def test_the_member_limit_counts_the_sends_to_every_address(
         await send_to("c@example.org")
     assert 3000 < limited.value.retry_after <= 3601
     assert len(await _verifications(service, member)) == 2
+
+
+async def test_the_contacts_of_an_account_without_a_recipient_are_a_404_problem(
+    client: httpx.AsyncClient, identity_provider: LocalIssuer
+) -> None:
+    stranger = identity_provider.headers(citizen(member_id=uuid4()))
+    for answer in (
+        await client.get("/me/contacts", headers=stranger),
+        await client.post("/me/contacts/email/resend", headers=stranger),
+        await client.post("/me/contacts/phone/resend", headers=stranger),
+    ):
+        assert answer.status_code == 404, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["title"] == "Recipient not found"
 
 
 async def test_unverified_contacts_receive_nothing_else_and_a_new_address_is_verified_anew(
