@@ -3,32 +3,19 @@ go to the append-only ``audit_log`` and out on ``notifications.audit`` (issue 15
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from diaspora_devstack.testing import serve_app
 from diaspora_events.topics import NOTIFICATIONS_AUDIT
 from diaspora_identity.testing import LocalIssuer, admin, citizen, officer
 from notifications.adapters.orm import audit_log
 from notifications.bootstrap import Notifications
-from notifications.entrypoints.http import build_app
 from notifications.testing import add_recipient, events_on, publish_outbox
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def client(api_service: Notifications) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_app(build_app(api_service)) as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
-    ):
-        yield http
 
 
 async def _audit_rows(service: Notifications) -> list[tuple[str, str, str, object]]:

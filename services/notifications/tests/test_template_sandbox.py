@@ -10,17 +10,13 @@ problem naming it, at preview and at save.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from uuid_utils.compat import uuid7
 
-from diaspora_devstack.testing import serve_app
 from diaspora_identity.testing import LocalIssuer, admin
-from notifications.bootstrap import Notifications
-from notifications.entrypoints.http import build_app
 from notifications.templates import (
     ALLOWED_FILTERS,
     JINJA_GLOBALS,
@@ -34,15 +30,6 @@ from notifications.templates import (
 pytestmark = pytest.mark.integration
 
 PAYLOAD = '{{ cycler.__init__.__globals__.os.popen("id").read() }}'
-
-
-@pytest.fixture
-async def client(api_service: Notifications) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_app(build_app(api_service)) as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
-    ):
-        yield http
 
 
 def _draft(subject: str, body: str = "Bonjour {{ given_name }}") -> dict[str, object]:
