@@ -325,10 +325,10 @@ async def preview_template(
     The text is checked as at save time (sandbox rules, declared variables) before it
     renders, and only declared variables may be given. The preview is audited."""
     decision = identity.policy.decide(principal, "notification_template", "preview")
-    previous = None
-    with contextlib.suppress(Problem):
-        previous = await _version(service, key, language, None)
     if body.draft is not None:
+        previous = None
+        with contextlib.suppress(Problem):
+            previous = await _version(service, key, language, None)
         variables = body.draft.variables or (dict(previous.variables) if previous else {})
         version = TemplateVersion(
             id=uuid_compat.uuid7(),
