@@ -3,12 +3,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from diaspora_devstack.mailbox import Mailbox
-from diaspora_devstack.testing import app_url, asyncpg_url
+from diaspora_devstack.testing import app_url, asyncpg_url, serve_app
 from diaspora_identity.testing import LocalIssuer
 from notifications.bootstrap import Notifications, bootstrap
+from notifications.entrypoints.http import build_app
 from notifications.settings import NotificationsSettings
 
 SettingsFactory = Callable[..., NotificationsSettings]
@@ -65,3 +67,13 @@ async def api_service(
     )
     yield service
     await service.close()
+
+
+@pytest.fixture
+async def client(api_service: Notifications) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of ``api_service``'s app, served on a free port."""
+    async with (
+        serve_app(build_app(api_service)) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+    ):
+        yield http

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from diaspora_devstack.testing import serve_app
 from diaspora_identity.testing import LocalIssuer, admin, citizen, coordinator, officer
 from notifications.adapters.orm import deliveries
 from notifications.bootstrap import Notifications
-from notifications.entrypoints.http import build_app
-from notifications.handlers import notify
+from notifications.dispatch import notify
 from notifications.testing import add_recipient, deliveries_of
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def client(api_service: Notifications) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_app(build_app(api_service)) as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
-    ):
-        yield http
 
 
 async def test_admin_saves_versions_checks_variables_and_previews_in_both_languages(

@@ -34,15 +34,6 @@ pytestmark = pytest.mark.integration
 SettingsFactory = Callable[..., NotificationsSettings]
 
 
-@pytest.fixture
-async def client(api_service: Notifications) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_app(build_app(api_service)) as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
-    ):
-        yield http
-
-
 async def _audit_rows(service: Notifications) -> list[tuple[str, str, str, object]]:
     async with service.sessions() as session:
         rows = await session.execute(select(audit_log).order_by(audit_log.c.id))

@@ -4,29 +4,17 @@ the service's runtime role can only add them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
 import pytest
 
-from diaspora_devstack.testing import app_url, serve_app
+from diaspora_devstack.testing import app_url
 from diaspora_identity.testing import LocalIssuer, admin, officer
 from diaspora_service.ops import audit_verify
 from notifications.bootstrap import Notifications
-from notifications.entrypoints.http import build_app
 from notifications.testing import add_recipient
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def client(api_service: Notifications) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_app(build_app(api_service)) as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
-    ):
-        yield http
 
 
 async def test_audit_entries_are_chained_and_the_runtime_role_cannot_alter_them(

@@ -21,9 +21,9 @@ from diaspora_events.contracts import MemberErasedV1
 from diaspora_events.topics import REGISTRY_MEMBERS
 from notifications.adapters.orm import recipients
 from notifications.bootstrap import Notifications, bootstrap
+from notifications.dispatch import notify
 from notifications.email_sender import EmailSender, EmailTransport
 from notifications.entrypoints.worker import run
-from notifications.handlers import notify
 from notifications.sms import HttpSmsProvider, TransientFailure
 from notifications.sms_sink import SmsSink
 from notifications.testing import add_recipient, deliveries_of, publish, registered

@@ -31,8 +31,8 @@ from notifications.adapters.orm import (
 )
 from notifications.bootstrap import Notifications
 from notifications.campaigns import Segment, audience_size
+from notifications.dispatch import notify
 from notifications.entrypoints.worker import run
-from notifications.handlers import notify
 from notifications.testing import confirm_email, deliveries_of, publish, registered
 
 pytestmark = pytest.mark.integration

@@ -9,35 +9,27 @@ problem naming it, at preview and at save.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
 from pathlib import Path
 
 import httpx
 import pytest
+from uuid_utils.compat import uuid7
 
-from diaspora_devstack.testing import serve_app
 from diaspora_identity.testing import LocalIssuer, admin
-from notifications.bootstrap import Notifications
-from notifications.entrypoints.http import build_app
 from notifications.templates import (
     ALLOWED_FILTERS,
     JINJA_GLOBALS,
     TemplateInvalid,
+    TemplateVersion,
+    _compiled,
     check,
+    render_version,
 )
 
 pytestmark = pytest.mark.integration
 
 PAYLOAD = '{{ cycler.__init__.__globals__.os.popen("id").read() }}'
-
-
-@pytest.fixture
-async def client(api_service: Notifications) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_app(build_app(api_service)) as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
-    ):
-        yield http
 
 
 def _draft(subject: str, body: str = "Bonjour {{ given_name }}") -> dict[str, object]:
@@ -142,3 +134,25 @@ def test_the_checker_names_every_jinja_global_and_allows_only_the_listed_filters
                 {name: "x"},
                 category_name="account",
             )
+
+
+def test_previewed_drafts_do_not_pile_up_compiled_templates() -> None:
+    # Each draft preview is a version with a new id: the same text is compiled once.
+    draft = TemplateVersion(
+        id=uuid7(),
+        key="member_welcome",
+        language="fr",
+        version=0,
+        category="account",
+        subject="Bonjour {{ given_name }}",
+        body="Bienvenue, {{ given_name }}.",
+        sms="Bienvenue",
+        variables={"given_name": "Ama"},
+        active=False,
+    )
+    render_version(draft, {"given_name": "Ama"})
+    cached = _compiled.cache_info().currsize
+    for _ in range(5):
+        again = dataclasses.replace(draft, id=uuid7())
+        assert render_version(again, {"given_name": "Kofi"}).subject == "Bonjour Kofi"
+    assert _compiled.cache_info().currsize == cached

@@ -3,31 +3,19 @@ a 422 problem (diaspora_service.text SingleLine / MultiLine; issue 15)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from diaspora_devstack.testing import serve_app
 from diaspora_identity.testing import LocalIssuer, Persona, admin, citizen, coordinator
 from notifications.bootstrap import Notifications
-from notifications.entrypoints.http import build_app
 from notifications.testing import add_recipient
 
 pytestmark = pytest.mark.integration
 
 TEMPLATE = {"subject": "Bonjour {{ given_name }}", "body": "Bonjour", "sms": "Bonjour"}
 CAMPAIGN = {"name": "Guide", "template": "guide_diaspora", "variables": {}}
-
-
-@pytest.fixture
-async def client(api_service: Notifications) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serve_app(build_app(api_service)) as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
-    ):
-        yield http
 
 
 CASES: list[tuple[str, str, str, Any, str]] = [

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -26,10 +26,10 @@ from diaspora_events.topics import NOTIFICATIONS_CONTACTS, REGISTRY_MEMBERS
 from diaspora_identity.testing import LocalIssuer, admin, citizen
 from notifications.adapters.orm import contact_verifications, deliveries, recipients
 from notifications.bootstrap import Notifications, bootstrap
+from notifications.dispatch import notify
 from notifications.email_sender import SECRET_REMOVED
 from notifications.entrypoints.http import build_app
 from notifications.entrypoints.worker import run
-from notifications.handlers import notify
 from notifications.sms_sink import SmsSink
 from notifications.testing import (
     add_recipient,
@@ -38,7 +38,7 @@ from notifications.testing import (
     publish,
     registered,
 )
-from notifications.verification import secret_hash
+from notifications.verification import RateLimited, secret_hash, send
 
 pytestmark = pytest.mark.integration
 
@@ -285,6 +285,42 @@ async def test_resends_are_rate_limited_with_retry_after(
     assert first.status_code == 404
     last = await client.post("/contacts/email/confirm", json={"token": tokens[2].group(1)})  # type: ignore[union-attr]
     assert last.status_code == 200
+
+
+async def test_the_member_limit_counts_the_sends_to_every_address(
+    service: Notifications,
+) -> None:
+    member = await add_recipient(service, email="a@example.org", verified=False)
+    settings = service.settings.model_copy(update={"verification_sends_per_member_per_hour": 2})
+
+    async def send_to(address: str) -> UUID | None:
+        async with service.sessions() as session, session.begin():
+            await session.execute(
+                recipients.update().where(recipients.c.member_id == member).values(email=address)
+            )
+            return await send(session, service.outbox, settings, member_id=member, kind="email")
+
+    # One send per address (under its limit of 3): only the member's limit refuses.
+    assert await send_to("a@example.org") is not None
+    assert await send_to("b@example.org") is not None
+    with pytest.raises(RateLimited) as limited:
+        await send_to("c@example.org")
+    assert 3000 < limited.value.retry_after <= 3601
+    assert len(await _verifications(service, member)) == 2
+
+
+async def test_the_contacts_of_an_account_without_a_recipient_are_a_404_problem(
+    client: httpx.AsyncClient, identity_provider: LocalIssuer
+) -> None:
+    stranger = identity_provider.headers(citizen(member_id=uuid4()))
+    for answer in (
+        await client.get("/me/contacts", headers=stranger),
+        await client.post("/me/contacts/email/resend", headers=stranger),
+        await client.post("/me/contacts/phone/resend", headers=stranger),
+    ):
+        assert answer.status_code == 404, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["title"] == "Recipient not found"
 
 
 async def test_unverified_contacts_receive_nothing_else_and_a_new_address_is_verified_anew(

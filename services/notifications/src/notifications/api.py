@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal, Identity
@@ -324,10 +325,10 @@ async def preview_template(
     The text is checked as at save time (sandbox rules, declared variables) before it
     renders, and only declared variables may be given. The preview is audited."""
     decision = identity.policy.decide(principal, "notification_template", "preview")
-    previous = None
-    with contextlib.suppress(Problem):
-        previous = await _version(service, key, language, None)
     if body.draft is not None:
+        previous = None
+        with contextlib.suppress(Problem):
+            previous = await _version(service, key, language, None)
         variables = body.draft.variables or (dict(previous.variables) if previous else {})
         version = TemplateVersion(
             id=uuid_compat.uuid7(),
@@ -989,8 +990,17 @@ async def confirm_email_link(
     return await _confirm_link(token, service)
 
 
-async def _own_contacts(principal: Principal, service: Notifications) -> UUID:
-    return await _own_member(principal, service)
+async def _own_contacts(
+    session: AsyncSession, principal: Principal
+) -> tuple[UUID, verification.Contacts]:
+    """The caller's member id and contacts, read in the caller's transaction (404 as
+    ``_own_member`` when the account has no recipient)."""
+    if principal.member_id is None:
+        raise Problem(404, "Recipient not found", detail="Your account is not linked to a member.")
+    found = await verification.contacts_of(session, principal.member_id)
+    if found is None:
+        raise Problem(404, "Recipient not found")
+    return principal.member_id, found
 
 
 @me_router.get("/contacts", response_model=ContactsOut)
@@ -999,10 +1009,8 @@ async def get_contacts(
 ) -> ContactsOut:
     """Your email and phone as notifications knows them, and whether each is verified."""
     identity.policy.decide(principal, "contact_verification", "read")
-    member_id = await _own_contacts(principal, service)
     async with service.sessions() as session:
-        found = await verification.contacts_of(session, member_id)
-    assert found is not None
+        _member_id, found = await _own_contacts(session, principal)
     return ContactsOut(
         email=ContactOut(address=found.email, verified=found.email_verified),
         phone=ContactOut(address=found.phone, verified=found.phone_verified),
@@ -1024,7 +1032,7 @@ async def confirm_phone(
 ) -> VerifiedOut:
     """Confirm your phone number with the 6-digit code sent to it by SMS (15 min, 5 tries)."""
     identity.policy.decide(principal, "contact_verification", "confirm")
-    member_id = await _own_contacts(principal, service)
+    member_id = await _own_member(principal, service)
     refused: verification.VerificationError | None = None
     async with service.sessions() as session, session.begin():
         try:
@@ -1061,12 +1069,10 @@ async def resend_verification(
     """Send a new verification link (email) or code (phone); earlier ones stop working.
     At most 3 per hour per address and 6 per account (settings)."""
     identity.policy.decide(principal, "contact_verification", "resend")
-    member_id = await _own_contacts(principal, service)
-    if kind == "phone" and "sms" not in service.settings.available_channels:
-        raise Problem(409, "No SMS channel", detail="Phone numbers cannot be verified here.")
     async with service.sessions() as session, session.begin():
-        found = await verification.contacts_of(session, member_id)
-        assert found is not None
+        member_id, found = await _own_contacts(session, principal)
+        if kind == "phone" and "sms" not in service.settings.available_channels:
+            raise Problem(409, "No SMS channel", detail="Phone numbers cannot be verified here.")
         if not found.value(kind):
             raise Problem(409, f"No {kind} to verify")
         if found.verified(kind):

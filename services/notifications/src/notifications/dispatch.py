@@ -16,17 +16,21 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import structlog
 import uuid_utils.compat as uuid_compat
 from sqlalchemy import bindparam, case, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from diaspora_events.contracts import DeliveryDeliveredV1
+from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
 from notifications.adapters.orm import deliveries, inbox_messages, preferences, recipients
 from notifications.categories import category
 from notifications.preferences import Preferences, channel_chain
-from notifications.templates import Rendered, locale_of
+from notifications.templates import Rendered, locale_of, render_version, resolve
+
+log = structlog.get_logger(__name__)
 
 # A contact the person has proven they own, else NULL: nothing but its verification
 # (notifications.verification) is ever sent to an unverified address, so every message
@@ -224,3 +228,51 @@ async def enqueue(
             ],
         )
     return [r["id"] for r in prepared if r["id"] in created_ids]
+
+
+async def notify(
+    session: AsyncSession,
+    outbox: OutboxWriter,
+    *,
+    member_id: UUID,
+    template: str,
+    variables: dict[str, Any],
+    cause_event_id: UUID,
+    available: frozenset[str],
+) -> UUID | None:
+    """Tell one person: template in their language, on their first reachable channel.
+
+    Returns the delivery id, or None when nothing is sent (opted out, no channel, or
+    already done for this event).
+    """
+    target = await load_target(session, member_id)
+    if target is None:
+        return None
+    version = await resolve(session, template, target.language)
+    try:
+        channel = choose_channel(target, version.category, available)
+    except Skip as reason:
+        log.info("notification_skipped", template=template, reason=str(reason))
+        return None
+    message = render_version(
+        version,
+        {**variables, "given_name": target.given_name, "family_name": target.family_name},
+        locale=target.locale_for(version.language),
+        timezone=target.zone,
+    )
+    created = await enqueue(
+        session,
+        outbox,
+        [
+            delivery_row(
+                target,
+                channel,
+                message,
+                cause_event_id=cause_event_id,
+                template=template,
+                category_name=version.category,
+                traceparent=current_traceparent().get("traceparent"),
+            )
+        ],
+    )
+    return created[0] if created else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 import structlog
@@ -21,7 +21,6 @@ from diaspora_events.contracts import (
     MemberRegisteredV1,
     MemberUpdatedV1,
 )
-from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
 from diaspora_events.shredding import KeyResolver
 from notifications import contacts, matching, profile_reminders, verification
@@ -34,9 +33,8 @@ from notifications.adapters.orm import (
     preferences,
     recipients,
 )
-from notifications.dispatch import Skip, choose_channel, delivery_row, enqueue, load_target
+from notifications.dispatch import notify
 from notifications.settings import NotificationsSettings
-from notifications.templates import render_version, resolve
 
 CONSUMER_NAME = "notifications"
 DEFAULT_CHANNELS = frozenset({"email", "inbox"})
@@ -46,54 +44,6 @@ log = structlog.get_logger(__name__)
 
 class Signal(Protocol):
     def set(self) -> None: ...
-
-
-async def notify(
-    session: AsyncSession,
-    outbox: OutboxWriter,
-    *,
-    member_id: UUID,
-    template: str,
-    variables: dict[str, Any],
-    cause_event_id: UUID,
-    available: frozenset[str],
-) -> UUID | None:
-    """Tell one person: template in their language, on their first reachable channel.
-
-    Returns the delivery id, or None when nothing is sent (opted out, no channel, or
-    already done for this event).
-    """
-    target = await load_target(session, member_id)
-    if target is None:
-        return None
-    version = await resolve(session, template, target.language)
-    try:
-        channel = choose_channel(target, version.category, available)
-    except Skip as reason:
-        log.info("notification_skipped", template=template, reason=str(reason))
-        return None
-    message = render_version(
-        version,
-        {**variables, "given_name": target.given_name, "family_name": target.family_name},
-        locale=target.locale_for(version.language),
-        timezone=target.zone,
-    )
-    created = await enqueue(
-        session,
-        outbox,
-        [
-            delivery_row(
-                target,
-                channel,
-                message,
-                cause_event_id=cause_event_id,
-                template=template,
-                category_name=version.category,
-                traceparent=current_traceparent().get("traceparent"),
-            )
-        ],
-    )
-    return created[0] if created else None
 
 
 async def erase(session: AsyncSession, member_id: UUID) -> None:

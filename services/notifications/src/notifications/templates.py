@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 from uuid import UUID
@@ -334,9 +334,10 @@ def check(parts: Mapping[str, str], variables: Mapping[str, Any], *, category_na
         if refused:
             errors.append({"part": part, "message": f"not allowed: {', '.join(refused)}"})
             continue
+        compiled = env.from_string(ast)  # (the parsed tree: no second parse)
         for language in LANGUAGES:
             try:
-                env.from_string(source).render({**variables, "locale": language, "timezone": "UTC"})
+                compiled.render({**variables, "locale": language, "timezone": "UTC"})
             except Exception as error:
                 errors.append(
                     {"part": part, "message": f"does not render with the samples: {error}"}
@@ -349,8 +350,10 @@ def check(parts: Mapping[str, str], variables: Mapping[str, Any], *, category_na
 # -- rendering ---------------------------------------------------------------------
 
 
-@cache
-def _compiled(template_id: UUID, part: str, source: str) -> Any:
+# Keyed by the text, not the version: a draft's preview (a new id each time) reuses
+# the entry of an identical text and, at worst, pushes out the least recently used.
+@lru_cache(maxsize=1024)
+def _compiled(part: str, source: str) -> Any:
     return environment_for(part).from_string(source)
 
 
@@ -375,9 +378,9 @@ def render_version(
     context = {k: v for k, v in variables.items() if k in version.variables}
     context.update(locale=locale or version.language, timezone=timezone)
     return Rendered(
-        subject=one_line(_compiled(version.id, "subject", version.subject).render(context)),
-        body=_compiled(version.id, "body", version.body).render(context),
-        sms=_compiled(version.id, "sms", version.sms).render(context).strip(),
+        subject=one_line(_compiled("subject", version.subject).render(context)),
+        body=_compiled("body", version.body).render(context),
+        sms=_compiled("sms", version.sms).render(context).strip(),
         language=version.language,
         version=version.version,
     )

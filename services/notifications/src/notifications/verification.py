@@ -41,14 +41,14 @@ from uuid import UUID
 
 import structlog
 import uuid_utils.compat as uuid_compat
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from diaspora_events.contracts import ContactVerifiedV1
 from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
 from notifications.adapters.orm import contact_verifications, recipients
-from notifications.dispatch import enqueue
+from notifications.dispatch import enqueue, notify
 from notifications.settings import NotificationsSettings
 from notifications.templates import locale_of, render_version, resolve
 
@@ -159,25 +159,25 @@ async def _check_limits(
     window = now - timedelta(hours=1)
     # Serialise sends to one address, so that two concurrent requests count each other.
     await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(hashed))))
-    for condition, limit in (
-        (
-            contact_verifications.c.address_hash == hashed,
-            settings.verification_sends_per_address_per_hour,
-        ),
-        (
-            contact_verifications.c.member_id == member_id,
-            settings.verification_sends_per_member_per_hour,
-        ),
+    # Both limits in one pass over the hour's sends of this address or this member.
+    by_address = contact_verifications.c.address_hash == hashed
+    by_member = contact_verifications.c.member_id == member_id
+    created = contact_verifications.c.created_at
+    counts = (
+        await session.execute(
+            select(
+                func.count().filter(by_address),
+                func.min(created).filter(by_address),
+                func.count().filter(by_member),
+                func.min(created).filter(by_member),
+            ).where(or_(by_address, by_member), created > window)
+        )
+    ).one()
+    for count, oldest, limit in (
+        (counts[0], counts[1], settings.verification_sends_per_address_per_hour),
+        (counts[2], counts[3], settings.verification_sends_per_member_per_hour),
     ):
-        row = (
-            await session.execute(
-                select(func.count(), func.min(contact_verifications.c.created_at)).where(
-                    condition, contact_verifications.c.created_at > window
-                )
-            )
-        ).one()
-        if row[0] >= limit:
-            oldest: datetime = row[1]
+        if count >= limit:
             raise RateLimited(max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1))
 
 
@@ -351,8 +351,6 @@ async def welcome_if_due(
     session: AsyncSession, outbox: OutboxWriter, member_id: UUID, *, available: frozenset[str]
 ) -> UUID | None:
     """Queue the member's welcome unless already done (once per member)."""
-    from notifications.handlers import notify  # (handlers imports this module)
-
     row = (
         await session.execute(
             update(recipients)
