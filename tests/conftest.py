@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from diaspora_devstack import gateway as gw
@@ -18,6 +17,8 @@ from diaspora_devstack.config import StackConfig
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import (
     ServiceProcess,
+    answers,
+    api_command,
     create_database,
     delete_topics_with_prefix,
     drop_database,
@@ -90,34 +91,22 @@ def running_platform(
         database_url=registry_database,
         kafka=kafka_bootstrap,
         topic_prefix=topic_prefix,
-        extra=identity_provider.service_env("REGISTRY"),
+        issuer=identity_provider,
     )
     notifications_env = service_env(
         "NOTIFICATIONS",
         database_url=notifications_database,
         kafka=kafka_bootstrap,
         topic_prefix=topic_prefix,
-        extra={
-            "NOTIFICATIONS_SMTP_PORT": str(mailbox.port),
-            **identity_provider.service_env("NOTIFICATIONS"),
-            # Persons' data keys from this platform's registry (crypto-shredding).
-            "NOTIFICATIONS_EVENT_KEYS_URL": f"http://127.0.0.1:{port}",
-            "NOTIFICATIONS_EVENT_KEYS_TOKEN_URL": identity_provider.issuer + "/token",
-        },
+        issuer=identity_provider,
+        # Persons' data keys from this platform's registry (crypto-shredding).
+        event_keys_from=f"http://127.0.0.1:{port}",
+        extra={"NOTIFICATIONS_SMTP_PORT": str(mailbox.port)},
     )
     processes = {
         "registry-api": ServiceProcess(
             "registry-api",
-            [
-                "uvicorn",
-                "--factory",
-                "registry.entrypoints.http:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
+            api_command("registry", port),
             registry_env,
             test_logs / "registry-api.log",
         ),
@@ -135,16 +124,7 @@ def running_platform(
         ),
         "notifications-api": ServiceProcess(
             "notifications-api",
-            [
-                "uvicorn",
-                "--factory",
-                "notifications.entrypoints.http:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(notifications_port),
-                "--no-access-log",
-            ],
+            api_command("notifications", notifications_port),
             notifications_env,
             test_logs / "notifications-api.log",
         ),
@@ -215,14 +195,6 @@ async def shared_platform(infra: stack.Endpoints, name: str) -> AsyncIterator[Lo
         await delete_topics_with_prefix(infra.kafka_bootstrap, prefix)
         await drop_database(registry_url)
         await drop_database(notifications_url)
-
-
-async def answers(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @dataclass

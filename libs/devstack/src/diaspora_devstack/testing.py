@@ -16,12 +16,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from diaspora_devstack import postgres
 from diaspora_devstack.config import repo_root
+
+if TYPE_CHECKING:
+    from diaspora_identity.testing import LocalIssuer
 
 
 def free_port() -> int:
@@ -244,10 +247,16 @@ def service_env(
     database_url: str,
     kafka: str,
     topic_prefix: str,
+    issuer: LocalIssuer | None = None,
+    event_keys_from: str | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Environment for a service process pointed at test infrastructure: it connects as
-    its runtime role (:func:`app_url`), migrations and owner tools as ``database_url``'s."""
+    its runtime role (:func:`app_url`), migrations and owner tools as ``database_url``'s.
+
+    With ``issuer`` it trusts that issuer's tokens; with ``event_keys_from`` (the URL of
+    the test's registry API) it fetches persons' data keys there (crypto-shredding), with
+    client-credentials tokens from ``issuer``. ``extra`` comes last."""
     env = {
         f"{prefix}_DATABASE_URL": asyncpg_url(app_url(database_url, prefix.lower())),
         f"{prefix}_MIGRATION_DATABASE_URL": asyncpg_url(database_url),
@@ -255,8 +264,41 @@ def service_env(
         f"{prefix}_TOPIC_PREFIX": topic_prefix,
         f"{prefix}_ENVIRONMENT": "test",
     }
+    if issuer is not None:
+        env.update(issuer.service_env(prefix))
+    if event_keys_from is not None:
+        if issuer is None:
+            raise ValueError("event_keys_from needs the issuer of the key service's tokens")
+        env[f"{prefix}_EVENT_KEYS_URL"] = event_keys_from
+        env[f"{prefix}_EVENT_KEYS_TOKEN_URL"] = issuer.issuer + "/token"
     env.update(extra or {})
     return env
+
+
+def api_command(package: str, port: int) -> list[str]:
+    """A service's HTTP API as a process of its own (:class:`ServiceProcess`): uvicorn on
+    loopback, as deploy/local/processes.toml runs it."""
+    return [
+        "uvicorn",
+        "--factory",
+        f"{package}.entrypoints.http:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+
+
+async def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now (for :func:`wait_until`)."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 async def read_topic(
