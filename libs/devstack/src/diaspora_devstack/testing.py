@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import logging
 import os
 import signal
 import socket
@@ -386,16 +385,8 @@ class PrivateKafka:
     def kill_node(self, node: int) -> None:
         """SIGKILL one broker: a crash, not a shutdown."""
         from diaspora_devstack import kafka
-        from diaspora_devstack.procs import read_pid
 
-        pid_path = kafka.pid_file(self.configs[node - 1], node)
-        pid = read_pid(pid_path)
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while read_pid(pid_path) is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
-        pid_path.unlink(missing_ok=True)
+        _kill_broker(kafka.pid_file(self.configs[node - 1], node))
 
     def stop(self) -> None:
         from diaspora_devstack import kafka
@@ -408,6 +399,20 @@ class PrivateKafka:
         graceful shutdown of a cluster that lost a broker waits on it for half a minute)."""
         for node in range(1, self.brokers + 1):
             self.kill_node(node)
+
+
+def _kill_broker(pid_path: Path) -> None:
+    """SIGKILL the broker whose pid ``pid_path`` holds, once it is gone forget the file."""
+    from diaspora_devstack.procs import read_pid
+
+    pid = read_pid(pid_path)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while read_pid(pid_path) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    pid_path.unlink(missing_ok=True)
 
 
 def make_tls_material(
@@ -522,10 +527,6 @@ class SecureKafka:
         from diaspora_devstack import kafka
 
         data = kafka.node_dir(self.cfg) / "data"
-        jaas = (
-            "org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{self.ADMIN}" password="{self.admin_password}";'
-        )
         return "\n".join(
             [
                 "process.roles=broker,controller",
@@ -539,7 +540,7 @@ class SecureKafka:
                 "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
                 "sasl.enabled.mechanisms=SCRAM-SHA-512",
                 "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
-                f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+                f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={self._admin_jaas}",
                 "ssl.keystore.type=PEM",
                 f"ssl.keystore.location={self.keystore}",
                 "ssl.truststore.type=PEM",
@@ -557,6 +558,13 @@ class SecureKafka:
                 "auto.create.topics.enable=false",
                 "",
             ]
+        )
+
+    @property
+    def _admin_jaas(self) -> str:
+        return (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{self.ADMIN}" password="{self.admin_password}";'
         )
 
     def admin(self) -> Any:
@@ -582,11 +590,8 @@ class SecureKafka:
         )
 
     async def start(self, *, timeout: float = 60.0) -> SecureKafka:
-        from aiokafka import AIOKafkaClient
-
         from diaspora_devstack import kafka
         from diaspora_devstack.procs import start_detached
-        from diaspora_events.kafka import client_options
 
         kafka.fetch_jars(self.cfg)
         # The ACL tool compiles (once) while the broker starts.
@@ -605,32 +610,16 @@ class SecureKafka:
             pid_file=kafka.pid_file(self.cfg),
             log_file=self.cfg.log_dir / "kafka-1.log",
         )
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # refusals while it boots
-        deadline = time.monotonic() + timeout
-        last: BaseException | None = None
-        while time.monotonic() < deadline:
-            client = AIOKafkaClient(**client_options(self.admin()), request_timeout_ms=3000)
-            try:
-                await client.bootstrap()
-                metadata = await client.fetch_all_metadata()
-                if metadata.brokers() and metadata.controller is not None:
-                    await compiling
-                    return self
-            except Exception as error:
-                last = error
-            finally:
-                await client.close()
-            await asyncio.sleep(0.3)
-        raise TimeoutError(f"secured Kafka did not answer: {last!r}")
+        await kafka.wait_ready(
+            self.bootstrap, timeout=timeout, security=self.admin().security_options()
+        )
+        await compiling
+        return self
 
     def add_acls(self, lines: list[str]) -> None:
         """ACLs through the admin's SASL_SSL connection (kafka.add_acls)."""
         from diaspora_devstack import kafka
 
-        jaas = (
-            "org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{self.ADMIN}" password="{self.admin_password}";'
-        )
         client = self.state / "admin.properties"
         client.write_text(
             "\n".join(
@@ -638,7 +627,7 @@ class SecureKafka:
                     f"bootstrap.servers={self.bootstrap}",
                     "security.protocol=SASL_SSL",
                     "sasl.mechanism=SCRAM-SHA-512",
-                    f"sasl.jaas.config={jaas}",
+                    f"sasl.jaas.config={self._admin_jaas}",
                     "ssl.truststore.type=PEM",
                     f"ssl.truststore.location={self.ca_file}",
                     "",
@@ -649,14 +638,8 @@ class SecureKafka:
 
     def discard(self) -> None:
         from diaspora_devstack import kafka
-        from diaspora_devstack.procs import read_pid
 
-        pid_path = kafka.pid_file(self.cfg)
-        pid = read_pid(pid_path)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        pid_path.unlink(missing_ok=True)
+        _kill_broker(kafka.pid_file(self.cfg))
 
 
 async def publish_outbox(
