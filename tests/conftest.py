@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -15,6 +14,7 @@ from diaspora_devstack import gateway as gw
 from diaspora_devstack import stack
 from diaspora_devstack.config import StackConfig
 from diaspora_devstack.mailbox import Mailbox
+from diaspora_devstack.pytest_plugin import migrated_template
 from diaspora_devstack.testing import (
     ServiceProcess,
     answers,
@@ -23,7 +23,6 @@ from diaspora_devstack.testing import (
     delete_topics_with_prefix,
     drop_database,
     free_port,
-    migrate,
     serve_app,
     service_env,
     unique_name,
@@ -163,18 +162,25 @@ async def answering(platform: LocalPlatform) -> LocalPlatform:
 
 
 @asynccontextmanager
-async def shared_platform(infra: stack.Endpoints, name: str) -> AsyncIterator[LocalPlatform]:
-    """A platform of its own for a whole test module (fresh databases, topic prefix,
-    mailbox and issuer): for tests that each start a gateway in front of the platform
-    and do not depend on each other's records. Saves starting five processes per test."""
+async def shared_platform(
+    infra: stack.Endpoints, templates: dict[str, str], name: str
+) -> AsyncIterator[LocalPlatform]:
+    """A platform of its own for a whole test module (fresh databases, copies of the
+    session's ``migrated_templates``; topic prefix, mailbox and issuer): for tests that
+    each start a gateway in front of the platform and do not depend on each other's
+    records. Saves starting five processes per test."""
     logs = StackConfig.from_env().state / "test-logs" / name
     logs.mkdir(parents=True, exist_ok=True)
-    registry_url = await create_database(infra.pg_url, "registry")
-    notifications_url = await create_database(infra.pg_url, "notifications")
+    registry_url = await create_database(
+        infra.pg_url, "registry", template=await migrated_template(infra, templates, "registry")
+    )
+    notifications_url = await create_database(
+        infra.pg_url,
+        "notifications",
+        template=await migrated_template(infra, templates, "notifications"),
+    )
     prefix = unique_name("t") + "."
     try:
-        await asyncio.to_thread(migrate, "registry", registry_url)
-        await asyncio.to_thread(migrate, "notifications", notifications_url)
         issuer_port = free_port()
         issuer = LocalIssuer(f"http://127.0.0.1:{issuer_port}/dev-idp", clients=DEV_SERVICE_CLIENTS)
         async with serve_app(issuer.asgi_app(), port=issuer_port):

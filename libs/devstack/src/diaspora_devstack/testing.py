@@ -37,10 +37,13 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
-async def create_database(server_url: str, prefix: str, *, template: str | None = None) -> str:
+async def create_database(
+    server_url: str, prefix: str, *, template: str | None = None, name: str | None = None
+) -> str:
     """A new database, empty (with the platform's extensions) or a copy of ``template``
-    (the URL of a database nobody is connected to); returns its URL."""
-    name = unique_name(f"t_{prefix}")
+    (the URL of a database nobody is connected to); returns its URL. Named ``name``, or
+    uniquely after ``prefix``."""
+    name = name or unique_name(f"t_{prefix}")
     conn = await asyncpg.connect(f"{server_url}/postgres")
     try:
         if template is None:
