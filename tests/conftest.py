@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from diaspora_devstack import gateway as gw
 from diaspora_devstack import stack
 from diaspora_devstack.config import StackConfig
 from diaspora_devstack.mailbox import Mailbox
+from diaspora_devstack.pytest_plugin import migrated_template
 from diaspora_devstack.testing import (
     ServiceProcess,
+    answers,
+    api_command,
     create_database,
     delete_topics_with_prefix,
     drop_database,
     free_port,
-    migrate,
     serve_app,
     service_env,
     unique_name,
@@ -90,34 +90,22 @@ def running_platform(
         database_url=registry_database,
         kafka=kafka_bootstrap,
         topic_prefix=topic_prefix,
-        extra=identity_provider.service_env("REGISTRY"),
+        issuer=identity_provider,
     )
     notifications_env = service_env(
         "NOTIFICATIONS",
         database_url=notifications_database,
         kafka=kafka_bootstrap,
         topic_prefix=topic_prefix,
-        extra={
-            "NOTIFICATIONS_SMTP_PORT": str(mailbox.port),
-            **identity_provider.service_env("NOTIFICATIONS"),
-            # Persons' data keys from this platform's registry (crypto-shredding).
-            "NOTIFICATIONS_EVENT_KEYS_URL": f"http://127.0.0.1:{port}",
-            "NOTIFICATIONS_EVENT_KEYS_TOKEN_URL": identity_provider.issuer + "/token",
-        },
+        issuer=identity_provider,
+        # Persons' data keys from this platform's registry (crypto-shredding).
+        event_keys_from=f"http://127.0.0.1:{port}",
+        extra={"NOTIFICATIONS_SMTP_PORT": str(mailbox.port)},
     )
     processes = {
         "registry-api": ServiceProcess(
             "registry-api",
-            [
-                "uvicorn",
-                "--factory",
-                "registry.entrypoints.http:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
+            api_command("registry", port),
             registry_env,
             test_logs / "registry-api.log",
         ),
@@ -135,16 +123,7 @@ def running_platform(
         ),
         "notifications-api": ServiceProcess(
             "notifications-api",
-            [
-                "uvicorn",
-                "--factory",
-                "notifications.entrypoints.http:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(notifications_port),
-                "--no-access-log",
-            ],
+            api_command("notifications", notifications_port),
             notifications_env,
             test_logs / "notifications-api.log",
         ),
@@ -183,18 +162,25 @@ async def answering(platform: LocalPlatform) -> LocalPlatform:
 
 
 @asynccontextmanager
-async def shared_platform(infra: stack.Endpoints, name: str) -> AsyncIterator[LocalPlatform]:
-    """A platform of its own for a whole test module (fresh databases, topic prefix,
-    mailbox and issuer): for tests that each start a gateway in front of the platform
-    and do not depend on each other's records. Saves starting five processes per test."""
+async def shared_platform(
+    infra: stack.Endpoints, templates: dict[str, str], name: str
+) -> AsyncIterator[LocalPlatform]:
+    """A platform of its own for a whole test module (fresh databases, copies of the
+    session's ``migrated_templates``; topic prefix, mailbox and issuer): for tests that
+    each start a gateway in front of the platform and do not depend on each other's
+    records. Saves starting five processes per test."""
     logs = StackConfig.from_env().state / "test-logs" / name
     logs.mkdir(parents=True, exist_ok=True)
-    registry_url = await create_database(infra.pg_url, "registry")
-    notifications_url = await create_database(infra.pg_url, "notifications")
+    registry_url = await create_database(
+        infra.pg_url, "registry", template=await migrated_template(infra, templates, "registry")
+    )
+    notifications_url = await create_database(
+        infra.pg_url,
+        "notifications",
+        template=await migrated_template(infra, templates, "notifications"),
+    )
     prefix = unique_name("t") + "."
     try:
-        await asyncio.to_thread(migrate, "registry", registry_url)
-        await asyncio.to_thread(migrate, "notifications", notifications_url)
         issuer_port = free_port()
         issuer = LocalIssuer(f"http://127.0.0.1:{issuer_port}/dev-idp", clients=DEV_SERVICE_CLIENTS)
         async with serve_app(issuer.asgi_app(), port=issuer_port):
@@ -215,14 +201,6 @@ async def shared_platform(infra: stack.Endpoints, name: str) -> AsyncIterator[Lo
         await delete_topics_with_prefix(infra.kafka_bootstrap, prefix)
         await drop_database(registry_url)
         await drop_database(notifications_url)
-
-
-async def answers(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @dataclass

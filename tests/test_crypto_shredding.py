@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import (
     ServiceProcess,
+    answers,
+    api_command,
     asyncpg_url,
     free_port,
     serve_app,
@@ -109,12 +111,10 @@ async def platform(
     registry_url = f"http://127.0.0.1:{registry_port}"
     kek_file = tmp_path / "event-kek.key"
 
-    def keys_env(prefix: str, client: str) -> dict[str, str]:
+    def client(prefix: str, name: str) -> dict[str, str]:
         return {
-            f"{prefix}_EVENT_KEYS_URL": registry_url,
-            f"{prefix}_EVENT_KEYS_TOKEN_URL": issuer.issuer + "/token",
-            f"{prefix}_EVENT_KEYS_CLIENT_ID": client,
-            f"{prefix}_EVENT_KEYS_CLIENT_SECRET": CLIENTS[client],
+            f"{prefix}_EVENT_KEYS_CLIENT_ID": name,
+            f"{prefix}_EVENT_KEYS_CLIENT_SECRET": CLIENTS[name],
         }
 
     with Mailbox() as mailbox:
@@ -123,43 +123,34 @@ async def platform(
             database_url=registry_database,
             kafka=kafka_bootstrap,
             topic_prefix=topic_prefix,
-            extra={**issuer.service_env("REGISTRY"), "REGISTRY_EVENT_KEK_FILE": str(kek_file)},
+            issuer=issuer,
+            extra={"REGISTRY_EVENT_KEK_FILE": str(kek_file)},
         )
         matching_env = service_env(
             "MATCHING",
             database_url=matching_database,
             kafka=kafka_bootstrap,
             topic_prefix=topic_prefix,
-            extra={**issuer.service_env("MATCHING"), **keys_env("MATCHING", "matching")},
+            issuer=issuer,
+            event_keys_from=registry_url,
+            extra=client("MATCHING", "matching"),
         )
         notifications_env = service_env(
             "NOTIFICATIONS",
             database_url=notifications_database,
             kafka=kafka_bootstrap,
             topic_prefix=topic_prefix,
+            issuer=issuer,
+            event_keys_from=registry_url,
             extra={
                 "NOTIFICATIONS_SMTP_PORT": str(mailbox.port),
-                **issuer.service_env("NOTIFICATIONS"),
-                **keys_env("NOTIFICATIONS", "notifications"),
+                **client("NOTIFICATIONS", "notifications"),
             },
         )
-
-        def api(module: str, port: int) -> list[str]:
-            return [
-                "uvicorn",
-                "--factory",
-                f"{module}.entrypoints.http:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ]
-
         processes = {
             "registry-api": ServiceProcess(
                 "registry-api",
-                api("registry", registry_port),
+                api_command("registry", registry_port),
                 registry_env,
                 test_logs / "registry-api.log",
             ),
@@ -174,7 +165,7 @@ async def platform(
             ),
             "matching-api": ServiceProcess(
                 "matching-api",
-                api("matching", matching_port),
+                api_command("matching", matching_port),
                 matching_env,
                 test_logs / "matching-api.log",
             ),
@@ -197,7 +188,7 @@ async def platform(
             try:
                 for url in (registry_url, f"http://127.0.0.1:{matching_port}"):
                     await wait_until(
-                        lambda url=url: _answers(f"{url}/health/live"), timeout=240, message=url
+                        lambda url=url: answers(f"{url}/health/live"), timeout=240, message=url
                     )
                 yield Platform(
                     registry_url=registry_url,
@@ -214,14 +205,6 @@ async def platform(
             finally:
                 for process in processes.values():
                     process.stop()
-
-
-async def _answers(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 async def _fetchval(database_url: str, query: str, *args: Any) -> Any:

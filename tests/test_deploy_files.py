@@ -263,6 +263,15 @@ def test_compose_runs_the_platform_in_production_mode() -> None:
     kafka_env = services["kafka"]["environment"]
     assert "controller" in kafka_env["KAFKA_PROCESS_ROLES"]
     assert not any("zookeeper" in name for name in services)
+    # The broker's and the setup job's scripts are the cluster's (one copy, under
+    # deploy/k8s: kustomize reads files there only), mounted where both expect them.
+    for name, scripts in (
+        ("kafka", ["start-kafka.sh"]),
+        ("kafka-setup", ["admin-client.sh", "setup.sh"]),
+    ):
+        mounts = [v for v in services[name]["volumes"] if v.startswith("./deploy/")]
+        assert mounts == [f"./deploy/k8s/kafka/{s}:/scripts/{s}:ro" for s in scripts], mounts
+        assert all((ROOT / m.split(":")[0]).is_file() for m in mounts)
 
     for service in SERVICES:
         migrate, api, kafka_side = f"{service}-migrate", service, KAFKA_PROCESS[service]
@@ -822,11 +831,10 @@ def test_k8s_kafka_has_three_brokers_replication_3_and_min_isr_2() -> None:
     assert kafka["spec"]["replicas"] == 3
     container = kafka["spec"]["template"]["spec"]["containers"][0]
     env = _env(container)
-    # The broker's settings come from deploy/kafka/start-kafka.sh (SASL_SSL, ACLs), fed
+    # The broker's settings come from deploy/k8s/kafka/start-kafka.sh (SASL_SSL, ACLs), fed
     # by these variables (issue 15: the same script as the single-host broker).
     assert container["command"] == ["/bin/bash", "/scripts/start-kafka.sh"]
     script = (K8S / "kafka" / "start-kafka.sh").read_text()
-    assert script == (ROOT / "deploy" / "kafka" / "start-kafka.sh").read_text()
     assert "process.roles=broker,controller" in script  # KRaft
     assert len(env["VOTERS"].split(",")) == 3
     assert env["REPLICATION"] == "3"

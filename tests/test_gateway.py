@@ -39,9 +39,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-async def platform(infra: stack.Endpoints) -> AsyncIterator[LocalPlatform]:
+async def platform(
+    infra: stack.Endpoints, migrated_templates: dict[str, str]
+) -> AsyncIterator[LocalPlatform]:
     """One platform for the module: each test starts its own gateway in front of it."""
-    async with shared_platform(infra, "test_gateway") as running:
+    async with shared_platform(infra, migrated_templates, "test_gateway") as running:
         yield running
 
 

@@ -15,7 +15,14 @@ import pytest
 
 from diaspora_devstack import gateway as gw
 from diaspora_devstack.config import StackConfig
-from diaspora_devstack.testing import ServiceProcess, free_port, service_env, wait_until
+from diaspora_devstack.testing import (
+    ServiceProcess,
+    answers,
+    api_command,
+    free_port,
+    service_env,
+    wait_until,
+)
 from diaspora_identity.testing import LocalIssuer, service_account
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -25,14 +32,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600
 class Edge:
     registry_url: str
     gateway_url: str
-
-
-async def _answers(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
@@ -50,25 +49,11 @@ async def edge(
         database_url=registry_database,
         kafka=kafka_bootstrap,
         topic_prefix=topic_prefix,
-        extra={
-            **identity_provider.service_env("REGISTRY"),
-            "REGISTRY_EVENT_KEK_FILE": str(tmp_path / "kek.key"),
-        },
+        issuer=identity_provider,
+        extra={"REGISTRY_EVENT_KEK_FILE": str(tmp_path / "kek.key")},
     )
     api = ServiceProcess(
-        "registry-api",
-        [
-            "uvicorn",
-            "--factory",
-            "registry.entrypoints.http:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        env,
-        test_logs / "registry-api.log",
+        "registry-api", api_command("registry", port), env, test_logs / "registry-api.log"
     ).start()
     cfg = StackConfig.from_env()
     gateway_port = free_port()
@@ -89,9 +74,9 @@ async def edge(
         registry_url = f"http://127.0.0.1:{port}"
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         await wait_until(
-            lambda: _answers(f"{registry_url}/health/live"), timeout=240, message="registry"
+            lambda: answers(f"{registry_url}/health/live"), timeout=240, message="registry"
         )
-        await wait_until(lambda: _answers(f"{gateway_url}/health"), timeout=30, message="nginx")
+        await wait_until(lambda: answers(f"{gateway_url}/health"), timeout=30, message="nginx")
         yield Edge(registry_url, gateway_url)
     finally:
         nginx.stop()

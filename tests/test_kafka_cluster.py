@@ -15,6 +15,7 @@ from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import (
     PrivateKafka,
     ServiceProcess,
+    api_command,
     free_port,
     read_topic,
     service_env,
@@ -48,43 +49,31 @@ async def test_killing_a_broker_mid_burst_loses_no_acknowledged_event(
     identity_provider: LocalIssuer,
 ) -> None:
     port = free_port()
-    common = {"KAFKA_REPLICATION_FACTOR": "3"}
     registry_env = service_env(
         "REGISTRY",
         database_url=registry_database,
         kafka=cluster.bootstrap,
         topic_prefix=topic_prefix,
-        extra={
-            **{f"REGISTRY_{k}": v for k, v in common.items()},
-            **identity_provider.service_env("REGISTRY"),
-        },
+        issuer=identity_provider,
+        extra={"REGISTRY_KAFKA_REPLICATION_FACTOR": "3"},
     )
     notifications_env = service_env(
         "NOTIFICATIONS",
         database_url=notifications_database,
         kafka=cluster.bootstrap,
         topic_prefix=topic_prefix,
+        issuer=identity_provider,
+        # Persons' data keys from this test's registry (crypto-shredding).
+        event_keys_from=f"http://127.0.0.1:{port}",
         extra={
             "NOTIFICATIONS_SMTP_PORT": str(mailbox.port),
-            **{f"NOTIFICATIONS_{k}": v for k, v in common.items()},
-            # Persons' data keys from this test's registry (crypto-shredding).
-            "NOTIFICATIONS_EVENT_KEYS_URL": f"http://127.0.0.1:{port}",
-            "NOTIFICATIONS_EVENT_KEYS_TOKEN_URL": identity_provider.issuer + "/token",
+            "NOTIFICATIONS_KAFKA_REPLICATION_FACTOR": "3",
         },
     )
     processes = [
         ServiceProcess(
             "registry-api",
-            [
-                "uvicorn",
-                "--factory",
-                "registry.entrypoints.http:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
+            api_command("registry", port),
             registry_env,
             test_logs / "registry-api.log",
         ),

@@ -190,16 +190,10 @@ def test_acls_limit_each_service_to_its_own_topics_and_groups() -> None:
 
 
 def test_the_deployments_setup_script_is_generated_from_the_code() -> None:
-    """deploy/kafka/setup.sh (compose and cluster job) is what the code says today."""
-    deploy = Path(__file__).resolve().parents[1] / "deploy"
-    script = deploy / "kafka" / "setup.sh"
-    # The cluster's copies (kustomize reads files under deploy/k8s only) are the same.
-    for name in ("setup.sh", "start-kafka.sh", "admin-client.sh"):
-        assert (deploy / "k8s" / "kafka" / name).read_text() == (
-            deploy / "kafka" / name
-        ).read_text(), name
+    """deploy/k8s/kafka/setup.sh (compose and cluster job) is what the code says today."""
+    script = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "kafka" / "setup.sh"
     assert script.read_text() == setup_script(), (
         "regenerate it: uv run python -m diaspora_events.acls --format script "
-        "> deploy/kafka/setup.sh"
+        "> deploy/k8s/kafka/setup.sh"
     )
     assert "allow-principal User:ANONYMOUS" not in script.read_text()

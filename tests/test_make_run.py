@@ -29,9 +29,15 @@ import pytest
 
 from diaspora_devstack import stack
 from diaspora_devstack.config import repo_root
+from diaspora_devstack.pytest_plugin import migrated_template
 from diaspora_devstack.readme import run_readme
 from diaspora_devstack.run import Layout
-from diaspora_devstack.testing import delete_topics_with_prefix, drop_database, free_port
+from diaspora_devstack.testing import (
+    create_database,
+    delete_topics_with_prefix,
+    drop_database,
+    free_port,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,13 +69,17 @@ def _status(url: str) -> int | str:
         return repr(error)
 
 
+def _namespace() -> str:
+    return f"t{os.urandom(5).hex()}"
+
+
 @dataclass
 class DevstackRun:
     """`devstack run` in a process of its own, its output read line by line."""
 
     infra: stack.Endpoints
     state: Path
-    namespace: str = field(default_factory=lambda: f"t{os.urandom(5).hex()}")
+    namespace: str = field(default_factory=_namespace)
     ports: dict[str, int] = field(
         default_factory=lambda: {name: free_port() for name in DEFAULT_PORTS}
     )
@@ -169,6 +179,22 @@ class DevstackRun:
         asyncio.run(forget())
 
 
+@pytest.fixture
+async def migrated_namespace(infra: stack.Endpoints, migrated_templates: dict[str, str]) -> str:
+    """A namespace whose databases are already copies of the suite's migrated templates,
+    for the tests of a start that fails: their `*-migrate` steps then have nothing to do
+    (the module's platform migrates empty databases, as a newcomer's first run does).
+    DevstackRun.cleanup drops them."""
+    namespace = _namespace()
+    layout = Layout(ports={}, namespace=namespace)
+    for service in SERVICES:
+        template = await migrated_template(infra, migrated_templates, service)
+        await create_database(
+            infra.pg_url, service, template=template, name=layout.db_prefix + service
+        )
+    return namespace
+
+
 @pytest.fixture(scope="module")
 def started(
     infra: stack.Endpoints, tmp_path_factory: pytest.TempPathFactory
@@ -221,12 +247,12 @@ def _listening_socket() -> socket.socket:
 
 @pytest.mark.timeout(START_TIMEOUT + 60)
 def test_a_process_that_cannot_start_is_named_with_its_log_and_stops_everything(
-    infra: stack.Endpoints, tmp_path: Path
+    infra: stack.Endpoints, tmp_path: Path, migrated_namespace: str
 ) -> None:
     # Something else already listens on the mail catcher's port (it starts in a second or
     # two, where a service's API takes many: the same path, a shorter test).
     with _listening_socket() as taken:
-        run = DevstackRun(infra, tmp_path)
+        run = DevstackRun(infra, tmp_path, namespace=migrated_namespace)
         run.ports["mailbox"] = taken.getsockname()[1]
         run.start()
         try:
@@ -245,10 +271,13 @@ def test_a_process_that_cannot_start_is_named_with_its_log_and_stops_everything(
 
 @pytest.mark.timeout(START_TIMEOUT)
 def test_a_broken_setting_names_the_step_that_refused_it(
-    infra: stack.Endpoints, tmp_path: Path
+    infra: stack.Endpoints, tmp_path: Path, migrated_namespace: str
 ) -> None:
     run = DevstackRun(
-        infra, tmp_path, extra_env={"MATCHING_KAFKA_REPLICATION_FACTOR": "three"}
+        infra,
+        tmp_path,
+        namespace=migrated_namespace,
+        extra_env={"MATCHING_KAFKA_REPLICATION_FACTOR": "three"},
     ).start()
     try:
         code = run.wait_exit(timeout=START_TIMEOUT)

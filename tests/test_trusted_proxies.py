@@ -19,13 +19,12 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from diaspora_devstack import stack
 from diaspora_devstack.testing import asyncpg_url, free_port, wait_until
 from diaspora_identity.testing import LocalIssuer, admin, officer
 from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
 from registry.settings import RegistrySettings
-from tests.conftest import GatewayFactory, LocalPlatform, shared_platform
+from tests.conftest import GatewayFactory, LocalPlatform
 
 pytestmark = [pytest.mark.integration]
 
@@ -139,12 +138,6 @@ def test_the_trusted_proxies_setting_is_a_list_of_addresses_and_networks() -> No
         )
     with pytest.raises(ValueError, match="everyone"):
         RegistrySettings(database_url="postgresql://x", environment="test", trusted_proxies="*")
-
-
-@pytest.fixture(scope="module")
-async def platform(infra: stack.Endpoints) -> AsyncIterator[LocalPlatform]:
-    async with shared_platform(infra, "test_trusted_proxies") as running:
-        yield running
 
 
 async def test_the_gateway_rate_limits_the_real_peer_not_a_forged_forwarded_for(

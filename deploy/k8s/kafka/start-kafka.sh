@@ -3,7 +3,7 @@
 # StatefulSet "kafka"): combined broker and controller (KRaft) with a SASL_SSL listener
 # only for clients (TLS, SCRAM-SHA-512), one SCRAM user per service plus the operators'
 # admin, StandardAuthorizer refusing what no ACL allows (allow.everyone.if.no.acl.found
-# false; the ACLs: deploy/kafka/setup.sh, run by the "kafka-setup" job).
+# false; the ACLs: deploy/k8s/kafka/setup.sh, run by the "kafka-setup" job).
 #
 # SCRAM users are created when the storage is formatted (the first start): SCRAM cannot
 # bootstrap itself, and controllers cannot use it (their credentials live in the

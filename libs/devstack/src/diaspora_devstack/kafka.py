@@ -8,8 +8,9 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaClient
 
@@ -223,8 +224,15 @@ def stop_node(cfg: StackConfig, node_id: int = 1) -> bool:
     return stop_pid(pid_file(cfg, node_id), timeout=30)
 
 
-async def wait_ready(bootstrap: str, *, timeout: float = 60.0, brokers: int = 1) -> None:
-    """Wait until the cluster answers a metadata request with ``brokers`` brokers."""
+async def wait_ready(
+    bootstrap: str,
+    *,
+    timeout: float = 60.0,
+    brokers: int = 1,
+    security: Mapping[str, Any] | None = None,
+) -> None:
+    """Wait until the cluster answers a metadata request with ``brokers`` brokers;
+    ``security``: the client's security options (SASL_SSL: KafkaConnection's)."""
     import logging
 
     # Connection refusals are expected while the broker boots; keep them quiet.
@@ -233,7 +241,9 @@ async def wait_ready(bootstrap: str, *, timeout: float = 60.0, brokers: int = 1)
     deadline = loop.time() + timeout
     last_error: BaseException | None = None
     while loop.time() < deadline:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        client = AIOKafkaClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=3000, **(security or {})
+        )
         try:
             await client.bootstrap()
             metadata = await client.fetch_all_metadata()

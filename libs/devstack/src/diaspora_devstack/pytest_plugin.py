@@ -73,14 +73,21 @@ async def migrated_templates(infra: stack.Endpoints) -> AsyncIterator[dict[str, 
         await drop_database(url)
 
 
-async def _migrated(
-    infra: stack.Endpoints, templates: dict[str, str], service: str
-) -> AsyncIterator[str]:
+async def migrated_template(infra: stack.Endpoints, templates: dict[str, str], service: str) -> str:
+    """The URL of ``service``'s migrated template (of :func:`migrated_templates`), migrated
+    now if this session has not yet: copy it with ``create_database(template=...)``."""
     if service not in templates:
         template = await create_database(infra.pg_url, f"template_{service}")
         await asyncio.to_thread(migrate, service, template)
         templates[service] = template
-    url = await create_database(infra.pg_url, service, template=templates[service])
+    return templates[service]
+
+
+async def _migrated(
+    infra: stack.Endpoints, templates: dict[str, str], service: str
+) -> AsyncIterator[str]:
+    template = await migrated_template(infra, templates, service)
+    url = await create_database(infra.pg_url, service, template=template)
     try:
         yield url
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import logging
 import os
 import signal
 import socket
@@ -16,12 +15,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from diaspora_devstack import postgres
 from diaspora_devstack.config import repo_root
+
+if TYPE_CHECKING:
+    from diaspora_identity.testing import LocalIssuer
 
 
 def free_port() -> int:
@@ -35,10 +37,13 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
-async def create_database(server_url: str, prefix: str, *, template: str | None = None) -> str:
+async def create_database(
+    server_url: str, prefix: str, *, template: str | None = None, name: str | None = None
+) -> str:
     """A new database, empty (with the platform's extensions) or a copy of ``template``
-    (the URL of a database nobody is connected to); returns its URL."""
-    name = unique_name(f"t_{prefix}")
+    (the URL of a database nobody is connected to); returns its URL. Named ``name``, or
+    uniquely after ``prefix``."""
+    name = name or unique_name(f"t_{prefix}")
     conn = await asyncpg.connect(f"{server_url}/postgres")
     try:
         if template is None:
@@ -244,10 +249,16 @@ def service_env(
     database_url: str,
     kafka: str,
     topic_prefix: str,
+    issuer: LocalIssuer | None = None,
+    event_keys_from: str | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Environment for a service process pointed at test infrastructure: it connects as
-    its runtime role (:func:`app_url`), migrations and owner tools as ``database_url``'s."""
+    its runtime role (:func:`app_url`), migrations and owner tools as ``database_url``'s.
+
+    With ``issuer`` it trusts that issuer's tokens; with ``event_keys_from`` (the URL of
+    the test's registry API) it fetches persons' data keys there (crypto-shredding), with
+    client-credentials tokens from ``issuer``. ``extra`` comes last."""
     env = {
         f"{prefix}_DATABASE_URL": asyncpg_url(app_url(database_url, prefix.lower())),
         f"{prefix}_MIGRATION_DATABASE_URL": asyncpg_url(database_url),
@@ -255,8 +266,41 @@ def service_env(
         f"{prefix}_TOPIC_PREFIX": topic_prefix,
         f"{prefix}_ENVIRONMENT": "test",
     }
+    if issuer is not None:
+        env.update(issuer.service_env(prefix))
+    if event_keys_from is not None:
+        if issuer is None:
+            raise ValueError("event_keys_from needs the issuer of the key service's tokens")
+        env[f"{prefix}_EVENT_KEYS_URL"] = event_keys_from
+        env[f"{prefix}_EVENT_KEYS_TOKEN_URL"] = issuer.issuer + "/token"
     env.update(extra or {})
     return env
+
+
+def api_command(package: str, port: int) -> list[str]:
+    """A service's HTTP API as a process of its own (:class:`ServiceProcess`): uvicorn on
+    loopback, as deploy/local/processes.toml runs it."""
+    return [
+        "uvicorn",
+        "--factory",
+        f"{package}.entrypoints.http:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+
+
+async def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now (for :func:`wait_until`)."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 async def read_topic(
@@ -344,16 +388,8 @@ class PrivateKafka:
     def kill_node(self, node: int) -> None:
         """SIGKILL one broker: a crash, not a shutdown."""
         from diaspora_devstack import kafka
-        from diaspora_devstack.procs import read_pid
 
-        pid_path = kafka.pid_file(self.configs[node - 1], node)
-        pid = read_pid(pid_path)
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while read_pid(pid_path) is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
-        pid_path.unlink(missing_ok=True)
+        _kill_broker(kafka.pid_file(self.configs[node - 1], node))
 
     def stop(self) -> None:
         from diaspora_devstack import kafka
@@ -366,6 +402,20 @@ class PrivateKafka:
         graceful shutdown of a cluster that lost a broker waits on it for half a minute)."""
         for node in range(1, self.brokers + 1):
             self.kill_node(node)
+
+
+def _kill_broker(pid_path: Path) -> None:
+    """SIGKILL the broker whose pid ``pid_path`` holds, once it is gone forget the file."""
+    from diaspora_devstack.procs import read_pid
+
+    pid = read_pid(pid_path)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while read_pid(pid_path) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    pid_path.unlink(missing_ok=True)
 
 
 def make_tls_material(
@@ -480,10 +530,6 @@ class SecureKafka:
         from diaspora_devstack import kafka
 
         data = kafka.node_dir(self.cfg) / "data"
-        jaas = (
-            "org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{self.ADMIN}" password="{self.admin_password}";'
-        )
         return "\n".join(
             [
                 "process.roles=broker,controller",
@@ -497,7 +543,7 @@ class SecureKafka:
                 "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
                 "sasl.enabled.mechanisms=SCRAM-SHA-512",
                 "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
-                f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+                f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={self._admin_jaas}",
                 "ssl.keystore.type=PEM",
                 f"ssl.keystore.location={self.keystore}",
                 "ssl.truststore.type=PEM",
@@ -515,6 +561,13 @@ class SecureKafka:
                 "auto.create.topics.enable=false",
                 "",
             ]
+        )
+
+    @property
+    def _admin_jaas(self) -> str:
+        return (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{self.ADMIN}" password="{self.admin_password}";'
         )
 
     def admin(self) -> Any:
@@ -540,11 +593,8 @@ class SecureKafka:
         )
 
     async def start(self, *, timeout: float = 60.0) -> SecureKafka:
-        from aiokafka import AIOKafkaClient
-
         from diaspora_devstack import kafka
         from diaspora_devstack.procs import start_detached
-        from diaspora_events.kafka import client_options
 
         kafka.fetch_jars(self.cfg)
         # The ACL tool compiles (once) while the broker starts.
@@ -563,32 +613,16 @@ class SecureKafka:
             pid_file=kafka.pid_file(self.cfg),
             log_file=self.cfg.log_dir / "kafka-1.log",
         )
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # refusals while it boots
-        deadline = time.monotonic() + timeout
-        last: BaseException | None = None
-        while time.monotonic() < deadline:
-            client = AIOKafkaClient(**client_options(self.admin()), request_timeout_ms=3000)
-            try:
-                await client.bootstrap()
-                metadata = await client.fetch_all_metadata()
-                if metadata.brokers() and metadata.controller is not None:
-                    await compiling
-                    return self
-            except Exception as error:
-                last = error
-            finally:
-                await client.close()
-            await asyncio.sleep(0.3)
-        raise TimeoutError(f"secured Kafka did not answer: {last!r}")
+        await kafka.wait_ready(
+            self.bootstrap, timeout=timeout, security=self.admin().security_options()
+        )
+        await compiling
+        return self
 
     def add_acls(self, lines: list[str]) -> None:
         """ACLs through the admin's SASL_SSL connection (kafka.add_acls)."""
         from diaspora_devstack import kafka
 
-        jaas = (
-            "org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{self.ADMIN}" password="{self.admin_password}";'
-        )
         client = self.state / "admin.properties"
         client.write_text(
             "\n".join(
@@ -596,7 +630,7 @@ class SecureKafka:
                     f"bootstrap.servers={self.bootstrap}",
                     "security.protocol=SASL_SSL",
                     "sasl.mechanism=SCRAM-SHA-512",
-                    f"sasl.jaas.config={jaas}",
+                    f"sasl.jaas.config={self._admin_jaas}",
                     "ssl.truststore.type=PEM",
                     f"ssl.truststore.location={self.ca_file}",
                     "",
@@ -607,14 +641,8 @@ class SecureKafka:
 
     def discard(self) -> None:
         from diaspora_devstack import kafka
-        from diaspora_devstack.procs import read_pid
 
-        pid_path = kafka.pid_file(self.cfg)
-        pid = read_pid(pid_path)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        pid_path.unlink(missing_ok=True)
+        _kill_broker(kafka.pid_file(self.cfg))
 
 
 async def publish_outbox(

@@ -14,7 +14,7 @@ service's name) may
 The brokers run ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false``:
 whatever is not listed here is refused. ``python -m diaspora_events.acls`` prints the
 lines the deployments' setup jobs apply; ``--format script`` the whole setup script
-(deploy/kafka/setup.sh: the platform's topics, then the ACLs, as the admin principal).
+(deploy/k8s/kafka/setup.sh: the platform's topics, then the ACLs, as the admin principal).
 """
 
 from __future__ import annotations
