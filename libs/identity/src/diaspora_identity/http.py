@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Request
@@ -35,6 +35,12 @@ log = structlog.get_logger(__name__)
 REALM = "diaspora"
 UNAUTHORIZED_TYPE = TYPE_BASE + "unauthorized"
 FORBIDDEN_TYPE = TYPE_BASE + "forbidden"
+
+# The answers every authenticated route may give, for its OpenAPI ``responses``.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token (problem details)"},
+    403: {"description": "Your roles do not allow this function (problem details)"},
+}
 
 
 @dataclass
