@@ -10,6 +10,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+from matching_testing import events_on, publish_outbox
 from sqlalchemy import select
 from uuid_utils.compat import uuid7
 
@@ -29,9 +30,8 @@ from diaspora_identity.testing import (
     coordinator,
     officer,
 )
-from matching.adapters.orm import audit_log
-from matching.bootstrap import Matching
-from matching.testing import events_on, publish_outbox
+from matching.resources import Matching
+from matching.tables import audit_log
 
 pytestmark = pytest.mark.integration
 

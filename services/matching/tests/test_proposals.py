@@ -9,6 +9,8 @@ from uuid import UUID
 
 import httpx
 import pytest
+from matching_testing import events_on, publish_outbox
+from matching_testing.experts import new_member_id, profile
 from sqlalchemy import select
 
 from diaspora_events.contracts import (
@@ -21,12 +23,10 @@ from diaspora_events.contracts import (
 )
 from diaspora_events.topics import MATCHING_MATCHES, MATCHING_NEEDS
 from diaspora_identity.testing import LocalIssuer, Persona, analyst, citizen, coordinator
-from matching.adapters.orm import audit_log
-from matching.bootstrap import Matching
 from matching.experts.projection import apply_profile
-from matching.experts.testing import new_member_id, profile
 from matching.missions.tables import missions
-from matching.testing import events_on, publish_outbox
+from matching.resources import Matching
+from matching.tables import audit_log
 
 pytestmark = pytest.mark.integration
 

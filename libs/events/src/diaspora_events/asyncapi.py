@@ -85,21 +85,16 @@ def _matching_consumers() -> Sequence[EventConsumer]:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from diaspora_events.outbox import OutboxWriter
-    from matching.adapters.orm import outbox
-    from matching.erasure import build_consumer as records
-    from matching.experts.consumer import build_consumer as experts
+    from matching.bootstrap import consumers
+    from matching.tables import outbox
 
-    sessions: async_sessionmaker[Any] = async_sessionmaker()
-    return [
-        # The experts read model, fed by the registry's member events.
-        experts(sessions=sessions, dead_letters=_no_dead_letters),
-        # Proposals, missions and projects of erased or merged members.
-        records(
-            sessions=sessions,
-            outbox=OutboxWriter(outbox, source="/tg/diaspora/matching"),
-            dead_letters=_no_dead_letters,
-        ),
-    ]
+    # The experts read model, fed by the registry's member events; proposals, missions
+    # and projects of erased or merged members.
+    return consumers(
+        sessions=async_sessionmaker(),
+        outbox=OutboxWriter(outbox, source="/tg/diaspora/matching"),
+        dead_letters=_no_dead_letters,
+    )
 
 
 SERVICES: dict[str, ConsumersOf] = {

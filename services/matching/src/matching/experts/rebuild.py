@@ -37,7 +37,6 @@ from diaspora_events.kafka import Kafka, client_options
 from diaspora_events.shredding import DataKeySource, open_envelopes
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_service.db_roles import copy_grants
-from matching.adapters.orm import expert_sources, experts
 from matching.experts.projection import (
     MEMBER_EVENTS,
     MISSIONS_CONSENT,
@@ -48,6 +47,7 @@ from matching.experts.projection import (
     expert_row,
     search_document,
 )
+from matching.experts.tables import expert_sources, experts
 
 log = structlog.get_logger(__name__)
 

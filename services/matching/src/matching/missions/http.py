@@ -16,8 +16,7 @@ from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.conditional import expected_version
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine, SingleLine
-from matching.api.deps import ServiceDep
-from matching.audit import audit_trail
+from matching.deps import ServiceDep
 from matching.missions import service
 
 router = APIRouter(prefix="/missions", tags=["missions"])
@@ -158,7 +157,7 @@ async def list_missions(
     decision = svc.identity.policy.decide(principal, "mission", "list")
     items = await service.find_missions(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.MissionQuery(
@@ -222,7 +221,7 @@ async def read_mission(
     decision = svc.identity.policy.decide(principal, "mission", "read")
     found = await service.find_missions(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.MissionQuery(mission_id=mission_id, limit=1),

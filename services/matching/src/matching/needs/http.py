@@ -20,7 +20,7 @@ from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine, SingleLine
-from matching.api.deps import ServiceDep
+from matching.deps import ServiceDep
 from matching.needs import service
 from matching.needs.domain import IllegalTransition, InstitutionKind, InvalidNeed, SkillSought
 
@@ -346,6 +346,7 @@ async def change_status(
                 to=body.status,
                 reason=body.reason,
                 expected_revision=expected_version(if_match),
+                on_close=svc.need_closed,
             )
     except service.NeedNotFound:
         raise Problem(404, "Need not found") from None

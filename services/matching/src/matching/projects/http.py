@@ -16,8 +16,7 @@ from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine, SingleLine
-from matching.api.deps import ServiceDep
-from matching.audit import audit_trail
+from matching.deps import ServiceDep
 from matching.projects import service
 from matching.projects.domain import Currency, InvalidPlace, PartnerKind, Sector, Stage, place
 
@@ -272,7 +271,7 @@ async def search(
         raise Problem(422, "Invalid amount range", detail="amount_min is above amount_max.")
     items = await service.find_projects(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.ProjectQuery(
@@ -316,7 +315,7 @@ async def read(
     decision = svc.identity.policy.decide(principal, "project", "read")
     found = await service.find_projects(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.ProjectQuery(project_id=project_id, limit=1),

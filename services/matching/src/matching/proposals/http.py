@@ -16,8 +16,7 @@ from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine
-from matching.api.deps import ServiceDep
-from matching.audit import audit_trail
+from matching.deps import ServiceDep
 from matching.proposals import service
 
 router = APIRouter(tags=["proposals"])
@@ -112,7 +111,7 @@ async def _page(
     limit = query.limit
     items = await service.find_proposals(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.ProposalQuery(
@@ -154,7 +153,7 @@ async def propose(
         items, created = await service.propose(
             sessions=svc.sessions,
             outbox=svc.outbox,
-            audit=audit_trail(svc.outbox),
+            audit=svc.audit,
             decision=decision,
             context=AccessContext.of(request),
             need_id=need_id,
@@ -237,7 +236,7 @@ async def read_proposal(
     decision = svc.identity.policy.decide(principal, "match_proposal", "read")
     found = await service.find_proposals(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.ProposalQuery(proposal_id=proposal_id, limit=1),

@@ -16,8 +16,7 @@ from pydantic import BaseModel, Field
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
-from matching.api.deps import ServiceDep
-from matching.audit import audit_trail
+from matching.deps import ServiceDep
 from matching.needs import service as needs
 from matching.needs.domain import CLOSED
 from matching.ranking.reasons import reasons
@@ -132,7 +131,7 @@ async def candidates(
                 "components": candidate.components,
             }
             items.append(record)
-        await audit_trail(svc.outbox).record(
+        await svc.audit.record(
             session,
             decision,
             AccessContext.of(request),
