@@ -156,6 +156,7 @@ async def test_a_mission_from_agreement_to_completion(
             headers={"If-Match": '"2"'},
         )
         assert stale.status_code == 412
+        assert stale.headers["etag"] == travel.headers["etag"]
         report = await api.put(
             f"{url}/report",
             json={"report": "Deux semaines de cours de béton armé en licence, 40 étudiants."},

@@ -187,6 +187,10 @@ async def test_illegal_moves_are_conflicts(as_coordinator: httpx.AsyncClient) ->
         f"/needs/{need['id']}", json={"title": "Nouveau titre"}, headers={"If-Match": '"7"'}
     )
     assert stale.status_code == 412
+    # The refusal names the current version, so the client can read it again.
+    current = (await as_coordinator.get(f"/needs/{need['id']}")).headers["etag"]
+    assert stale.headers["etag"] == current
+    assert stale.json()["current_version"] == int(current.strip('"'))
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,7 @@ async def test_a_member_submits_changes_and_withdraws_a_project_with_events(
             f"/projects/{pid}", json={"title": "Plus tard"}, headers={"If-Match": '"1"'}
         )
         assert stale.status_code == 412
+        assert stale.headers["etag"] == '"2"'
         # A change of contact only is not published (contacts never travel in events).
         contact_only = await api.patch(f"/projects/{pid}", json={"contact_email": None})
         assert contact_only.status_code == 200

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from diaspora_events.contracts.matching import DeclineReason
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine
 from matching.deps import ServiceDep
@@ -21,10 +21,6 @@ from matching.proposals import service
 
 router = APIRouter(tags=["proposals"])
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem details)"},
-    403: {"description": "Your roles do not allow this function (problem details)"},
-}
 ANSWER_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     200: {"description": "The proposal after the answer (repeating an answer changes nothing)"},

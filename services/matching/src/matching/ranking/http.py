@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from matching.deps import ServiceDep
 from matching.needs import service as needs
@@ -80,8 +80,7 @@ class CandidatePage(BaseModel):
     "/{need_id}/candidates",
     response_model=CandidatePage,
     responses={
-        401: {"description": "Missing or invalid bearer token (problem details)"},
-        403: {"description": "Your roles do not allow this function (problem details)"},
+        **AUTH_RESPONSES,
         404: {"description": "No such need"},
         409: {"description": "The need is closed"},
     },
