@@ -59,8 +59,6 @@ def register(
     on_erased: Callable[[UUID], None] | None = None,
 ) -> None:
     """Add the member handlers and the profile reminder to the service's consumer."""
-    writer = outbox
-    config = settings
 
     async def erase(session: AsyncSession, member_id: UUID) -> None:
         """Every feature forgets the person (contacts last: the others refer to them)."""
@@ -78,8 +76,8 @@ def register(
         """Verify the new contact values a snapshot brought (docs/notifications.md)."""
         sent = await verification.send_for_new_values(
             session,
-            writer,
-            config,
+            outbox,
+            settings,
             member_id=member_id,
             before=before,
             available=available_channels,
@@ -122,7 +120,7 @@ def register(
         # channels that need no proof: the in-app inbox).
         if not await snapshot_applied(session, event.member_id, before):
             created = await verification.welcome_if_due(
-                session, writer, event.member_id, available=available_channels
+                session, outbox, event.member_id, available=available_channels
             )
             wake(session, created)
 
@@ -175,7 +173,7 @@ def register(
         await contacts.apply_snapshot(session, event.member_id, event.profile, event.marked_at)
         created = await notify(
             session,
-            writer,
+            outbox,
             member_id=event.member_id,
             template=REMINDER_TEMPLATE,
             variables={
