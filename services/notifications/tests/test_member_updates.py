@@ -24,7 +24,8 @@ from diaspora_events.contracts import (
 )
 from diaspora_events.contracts.registry import Consent, MemberProfile, Occupation
 from diaspora_events.topics import REGISTRY_MEMBERS
-from notifications.campaigns.service import Segment, audience_size
+from notifications.campaigns.schemas import Segment
+from notifications.campaigns.service import audience_size
 from notifications.contacts.tables import removed_members
 from notifications.deliveries.dispatch import notify
 from notifications.entrypoints.worker import run
