@@ -31,6 +31,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from notifications_testing import confirm_email
 
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import (
@@ -44,10 +45,9 @@ from diaspora_devstack.testing import (
     wait_until,
 )
 from diaspora_identity.testing import LocalIssuer, citizen, coordinator, service_account
+from notifications.bootstrap import CONSUMER_NAME as NOTIFICATIONS_CONSUMER
 from notifications.bootstrap import bootstrap as notifications_bootstrap
-from notifications.handlers import CONSUMER_NAME as NOTIFICATIONS_CONSUMER
 from notifications.settings import NotificationsSettings
-from notifications.testing import confirm_email
 
 # Six processes and a dead letter after a handler's retries: minutes on a busy machine.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]

@@ -1225,7 +1225,7 @@ async def test_internal_tls_lets_the_services_verify_mail_catcher_and_keycloak(
     import httpx
     from aiosmtpd.controller import Controller
 
-    from notifications.email_sender import SmtpConnection
+    from notifications.deliveries.smtp import SmtpConnection
     from notifications.settings import NotificationsSettings
 
     if shutil.which("openssl") is None:

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
+from notifications_testing import verification_token
 
 from diaspora_devstack.testing import wait_until
 from diaspora_events.shredding import unseal
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_identity.testing import citizen, service_account
-from notifications.testing import verification_token
 from tests.conftest import LocalPlatform
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,9 @@ import pytest
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import app_url, asyncpg_url, serve_app
 from diaspora_identity.testing import LocalIssuer
-from notifications.bootstrap import Notifications, bootstrap
+from notifications.bootstrap import bootstrap
 from notifications.entrypoints.http import build_app
+from notifications.resources import Notifications
 from notifications.settings import NotificationsSettings
 
 SettingsFactory = Callable[..., NotificationsSettings]

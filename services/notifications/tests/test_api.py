@@ -6,13 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
+from notifications_testing import add_recipient, deliveries_of
 from sqlalchemy import select
 
 from diaspora_identity.testing import LocalIssuer, admin, citizen, coordinator, officer
-from notifications.adapters.orm import deliveries
-from notifications.bootstrap import Notifications
-from notifications.dispatch import notify
-from notifications.testing import add_recipient, deliveries_of
+from notifications.deliveries.dispatch import notify
+from notifications.deliveries.tables import deliveries
+from notifications.resources import Notifications
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import httpx
 import pytest
+from notifications_testing import add_recipient, events_on, publish_outbox
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
@@ -23,11 +24,11 @@ from diaspora_devstack.testing import free_port, serve_app
 from diaspora_events.shredding import SealBroken, unseal
 from diaspora_events.topics import NOTIFICATIONS_AUDIT
 from diaspora_identity.testing import LocalIssuer, admin, citizen, officer
-from notifications.adapters.orm import audit_log, outbox
-from notifications.bootstrap import Notifications, bootstrap
+from notifications.bootstrap import bootstrap
 from notifications.entrypoints.http import build_app
+from notifications.resources import Notifications
 from notifications.settings import NotificationsSettings
-from notifications.testing import add_recipient, events_on, publish_outbox
+from notifications.tables import audit_log, outbox
 
 pytestmark = pytest.mark.integration
 

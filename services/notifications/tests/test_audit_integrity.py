@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncpg
 import httpx
 import pytest
+from notifications_testing import add_recipient
 
 from diaspora_devstack.testing import app_url
 from diaspora_identity.testing import LocalIssuer, admin, officer
 from diaspora_service.ops import audit_verify
-from notifications.bootstrap import Notifications
-from notifications.testing import add_recipient
+from notifications.resources import Notifications
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,9 @@ from uuid_utils.compat import uuid7
 
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import ServiceProcess, service_env, wait_until
-from notifications.adapters.orm import campaigns, recipients
-from notifications.bootstrap import Notifications
+from notifications.campaigns.tables import campaigns
+from notifications.resources import Notifications
+from notifications.tables import recipients
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

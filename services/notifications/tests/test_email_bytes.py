@@ -15,10 +15,10 @@ from uuid import uuid4
 
 import pytest
 
-from notifications.email_sender import EmailTransport
-from notifications.errors import PermanentFailure
+from notifications.deliveries.domain import PermanentFailure
+from notifications.deliveries.smtp import EmailTransport
 from notifications.settings import NotificationsSettings
-from notifications.templates import TemplateVersion, render_version
+from notifications.templates.domain import TemplateVersion, render_version
 
 ALPHABET = "abcdefghij KLM .,;:=-\n\t_éèàçÉ€ñ😀<>\"'?\r"
 INJECTED = "Ama\r\nReply-To: x@evil.example\r\nX-Probe: 1"

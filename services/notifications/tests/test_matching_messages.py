@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import pytest
+from notifications_testing import confirm_email, publish, registered
 from sqlalchemy import select
 from uuid_utils.compat import uuid7
 
@@ -26,10 +27,9 @@ from diaspora_events.topics import (
     MATCHING_PROJECTS,
     REGISTRY_MEMBERS,
 )
-from notifications.adapters.orm import recipients
-from notifications.bootstrap import Notifications
 from notifications.entrypoints.worker import run
-from notifications.testing import confirm_email, publish, registered
+from notifications.resources import Notifications
+from notifications.tables import recipients
 
 pytestmark = pytest.mark.integration
 

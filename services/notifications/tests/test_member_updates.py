@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from notifications_testing import confirm_email, deliveries_of, publish, registered
 from sqlalchemy import insert, select
 from uuid_utils.compat import uuid7
 
@@ -23,17 +24,14 @@ from diaspora_events.contracts import (
 )
 from diaspora_events.contracts.registry import Consent, MemberProfile, Occupation
 from diaspora_events.topics import REGISTRY_MEMBERS
-from notifications.adapters.orm import (
-    inbox_messages,
-    preferences,
-    recipients,
-    removed_members,
-)
-from notifications.bootstrap import Notifications
-from notifications.campaigns import Segment, audience_size
-from notifications.dispatch import notify
+from notifications.campaigns.schemas import Segment
+from notifications.campaigns.service import audience_size
+from notifications.contacts.tables import removed_members
+from notifications.deliveries.dispatch import notify
 from notifications.entrypoints.worker import run
-from notifications.testing import confirm_email, deliveries_of, publish, registered
+from notifications.preferences.tables import inbox_messages, preferences
+from notifications.resources import Notifications
+from notifications.tables import recipients
 
 pytestmark = pytest.mark.integration
 
@@ -264,7 +262,7 @@ async def test_no_snapshot_brings_back_an_erased_or_merged_member_and_merge_move
 
 
 async def _handled(service: Notifications, count: int) -> bool:
-    from notifications.adapters.orm import inbox
+    from notifications.tables import inbox
 
     async with service.sessions() as session:
         rows = (

@@ -17,7 +17,7 @@ import pytest
 from uuid_utils.compat import uuid7
 
 from diaspora_identity.testing import LocalIssuer, admin
-from notifications.templates import (
+from notifications.templates.domain import (
     ALLOWED_FILTERS,
     JINJA_GLOBALS,
     TemplateInvalid,

@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from notifications_testing import add_recipient
 
 from diaspora_identity.testing import LocalIssuer, Persona, admin, citizen, coordinator
-from notifications.bootstrap import Notifications
-from notifications.testing import add_recipient
+from notifications.resources import Notifications
 
 pytestmark = pytest.mark.integration
 

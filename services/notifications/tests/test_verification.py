@@ -16,29 +16,26 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from notifications_testing import add_recipient, deliveries_of, events_on, publish, registered
 from sqlalchemy import select
 
 from diaspora_devstack.mailbox import Mailbox
+from diaspora_devstack.sms_sink import SmsSink
 from diaspora_devstack.testing import serve_app, wait_until
 from diaspora_events.contracts import MemberUpdatedV1
 from diaspora_events.contracts.registry import MemberProfile
 from diaspora_events.topics import NOTIFICATIONS_CONTACTS, REGISTRY_MEMBERS
 from diaspora_identity.testing import LocalIssuer, admin, citizen
-from notifications.adapters.orm import contact_verifications, deliveries, recipients
-from notifications.bootstrap import Notifications, bootstrap
-from notifications.dispatch import notify
-from notifications.email_sender import SECRET_REMOVED
+from notifications.bootstrap import bootstrap
+from notifications.contacts.tables import contact_verifications
+from notifications.contacts.verification import RateLimited, secret_hash, send
+from notifications.deliveries.dispatch import notify
+from notifications.deliveries.sender import SECRET_REMOVED
+from notifications.deliveries.tables import deliveries
 from notifications.entrypoints.http import build_app
 from notifications.entrypoints.worker import run
-from notifications.sms_sink import SmsSink
-from notifications.testing import (
-    add_recipient,
-    deliveries_of,
-    events_on,
-    publish,
-    registered,
-)
-from notifications.verification import RateLimited, secret_hash, send
+from notifications.resources import Notifications
+from notifications.tables import recipients
 
 pytestmark = pytest.mark.integration
 

@@ -6,17 +6,18 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from notifications_testing import confirm_email, publish, registered
 from sqlalchemy import func, select, update
 
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import read_topic, wait_until
 from diaspora_events.cloudevents import decode, headers_from_kafka
 from diaspora_events.topics import NOTIFICATIONS_DELIVERIES, REGISTRY_MEMBERS
-from notifications.adapters.orm import deliveries, recipients
-from notifications.bootstrap import Notifications
+from notifications.contacts.verification import welcome_if_due
+from notifications.deliveries.tables import deliveries
 from notifications.entrypoints.worker import run
-from notifications.testing import confirm_email, publish, registered
-from notifications.verification import welcome_if_due
+from notifications.resources import Notifications
+from notifications.tables import recipients
 
 pytestmark = pytest.mark.integration
 

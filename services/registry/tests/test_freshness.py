@@ -11,17 +11,18 @@ from uuid import UUID
 
 import httpx
 import pytest
+from notifications_testing import confirm_email
 from sqlalchemy import func, insert, select
 
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import asyncpg_url, serve_app, wait_until
 from diaspora_events.outbox import OutboxRelay
 from diaspora_identity.testing import LocalIssuer, citizen, officer
-from notifications.adapters.orm import deliveries, preferences
 from notifications.bootstrap import bootstrap as notifications_bootstrap
+from notifications.deliveries.tables import deliveries
 from notifications.entrypoints.worker import run as notifications_worker
+from notifications.preferences.tables import preferences
 from notifications.settings import NotificationsSettings
-from notifications.testing import confirm_email
 from registry.adapters.orm import outbox
 from registry.bootstrap import Registry, bootstrap
 from registry.entrypoints.http import build_app

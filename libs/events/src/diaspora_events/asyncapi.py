@@ -61,7 +61,7 @@ def _notifications_consumers() -> Sequence[EventConsumer]:
     # Imported lazily: services depend on this library, not the other way round.
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
-    from notifications.handlers import build_consumer
+    from notifications.bootstrap import build_consumer
 
     # Construction only registers handlers; no database or broker is touched.
     return [build_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters)]

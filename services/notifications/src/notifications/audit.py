@@ -23,7 +23,7 @@ from uuid import UUID
 from diaspora_events.contracts import NotificationsAuditRecordedV1
 from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AuditTrail, audit_event_factory
-from notifications.adapters.orm import audit_log
+from notifications.tables import audit_log
 
 _TEMPLATE_NAMESPACE = uuid.UUID("0b7f6c2a-3e55-4b8e-a0c4-7d1f9e2b6a31")
 TEMPLATE_FIELDS = ("subject", "body", "sms", "variables")

@@ -54,7 +54,7 @@ class NotificationsSettings(ServiceSettings):
     # sender, with the same Message-IDs. Messages caused by events are always alone.
     campaign_send_batch: int = 20
 
-    # Contact verification (notifications.verification): an email link valid this long,
+    # Contact verification (notifications.contacts.verification): an email link valid this long,
     # an SMS code valid this long and tried at most this many times; sends (first and
     # re-sends) per address and per member within an hour.
     verification_link_base: str = "http://localhost:8080/api/notifications/contacts/email/confirm"

@@ -19,24 +19,11 @@ from diaspora_events.runtime import (
 from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
 from diaspora_service.health_server import health_task
 from notifications import SERVICE_NAME
-from notifications.adapters.orm import outbox
-from notifications.bootstrap import Notifications, bootstrap
-from notifications.campaigns import CampaignRunner
-from notifications.email_sender import Clock, EmailSender, SmsSender, WorkSignal, utc_now
-from notifications.handlers import build_consumer
-from notifications.sms import HttpSmsProvider, SmsProvider
-from notifications.templates import seed_missing
-
-
-class Fanout:
-    """Wakes every channel's senders when new deliveries are queued."""
-
-    def __init__(self, *events: WorkSignal) -> None:
-        self._events = events
-
-    def set(self) -> None:
-        for event in self._events:
-            event.set()
+from notifications.bootstrap import bootstrap, build_worker_jobs, seed_templates
+from notifications.deliveries.domain import Clock, utc_now
+from notifications.deliveries.sms import SmsProvider
+from notifications.resources import Notifications
+from notifications.tables import outbox
 
 
 async def run(
@@ -50,19 +37,13 @@ async def run(
     settings = service.settings
     setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
     broker_ = make_broker(settings.kafka, client_id=f"{SERVICE_NAME}-worker")
-    email_work, sms_work = WorkSignal(), WorkSignal()
-    work = Fanout(email_work, sms_work)
-    consumer = build_consumer(
-        sessions=service.sessions,
+    jobs = build_worker_jobs(
+        service,
         dead_letters=broker_dead_letter_sink(broker_),
-        work_available=work,
-        topic_prefix=settings.topic_prefix,
-        outbox=service.outbox,
-        available_channels=settings.available_channels,
-        settings=settings,
-        # Persons' data keys from the registry's key service (crypto-shredding).
-        keys=service.key_settings.resolver(SERVICE_NAME) if service.key_settings else None,
+        clock=clock,
+        sms_provider=sms_provider,
     )
+    consumer = jobs.consumer
     await prepare_topics(
         settings.kafka,
         [consumer],
@@ -73,22 +54,7 @@ async def run(
     # each consumer is a group member with its own fetch loop and heartbeats.
     members_topic = with_prefix(REGISTRY_MEMBERS, settings.topic_prefix).name
     subscribe(broker_, consumer, workers={members_topic: settings.consumer_workers})
-    async with service.sessions() as session, session.begin():
-        await seed_missing(session)
-    sender = EmailSender(
-        settings=settings,
-        sessions=service.sessions,
-        outbox=service.outbox,
-        work_available=email_work,
-        clock=clock,
-    )
-    campaigns = CampaignRunner(
-        settings=settings,
-        sessions=service.sessions,
-        outbox=service.outbox,
-        work_available=work,
-        clock=clock,
-    )
+    await seed_templates(service)
     relay = OutboxRelay(
         engine=service.engine,
         table=outbox,
@@ -110,19 +76,9 @@ async def run(
     async def broker() -> bool:
         return await broker_reachable(settings.kafka)
 
-    tasks = [broker_task(broker_), sender.run, campaigns.run, relay.run, lag.run]
-    if sms_provider is None and settings.sms_provider_url:
-        sms_provider = HttpSmsProvider.from_settings(settings)
-    if sms_provider is not None:
-        sms = SmsSender(
-            provider=sms_provider,
-            settings=settings,
-            sessions=service.sessions,
-            outbox=service.outbox,
-            work_available=sms_work,
-            clock=clock,
-        )
-        tasks.append(sms.run)
+    email, *others = jobs.senders
+    tasks = [broker_task(broker_), email.run, jobs.campaigns.run, relay.run, lag.run]
+    tasks += [sender.run for sender in others]  # SMS, when a provider is configured
     if settings.health_port:
         tasks.append(
             health_task(

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from notifications.templates import seed_rows
+from notifications.templates.domain import seed_rows
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -189,7 +189,7 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status = 'pending'"),
     )
-    # The templates shipped in the package (notifications/template_files) as version 1.
+    # The templates shipped in the package (notifications/templates/files) as version 1.
     rows = seed_rows()
     if rows:
         op.bulk_insert(templates, rows)

@@ -1,0 +1,1 @@
+"""Campaigns: one message to a segment of the diaspora, throttled and resumable."""

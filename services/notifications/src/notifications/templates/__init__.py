@@ -1,0 +1,1 @@
+"""Message templates: versions in the database, sandboxed rendering, the shipped set."""
