@@ -40,12 +40,12 @@ bench: setup
 	done
 
 docs:
-	uv run --frozen python -m diaspora_events.asyncapi write
-	uv run --frozen python -m diaspora_service.openapi write
+	uv run --frozen python -m diaspora_devstack.asyncapi write
+	uv run --frozen python -m diaspora_devstack.openapi write
 
 docs-check:
-	uv run --frozen python -m diaspora_events.asyncapi check
-	uv run --frozen python -m diaspora_service.openapi check
+	uv run --frozen python -m diaspora_devstack.asyncapi check
+	uv run --frozen python -m diaspora_devstack.openapi check
 
 # The README's commands, in order, against the platform `make run` started (the suite
 # does the same against a platform of its own: tests/test_make_run.py).
