@@ -1,9 +1,10 @@
 # Task runner. The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: help setup run test lint typecheck up down status bench docs docs-check readme-check clean
+.PHONY: help setup run test lint lint-imports typecheck up down status bench docs docs-check readme-check clean
 
 help:
 	@echo "make run        start the whole platform locally (Ctrl-C stops it)"
-	@echo "make test       run the whole test suite (lint, types, unit, integration)"
+	@echo "make test       run the whole test suite (lint, types, import contracts, unit, integration)"
+	@echo "make lint-imports  check the import contracts (.importlinter, services/*/.importlinter)"
 	@echo "make up / down  start / stop only PostgreSQL and Kafka"
 	@echo "make bench      run the benchmarks under bench/"
 	@echo "make docs       regenerate the AsyncAPI and OpenAPI documents and the event catalogue"
@@ -20,6 +21,10 @@ test:
 
 lint:
 	uv run --frozen ruff check .
+
+# Import contracts: the root .importlinter and every services/*/.importlinter.
+lint-imports:
+	scripts/lint-imports.sh
 
 typecheck:
 	uv run --frozen mypy
