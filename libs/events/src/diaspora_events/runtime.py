@@ -17,6 +17,9 @@ from diaspora_events.kafka import Kafka, ensure_topics, faststream_security, kaf
 
 log = structlog.get_logger(__name__)
 
+# A long-lived task of a process: runs until the event is set, then returns.
+Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
 
 def run_service(main: Coroutine[Any, Any, None]) -> None:
     """Run a worker or relay process's main coroutine on uvloop, as uvicorn runs the
@@ -111,7 +114,7 @@ async def prepare_topics(
 
 
 async def run_until_stopped(
-    *tasks: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    *tasks: Task,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run long-lived tasks until SIGTERM/SIGINT (or ``stop``), then let them finish."""
@@ -135,9 +138,7 @@ async def run_until_stopped(
         raise failure
 
 
-def broker_task(
-    broker: KafkaBroker, *, retry_after: float = 2.0
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+def broker_task(broker: KafkaBroker, *, retry_after: float = 2.0) -> Task:
     """Start the FastStream broker (its subscribers' Kafka consumers) and keep it until
     ``stop``. A start that fails (the broker unreachable at that moment, even halfway
     through starting the consumers) is undone and tried again until it succeeds: the

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from diaspora_events.metrics import LagMonitor, broker_reachable
-from diaspora_events.observability import setup_observability
+from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.outbox import OutboxRelay
-from diaspora_events.runtime import (
-    broker_dead_letter_sink,
-    broker_task,
-    make_broker,
-    prepare_topics,
-    run_service,
-    run_until_stopped,
-    subscribe,
-)
+from diaspora_events.runtime import Task, run_service
 from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
-from diaspora_service.health_server import health_task
+from diaspora_service.worker import run_worker
 from notifications import SERVICE_NAME
 from notifications.adapters.orm import outbox
 from notifications.bootstrap import Notifications, bootstrap
 from notifications.campaigns import CampaignRunner
 from notifications.email_sender import Clock, EmailSender, SmsSender, WorkSignal, utc_now
-from notifications.handlers import build_consumer
+from notifications.handlers import CONSUMER_NAME, build_consumer
 from notifications.sms import HttpSmsProvider, SmsProvider
 from notifications.templates import seed_missing
 
@@ -48,96 +39,74 @@ async def run(
 ) -> None:
     service = service or bootstrap()
     settings = service.settings
-    setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
-    broker_ = make_broker(settings.kafka, client_id=f"{SERVICE_NAME}-worker")
     email_work, sms_work = WorkSignal(), WorkSignal()
     work = Fanout(email_work, sms_work)
-    consumer = build_consumer(
-        sessions=service.sessions,
-        dead_letters=broker_dead_letter_sink(broker_),
-        work_available=work,
-        topic_prefix=settings.topic_prefix,
-        outbox=service.outbox,
-        available_channels=settings.available_channels,
-        settings=settings,
-        # Persons' data keys from the registry's key service (crypto-shredding).
-        keys=service.key_settings.resolver(SERVICE_NAME) if service.key_settings else None,
-    )
-    await prepare_topics(
-        settings.kafka,
-        [consumer],
-        prefix=settings.topic_prefix,
-        replication_factor=settings.kafka_replication_factor,
-    )
-    # Several consumers only where the traffic is (a registration is a welcome email):
-    # each consumer is a group member with its own fetch loop and heartbeats.
-    members_topic = with_prefix(REGISTRY_MEMBERS, settings.topic_prefix).name
-    subscribe(broker_, consumer, workers={members_topic: settings.consumer_workers})
-    async with service.sessions() as session, session.begin():
-        await seed_missing(session)
-    sender = EmailSender(
-        settings=settings,
-        sessions=service.sessions,
-        outbox=service.outbox,
-        work_available=email_work,
-        clock=clock,
-    )
-    campaigns = CampaignRunner(
-        settings=settings,
-        sessions=service.sessions,
-        outbox=service.outbox,
-        work_available=work,
-        clock=clock,
-    )
-    relay = OutboxRelay(
-        engine=service.engine,
-        table=outbox,
-        bootstrap_servers=settings.kafka,
-        client_id=f"{SERVICE_NAME}-relay",
-        topic_prefix=settings.topic_prefix,
-    )
-    lag = LagMonitor(
-        bootstrap_servers=settings.kafka,
-        group_id=consumer.group_id,
-        consumer_name=consumer.name,
-        topics=consumer.topics,
-        stuck_after=settings.consumer_stuck_after_seconds,
-    )
 
-    async def consumer_not_stuck() -> bool:
-        return not lag.stuck
+    def consumers(dead_letters: DeadLetterSink) -> list[EventConsumer]:
+        return [
+            build_consumer(
+                sessions=service.sessions,
+                dead_letters=dead_letters,
+                work_available=work,
+                topic_prefix=settings.topic_prefix,
+                outbox=service.outbox,
+                available_channels=settings.available_channels,
+                settings=settings,
+                # Persons' data keys from the registry's key service (crypto-shredding).
+                keys=service.key_settings.resolver(SERVICE_NAME) if service.key_settings else None,
+            )
+        ]
 
-    async def broker() -> bool:
-        return await broker_reachable(settings.kafka)
-
-    tasks = [broker_task(broker_), sender.run, campaigns.run, relay.run, lag.run]
-    if sms_provider is None and settings.sms_provider_url:
-        sms_provider = HttpSmsProvider.from_settings(settings)
-    if sms_provider is not None:
-        sms = SmsSender(
-            provider=sms_provider,
+    try:
+        async with service.sessions() as session, session.begin():
+            await seed_missing(session)
+        sender = EmailSender(
             settings=settings,
             sessions=service.sessions,
             outbox=service.outbox,
-            work_available=sms_work,
+            work_available=email_work,
             clock=clock,
         )
-        tasks.append(sms.run)
-    if settings.health_port:
-        tasks.append(
-            health_task(
-                host=settings.http_host,
-                port=settings.health_port,
-                readiness={
-                    "database": service.database_ready,
-                    "broker": broker,
-                    "consumer": consumer_not_stuck,
-                    **({"keys": consumer.keys.available} if consumer.keys else {}),
-                },
-            )
+        campaigns = CampaignRunner(
+            settings=settings,
+            sessions=service.sessions,
+            outbox=service.outbox,
+            work_available=work,
+            clock=clock,
         )
-    try:
-        await run_until_stopped(*tasks, stop=stop)
+        jobs: list[Task] = [sender.run, campaigns.run]
+        if sms_provider is None and settings.sms_provider_url:
+            sms_provider = HttpSmsProvider.from_settings(settings)
+        if sms_provider is not None:
+            sms = SmsSender(
+                provider=sms_provider,
+                settings=settings,
+                sessions=service.sessions,
+                outbox=service.outbox,
+                work_available=sms_work,
+                clock=clock,
+            )
+            jobs.append(sms.run)
+        relay = OutboxRelay(
+            engine=service.engine,
+            table=outbox,
+            bootstrap_servers=settings.kafka,
+            client_id=f"{SERVICE_NAME}-relay",
+            topic_prefix=settings.topic_prefix,
+        )
+        # Several consumers only where the traffic is (a registration is a welcome
+        # email): each consumer is a group member with its own fetch loop and heartbeats.
+        members_topic = with_prefix(REGISTRY_MEMBERS, settings.topic_prefix).name
+        await run_worker(
+            service=SERVICE_NAME,
+            settings=settings,
+            consumers=consumers,
+            jobs=jobs,
+            relay=relay,
+            readiness={"database": service.database_ready},
+            workers={CONSUMER_NAME: {members_topic: settings.consumer_workers}},
+            stop=stop,
+        )
     finally:
         await service.close()
 
