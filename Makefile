@@ -1,9 +1,10 @@
 # Task runner. The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: help setup run test lint lint-imports typecheck up down status bench docs docs-check readme-check clean
+.PHONY: help setup run test test-fast lint lint-imports typecheck up down status bench docs docs-check readme-check clean
 
 help:
 	@echo "make run        start the whole platform locally (Ctrl-C stops it)"
 	@echo "make test       run the whole test suite (lint, types, import contracts, unit, integration)"
+	@echo "make test-fast  the tests that need no PostgreSQL, Kafka or slow subprocess"
 	@echo "make lint-imports  check the import contracts (.importlinter, services/*/.importlinter)"
 	@echo "make up / down  start / stop only PostgreSQL and Kafka"
 	@echo "make bench      run the benchmarks under bench/"
@@ -18,6 +19,12 @@ run: setup
 
 test:
 	scripts/test.sh
+
+# The fast tier: the tests that need neither PostgreSQL nor Kafka nor a slow subprocess
+# (handlers, service functions, generators, deployment files); tests using the `infra`
+# fixture are marked integration automatically (diaspora_devstack.pytest_plugin).
+test-fast: setup
+	uv run --frozen pytest -p no:xdist -q -m "not integration and not slow" $(ARGS)
 
 lint:
 	uv run --frozen ruff check .

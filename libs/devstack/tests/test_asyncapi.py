@@ -73,6 +73,8 @@ def documents() -> dict[str, dict[str, Any]]:
 # --- the committed files ------------------------------------------------------
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_committed_documents_are_in_step_with_the_code() -> None:
     result = check(ROOT)
     assert result.ok, (
@@ -83,11 +85,15 @@ def test_committed_documents_are_in_step_with_the_code() -> None:
     )
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_cli_check_passes_on_the_repository(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--root", str(ROOT), "check"]) == 0
     assert "up to date" in capsys.readouterr().out
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_cli_write_then_check_round_trip(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -113,6 +119,8 @@ def test_cli_write_then_check_round_trip(
     assert "+# Event catalogue" in err
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_generation_is_stable() -> None:
     assert generate() == generate()
     for document in documents().values():
@@ -134,6 +142,8 @@ def _committed_with(change: Any, tmp_path: Path) -> Path:
     return tmp_path
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_check_reports_a_breaking_change_against_the_committed_document(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from diaspora_devstack import openapi
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -16,6 +18,8 @@ def test_every_service_with_an_http_interface_is_documented() -> None:
     assert committed == set(services)
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_committed_documents_are_in_step_with_the_code() -> None:
     diffs = openapi.stale(ROOT)
     assert diffs == [], (
@@ -23,6 +27,8 @@ def test_committed_documents_are_in_step_with_the_code() -> None:
     )
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_a_drifted_document_is_reported(tmp_path: Path) -> None:
     assert openapi.write(tmp_path)  # everything is new in an empty tree
     assert openapi.stale(tmp_path) == []
