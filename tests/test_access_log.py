@@ -16,15 +16,15 @@ from uuid import UUID
 
 import httpx
 import pytest
+from matching_testing.experts import profile, updated
 
 from diaspora_devstack.testing import app_url, asyncpg_url, free_port, serve_app, wait_until
 from diaspora_identity.testing import LocalIssuer, citizen, coordinator, officer
-from matching.bootstrap import Matching
 from matching.bootstrap import bootstrap as matching_bootstrap
 from matching.entrypoints.http import build_app as matching_app
 from matching.entrypoints.worker import run as matching_worker
 from matching.experts.projection import apply_event
-from matching.experts.testing import profile, updated
+from matching.resources import Matching
 from matching.settings import MatchingSettings
 from registry.bootstrap import Registry
 from registry.bootstrap import bootstrap as registry_bootstrap

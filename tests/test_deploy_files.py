@@ -1492,3 +1492,209 @@ def test_operations_doc_says_what_was_and_was_not_verified() -> None:
     assert "## What was verified here and what was not" in doc
     for service in SERVICES:
         assert f"docker build -f deploy/Dockerfile --build-arg SERVICE={service}" in doc
+
+
+# --------------------------------------------- crypto-shredding: settings as deployed
+
+
+# The processes that seal or open events (every one but the migrations), per service.
+SEALING_PROCESSES = {
+    "registry": ("registry", "registry-relay", "registry-worker"),
+    "matching": ("matching", "matching-worker"),
+    "notifications": ("notifications", "notifications-worker"),
+}
+# A well-formed value where the templates hold a placeholder the settings would refuse.
+DOCUMENT_KEYS = "2026-01:" + "A" * 43 + "="
+TOKEN_PATH = "/auth/realms/diaspora/protocol/openid-connect/token"
+
+
+async def _start_as_deployed(service: str, env: dict[str, str]) -> Any:
+    """What the service's processes do first (settings, then bootstrap), from exactly
+    ``env``: production mode refuses there a missing or misnamed setting. Returns the
+    service's event-key settings."""
+    import importlib
+
+    from diaspora_events.shredding import VaultTransitKek, event_key_settings
+
+    saved = dict(os.environ)
+    try:
+        for key in list(os.environ):
+            if key.split("_", 1)[0] in {"REGISTRY", "MATCHING", "NOTIFICATIONS"}:
+                del os.environ[key]
+        # The service's own variables (the others, such as SSL_CERT_FILE, name files of
+        # the containers).
+        os.environ.update({k: v for k, v in env.items() if k.startswith(f"{service.upper()}_")})
+        bootstrap = importlib.import_module(f"{service}.bootstrap").bootstrap
+        built = bootstrap()
+        try:
+            keys = event_key_settings(service)
+            assert keys.environment == "production"
+            assert keys.event_encryption is True
+            if service == "registry":
+                assert isinstance(keys.kek(), VaultTransitKek)
+                assert built.keys is not None
+            else:
+                credentials = keys.client_credentials(service)
+                assert credentials._auth[0] == service  # the realm's client of that name
+        finally:
+            await built.close()
+        return keys
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _compose_environments(tmp_path: Path) -> dict[str, dict[str, str]]:
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("no Docker Compose CLI (neither `docker compose` nor `docker-compose`)")
+    env_file = _filled_env_file(tmp_path)
+    documents = f"REGISTRY_DOCUMENT_KEYS={DOCUMENT_KEYS}\nREGISTRY_DOCUMENT_KEY_ID=2026-01\n"
+    env_file.write_text(env_file.read_text() + documents)
+    command = [*cli, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE)]
+    rendered = subprocess.run(
+        [*command, "--env-file", str(env_file), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
+        check=True,
+    )
+    services = json.loads(rendered.stdout)["services"]
+    return {
+        name: {k: str(v) for k, v in s.get("environment", {}).items()}
+        for name, s in services.items()
+    }
+
+
+@pytest.mark.parametrize("service", SEALING_PROCESSES)
+async def test_compose_environment_starts_each_service_in_production_with_its_keys(
+    service: str, tmp_path: Path
+) -> None:
+    """Each process's environment as `docker compose config` resolves it, validated by
+    the service's own settings and bootstrap in production mode: a missing or misspelt
+    crypto-shredding variable fails here as it would refuse to start."""
+    environments = _compose_environments(tmp_path)
+    compose = _compose()["services"]
+    for process in SEALING_PROCESSES[service]:
+        env = environments[process]
+        keys = await _start_as_deployed(service, env)
+        if service == "registry":
+            assert keys.event_vault_address == "http://vault:8200"
+            assert env["REGISTRY_EVENT_VAULT_TOKEN"] == "test0vaultregistrytoken"  # from .env
+            assert "vault-init" in compose[process]["depends_on"], process
+            assert compose["vault-init"]["environment"]["VAULT_TRANSIT_KEY"] == (
+                keys.event_vault_transit_key
+            )
+        else:
+            # The registry API inside the stack, and Keycloak's token endpoint.
+            assert keys.event_keys_url == "http://registry:8000"
+            assert "command" not in compose["registry"]  # the image's CMD: the HTTP API
+            assert keys.event_keys_token_url == f"https://keycloak:8443{TOKEN_PATH}"
+            secret = f"{service.upper()}_EVENT_KEYS_CLIENT_SECRET"
+            assert env[secret] == f"test0{secret.lower().replace('_', '')}"
+            # Keycloak gets the same secret for the realm's client.
+            assert compose["keycloak"]["environment"][secret].startswith(f"${{{secret}:?")
+
+
+def test_compose_runs_vault_with_a_one_shot_init_of_the_transit_key() -> None:
+    compose = _compose()["services"]
+    assert compose["vault"]["image"].startswith("hashicorp/vault:")
+    assert "vault-data:/vault/file" in compose["vault"]["volumes"]
+    init = compose["vault-init"]
+    assert init["restart"] == "no"
+    assert init["depends_on"]["vault"]["condition"] == "service_healthy"
+    script = (ROOT / "deploy" / "compose" / "vault" / "init-vault.sh").read_text()
+    for step in ("operator init", "operator unseal", "secrets enable transit", "transit/keys/"):
+        assert step in script, step
+    assert 'path "transit/encrypt/$VAULT_TRANSIT_KEY"' in script
+    shellcheck = _tool("shellcheck")
+    if shellcheck:
+        result = subprocess.run(
+            [shellcheck, str(ROOT / "deploy" / "compose" / "vault" / "init-vault.sh")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout
+
+
+def _k8s_environment(container: dict[str, Any]) -> dict[str, str]:
+    """A container's environment from the manifests: ConfigMaps as written, Secrets as
+    secrets.example.yaml templates them (each referenced key must be there)."""
+    config_maps = {d["metadata"]["name"]: d["data"] for d in _k8s_kind("ConfigMap")}
+    secrets = {
+        d["metadata"]["name"]: d["stringData"]
+        for path, d in _k8s_documents()
+        if path.name == "secrets.example.yaml" and d["kind"] == "Secret"
+    }
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(config_maps[source["configMapRef"]["name"]])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+            continue
+        ref = item["valueFrom"]
+        if "secretKeyRef" in ref:
+            name, key = ref["secretKeyRef"]["name"], ref["secretKeyRef"]["key"]
+            assert key in secrets.get(name, {}), f"Secret {name}/{key} is not templated"
+            env[item["name"]] = secrets[name][key]
+        elif "configMapKeyRef" in ref:
+            name, key = ref["configMapKeyRef"]["name"], ref["configMapKeyRef"]["key"]
+            env[item["name"]] = config_maps[name][key]
+    if "REGISTRY_DOCUMENT_KEYS" in env:
+        env["REGISTRY_DOCUMENT_KEYS"] = DOCUMENT_KEYS
+    return env
+
+
+@pytest.mark.parametrize("service", SEALING_PROCESSES)
+async def test_k8s_environment_starts_each_service_in_production_with_its_keys(
+    service: str,
+) -> None:
+    deployments = [
+        d
+        for d in _k8s_kind("Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/name"] == service
+    ]
+    assert len(deployments) == len(SEALING_PROCESSES[service])
+    registry_api = next(s for s in _k8s_kind("Service") if s["metadata"]["name"] == "registry-api")
+    for deployment in deployments:
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        keys = await _start_as_deployed(service, _k8s_environment(container))
+        if service == "registry":
+            assert keys.event_vault_address == "https://vault.example.internal:8200"
+        else:
+            port = registry_api["spec"]["ports"][0]["port"]
+            assert keys.event_keys_url == f"http://registry-api:{port}"
+            issuer = _k8s_environment(container)[f"{service.upper()}_OIDC_ISSUER"]
+            assert keys.event_keys_token_url == issuer + "/protocol/openid-connect/token"
+
+
+def test_keycloak_realm_has_the_service_account_clients_the_key_endpoint_needs() -> None:
+    from diaspora_identity import principal
+
+    realm = json.loads(REALM_FILE.read_text())
+    assert "service" in {role["name"] for role in realm["roles"]["realm"]}
+    assert principal.Role("service") is principal.Role.SERVICE
+    clients = {client["clientId"]: client for client in realm["clients"]}
+    users = {u.get("serviceAccountClientId"): u for u in realm.get("users", [])}
+    keycloak_env = _compose()["services"]["keycloak"]["environment"]
+    for name in ("matching", "notifications"):
+        client = clients[name]
+        assert client["publicClient"] is False
+        assert client["serviceAccountsEnabled"] is True
+        assert client["clientAuthenticatorType"] == "client-secret"
+        assert not client["standardFlowEnabled"]
+        assert not client["directAccessGrantsEnabled"]
+        assert not client["implicitFlowEnabled"]
+        secret = f"{name.upper()}_EVENT_KEYS_CLIENT_SECRET"
+        assert client["secret"] == f"${{{secret}}}"
+        assert secret in keycloak_env
+        (audience,) = [
+            m for m in client["protocolMappers"] if m["protocolMapper"] == "oidc-audience-mapper"
+        ]
+        assert audience["config"]["included.client.audience"] == "diaspora-api"
+        assert audience["config"]["access.token.claim"] == "true"
+        account = users[name]
+        assert account["username"] == f"service-account-{name}"
+        assert account["realmRoles"] == ["service"]

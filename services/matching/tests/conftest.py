@@ -8,8 +8,9 @@ import pytest
 
 from diaspora_devstack.testing import app_url, asyncpg_url, serve_app
 from diaspora_identity.testing import LocalIssuer
-from matching.bootstrap import Matching, bootstrap
+from matching.bootstrap import bootstrap
 from matching.entrypoints.http import build_app
+from matching.resources import Matching
 from matching.settings import MatchingSettings
 
 SettingsFactory = Callable[..., MatchingSettings]

@@ -10,13 +10,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from matching_testing.experts import new_member_id, profile, updated
 
 from diaspora_devstack.testing import app_url
 from diaspora_identity.testing import LocalIssuer, coordinator
 from diaspora_service.ops import audit_verify
-from matching.bootstrap import Matching
 from matching.experts.projection import apply_event
-from matching.experts.testing import new_member_id, profile, updated
+from matching.resources import Matching
 
 pytestmark = pytest.mark.integration
 

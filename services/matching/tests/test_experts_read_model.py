@@ -14,6 +14,7 @@ from uuid import UUID
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from matching_testing.experts import new_member_id, profile, publish, updated
 from sqlalchemy import func, literal, select, text
 
 from diaspora_devstack.testing import asyncpg_url, wait_until
@@ -28,13 +29,13 @@ from diaspora_events.kafka import ensure_topics
 from diaspora_events.shredding import KeyResolver, new_data_key, seal_event
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_service.db import make_engine
-from matching.adapters.orm import expert_sources, experts, inbox
-from matching.bootstrap import Matching
 from matching.entrypoints.worker import run
 from matching.experts.consumer import CONSUMER_NAME
 from matching.experts.projection import search_document
 from matching.experts.rebuild import rebuild
-from matching.experts.testing import new_member_id, profile, publish, updated
+from matching.experts.tables import expert_sources, experts
+from matching.resources import Matching
+from matching.tables import inbox
 
 pytestmark = pytest.mark.integration
 

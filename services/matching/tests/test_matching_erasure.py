@@ -13,21 +13,22 @@ from uuid import UUID
 
 import httpx
 import pytest
+from matching_testing import events_on, publish_outbox
+from matching_testing.experts import new_member_id, profile, publish, updated
 from sqlalchemy import func, select, text
 
 from diaspora_devstack.testing import wait_until
 from diaspora_events.contracts import MemberErasedV1
 from diaspora_events.topics import MATCHING_MATCHES, MATCHING_PROJECTS, REGISTRY_MEMBERS
 from diaspora_identity.testing import LocalIssuer, Persona, caseworker, citizen, coordinator
-from matching.adapters.orm import experts, inbox
-from matching.bootstrap import Matching
 from matching.entrypoints.worker import run
-from matching.erasure import CONSUMER_NAME
-from matching.experts.testing import new_member_id, profile, publish, updated
+from matching.experts.tables import experts
 from matching.missions.tables import missions
 from matching.projects.tables import project_interests, projects
 from matching.proposals.tables import proposals
-from matching.testing import events_on, publish_outbox
+from matching.records.consumer import CONSUMER_NAME
+from matching.resources import Matching
+from matching.tables import inbox
 
 pytestmark = pytest.mark.integration
 

@@ -9,19 +9,19 @@ from uuid import UUID
 
 import httpx
 import pytest
+from matching_testing import events_on, publish_outbox
+from matching_testing.experts import new_member_id, profile
 from sqlalchemy import insert, select
 from uuid_utils.compat import uuid7
 
 from diaspora_events.contracts import MissionAgreedV1, MissionCompletedV1
 from diaspora_events.topics import MATCHING_MISSIONS
 from diaspora_identity.testing import LocalIssuer, Persona, analyst, citizen, coordinator
-from matching.adapters.orm import needs
-from matching.bootstrap import Matching
 from matching.experts.projection import apply_profile
-from matching.experts.testing import new_member_id, profile
 from matching.missions.tables import missions
+from matching.needs.tables import needs
 from matching.proposals.tables import proposals
-from matching.testing import events_on, publish_outbox
+from matching.resources import Matching
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +156,7 @@ async def test_a_mission_from_agreement_to_completion(
             headers={"If-Match": '"2"'},
         )
         assert stale.status_code == 412
+        assert stale.headers["etag"] == travel.headers["etag"]
         report = await api.put(
             f"{url}/report",
             json={"report": "Deux semaines de cours de béton armé en licence, 40 étudiants."},

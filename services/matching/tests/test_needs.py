@@ -18,9 +18,10 @@ from diaspora_events.kafka import ensure_topics
 from diaspora_events.outbox import OutboxRelay
 from diaspora_events.topics import ALL_TOPICS, MATCHING_NEEDS, with_prefix
 from diaspora_identity.testing import LocalIssuer, analyst, citizen, coordinator
-from matching.adapters.orm import needs, outbox
-from matching.bootstrap import Matching
 from matching.needs.service import expire_due
+from matching.needs.tables import needs
+from matching.resources import Matching
+from matching.tables import outbox
 
 pytestmark = pytest.mark.integration
 
@@ -186,6 +187,10 @@ async def test_illegal_moves_are_conflicts(as_coordinator: httpx.AsyncClient) ->
         f"/needs/{need['id']}", json={"title": "Nouveau titre"}, headers={"If-Match": '"7"'}
     )
     assert stale.status_code == 412
+    # The refusal names the current version, so the client can read it again.
+    current = (await as_coordinator.get(f"/needs/{need['id']}")).headers["etag"]
+    assert stale.headers["etag"] == current
+    assert stale.json()["current_version"] == int(current.strip('"'))
 
 
 @pytest.mark.parametrize(
@@ -239,10 +244,15 @@ async def test_needs_past_their_date_expire_once(
     draft = (await as_coordinator.post("/needs", json=need_body())).json()
     later = date.today() + timedelta(days=61)  # the day after they start
     async with matching.sessions() as session, session.begin():
-        expired = await expire_due(session, matching.outbox, today=later)
+        expired = await expire_due(
+            session, matching.outbox, today=later, on_close=matching.need_closed
+        )
     assert [str(i) for i in expired] == [open_need["id"]]
     async with matching.sessions() as session, session.begin():
-        assert await expire_due(session, matching.outbox, today=later) == []
+        assert (
+            await expire_due(session, matching.outbox, today=later, on_close=matching.need_closed)
+            == []
+        )
         statuses = dict((await session.execute(select(needs.c.id, needs.c.status))).all())
     assert {str(k): v for k, v in statuses.items()} == {
         open_need["id"]: "expired",

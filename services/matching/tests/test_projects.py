@@ -10,6 +10,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+from matching_testing import events_on, publish_outbox
 from sqlalchemy import select
 from uuid_utils.compat import uuid7
 
@@ -29,9 +30,8 @@ from diaspora_identity.testing import (
     coordinator,
     officer,
 )
-from matching.adapters.orm import audit_log
-from matching.bootstrap import Matching
-from matching.testing import events_on, publish_outbox
+from matching.resources import Matching
+from matching.tables import audit_log
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +97,7 @@ async def test_a_member_submits_changes_and_withdraws_a_project_with_events(
             f"/projects/{pid}", json={"title": "Plus tard"}, headers={"If-Match": '"1"'}
         )
         assert stale.status_code == 412
+        assert stale.headers["etag"] == '"2"'
         # A change of contact only is not published (contacts never travel in events).
         contact_only = await api.patch(f"/projects/{pid}", json={"contact_email": None})
         assert contact_only.status_code == 200

@@ -3,13 +3,16 @@ a need to candidates of the ranking, each expert answers their own, the need fil
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
-from sqlalchemy import select
+from matching_testing import events_on, publish_outbox
+from matching_testing.experts import new_member_id, profile
+from sqlalchemy import select, update
 
 from diaspora_events.contracts import (
     MatchAcceptedV1,
@@ -21,12 +24,13 @@ from diaspora_events.contracts import (
 )
 from diaspora_events.topics import MATCHING_MATCHES, MATCHING_NEEDS
 from diaspora_identity.testing import LocalIssuer, Persona, analyst, citizen, coordinator
-from matching.adapters.orm import audit_log
-from matching.bootstrap import Matching
+from matching.bootstrap import periodic_tasks
 from matching.experts.projection import apply_profile
-from matching.experts.testing import new_member_id, profile
 from matching.missions.tables import missions
-from matching.testing import events_on, publish_outbox
+from matching.needs.tables import needs
+from matching.proposals.tables import proposals
+from matching.resources import Matching
+from matching.tables import audit_log
 
 pytestmark = pytest.mark.integration
 
@@ -245,3 +249,46 @@ async def test_a_cancelled_need_withdraws_its_pending_proposals(
         ("matching.match.withdrawn", 2),
         ("matching.match.withdrawn", 1),
     ]
+
+
+async def test_the_worker_expiry_job_withdraws_an_expired_needs_pending_proposals(
+    matching: Matching, matching_url: str, identity_provider: LocalIssuer
+) -> None:
+    """The expiry job bootstrap builds for the worker closes the need with the proposals'
+    own step: the proposal still awaiting an answer is withdrawn (need_expired)."""
+    expert = new_member_id()
+    await add_expert(matching, expert, occupations=["2212"])
+    async with client(matching_url, identity_provider, coordinator()) as api:
+        need_id = (await api.post("/needs", json=need(experts_wanted=1))).json()["id"]
+        sent = await api.post(f"/needs/{need_id}/proposals", json={"member_ids": [str(expert)]})
+        assert sent.status_code == 201, sent.text
+    # Its dates pass (the API refuses dates in the past, so the test moves them).
+    yesterday = date.today() - timedelta(days=1)
+    async with matching.sessions() as session, session.begin():
+        await session.execute(
+            update(needs).where(needs.c.id == UUID(need_id)).values(starts_on=yesterday)
+        )
+    (expiry,) = periodic_tasks(matching)
+    stop = asyncio.Event()
+    job = asyncio.create_task(expiry(stop))
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                async with matching.sessions() as session:
+                    row = (
+                        await session.execute(
+                            select(proposals.c.status, proposals.c.withdraw_reason).where(
+                                proposals.c.need_id == UUID(need_id)
+                            )
+                        )
+                    ).one()
+                if row.status != "proposed":
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await job
+    assert tuple(row) == ("withdrawn", "need_expired")
+    async with matching.sessions() as session:
+        status = await session.scalar(select(needs.c.status).where(needs.c.id == UUID(need_id)))
+    assert status == "expired"

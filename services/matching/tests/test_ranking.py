@@ -12,18 +12,18 @@ from uuid import UUID
 
 import httpx
 import pytest
+from matching_testing.experts import new_member_id, profile, publish, updated
 from sqlalchemy import select
 
 from diaspora_devstack.testing import wait_until
 from diaspora_events.contracts.registry import MemberErasedV1
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_identity.testing import LocalIssuer, analyst, caseworker, citizen, coordinator
-from matching.adapters.orm import audit_log
-from matching.bootstrap import Matching
 from matching.entrypoints.worker import run
 from matching.experts.projection import apply_event
-from matching.experts.testing import new_member_id, profile, publish, updated
 from matching.ranking.service import candidates_among
+from matching.resources import Matching
+from matching.tables import audit_log
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from sqlalchemy import text
 from diaspora_devstack.testing import wait_until
 from diaspora_events.contracts.registry import MemberProfile, MemberUpdatedV1
 from diaspora_reference import esco
-from matching.bootstrap import Matching
 from matching.experts.projection import apply_event
 from matching.ranking import scoring
 from matching.ranking.scoring import NeedQuery, rank
+from matching.resources import Matching
 
 pytestmark = pytest.mark.integration
 

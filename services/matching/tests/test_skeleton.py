@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from matching.bootstrap import Matching
+from matching.resources import Matching
 
 pytestmark = pytest.mark.integration
 

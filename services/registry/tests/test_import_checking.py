@@ -1,54 +1,78 @@
-"""An import's rows checked in the forked worker give exactly what the thread gives."""
+"""An import's rows read and checked in the forked, memory-capped worker give exactly what
+a thread reading and checking them gives, and what the parent checking them gives."""
 
 from __future__ import annotations
 
 from diaspora_identity.jurisdictions import default_jurisdictions
 from diaspora_identity.policy import default_policy
 from diaspora_identity.principal import Principal, Role
-from registry.imports.checking import BatchChecker, JobChecks, fork_available
+from registry.imports.checking import Batch, CheckSpec, JobFeed, Source, fork_available
 from registry.imports.columns import layout
-from registry.imports.reading import open_sheet
+from registry.imports.reading import DEFAULT_LIMITS, open_sheet
 from registry.imports.registration import registration_schema
 from registry.imports.validation import ValidRow, check_record
 
 from .data.embassy_lists import HEADER_FR, Lists, build_rows, csv_bytes
 
+MB = 1024 * 1024
 
-async def test_the_worker_process_checks_rows_as_the_thread_does() -> None:
+
+async def _read_all(feed: JobFeed) -> tuple[tuple[str, ...], list[Batch]]:
+    try:
+        header = await feed.open()
+        batches = []
+        # Several reads in flight at once, as the runner keeps them: they stay in order.
+        while True:
+            ahead = [feed.next(), feed.next(), feed.next()]
+            got = [b for b in [await f for f in ahead] if b is not None]
+            batches += got
+            if len(got) < len(ahead):
+                return header, batches
+    finally:
+        await feed.close()
+
+
+async def test_the_worker_process_reads_and_checks_rows_as_a_thread_does() -> None:
     assert fork_available()
     rows = build_rows(
         Lists(seed=11, phone_base=70_000_000), rows=600, header=HEADER_FR, existing=[], ewe=True
     )
-    sheet = open_sheet(
-        csv_bytes(HEADER_FR, rows, encoding="utf-8", delimiter=";", bom=False), "l.csv"
-    )
+    content = csv_bytes(HEADER_FR, rows, encoding="utf-8", delimiter=";", bom=False)
+    sheet = open_sheet(content, "l.csv")
     records = list(sheet.records())
     paris = Principal(
         subject="officer",
         roles=frozenset({Role.EMBASSY_OFFICER}),
         embassies=frozenset({"fr-paris"}),
     )
-    job = JobChecks(
-        layout=layout(sheet.header),
+    spec = CheckSpec(
         schema=registration_schema(),
         jurisdictions=default_jurisdictions(),
         # Paris only: rows living elsewhere are outside the jurisdiction.
         decision=default_policy().decide(paris, "member_import", "create"),
         extra_fields={"consent_recorded": {"method": "signed_form"}},
     )
-    threaded = BatchChecker(job, process=False)
-    forked = BatchChecker(job, process=True)
-    try:
-        halves = records[:300], records[300:]
-        by_thread = [c for half in halves for c in await threaded.check(half)]
-        by_process = [c for half in halves for c in await forked.check(half)]
-    finally:
-        await forked.close()
-        await threaded.close()
-    assert by_process == by_thread
-    kinds = {type(c).__name__ for c in by_thread}
+    # Resuming after the first 100 records, in batches of 250 data rows.
+    source = Source(content, "csv", sheet.encoding, sheet.delimiter, DEFAULT_LIMITS, 100, 250)
+    feeds = {
+        "forked": JobFeed(source, spec, memory=256 * MB),
+        "forked, parent checks": JobFeed(source, spec, memory=256 * MB, check_in_reader=False),
+        "thread": JobFeed(source, spec, memory=256 * MB, isolate=False),
+    }
+    assert [f.forked for f in feeds.values()] == [True, True, False]
+    read = {name: await _read_all(feed) for name, feed in feeds.items()}
+    assert read["forked"] == read["thread"] == read["forked, parent checks"]
+
+    header, batches = read["thread"]
+    assert header == sheet.header
+    expected = spec.with_layout(layout(sheet.header)).check(records[100:])
+    assert [c for b in batches for c in b.checked or []] == expected
+    kinds = {type(c).__name__ for c in expected}
     assert kinds == {"ValidRow", "list"}  # valid and rejected rows both compared
-    assert len(by_thread) == sum(1 for r in records if not r.blank)
+    assert sum(b.records for b in batches) == len(records) - 100
+    assert batches[0].first_row == 102  # the header is row 1; 100 records skipped
+    assert all(len(b.checked or []) == 250 for b in batches[:-1])
+    assert all(b.unchecked == () for b in batches)  # no cells cross back once checked
 
 
 def test_a_cell_with_a_control_character_is_a_row_error_with_its_reason() -> None:

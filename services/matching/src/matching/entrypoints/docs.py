@@ -8,30 +8,23 @@ runs, built for reading their topics and contracts (no database or broker is tou
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.outbox import OutboxWriter
 from matching import SERVICE_NAME
-from matching.adapters.orm import outbox
+from matching.bootstrap import consumers as build_consumers
 from matching.entrypoints.http import build_app
-from matching.erasure import build_consumer as build_records_consumer
-from matching.experts.consumer import build_consumer as build_experts_consumer
+from matching.tables import outbox
 
 __all__ = ["build_app", "consumers"]
 
 
 def consumers(dead_letters: DeadLetterSink) -> list[EventConsumer]:
-    sessions: async_sessionmaker[Any] = async_sessionmaker()
-    return [
-        # The experts read model, fed by the registry's member events.
-        build_experts_consumer(sessions=sessions, dead_letters=dead_letters),
-        # Proposals, missions and projects of erased or merged members.
-        build_records_consumer(
-            sessions=sessions,
-            outbox=OutboxWriter(outbox, source=f"/tg/diaspora/{SERVICE_NAME}"),
-            dead_letters=dead_letters,
-        ),
-    ]
+    # The experts read model, fed by the registry's member events; proposals, missions
+    # and projects of erased or merged members.
+    return build_consumers(
+        sessions=async_sessionmaker(),
+        outbox=OutboxWriter(outbox, source=f"/tg/diaspora/{SERVICE_NAME}"),
+        dead_letters=dead_letters,
+    )

@@ -1,7 +1,7 @@
 """The matching service's HTTP interface.
 
 Every call needs a bearer token; the policy table (diaspora_identity) decides who
-may do what. Each aggregate has its router in ``matching.api``; they are listed
+may do what. Each feature has its router in its ``http.py``; they are listed
 here, one line each.
 """
 
@@ -17,12 +17,13 @@ from diaspora_identity.http import install_identity
 from diaspora_service.app import create_app
 from diaspora_service.request_id import RequestIdMiddleware
 from matching import SERVICE_NAME
-from matching.bootstrap import Matching, bootstrap
+from matching.bootstrap import bootstrap
 from matching.missions.http import router as missions_router
 from matching.needs.http import router as needs_router
 from matching.projects.http import router as projects_router
 from matching.proposals.http import router as proposals_router
 from matching.ranking.http import router as candidates_router
+from matching.resources import Matching
 
 ROUTERS: list[APIRouter] = [
     needs_router,

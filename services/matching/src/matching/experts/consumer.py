@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
-from matching.adapters.orm import inbox
 from matching.experts.projection import MEMBER_EVENTS, apply_event
+from matching.tables import inbox
 
 CONSUMER_NAME = "matching-experts"
 

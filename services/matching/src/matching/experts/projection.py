@@ -28,7 +28,7 @@ from diaspora_events.contracts.registry import (
     MemberUpdatedV1,
 )
 from diaspora_reference import isco
-from matching.adapters.orm import expert_sources, experts
+from matching.experts.tables import expert_sources, experts
 
 MISSIONS_CONSENT: Final = "contact_for_missions"
 State = Literal["candidate", "not_consenting", "erased", "merged"]

@@ -17,7 +17,6 @@ The ranking keeps answering from the old table until the swap commits.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from diaspora_events.cloudevents import Envelope, MalformedEvent, decode, headers_from_kafka
 from diaspora_events.contracts.base import UnknownEventType
@@ -37,7 +43,6 @@ from diaspora_events.kafka import Kafka, client_options
 from diaspora_events.shredding import DataKeySource, open_envelopes
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_service.db_roles import copy_grants
-from matching.adapters.orm import expert_sources, experts
 from matching.experts.projection import (
     MEMBER_EVENTS,
     MISSIONS_CONSENT,
@@ -48,6 +53,7 @@ from matching.experts.projection import (
     expert_row,
     search_document,
 )
+from matching.experts.tables import expert_sources, experts
 
 log = structlog.get_logger(__name__)
 
@@ -215,13 +221,22 @@ async def _swap(conn: AsyncConnection) -> None:
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(50):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise SystemExit(f"topic {topic!r} not found on the broker")
+    """The topic's partitions, refreshing the client's metadata with backoff (about five
+    seconds in all) while the broker does not know the topic yet."""
+    try:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(5),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            retry=retry_if_exception_type(LookupError),
+        ):
+            with attempt:
+                found = consumer.partitions_for_topic(topic)
+                if not found:
+                    await consumer._client.force_metadata_update()
+                    raise LookupError(topic)
+    except RetryError:
+        raise SystemExit(f"topic {topic!r} not found on the broker") from None
+    return [TopicPartition(topic, p) for p in sorted(found)]
 
 
 async def _read_until(

@@ -1,4 +1,4 @@
 from diaspora_service.migrations import run_env
-from matching.adapters.orm import metadata
+from matching.bootstrap import metadata
 
-run_env(metadata)
+run_env(metadata())

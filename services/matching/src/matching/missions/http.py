@@ -7,30 +7,31 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from diaspora_events.contracts.matching import NeedType
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
-from diaspora_service.conditional import expected_version
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
+from diaspora_service.conditional import (
+    PRECONDITION_RESPONSES,
+    IfMatch,
+    expected_version,
+    set_etag,
+    version_conflict,
+)
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine, SingleLine
-from matching.api.deps import ServiceDep
-from matching.audit import audit_trail
+from matching.deps import ServiceDep
 from matching.missions import service
 
 router = APIRouter(prefix="/missions", tags=["missions"])
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem details)"},
-    403: {"description": "Your roles do not allow this function (problem details)"},
-}
 STEP_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     404: {"description": "No such mission within your scope"},
     409: {"description": "The step does not apply to the mission's state"},
-    412: {"description": "If-Match names another revision"},
+    **PRECONDITION_RESPONSES,
 }
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
@@ -131,12 +132,8 @@ async def _step(response: Response, action: Awaitable[dict[str, Any]]) -> dict[s
     except service.InvalidDates as error:
         raise Problem(422, "Invalid dates", detail=str(error)) from None
     except service.RevisionMismatch as error:
-        raise Problem(
-            412,
-            "Precondition failed",
-            detail=f"The mission is at revision {error.current}; read it again.",
-        ) from None
-    response.headers["ETag"] = f'"{item["revision"]}"'
+        raise version_conflict(error.current) from None
+    set_etag(response, item["revision"])
     return item
 
 
@@ -158,7 +155,7 @@ async def list_missions(
     decision = svc.identity.policy.decide(principal, "mission", "list")
     items = await service.find_missions(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.MissionQuery(
@@ -222,14 +219,14 @@ async def read_mission(
     decision = svc.identity.policy.decide(principal, "mission", "read")
     found = await service.find_missions(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.MissionQuery(mission_id=mission_id, limit=1),
     )
     if not found:
         raise Problem(404, "Mission not found")
-    response.headers["ETag"] = f'"{found[0]["revision"]}"'
+    set_etag(response, found[0]["revision"])
     return found[0]
 
 
@@ -245,7 +242,7 @@ async def agree(
     svc: ServiceDep,
     principal: CurrentPrincipal,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Record the agreement with the expert: dates and terms."""
     decision = svc.identity.policy.decide(principal, "mission", "agree")
@@ -276,7 +273,7 @@ async def travel(
     svc: ServiceDep,
     principal: CurrentPrincipal,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Record or correct the travel dates (the expert, or the ministry)."""
     decision = svc.identity.policy.decide(principal, "mission", "travel")
@@ -305,7 +302,7 @@ async def report(
     svc: ServiceDep,
     principal: CurrentPrincipal,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Write the mission's short report (the expert, or the ministry)."""
     decision = svc.identity.policy.decide(principal, "mission", "report")
@@ -332,7 +329,7 @@ async def complete(
     svc: ServiceDep,
     principal: CurrentPrincipal,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Close a mission carried out; it is counted from now on."""
     decision = svc.identity.policy.decide(principal, "mission", "complete")

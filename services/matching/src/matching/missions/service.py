@@ -37,7 +37,7 @@ from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision
 from diaspora_service.suppression import DEFAULT_THRESHOLD, hidden_cells
 from matching import rows
-from matching.adapters.orm import experts
+from matching.experts.tables import experts
 from matching.missions.tables import missions
 
 MISSION_FIELDS: tuple[str, ...] = (
@@ -536,3 +536,10 @@ async def erase_member(session: AsyncSession, outbox: OutboxWriter, member_id: U
             ],
         )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def merge_member(session: AsyncSession, merged_id: UUID, survivor_id: UUID) -> None:
+    """Merge: the merged record's missions become the survivor's."""
+    await session.execute(
+        update(missions).where(missions.c.member_id == merged_id).values(member_id=survivor_id)
+    )

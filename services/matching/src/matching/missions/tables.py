@@ -16,7 +16,7 @@ from sqlalchemy import (
     func,
 )
 
-from matching.adapters.orm import metadata
+from matching.tables import metadata
 
 # The mission that follows an accepted proposal, from agreement to completion.
 missions = Table(

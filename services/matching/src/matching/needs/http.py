@@ -16,20 +16,22 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from diaspora_events.contracts.matching import Currency, NeedStatus, NeedType, WorkMode
-from diaspora_identity.http import CurrentPrincipal
-from diaspora_service.conditional import expected_version, set_etag
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
+from diaspora_service.conditional import (
+    PRECONDITION_RESPONSES,
+    IfMatch,
+    expected_version,
+    set_etag,
+    version_conflict,
+)
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine, SingleLine
-from matching.api.deps import ServiceDep
+from matching.deps import ServiceDep
 from matching.needs import service
 from matching.needs.domain import IllegalTransition, InstitutionKind, InvalidNeed, SkillSought
 
 router = APIRouter(prefix="/needs", tags=["needs"])
 
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem details)"},
-    403: {"description": "Your roles do not allow this function (problem details)"},
-}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such need"}}
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "Not possible in the need's current status (problem details)"}
@@ -186,7 +188,7 @@ def _command(fields: NeedFields) -> service.NeedCommand:
     status_code=201,
     response_model=NeedView,
     responses={
-        **RESPONSES,
+        **AUTH_RESPONSES,
         200: {"description": "Repeated request (same Idempotency-Key): the first need"},
         409: {"description": "Idempotency-Key reused with a different body"},
     },
@@ -225,7 +227,7 @@ async def post_need(
     return _view(need, staff=True)
 
 
-@router.get("", response_model=NeedPage, responses=RESPONSES)
+@router.get("", response_model=NeedPage, responses=AUTH_RESPONSES)
 async def list_needs(
     svc: ServiceDep,
     principal: CurrentPrincipal,
@@ -273,7 +275,7 @@ async def _readable(
     return need, staff
 
 
-@router.get("/{need_id}", response_model=NeedView, responses={**RESPONSES, **NOT_FOUND})
+@router.get("/{need_id}", response_model=NeedView, responses={**AUTH_RESPONSES, **NOT_FOUND})
 async def get_need(
     need_id: UUID, svc: ServiceDep, principal: CurrentPrincipal, response: Response
 ) -> dict[str, Any]:
@@ -286,7 +288,7 @@ async def get_need(
 @router.patch(
     "/{need_id}",
     response_model=NeedView,
-    responses={**RESPONSES, **NOT_FOUND, **CONFLICT, 412: {"description": "If-Match mismatch"}},
+    responses={**AUTH_RESPONSES, **NOT_FOUND, **CONFLICT, **PRECONDITION_RESPONSES},
 )
 async def change_need(
     need_id: UUID,
@@ -294,7 +296,7 @@ async def change_need(
     svc: ServiceDep,
     principal: CurrentPrincipal,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Change a need's details (draft, open or matching)."""
     svc.identity.policy.decide(principal, "need", "update")
@@ -317,7 +319,7 @@ async def change_need(
     except service.NotEditable as error:
         raise _conflict(error, need_status=error.status) from None
     except service.RevisionMismatch as error:
-        raise Problem(412, "Precondition failed", detail=str(error)) from None
+        raise version_conflict(error.current) from None
     set_etag(response, need["revision"])
     return _view(need, staff=True)
 
@@ -325,7 +327,7 @@ async def change_need(
 @router.post(
     "/{need_id}/status",
     response_model=NeedView,
-    responses={**RESPONSES, **NOT_FOUND, **CONFLICT, 412: {"description": "If-Match mismatch"}},
+    responses={**AUTH_RESPONSES, **NOT_FOUND, **CONFLICT, **PRECONDITION_RESPONSES},
 )
 async def change_status(
     need_id: UUID,
@@ -333,7 +335,7 @@ async def change_status(
     svc: ServiceDep,
     principal: CurrentPrincipal,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Move a need along its lifecycle: open, matching, proposals_sent, filled or cancelled."""
     svc.identity.policy.decide(principal, "need", "update")
@@ -346,6 +348,7 @@ async def change_status(
                 to=body.status,
                 reason=body.reason,
                 expected_revision=expected_version(if_match),
+                on_close=svc.need_closed,
             )
     except service.NeedNotFound:
         raise Problem(404, "Need not found") from None
@@ -354,6 +357,6 @@ async def change_status(
     except service.PastItsDate as error:
         raise _conflict(error) from None
     except service.RevisionMismatch as error:
-        raise Problem(412, "Precondition failed", detail=str(error)) from None
+        raise version_conflict(error.current) from None
     set_etag(response, need["revision"])
     return _view(need, staff=True)

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from diaspora_events.contracts import NeedClosedV1, NeedDetails, NeedPostedV1, NeedUpdatedV1
 from diaspora_events.outbox import OutboxWriter
 from matching import rows
-from matching.adapters.orm import needs
 from matching.needs import domain
 from matching.needs.domain import (
     CLOSED,
@@ -32,6 +31,8 @@ from matching.needs.domain import (
     SkillSought,
     check_transition,
 )
+from matching.needs.tables import needs
+from matching.resources import NeedClosedStep
 
 NEED_FIELDS: tuple[str, ...] = (
     "title",
@@ -268,8 +269,10 @@ async def change_status(
     to: str,
     reason: str | None = None,
     expected_revision: int | None = None,
+    on_close: NeedClosedStep,
 ) -> dict[str, Any]:
-    """Move a need along its lifecycle (raises IllegalTransition, a 409)."""
+    """Move a need along its lifecycle (raises IllegalTransition, a 409); ``on_close``
+    runs when it closes (its pending proposals withdrawn)."""
     need = await get_need(session, need_id, for_update=True)
     if expected_revision is not None and expected_revision != need["revision"]:
         raise RevisionMismatch(need["revision"])
@@ -278,7 +281,7 @@ async def change_status(
         ends = domain.expires_on(need["starts_on"], need["ends_on"])
         if ends is not None and ends < date.today():
             raise PastItsDate(ends)
-    return await _set_status(session, outbox, need, to, reason)
+    return await _set_status(session, outbox, need, to, reason, on_close=on_close)
 
 
 async def record_status(
@@ -289,6 +292,7 @@ async def record_status(
     *,
     now: datetime | None = None,
     reason: str | None = None,
+    on_close: NeedClosedStep,
 ) -> dict[str, Any]:
     """Move a need to ``status`` for another use case (proposals sent, need filled),
     through the lifecycle's intermediate statuses if need be (open -> matching ->
@@ -297,7 +301,7 @@ async def record_status(
     steps = domain.lifecycle_path(need["status"], status)
     if not steps:
         return need
-    return await _set_status(session, outbox, need, status, reason, now=now)
+    return await _set_status(session, outbox, need, status, reason, now=now, on_close=on_close)
 
 
 async def _set_status(
@@ -308,6 +312,7 @@ async def _set_status(
     reason: str | None,
     *,
     now: datetime | None = None,
+    on_close: NeedClosedStep,
 ) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     updated = await rows.one(
@@ -340,15 +345,14 @@ async def _set_status(
         )
     await outbox.add(session, event)
     if to in CLOSED:
-        # Proposals still awaiting an answer go with the need (imported here: proposals
-        # use this module to move the need's status).
-        from matching.proposals.service import withdraw_pending
-
-        await withdraw_pending(session, outbox, need["id"], f"need_{to}", now=now)  # type: ignore[arg-type]
+        # Proposals still awaiting an answer go with the need (the step bootstrap hands in).
+        await on_close(session, outbox, need["id"], to, now)
     return updated
 
 
-async def expire_due(session: AsyncSession, outbox: OutboxWriter, *, today: date) -> list[UUID]:
+async def expire_due(
+    session: AsyncSession, outbox: OutboxWriter, *, today: date, on_close: NeedClosedStep
+) -> list[UUID]:
     """Expire the needs not filled by their date (start, else end); returns their ids.
 
     Each need is locked and checked again, so workers running this at once expire
@@ -367,7 +371,7 @@ async def expire_due(session: AsyncSession, outbox: OutboxWriter, *, today: date
     )
     expired = []
     for need in [dict(r) for r in candidates.mappings()]:
-        await _set_status(session, outbox, need, "expired", "past its date")
+        await _set_status(session, outbox, need, "expired", "past its date", on_close=on_close)
         expired.append(need["id"])
     return expired
 

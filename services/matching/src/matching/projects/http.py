@@ -12,21 +12,22 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
-from diaspora_service.conditional import expected_version, set_etag
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
+from diaspora_service.conditional import (
+    PRECONDITION_RESPONSES,
+    IfMatch,
+    expected_version,
+    set_etag,
+    version_conflict,
+)
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine, SingleLine
-from matching.api.deps import ServiceDep
-from matching.audit import audit_trail
+from matching.deps import ServiceDep
 from matching.projects import service
 from matching.projects.domain import Currency, InvalidPlace, PartnerKind, Sector, Stage, place
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem details)"},
-    403: {"description": "Your roles do not allow this function (problem details)"},
-}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such project within your scope"}
 }
@@ -272,7 +273,7 @@ async def search(
         raise Problem(422, "Invalid amount range", detail="amount_min is above amount_max.")
     items = await service.find_projects(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.ProjectQuery(
@@ -316,7 +317,7 @@ async def read(
     decision = svc.identity.policy.decide(principal, "project", "read")
     found = await service.find_projects(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.ProjectQuery(project_id=project_id, limit=1),
@@ -335,7 +336,7 @@ async def read(
         **AUTH_RESPONSES,
         **NOT_FOUND,
         409: {"description": "The project was withdrawn"},
-        412: {"description": "If-Match names another revision"},
+        **PRECONDITION_RESPONSES,
     },
 )
 async def change(
@@ -344,7 +345,7 @@ async def change(
     svc: ServiceDep,
     principal: CurrentPrincipal,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Change your project (send `If-Match` with its ETag to refuse lost updates)."""
     decision = svc.identity.policy.decide(principal, "project", "update")
@@ -370,11 +371,7 @@ async def change(
             409, "Project withdrawn", detail="A withdrawn project cannot change."
         ) from None
     except service.RevisionMismatch as error:
-        raise Problem(
-            412,
-            "Precondition failed",
-            detail=f"The project is at revision {error.current}; read it again.",
-        ) from None
+        raise version_conflict(error.current) from None
     except (InvalidPlace, service.Unreachable) as error:
         raise Problem(422, "Invalid change", detail=str(error)) from None
     set_etag(response, item["revision"])

@@ -555,3 +555,10 @@ async def erase_holder(session: AsyncSession, outbox: OutboxWriter, member_id: U
             ],
         )
     return len(ids)
+
+
+async def merge_holder(session: AsyncSession, merged_id: UUID, survivor_id: UUID) -> None:
+    """Merge: the merged record's projects become the survivor's."""
+    await session.execute(
+        update(projects).where(projects.c.holder_id == merged_id).values(holder_id=survivor_id)
+    )

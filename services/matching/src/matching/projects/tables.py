@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 
-from matching.adapters.orm import metadata
+from matching.tables import metadata
 
 # The words partners search: title, sector and description, French stemming (most
 # projects are written in French; English words still match on their stem or exactly).

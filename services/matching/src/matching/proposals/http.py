@@ -13,19 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from diaspora_events.contracts.matching import DeclineReason
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine
-from matching.api.deps import ServiceDep
-from matching.audit import audit_trail
+from matching.deps import ServiceDep
 from matching.proposals import service
 
 router = APIRouter(tags=["proposals"])
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem details)"},
-    403: {"description": "Your roles do not allow this function (problem details)"},
-}
 ANSWER_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     200: {"description": "The proposal after the answer (repeating an answer changes nothing)"},
@@ -112,7 +107,7 @@ async def _page(
     limit = query.limit
     items = await service.find_proposals(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.ProposalQuery(
@@ -154,7 +149,7 @@ async def propose(
         items, created = await service.propose(
             sessions=svc.sessions,
             outbox=svc.outbox,
-            audit=audit_trail(svc.outbox),
+            audit=svc.audit,
             decision=decision,
             context=AccessContext.of(request),
             need_id=need_id,
@@ -237,7 +232,7 @@ async def read_proposal(
     decision = svc.identity.policy.decide(principal, "match_proposal", "read")
     found = await service.find_proposals(
         sessions=svc.sessions,
-        audit=audit_trail(svc.outbox),
+        audit=svc.audit,
         decision=decision,
         context=AccessContext.of(request),
         query=service.ProposalQuery(proposal_id=proposal_id, limit=1),

@@ -20,7 +20,7 @@ from typing import Any, Literal, get_args
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,9 +36,10 @@ from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision
 from matching import rows
-from matching.adapters.orm import experts, needs
+from matching.experts.tables import experts
 from matching.missions import service as missions
 from matching.missions.tables import missions as missions_table
+from matching.needs.tables import needs
 from matching.proposals import needs_link
 from matching.proposals.tables import proposals
 
@@ -282,7 +283,9 @@ async def propose(
                 ),
             )
         if created and need["status"] != "proposals_sent":
-            await needs_link.set_status(session, outbox, need, "proposals_sent", now)
+            await needs_link.set_status(
+                session, outbox, need, "proposals_sent", now, on_close=withdraw_for_closed_need
+            )
         found = [
             _shaped(r)
             for r in await rows.every(
@@ -362,7 +365,9 @@ async def accept(
         )
         if accepted + 1 >= need["experts_wanted"]:
             # Filled: the proposals still pending are withdrawn with it (need_filled).
-            await needs_link.set_status(session, outbox, need, "filled", now)
+            await needs_link.set_status(
+                session, outbox, need, "filled", now, on_close=withdraw_for_closed_need
+            )
         return await _view(session, decision, proposal_id), True
 
 
@@ -418,6 +423,22 @@ async def withdraw_pending(
     """Withdraw the need's proposals still awaiting an answer (the need was filled,
     cancelled or expired), in the caller's transaction; returns how many."""
     return await _withdraw(session, outbox, proposals.c.need_id == need_id, reason, now)
+
+
+# The reason a need's outcome gives the proposals it withdraws.
+CLOSED_NEED_REASONS: dict[str, WithdrawReason] = {
+    "filled": "need_filled",
+    "cancelled": "need_cancelled",
+    "expired": "need_expired",
+}
+
+
+async def withdraw_for_closed_need(
+    session: AsyncSession, outbox: OutboxWriter, need_id: UUID, outcome: str, now: datetime
+) -> int:
+    """The need closed (``outcome``: filled, cancelled, expired): its proposals still
+    awaiting an answer are withdrawn (``need_<outcome>``), in the caller's transaction."""
+    return await withdraw_pending(session, outbox, need_id, CLOSED_NEED_REASONS[outcome], now=now)
 
 
 async def withdraw_for_consent(session: AsyncSession, outbox: OutboxWriter, member_id: UUID) -> int:
@@ -497,3 +518,32 @@ async def erase_member(session: AsyncSession, outbox: OutboxWriter, member_id: U
     anonymous = [{**p, "member_id": None} for p in pending]
     await outbox.add_many(session, withdrawal_events(anonymous, "member_erased", now))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def merge_member(session: AsyncSession, merged_id: UUID, survivor_id: UUID) -> None:
+    """Merge: the merged record's proposals become the survivor's.
+
+    A proposal of the same need to both records cannot move (one per need and
+    expert): it stays, anonymised, as after an erasure of the merged record.
+    """
+    other = proposals.alias("survivors")
+    await session.execute(
+        update(proposals)
+        .where(
+            proposals.c.member_id == merged_id,
+            ~exists(
+                select(other.c.id).where(
+                    and_(
+                        other.c.need_id == proposals.c.need_id,
+                        other.c.member_id == survivor_id,
+                    )
+                )
+            ),
+        )
+        .values(member_id=survivor_id)
+    )
+    await session.execute(
+        update(proposals)
+        .where(proposals.c.member_id == merged_id)
+        .values(member_id=None, reasons=None, decline_comment=None)
+    )

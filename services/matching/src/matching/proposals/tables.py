@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from matching.adapters.orm import metadata
+from matching.tables import metadata
 
 # A need proposed to one expert, and the expert's answer. One per need and expert.
 proposals = Table(

@@ -14,10 +14,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
-from matching.api.deps import ServiceDep
-from matching.audit import audit_trail
+from matching.deps import ServiceDep
 from matching.needs import service as needs
 from matching.needs.domain import CLOSED
 from matching.ranking.reasons import reasons
@@ -81,8 +80,7 @@ class CandidatePage(BaseModel):
     "/{need_id}/candidates",
     response_model=CandidatePage,
     responses={
-        401: {"description": "Missing or invalid bearer token (problem details)"},
-        403: {"description": "Your roles do not allow this function (problem details)"},
+        **AUTH_RESPONSES,
         404: {"description": "No such need"},
         409: {"description": "The need is closed"},
     },
@@ -132,7 +130,7 @@ async def candidates(
                 "components": candidate.components,
             }
             items.append(record)
-        await audit_trail(svc.outbox).record(
+        await svc.audit.record(
             session,
             decision,
             AccessContext.of(request),

@@ -4,6 +4,7 @@ they are no candidates (proposals check this before anything is sent)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -11,10 +12,19 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from matching.adapters.orm import experts
-from matching.proposals.needs_link import Candidate as ScoredCandidate
+from matching.experts.tables import experts
 from matching.ranking.reasons import reasons
 from matching.ranking.scoring import NeedQuery, rank
+
+
+@dataclass(frozen=True)
+class ScoredCandidate:
+    """An expert who passes the need's hard filters, with the ranking's verdict."""
+
+    score: float
+    # The ranking's reasons as stored on the proposal (JSON), and their short text form.
+    reasons: list[dict[str, Any]]
+    summary: list[str]
 
 
 def why_not(expert: Mapping[str, Any] | None, need: NeedQuery, today: date) -> str:

@@ -9,6 +9,10 @@ file that needs more fails there with ``MemoryError`` (a 413 problem) and the AP
 process, which serves everyone else, never holds the inflated data. Only the
 summary comes back (never the rows). Where fork is unavailable (not Linux), a
 thread does the reading, with the same limits on the file but no memory limit.
+
+The import runner reads the file again, batch by batch, in a process of the same
+kind (:class:`registry.imports.checking.JobFeed`): no read of an uploaded file's
+content happens in the API process.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ def _address_space() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def _cap_memory(budget: int) -> None:
+def cap_memory(budget: int) -> None:
+    """Cap this process's address space at what it holds now plus ``budget`` bytes."""
     # The fork inherited the parent's mappings: the cap is what exists now plus the budget.
     limit = _address_space() + budget
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -58,7 +63,7 @@ async def run_bounded(
     pool = ProcessPoolExecutor(
         max_workers=1,
         mp_context=multiprocessing.get_context("fork"),
-        initializer=_cap_memory,
+        initializer=cap_memory,
         initargs=(budget,),
     )
     try:

@@ -186,12 +186,20 @@ def _clean(value: str) -> str:
 def _csv_rows(
     content: bytes, encoding: str, delimiter: str, limits: Limits = DEFAULT_LIMITS
 ) -> Iterator[tuple[str, ...]]:
-    reader = csv.reader(io.StringIO(_text(content, encoding), newline=""), delimiter=delimiter)
+    # Decoded as it is read (a row at a time), not as one text: what a read holds at once
+    # is the file's bytes and the row at hand.
+    try:
+        text = io.TextIOWrapper(io.BytesIO(content), encoding=encoding, newline="")
+    except LookupError as error:
+        raise UnreadableFile(f"the file cannot be decoded as {encoding}") from error
+    reader = csv.reader(text, delimiter=delimiter)
     try:
         for number, row in enumerate(reader, start=1):
             yield _bounded(tuple(_clean(c) for c in row), number, limits)
     except csv.Error as error:
         raise UnreadableFile(f"CSV line {reader.line_num}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise UnreadableFile(f"the file cannot be decoded as {encoding}") from error
 
 
 def _cell(value: object) -> str:

@@ -20,10 +20,8 @@ import asyncio
 import contextlib
 import zlib
 from collections import deque
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -36,9 +34,9 @@ from diaspora_identity.policy import Decision, Forbidden
 from diaspora_identity.principal import Principal, Role
 from registry.bootstrap import Registry
 from registry.heap import freeze_long_lived
-from registry.imports.checking import BatchChecker, Checked, JobChecks
-from registry.imports.columns import layout
-from registry.imports.reading import Record, UnreadableFile, reopen_sheet
+from registry.imports.bounded import ReaderOutOfMemory
+from registry.imports.checking import Batch, CheckSpec, JobFeed, Source
+from registry.imports.reading import UnreadableFile
 from registry.imports.registration import (
     PreparedRows,
     prepare_rows,
@@ -73,21 +71,6 @@ class Staged:
     errors: list[RowError]
     rejected: bool  # all or nothing: the whole batch refused
     prepared: PreparedRows | None
-
-
-def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
-    """Consecutive records holding ``size`` data rows each (blank lines ride along)."""
-    batch: list[Record] = []
-    rows = 0
-    for record in records:
-        batch.append(record)
-        if not record.blank:
-            rows += 1
-        if rows == size:
-            yield batch
-            batch, rows = [], 0
-    if batch:
-        yield batch
 
 
 class ImportRunner:
@@ -160,22 +143,27 @@ class ImportRunner:
             decision = self.registry.identity.policy.decide(
                 _principal(job), "member_import", "create"
             )
-            # As read at upload (format, encoding and delimiter kept with the job: nothing
-            # detected again), within the limits checked then (registry.imports.bounded).
-            sheet = reopen_sheet(
-                job.content, job.format, job.encoding, job.delimiter, self.settings.limits()
-            )
-            columns = layout(sheet.header)
-        except (Forbidden, UnreadableFile, ValueError) as error:
+        except Forbidden as error:
             await self._set(job_id, status="failed", error=str(error), finished_at=_now())
             return
         context = AccessContext(request_id=f"import:{job_id}")
-        records = islice(sheet.records(), job.position, None)
-        # Validation of the next batch runs (in a worker process, or a thread) while the
+        # Every read of the file (its header, then its records from the job's position)
+        # happens in a worker forked for the job, with the memory limit of the upload's
+        # first read; the worker checks the batches ahead (on the other core) while the
         # current one is written: the writes stay one transaction per batch, in order.
-        checker = BatchChecker(
-            JobChecks(
-                layout=columns,
+        feed = JobFeed(
+            # As read at upload (format, encoding and delimiter kept with the job: nothing
+            # detected again), within the limits checked then.
+            Source(
+                content=job.content,
+                format=job.format,
+                encoding=job.encoding,
+                delimiter=job.delimiter,
+                limits=self.settings.limits(),
+                position=job.position,
+                batch_size=job.batch_size,
+            ),
+            CheckSpec(
                 schema=registration_schema(),
                 jurisdictions=self.registry.identity.jurisdictions,
                 decision=decision,
@@ -186,78 +174,94 @@ class ImportRunner:
                     | ({"reference": job.consent_reference} if job.consent_reference else {})
                 },
             ),
-            process=self.settings.validation_process,
+            memory=self.settings.reader_memory_bytes,
+            check_in_reader=self.settings.validation_process,
         )
         try:
-            await self._run_batches(job, decision, context, records, checker)
+            try:
+                await feed.open()
+            except (UnreadableFile, ValueError) as error:
+                await self._set(job_id, status="failed", error=str(error), finished_at=_now())
+                return
+            await self._run_batches(job, decision, context, feed)
+        except ReaderOutOfMemory:
+            # The batches committed before stay (counters and position say how far).
+            log.warning("import_reader_out_of_memory", job_id=str(job_id))
+            await self._fail_midway(job_id, self._out_of_memory())
+            return
+        except UnreadableFile as error:
+            await self._fail_midway(job_id, str(error))
+            return
         finally:
-            await checker.close()
+            await feed.close()
         await self._set(job_id, status="done", finished_at=_now(), content=None)
         log.info("import_finished", job_id=str(job_id))
 
+    def _out_of_memory(self) -> str:
+        return (
+            f"reading the file needs more than {self.settings.reader_memory_bytes} bytes of "
+            "memory (REGISTRY_IMPORT_READER_MEMORY_BYTES): save it as CSV or split it"
+        )
+
+    async def _fail_midway(self, job_id: UUID, reason: str) -> None:
+        """The job stops for good at the batch the reader could not read."""
+        async with self.registry.sessions() as session:
+            position = (
+                await session.execute(
+                    select(import_jobs.c.processed_rows).where(import_jobs.c.id == job_id)
+                )
+            ).scalar_one()
+        if position:
+            reason += f" (stopped after {position} rows; the rows before are processed)"
+        await self._set(job_id, status="failed", error=reason, finished_at=_now())
+
     async def _run_batches(
-        self,
-        job: Any,
-        decision: Decision,
-        context: AccessContext,
-        records: Iterator[Record],
-        checker: BatchChecker,
+        self, job: Any, decision: Decision, context: AccessContext, feed: JobFeed
     ) -> None:
-        # Three stages at once: the worker checks the batches ahead, the event loop
-        # prepares the next batch's rows (CPU) while the current one's statements are
+        # Three stages at once: the worker reads and checks the batches ahead, the event
+        # loop prepares the next batch's rows (CPU) while the current one's statements are
         # with PostgreSQL, and the writes stay one transaction per batch, in file order.
-        batches = _batches(records, job.batch_size)
-        ahead: deque[tuple[list[Record], asyncio.Future[Checked]]] = deque()
+        reads: deque[asyncio.Future[Batch | None]] = deque(feed.next() for _ in range(2))
 
-        def look_ahead() -> None:
-            while len(ahead) < 2 and (batch := next(batches, None)) is not None:
-                ahead.append((batch, checker.check(batch)))
-
-        def stage_next() -> asyncio.Task[Staged] | None:
-            look_ahead()
-            if not ahead:
+        async def stage_next() -> Staged | None:
+            batch = await reads.popleft()
+            if batch is None:
                 return None
-            batch, checking = ahead.popleft()
-            return asyncio.ensure_future(self._stage(job, decision, context, batch, checking))
+            reads.append(feed.next())
+            return await self._stage(job, decision, context, batch)
 
-        staging = stage_next()
+        staging = asyncio.ensure_future(stage_next())
         first = True
         try:
-            while staging is not None:
-                staged = await staging
-                staging = stage_next()
+            while (staged := await staging) is not None:
+                staging = asyncio.ensure_future(stage_next())
                 await self._write(job, staged)
                 if first:
                     # The reference data the first batch loaded stays: out of the collector's way.
                     freeze_long_lived()
                     first = False
         except BaseException:
-            for pending in [staging, *(checking for _, checking in ahead)]:
-                if pending is not None:
-                    pending.cancel()
-                    with contextlib.suppress(BaseException):
-                        await pending
+            in_flight: list[asyncio.Future[Any]] = [staging, *reads]
+            for pending in in_flight:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
             raise
 
     async def _stage(
-        self,
-        job: Any,
-        decision: Decision,
-        context: AccessContext,
-        batch: Sequence[Record],
-        checking: asyncio.Future[Checked],
+        self, job: Any, decision: Decision, context: AccessContext, batch: Batch
     ) -> Staged:
         """A checked batch's outcome and the rows it writes, prepared before its
         transaction."""
-        checked = await checking
+        checked = batch.checked
+        assert checked is not None, "the feed checks every batch"
         valid = [c for c in checked if isinstance(c, ValidRow)]
         errors = [e for c in checked if not isinstance(c, ValidRow) for e in c]
         rejected_batch = job.mode == "all_or_nothing" and len(valid) < len(checked)
         if rejected_batch:
-            first, last = batch[0].row, batch[-1].row
             reason = (
-                f"not imported: rows {first} to {last} were rejected together "
-                "(all or nothing) because some of them are invalid"
+                f"not imported: rows {batch.first_row} to {batch.last_row} were rejected "
+                "together (all or nothing) because some of them are invalid"
             )
             errors = sorted(
                 errors + [RowError(v.row, None, reason) for v in valid], key=lambda e: e.row
@@ -270,7 +274,7 @@ class ImportRunner:
             consent_method=job.consent_method,
             consent_reference=job.consent_reference,
         )
-        return Staged(len(batch), len(checked), len(valid), errors, rejected_batch, prepared)
+        return Staged(batch.records, len(checked), len(valid), errors, rejected_batch, prepared)
 
     async def _write(self, job: Any, staged: Staged) -> None:
         """One batch's transaction: its members, error rows and the job's counters."""

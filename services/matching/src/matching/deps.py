@@ -7,20 +7,20 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from diaspora_identity.http import Identity
-from matching.bootstrap import Matching
+from matching.resources import Matching
 
 
-def _service(request: Request) -> Matching:
+def service_of(request: Request) -> Matching:
     service: Matching = request.app.state.service
     return service
 
 
-ServiceDep = Annotated[Matching, Depends(_service)]
+ServiceDep = Annotated[Matching, Depends(service_of)]
 
 
-def _identity(request: Request) -> Identity:
+def identity_of(request: Request) -> Identity:
     identity: Identity = request.app.state.identity
     return identity
 
 
-IdentityDep = Annotated[Identity, Depends(_identity)]
+IdentityDep = Annotated[Identity, Depends(identity_of)]

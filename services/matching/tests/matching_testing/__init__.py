@@ -1,21 +1,22 @@
-"""Helpers for tests and benchmarks of the matching service (never used in production)."""
+"""Helpers for tests and benchmarks of the matching service: not shipped (they live
+beside the tests, importable through pytest's ``pythonpath``); ``matching_testing.experts``
+has registry member snapshots and events for the experts read model."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from diaspora_devstack.testing import publish_outbox as publish
 from diaspora_devstack.testing import read_topic
 from diaspora_events.cloudevents import decode, headers_from_kafka
 from diaspora_events.topics import Topic
-from matching.adapters.orm import outbox
-from matching.bootstrap import Matching
+from matching.resources import Matching
+from matching.tables import outbox
 
 
 async def publish_outbox(service: Matching) -> int:
     """Run the outbox relay, as the worker does, until every pending row is published;
     returns how many rows were pending."""
-    from diaspora_devstack.testing import publish_outbox as publish  # (tests only)
-
     return await publish(
         service.engine,
         outbox,

@@ -1,5 +1,5 @@
 """Registry member snapshots and events for tests and benchmarks of the experts read
-model (never used in production)."""
+model (not shipped)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,0 @@
-"""The HTTP routers of the matching service, one module per aggregate."""

@@ -1,0 +1,1 @@
+"""What matching holds on a person when the registry erases or merges them."""

@@ -1,0 +1,19 @@
+"""The matching service's service-wide tables (its own database) and their metadata:
+outbox, inbox and audit log. Each feature's own tables are in its ``tables.py``
+(``needs/``, ``experts/``, ``proposals/``, ``missions/``, ``projects/``), on this metadata.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from diaspora_events.consumer import inbox_table
+from diaspora_events.outbox import outbox_table
+from diaspora_identity.audit import audit_table
+
+metadata = MetaData()
+
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+audit_log = audit_table(metadata, chained=True)
