@@ -1,9 +1,11 @@
 # Task runner. The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: help setup run test lint typecheck up down status bench docs docs-check readme-check clean
+.PHONY: help setup run test test-fast lint lint-imports typecheck up down status bench docs docs-check readme-check clean
 
 help:
 	@echo "make run        start the whole platform locally (Ctrl-C stops it)"
-	@echo "make test       run the whole test suite (lint, types, unit, integration)"
+	@echo "make test       run the whole test suite (lint, types, import contracts, unit, integration)"
+	@echo "make test-fast  the tests that need no PostgreSQL, Kafka or slow subprocess"
+	@echo "make lint-imports  check the import contracts (.importlinter, services/*/.importlinter)"
 	@echo "make up / down  start / stop only PostgreSQL and Kafka"
 	@echo "make bench      run the benchmarks under bench/"
 	@echo "make docs       regenerate the AsyncAPI and OpenAPI documents and the event catalogue"
@@ -18,8 +20,18 @@ run: setup
 test:
 	scripts/test.sh
 
+# The fast tier: the tests that need neither PostgreSQL nor Kafka nor a slow subprocess
+# (handlers, service functions, generators, deployment files); tests using the `infra`
+# fixture are marked integration automatically (diaspora_devstack.pytest_plugin).
+test-fast: setup
+	uv run --frozen pytest -p no:xdist -q -m "not integration and not slow" $(ARGS)
+
 lint:
 	uv run --frozen ruff check .
+
+# Import contracts: the root .importlinter and every services/*/.importlinter.
+lint-imports:
+	scripts/lint-imports.sh
 
 typecheck:
 	uv run --frozen mypy
@@ -40,12 +52,12 @@ bench: setup
 	done
 
 docs:
-	uv run --frozen python -m diaspora_events.asyncapi write
-	uv run --frozen python -m diaspora_service.openapi write
+	uv run --frozen python -m diaspora_devstack.asyncapi write
+	uv run --frozen python -m diaspora_devstack.openapi write
 
 docs-check:
-	uv run --frozen python -m diaspora_events.asyncapi check
-	uv run --frozen python -m diaspora_service.openapi check
+	uv run --frozen python -m diaspora_devstack.asyncapi check
+	uv run --frozen python -m diaspora_devstack.openapi check
 
 # The README's commands, in order, against the platform `make run` started (the suite
 # does the same against a platform of its own: tests/test_make_run.py).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, types, then unit and integration tests against a
+# The whole test suite: lint, types, import contracts, then unit and integration tests against a
 # real PostgreSQL and a real Kafka broker. Uses DIASPORA_PG_URL and
 # DIASPORA_KAFKA_BOOTSTRAP when both are set; otherwise starts the embedded
 # local ones and stops them at the end if this script started them.
@@ -13,6 +13,8 @@ uv run --frozen ruff check .
 uv run --frozen ruff format --check .
 echo "==> mypy --strict"
 uv run --frozen mypy
+echo "==> import contracts"
+scripts/lint-imports.sh
 
 echo "==> infrastructure"
 # Not "tee /dev/stderr": when stderr is a file (a CI log), reopening it truncates it.

@@ -280,7 +280,8 @@ def test_compose_runs_the_platform_in_production_mode() -> None:
         assert services[kafka_side]["command"] == [kafka_side]
         assert set(services[migrate]["command"] + services[kafka_side]["command"]) <= entry_points
         assert "command" not in services[api]  # the image's CMD: the HTTP API
-        assert services[api]["build"]["dockerfile"] == f"services/{service}/Dockerfile"
+        assert services[api]["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert services[api]["build"]["args"] == {"SERVICE": service}
         assert services[api]["build"]["context"] == "."
         for name in (api, kafka_side):
             depends = services[name]["depends_on"]
@@ -368,8 +369,17 @@ def test_postgres_init_script_creates_one_database_per_service() -> None:
 # ------------------------------------------------------------------------ dockerfiles
 
 
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+
+
 def _dockerfile(service: str) -> Path:
-    return ROOT / "services" / service / "Dockerfile"
+    """Every service's image comes from one Dockerfile, given SERVICE as a build argument."""
+    return DOCKERFILE
+
+
+def _with_build_args(value: str, service: str) -> str:
+    """A Dockerfile value with the build argument SERVICE expanded."""
+    return value.replace("${SERVICE}", service).replace("$SERVICE", service)
 
 
 def _instructions(path: Path) -> list[tuple[str, str]]:
@@ -402,6 +412,17 @@ def _stages(path: Path) -> list[tuple[str, str, list[tuple[str, str]]]]:
         elif stages:
             stages[-1][2].append((keyword, rest))
     return stages
+
+
+def _runtime_env(service: str) -> dict[str, str]:
+    """The runtime stage's ENV, build argument expanded."""
+    env: dict[str, str] = {}
+    for keyword, rest in _stages(_dockerfile(service))[-1][2]:
+        if keyword == "ENV":
+            for pair in shlex.split(rest):
+                key, _, value = pair.partition("=")
+                env[key] = _with_build_args(value, service)
+    return env
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -437,9 +458,19 @@ def test_dockerfile_follows_the_platform_rules(service: str) -> None:
     assert "slim" in runtime_image
 
     # Builder: the one service from the lock file, with the workspace it needs.
-    runs = " ".join(rest for _, _, steps in stages for kw, rest in steps if kw == "RUN")
+    # The service is a build argument, declared in each stage that uses it, without a
+    # default (a build that forgets it fails at once).
+    for stage in ("builder", "runtime"):
+        steps = next(steps for _, name, steps in stages if name == stage)
+        assert ("ARG", "SERVICE") in steps, stage
+    runs = " ".join(
+        _with_build_args(rest, service)
+        for _, _, steps in stages
+        for kw, rest in steps
+        if kw == "RUN"
+    )
     assert "uv sync --frozen --no-dev" in runs
-    assert f"--package {service}" in runs
+    assert f'--package "{service}"' in runs
     assert "--no-editable" in runs
     copies = [rest for _, _, steps in stages for kw, rest in steps if kw == "COPY"]
     for member in _workspace_members():
@@ -457,7 +488,10 @@ def test_dockerfile_follows_the_platform_rules(service: str) -> None:
     # One image, every process: CMD is the API; no ENTRYPOINT, so a command overrides it.
     assert not any(kw == "ENTRYPOINT" for kw, _ in runtime)
     cmd = json.loads(next(rest for kw, rest in runtime if kw == "CMD"))
-    assert cmd[:3] == ["uvicorn", "--factory", f"{service}.entrypoints.http:app"]
+    assert cmd[:2] == ["uvicorn", "--factory"]
+    # The app: uvicorn's APP argument from UVICORN_APP (an exec-form CMD cannot expand
+    # a build argument).
+    assert _runtime_env(service)["UVICORN_APP"] == f"{service}.entrypoints.http:app"
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
     assert cmd[cmd.index("--port") + 1] == "8000"
     assert any(kw == "EXPOSE" and rest == "8000" for kw, rest in runtime)
@@ -551,14 +585,15 @@ def _simulate_builder(service: str, workdir: Path) -> Path:
         if keyword in {"ENV", "ARG"}:
             for pair in shlex.split(rest):
                 key, _, value = pair.partition("=")
-                env[key] = rerooted(value)
+                # ARG SERVICE: the build argument, as `--build-arg SERVICE=<service>`.
+                env[key] = service if (keyword, key) == ("ARG", "SERVICE") else rerooted(value)
             if "UV_PYTHON" in env:
                 env["UV_PYTHON"] = str(base_python)
         elif keyword == "WORKDIR":
             cwd = Path(rerooted(rest))
             cwd.mkdir(parents=True, exist_ok=True)
         elif keyword == "COPY":
-            words = shlex.split(rest)
+            words = shlex.split(_with_build_args(rest, service))
             if any(w.startswith("--from=") for w in words):
                 continue  # the uv binary: the one on this machine stands in for it
             *sources, target = [w for w in words if not w.startswith("--")]
@@ -671,6 +706,7 @@ async def _image_cmd_and_healthcheck(
     ]
     prefix = service.upper()
     run_env = {
+        "UVICORN_APP": _runtime_env(service)["UVICORN_APP"],
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "HOME": str(venv.parent),
         # "test": production mode refuses the devstack's password-less database.
@@ -1455,7 +1491,7 @@ def test_operations_doc_says_what_was_and_was_not_verified() -> None:
     doc = (ROOT / "docs" / "operations.md").read_text()
     assert "## What was verified here and what was not" in doc
     for service in SERVICES:
-        assert f"docker build -f services/{service}/Dockerfile" in doc
+        assert f"docker build -f deploy/Dockerfile --build-arg SERVICE={service}" in doc
 
 
 # --------------------------------------------- crypto-shredding: settings as deployed

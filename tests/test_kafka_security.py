@@ -2,7 +2,7 @@
 
 A private broker configured as the deployments run it (SASL_SSL listener, SCRAM-SHA-512
 users created when its storage is formatted, StandardAuthorizer denying what no ACL
-allows) and the platform's ACLs (diaspora_events.acls). The registry's own settings
+allows) and the platform's ACLs (diaspora_devstack.acls). The registry's own settings
 connect over TLS and SCRAM: its producer, consumer, admin and FastStream clients write and
 read its topics; reading another service's topic, connecting in plaintext or with a wrong
 password are refused.
@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
+from diaspora_devstack.acls import platform_acls, setup_script
 from diaspora_devstack.testing import SecureKafka
-from diaspora_events.acls import platform_acls, setup_script
 from diaspora_events.kafka import (
     KafkaConnection,
     client_options,
@@ -193,7 +193,7 @@ def test_the_deployments_setup_script_is_generated_from_the_code() -> None:
     """deploy/k8s/kafka/setup.sh (compose and cluster job) is what the code says today."""
     script = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "kafka" / "setup.sh"
     assert script.read_text() == setup_script(), (
-        "regenerate it: uv run python -m diaspora_events.acls --format script "
+        "regenerate it: uv run python -m diaspora_devstack.acls --format script "
         "> deploy/k8s/kafka/setup.sh"
     )
     assert "allow-principal User:ANONYMOUS" not in script.read_text()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
+
 from diaspora_devstack import kafka
 from diaspora_devstack.config import StackConfig
 from diaspora_devstack.testing import free_port
@@ -16,6 +18,8 @@ def test_new_cluster_ids_are_base64url_uuids_never_read_as_an_option() -> None:
     assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
 
 
+# Runs the Kafka StorageTool (a JVM): seconds, not milliseconds.
+@pytest.mark.slow
 def test_storage_formats_with_an_id_that_starts_with_a_dash(tmp_path: Path) -> None:
     # Ids written before new_cluster_id existed may start with "-" (1 in 64 did).
     cfg = StackConfig.from_env().private(

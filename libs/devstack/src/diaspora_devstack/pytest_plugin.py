@@ -29,6 +29,16 @@ from diaspora_devstack.testing import (
 from diaspora_identity.testing import DEV_SERVICE_CLIENTS, LocalIssuer
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that reaches the real infrastructure (the ``infra`` fixture, directly or
+    through another fixture) is an integration test whether or not its module says so,
+    so that the fast tier (``make test-fast``: ``-m "not integration and not slow"``)
+    can trust the mark."""
+    for item in items:
+        if "infra" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def infra() -> stack.Endpoints:
     """The PostgreSQL server and Kafka broker the integration tests talk to."""

@@ -11,7 +11,6 @@ partition moves on.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -37,6 +36,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from diaspora_events.cloudevents import (
     Envelope,
@@ -110,6 +117,12 @@ class Record:
 
 class _Permanent(Exception):
     """A failure that no retry can cure (undecodable or invalid event)."""
+
+
+def _retryable(error: BaseException) -> bool:
+    """A handler failure worth another try: any error but a permanent one (a cancellation
+    is no failure: it goes through)."""
+    return isinstance(error, Exception) and not isinstance(error, _Permanent)
 
 
 class EventConsumer:
@@ -232,36 +245,49 @@ class EventConsumer:
                 "cloudevents.event_type": envelope.type,
             },
         ):
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    return await self._process(envelope)
-                except _Permanent as error:
-                    await self._dead_letter(
-                        record,
-                        error.__cause__ or error,
-                        attempts=attempt,
-                        secrets=_personal_texts_of(envelope),
-                    )
-                    return Outcome.DEAD_LETTERED
-                except Exception as error:
-                    if attempt >= self._max_attempts:
-                        await self._dead_letter(
-                            record, error, attempts=attempt, secrets=_personal_texts_of(envelope)
-                        )
-                        return Outcome.DEAD_LETTERED
-                    delay = min(self._max_backoff, self._first_backoff * 2 ** (attempt - 1))
-                    log.warning(
-                        "event_handler_failed",
-                        consumer=self.name,
-                        event_id=str(envelope.id),
-                        event_type=envelope.type,
-                        attempt=attempt,
-                        retry_in=delay,
-                        error=scrub(describe_error(error), _personal_texts_of(envelope)),
-                    )
-                    await asyncio.sleep(delay)
+            # first_backoff, doubling up to max_backoff, at most max_attempts tries; a
+            # _Permanent error (retrying cannot help) is not retried.
+            attempts = 0
+
+            def retry_later(state: RetryCallState) -> None:
+                # Called after a failed attempt only: there is an error.
+                error = state.outcome.exception() if state.outcome else None
+                assert error is not None
+                log.warning(
+                    "event_handler_failed",
+                    consumer=self.name,
+                    event_id=str(envelope.id),
+                    event_type=envelope.type,
+                    attempt=state.attempt_number,
+                    retry_in=state.next_action.sleep if state.next_action else None,
+                    error=scrub(describe_error(error), _personal_texts_of(envelope)),
+                )
+
+            try:
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception(_retryable),
+                    stop=stop_after_attempt(self._max_attempts),
+                    wait=wait_exponential(multiplier=self._first_backoff, max=self._max_backoff),
+                    before_sleep=retry_later,
+                    reraise=True,
+                ):
+                    with attempt:
+                        attempts = attempt.retry_state.attempt_number
+                        return await self._process(envelope)
+            except _Permanent as error:
+                await self._dead_letter(
+                    record,
+                    error.__cause__ or error,
+                    attempts=attempts,
+                    secrets=_personal_texts_of(envelope),
+                )
+                return Outcome.DEAD_LETTERED
+            except Exception as error:
+                await self._dead_letter(
+                    record, error, attempts=attempts, secrets=_personal_texts_of(envelope)
+                )
+                return Outcome.DEAD_LETTERED
+            raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _open_sealed(self, envelope: Envelope) -> Envelope | SealBroken | None:
         """The envelope with its personal fields opened; None when its subject's key is
@@ -272,23 +298,29 @@ class EventConsumer:
         subject = sealed_subject(envelope.data)
         if subject is None:
             return None
-        delay = self._first_backoff
-        while True:
-            try:
-                if self.keys is None:
-                    raise KeyServiceUnavailable("no key resolver configured")
-                key = (await self.keys.data_keys([subject]))[subject]
-                break
-            except KeyServiceUnavailable as error:
-                log.warning(
-                    "event_keys_unavailable",
-                    consumer=self.name,
-                    event_id=str(envelope.id),
-                    retry_in=delay,
-                    error=str(error),
-                )
-                await asyncio.sleep(delay)
-                delay = min(self._max_key_backoff, delay * 2)
+
+        def keys_unavailable(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "event_keys_unavailable",
+                consumer=self.name,
+                event_id=str(envelope.id),
+                retry_in=state.next_action.sleep if state.next_action else None,
+                error=str(error),
+            )
+
+        async def data_key() -> bytes | None:
+            if self.keys is None:
+                raise KeyServiceUnavailable("no key resolver configured")
+            return (await self.keys.data_keys([subject]))[subject]
+
+        # first_backoff, doubling up to max_key_backoff, for as long as it takes.
+        key: bytes | None = await AsyncRetrying(
+            retry=retry_if_exception_type(KeyServiceUnavailable),
+            wait=wait_exponential(multiplier=self._first_backoff, max=self._max_key_backoff),
+            before_sleep=keys_unavailable,
+            reraise=True,
+        )(data_key)
         if key is None:
             log.info(
                 "event_about_erased_person",

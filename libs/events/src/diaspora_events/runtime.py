@@ -11,11 +11,15 @@ from typing import Any
 import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_incrementing
 
 from diaspora_events.consumer import DeadLetterSink, EventConsumer, record_from_kafka
 from diaspora_events.kafka import Kafka, ensure_topics, faststream_security, kafka_connection
 
 log = structlog.get_logger(__name__)
+
+# A long-lived task of a process: runs until the event is set, then returns.
+Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def run_service(main: Coroutine[Any, Any, None]) -> None:
@@ -111,7 +115,7 @@ async def prepare_topics(
 
 
 async def run_until_stopped(
-    *tasks: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    *tasks: Task,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run long-lived tasks until SIGTERM/SIGINT (or ``stop``), then let them finish."""
@@ -135,28 +139,41 @@ async def run_until_stopped(
         raise failure
 
 
-def broker_task(
-    broker: KafkaBroker, *, retry_after: float = 2.0
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+def broker_task(broker: KafkaBroker, *, retry_after: float = 2.0) -> Task:
     """Start the FastStream broker (its subscribers' Kafka consumers) and keep it until
     ``stop``. A start that fails (the broker unreachable at that moment, even halfway
     through starting the consumers) is undone and tried again until it succeeds: the
     process stays up and its readiness says "broker" is missing meanwhile.
     """
 
+    async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+    def failed(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("broker_start_failed", attempt=state.attempt_number, error=repr(error))
+
     async def run(stop: asyncio.Event) -> None:
-        attempt = 0
-        while not stop.is_set():
+        async def start() -> None:
+            if stop.is_set():
+                return  # stopped before (or while waiting for) the next attempt
             try:
                 await broker.start()
-                break
-            except Exception as error:
-                attempt += 1
-                log.warning("broker_start_failed", attempt=attempt, error=repr(error))
+            except Exception:
                 with contextlib.suppress(Exception):
-                    await broker.stop()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=min(30.0, retry_after * attempt))
+                    await broker.stop()  # undo a start that failed halfway
+                raise
+
+        # retry_after, 2 x retry_after, ... up to 30 s between attempts, until started or
+        # stopped (a stop ends the wait at once).
+        await AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_incrementing(start=retry_after, increment=retry_after, max=30.0),
+            sleep=lambda seconds: sleep_unless_stopped(stop, seconds),
+            before_sleep=failed,
+            reraise=True,
+        )(start)
         try:
             await stop.wait()
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 log = structlog.get_logger(__name__)
 
@@ -55,15 +55,17 @@ async def retry_until_reachable(
     run as a background task, they let the process start and report "not ready"
     while the database is down, instead of failing to start at all.
     """
-    delay = first_delay
-    while True:
-        try:
-            await job()
-        except UNAVAILABLE_ERRORS as error:
-            log.warning(
-                "startup_job_deferred", job=name, error=type(error).__name__, retry_in=delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
-        else:
-            return
+
+    def deferred(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        retry_in = state.next_action.sleep if state.next_action else None
+        log.warning("startup_job_deferred", job=name, error=type(error).__name__, retry_in=retry_in)
+
+    # first_delay, then doubling up to max_delay, for as long as the database is down;
+    # any other error is raised at once.
+    await AsyncRetrying(
+        retry=retry_if_exception_type(UNAVAILABLE_ERRORS),
+        wait=wait_exponential(multiplier=first_delay, max=max_delay),
+        before_sleep=deferred,
+        reraise=True,
+    )(job)

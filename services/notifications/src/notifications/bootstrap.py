@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.outbox import OutboxWriter
+from diaspora_events.runtime import Task
 from diaspora_events.shredding import KeyResolver, event_key_settings
 from diaspora_service.db import make_engine, make_session_factory
 from notifications import SERVICE_NAME
@@ -132,36 +133,41 @@ class Fanout:
 
 @dataclass
 class WorkerJobs:
-    """What the worker runs on the service's handles, besides broker, relay and monitors."""
+    """What the worker runs on the service's handles, besides broker, relay and monitors:
+    its consumer (built once the broker's dead-letter sink exists) and its tasks (the
+    email and, with a provider, SMS senders and the campaign runner)."""
 
-    consumer: EventConsumer
-    senders: list[DeliverySender]
-    campaigns: CampaignRunner
+    consumers: Callable[[DeadLetterSink], list[EventConsumer]]
+    tasks: list[Task]
 
 
 def build_worker_jobs(
     service: Notifications,
     *,
-    dead_letters: DeadLetterSink,
     clock: Clock = utc_now,
     sms_provider: SmsProvider | None = None,
 ) -> WorkerJobs:
-    """The consumer, the email (and, with a provider, SMS) senders and the campaign runner,
-    sharing the signals that wake the senders when deliveries are queued."""
+    """The consumer, the senders and the campaign runner, sharing the signals that wake
+    the senders when deliveries are queued."""
     settings = service.settings
     email_work, sms_work = WorkSignal(), WorkSignal()
     work = Fanout(email_work, sms_work)
-    consumer = build_consumer(
-        sessions=service.sessions,
-        dead_letters=dead_letters,
-        work_available=work,
-        topic_prefix=settings.topic_prefix,
-        outbox=service.outbox,
-        available_channels=settings.available_channels,
-        settings=settings,
-        # Persons' data keys from the registry's key service (crypto-shredding).
-        keys=service.key_settings.resolver(SERVICE_NAME) if service.key_settings else None,
-    )
+
+    def consumers(dead_letters: DeadLetterSink) -> list[EventConsumer]:
+        return [
+            build_consumer(
+                sessions=service.sessions,
+                dead_letters=dead_letters,
+                work_available=work,
+                topic_prefix=settings.topic_prefix,
+                outbox=service.outbox,
+                available_channels=settings.available_channels,
+                settings=settings,
+                # Persons' data keys from the registry's key service (crypto-shredding).
+                keys=service.key_settings.resolver(SERVICE_NAME) if service.key_settings else None,
+            )
+        ]
+
     senders: list[DeliverySender] = [
         EmailSender(
             settings=settings,
@@ -191,4 +197,4 @@ def build_worker_jobs(
                 clock=clock,
             )
         )
-    return WorkerJobs(consumer=consumer, senders=senders, campaigns=campaigns)
+    return WorkerJobs(consumers=consumers, tasks=[campaigns.run, *(s.run for s in senders)])

@@ -15,26 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import structlog
 
-from diaspora_events.metrics import LagMonitor, broker_reachable
-from diaspora_events.observability import setup_observability
-from diaspora_events.runtime import (
-    broker_dead_letter_sink,
-    broker_task,
-    make_broker,
-    prepare_topics,
-    run_until_stopped,
-    subscribe,
-)
-from diaspora_service.health_server import health_task
+from diaspora_events.consumer import DeadLetterSink, EventConsumer
+from diaspora_service.worker import run_worker
 from registry import SERVICE_NAME
 from registry.access_log import build_consumer as build_access_log_consumer
 from registry.bootstrap import Registry, bootstrap
 from registry.freshness import StaleCampaign
+from registry.statistics.consumer import CONSUMER_NAME as READ_MODELS
 from registry.statistics.consumer import build_consumer
 from registry.statistics.projection import rebuild_counts
 
@@ -45,33 +35,28 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
     owned = registry is None
     registry = registry or bootstrap()
     settings = registry.settings
-    setup_observability(f"{SERVICE_NAME}-worker", json_logs=settings.json_logs)
-    broker_ = make_broker(settings.kafka, client_id=f"{SERVICE_NAME}-worker")
     # One cache of data keys for the process's consumers, read from the registry's own
     # key store (crypto-shredding): an erasure seen by either consumer drops the key.
     keys = registry.keys.resolver() if registry.keys is not None else None
-    consumer = build_consumer(
-        sessions=registry.sessions,
-        dead_letters=broker_dead_letter_sink(broker_),
-        topic_prefix=settings.topic_prefix,
-        require_consent=settings.statistics_require_consent,
-        jurisdictions=registry.identity.jurisdictions,
-        keys=keys,
-    )
-    accesses = build_access_log_consumer(
-        sessions=registry.sessions,
-        dead_letters=broker_dead_letter_sink(broker_),
-        topic_prefix=settings.topic_prefix,
-        keys=keys,
-    )
-    await prepare_topics(
-        settings.kafka,
-        [consumer, accesses],
-        prefix=settings.topic_prefix,
-        replication_factor=settings.kafka_replication_factor,
-    )
-    subscribe(broker_, consumer, workers=settings.read_model_workers)
-    subscribe(broker_, accesses)
+
+    def consumers(dead_letters: DeadLetterSink) -> list[EventConsumer]:
+        return [
+            build_consumer(
+                sessions=registry.sessions,
+                dead_letters=dead_letters,
+                topic_prefix=settings.topic_prefix,
+                require_consent=settings.statistics_require_consent,
+                jurisdictions=registry.identity.jurisdictions,
+                keys=keys,
+            ),
+            build_access_log_consumer(
+                sessions=registry.sessions,
+                dead_letters=dead_letters,
+                topic_prefix=settings.topic_prefix,
+                keys=keys,
+            ),
+        ]
+
     campaign = StaleCampaign(
         sessions=registry.sessions,
         outbox=registry.outbox,
@@ -79,43 +64,16 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
         interval=settings.stale_check_interval_seconds,
         batch_size=settings.stale_batch_size,
     )
-    lags = [
-        LagMonitor(
-            bootstrap_servers=settings.kafka,
-            group_id=c.group_id,
-            consumer_name=c.name,
-            topics=c.topics,
-            stuck_after=settings.consumer_stuck_after_seconds,
-        )
-        for c in (consumer, accesses)
-    ]
-
-    async def consumer_not_stuck() -> bool:
-        return not any(lag.stuck for lag in lags)
-
-    async def broker() -> bool:
-        return await broker_reachable(settings.kafka)
-
-    tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
-        broker_task(broker_),
-        campaign.run,
-        *(lag.run for lag in lags),
-    ]
-    if settings.health_port:
-        tasks.append(
-            health_task(
-                host=settings.http_host,
-                port=settings.health_port,
-                readiness={
-                    "database": registry.database_ready,
-                    "broker": broker,
-                    "consumer": consumer_not_stuck,
-                    **({"keys": keys.available} if keys else {}),
-                },
-            )
-        )
     try:
-        await run_until_stopped(*tasks, stop=stop)
+        await run_worker(
+            service=SERVICE_NAME,
+            settings=settings,
+            consumers=consumers,
+            jobs=[campaign.run],
+            readiness={"database": registry.database_ready},
+            workers={READ_MODELS: settings.read_model_workers},
+            stop=stop,
+        )
     finally:
         if owned:
             await registry.close()

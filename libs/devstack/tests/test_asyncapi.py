@@ -17,9 +17,8 @@ from pydantic import BaseModel
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from diaspora_events import asyncapi
-from diaspora_events.asyncapi import (
-    SERVICES,
+from diaspora_devstack import asyncapi
+from diaspora_devstack.asyncapi import (
     ServiceView,
     asyncapi_document,
     breaking_changes,
@@ -30,11 +29,14 @@ from diaspora_events.asyncapi import (
     service_views,
     to_yaml,
 )
+from diaspora_devstack.services import discover
 from diaspora_events.cloudevents import encode
 from diaspora_events.consumer import EventConsumer, Outcome, Record, inbox_table
 from diaspora_events.contracts import DeliveryDeliveredV1, Event, MemberRegisteredV1, personal
 from diaspora_events.contracts.base import all_contracts
 from diaspora_events.topics import ALL_TOPICS, REGISTRY_MEMBERS
+
+SERVICES = discover()
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -71,21 +73,27 @@ def documents() -> dict[str, dict[str, Any]]:
 # --- the committed files ------------------------------------------------------
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_committed_documents_are_in_step_with_the_code() -> None:
     result = check(ROOT)
     assert result.ok, (
         "docs/asyncapi/*.yaml or docs/events.md disagree with the code; run "
-        "`uv run python -m diaspora_events.asyncapi write`\n"
+        "`uv run python -m diaspora_devstack.asyncapi write`\n"
         + "\n".join(result.breaking)
         + "\n".join(result.diffs)
     )
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_cli_check_passes_on_the_repository(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--root", str(ROOT), "check"]) == 0
     assert "up to date" in capsys.readouterr().out
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_cli_write_then_check_round_trip(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -111,6 +119,8 @@ def test_cli_write_then_check_round_trip(
     assert "+# Event catalogue" in err
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_generation_is_stable() -> None:
     assert generate() == generate()
     for document in documents().values():
@@ -132,6 +142,8 @@ def _committed_with(change: Any, tmp_path: Path) -> Path:
     return tmp_path
 
 
+# Regenerates whole documents (or runs a subprocess): seconds, not milliseconds.
+@pytest.mark.slow
 def test_check_reports_a_breaking_change_against_the_committed_document(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

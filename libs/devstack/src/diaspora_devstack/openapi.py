@@ -2,60 +2,52 @@
 
 ``docs/openapi/<service>.json`` is what each service's HTTP interface accepts and
 answers, as the code declares it. CI checks the committed files are in step
-(``python -m diaspora_service.openapi check``); ``write`` regenerates them.
+(``python -m diaspora_devstack.openapi check``); ``write`` regenerates them.
 
-A service is found by convention: ``services/<name>/src/<package>/entrypoints/http.py``
-with a ``build_app()`` factory. Building the app touches no database or broker.
+A service is found through its ``diaspora.services`` entry point, whose ``build_app()``
+gives its FastAPI app (diaspora_devstack.services). Building the app touches no
+database or broker.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from diaspora_events.asyncapi import find_root
+from diaspora_devstack.asyncapi import find_root
+from diaspora_devstack.services import Service, discover
 
 OPENAPI_DIR = Path("docs/openapi")
-COMMAND = "python -m diaspora_service.openapi"
+COMMAND = "python -m diaspora_devstack.openapi"
 
 
-def http_modules(root: Path) -> dict[str, str]:
-    """Service name → import path of its HTTP entry point module."""
-    found = {}
-    for module_file in sorted(root.glob("services/*/src/*/entrypoints/http.py")):
-        service = module_file.parents[3].name
-        package = module_file.parents[1].name
-        found[service] = f"{package}.entrypoints.http"
-    return found
-
-
-def document(module_path: str) -> dict[str, Any]:
-    module = importlib.import_module(module_path)
-    spec: dict[str, Any] = module.build_app().openapi()
-    return spec
+def http_services() -> dict[str, Service]:
+    """The services with an HTTP interface (a ``build_app`` in their entry point)."""
+    return {name: s for name, s in discover().items() if hasattr(s.module, "build_app")}
 
 
 def render(spec: dict[str, Any]) -> str:
     return json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
 
 
-def generate(root: Path) -> dict[Path, str]:
+def generate() -> dict[Path, str]:
     """Every generated file (relative to the repository root) and its text."""
-    return {
-        OPENAPI_DIR / f"{service}.json": render(document(module))
-        for service, module in http_modules(root).items()
-    }
+    generated = {}
+    for name, service in http_services().items():
+        spec = service.openapi()
+        if spec is not None:
+            generated[OPENAPI_DIR / f"{name}.json"] = render(spec)
+    return generated
 
 
 def stale(root: Path) -> list[str]:
     """Unified diffs of every committed document that differs from the code's."""
-    generated = generate(root)
+    generated = generate()
     diffs = []
     for relative, text in generated.items():
         path = root / relative
@@ -79,7 +71,7 @@ def stale(root: Path) -> list[str]:
 
 
 def write(root: Path) -> list[Path]:
-    generated = generate(root)
+    generated = generate()
     changed = []
     for relative, text in generated.items():
         path = root / relative

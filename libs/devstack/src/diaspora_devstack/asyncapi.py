@@ -4,8 +4,8 @@ The contracts, the topic registry and each service's consumers are the only
 source: this module turns them into ``docs/asyncapi/<service>.yaml`` (one AsyncAPI
 3.0 document per service) and ``docs/events.md`` (the catalogue people read).
 
-    uv run python -m diaspora_events.asyncapi write   # regenerate the files
-    uv run python -m diaspora_events.asyncapi check   # CI: fail if stale or breaking
+    uv run python -m diaspora_devstack.asyncapi write   # regenerate the files
+    uv run python -m diaspora_devstack.asyncapi check   # CI: fail if stale or breaking
 
 ``check`` fails when the committed files differ from what the code generates, and
 when a contract version present in the committed documents changed in a way its
@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib
 import inspect
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
+from diaspora_devstack.services import ENTRY_POINT_GROUP, Service, discover
 from diaspora_events import contracts as _contracts  # noqa: F401  (registers every contract)
 from diaspora_events.cloudevents import CONTENT_TYPE, SPEC_VERSION, VERSION_ATTRIBUTE, dataschema
 from diaspora_events.consumer import EventConsumer
@@ -41,67 +40,13 @@ KAFKA_BINDING_VERSION = "0.5.0"
 DOCS_DIR = Path("docs")
 ASYNCAPI_DIR = DOCS_DIR / "asyncapi"
 CATALOGUE = DOCS_DIR / "events.md"
-COMMAND = "uv run python -m diaspora_events.asyncapi"
+COMMAND = "uv run python -m diaspora_devstack.asyncapi"
 
 # ---------------------------------------------------------------------------
-# The services: what each one consumes. What it publishes follows from the
-# topic registry (a contract is published by the owner of its topic).
+# The services: what each one consumes (its ``diaspora.services`` entry point, see
+# diaspora_devstack.services). What it publishes follows from the topic registry (a
+# contract is published by the owner of its topic).
 # ---------------------------------------------------------------------------
-
-ConsumersOf = Callable[[], Sequence[EventConsumer]]
-
-
-async def _no_dead_letters(
-    *, topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
-) -> None:
-    raise RuntimeError("documentation-only consumer: it handles no record")
-
-
-def _notifications_consumers() -> Sequence[EventConsumer]:
-    # Imported lazily: services depend on this library, not the other way round.
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
-    from notifications.bootstrap import build_consumer
-
-    # Construction only registers handlers; no database or broker is touched.
-    return [build_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters)]
-
-
-def _registry_consumers() -> Sequence[EventConsumer]:
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
-    from registry.access_log import build_consumer as build_access_log_consumer
-    from registry.statistics.consumer import build_consumer
-
-    # The read models (statistics, search) fed by the registry's own member events, and
-    # the person's access log fed by the other services' audit events.
-    return [
-        build_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters),
-        build_access_log_consumer(sessions=async_sessionmaker(), dead_letters=_no_dead_letters),
-    ]
-
-
-def _matching_consumers() -> Sequence[EventConsumer]:
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
-    from diaspora_events.outbox import OutboxWriter
-    from matching.bootstrap import consumers
-    from matching.tables import outbox
-
-    # The experts read model, fed by the registry's member events; proposals, missions
-    # and projects of erased or merged members.
-    return consumers(
-        sessions=async_sessionmaker(),
-        outbox=OutboxWriter(outbox, source="/tg/diaspora/matching"),
-        dead_letters=_no_dead_letters,
-    )
-
-
-SERVICES: dict[str, ConsumersOf] = {
-    "registry": _registry_consumers,
-    "notifications": _notifications_consumers,
-    "matching": _matching_consumers,
-}
 
 
 @dataclass(frozen=True)
@@ -111,24 +56,29 @@ class ServiceView:
     name: str
     publishes: tuple[type[Event], ...]
     consumers: tuple[EventConsumer, ...]
+    version: str = "0.0.0"
+    description: str = ""
 
 
-def service_views(services: Mapping[str, ConsumersOf] | None = None) -> list[ServiceView]:
-    services = SERVICES if services is None else services
+def service_views(services: Mapping[str, Service] | None = None) -> list[ServiceView]:
+    services = discover() if services is None else services
     published = all_contracts()
     unknown = sorted({c.topic.owner for c in published} - set(services))
     if unknown:
         raise ValueError(
-            f"events are published by {unknown}, missing from SERVICES in {__name__}: "
-            "add each service there so that its events are documented"
+            f"events are published by {unknown}, which declare no {ENTRY_POINT_GROUP!r} "
+            "entry point: add one to each service's pyproject.toml so that its events are "
+            "documented (see diaspora_devstack.services)"
         )
     return [
         ServiceView(
             name=name,
             publishes=tuple(c for c in published if c.topic.owner == name),
-            consumers=tuple(sorted(consumers_of(), key=lambda c: c.name)),
+            consumers=tuple(sorted(service.consumers(), key=lambda c: c.name)),
+            version=service.version,
+            description=service.description,
         )
-        for name, consumers_of in sorted(services.items())
+        for name, service in sorted(services.items())
     ]
 
 
@@ -494,8 +444,8 @@ def asyncapi_document(view: ServiceView, *, version: str | None = None) -> dict[
         "id": f"urn:tg-diaspora:services:{view.name}",
         "info": {
             "title": f"{view.name} events",
-            "version": version if version is not None else _service_version(view.name),
-            "description": _service_description(view.name),
+            "version": version if version is not None else view.version,
+            "description": _service_description(view),
         },
         "defaultContentType": CONTENT_TYPE,
         "channels": dict(sorted(channels.items())),
@@ -514,19 +464,9 @@ def _by_topic(contracts: Iterable[type[Event]]) -> list[tuple[Topic, list[type[E
     return [grouped[name] for name in sorted(grouped)]
 
 
-def _service_version(service: str) -> str:
-    try:
-        return metadata.version(service)
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
-
-
-def _service_description(service: str) -> str:
-    try:
-        doc = importlib.import_module(service).__doc__ or ""
-    except ImportError:
-        doc = ""
-    first = doc.strip().splitlines()[0] if doc.strip() else f"The {service} service."
+def _service_description(view: ServiceView) -> str:
+    doc = view.description
+    first = doc.strip().splitlines()[0] if doc.strip() else f"The {view.name} service."
     return (
         f"{first}\n\nGenerated from the code by `{COMMAND} write`; do not edit. Topic names are "
         "those of production: environments sharing a cluster put a prefix before every topic "
@@ -780,7 +720,7 @@ def _days(ms: int) -> str:
 _HEADER = """\
 <!-- Generated from the code by `{command} write`: do not edit by hand.
      Change the contracts and topics in libs/events, or this text in
-     libs/events/src/diaspora_events/asyncapi.py. -->
+     libs/devstack/src/diaspora_devstack/asyncapi.py. -->
 
 # Event catalogue
 
@@ -1014,7 +954,7 @@ def _header_meaning(header: Header) -> str:
 # ---------------------------------------------------------------------------
 
 
-def generate(services: Mapping[str, ConsumersOf] | None = None) -> dict[Path, str]:
+def generate(services: Mapping[str, Service] | None = None) -> dict[Path, str]:
     """Every generated file (path relative to the repository root) and its text."""
     views = service_views(services)
     files = {ASYNCAPI_DIR / f"{v.name}.yaml": to_yaml(asyncapi_document(v)) for v in views}
@@ -1086,7 +1026,10 @@ def check(root: Path, *, base: str | None = None) -> CheckResult:
             )
     for path in sorted((root / ASYNCAPI_DIR).glob("*.yaml")):
         if path.relative_to(root) not in expected:
-            diffs.append(f"{path.relative_to(root)}: no such service in SERVICES any more\n")
+            diffs.append(
+                f"{path.relative_to(root)}: no such service any more "
+                f"(no {ENTRY_POINT_GROUP!r} entry point)\n"
+            )
     baseline = _documents_at(root, base) if base else _committed_documents(root)
     breaking, notes = incompatibilities(baseline)
     return CheckResult(diffs=diffs, breaking=breaking, notes=notes)
@@ -1129,7 +1072,7 @@ _BREAKING_ADVICE = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m diaspora_events.asyncapi",
+        prog="python -m diaspora_devstack.asyncapi",
         description="Generate and check docs/asyncapi/<service>.yaml and docs/events.md.",
     )
     parser.add_argument("--root", type=Path, help="repository root (default: found from cwd)")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from diaspora_service import openapi
+from diaspora_devstack import openapi
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCUMENTS = sorted((ROOT / openapi.OPENAPI_DIR).glob("*.json"))
