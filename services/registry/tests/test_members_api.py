@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from registry.adapters.orm import members, outbox
-from registry.bootstrap import Registry
+from registry.resources import Registry
+from registry.tables import members, outbox
 
 pytestmark = pytest.mark.integration
 

@@ -30,8 +30,8 @@ from diaspora_events.contracts.matching import MatchingAuditRecordedV1
 from diaspora_events.contracts.notifications import NotificationsAuditRecordedV1
 from diaspora_events.shredding import KeyResolver
 from registry import SERVICE_NAME
-from registry.adapters.orm import audit_log, inbox, member_accesses
 from registry.service import ACCESS_LOG_FIELDS
+from registry.tables import audit_log, inbox, member_accesses
 
 CONSUMER_NAME = "registry-access-log"
 

@@ -1,45 +1,41 @@
-"""Composition root: settings, database, outbox, identity and audit, wired once."""
+"""Composition root: settings, database, outbox, identity and audit, then what the
+features hand each other (erasure and merge steps), wired once."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from diaspora_events.outbox import OutboxWriter
 from diaspora_events.shredding import event_key_settings
 from diaspora_identity.audit import AuditTrail
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
-from registry.adapters.orm import audit_log, outbox
+from registry.associations import hooks as associations
 from registry.crypto import DocumentCipher
-from registry.keys.store import PersonKeys, use_in_this_process
+from registry.duplicates.cases import forget_member as forget_duplicates
+from registry.freshness import forget_stale_marks
+from registry.keys.store import PersonKeys, destroy_key
+from registry.resources import ErasureStep, MergeStep, Registry
 from registry.service import audit_event
 from registry.settings import RegistrySettings
+from registry.tables import audit_log, outbox
+
+__all__ = ["Registry", "bootstrap"]
 
 
-@dataclass
-class Registry:
-    settings: RegistrySettings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    outbox: OutboxWriter
-    identity: Identity
-    audit: AuditTrail
-    # Encrypts nationality document numbers at rest (keys from the settings).
-    cipher: DocumentCipher
-    # Persons' data keys (crypto-shredding); None when event encryption is off.
-    keys: PersonKeys | None = None
+def erasure_steps(writer: OutboxWriter) -> list[ErasureStep]:
+    """What an erasure (and the absorbed record of a merge) removes beyond the member row,
+    in this order: the person's data key, duplicate cases, association links, campaign
+    marks."""
+    return [
+        destroy_key,
+        forget_duplicates,
+        associations.erasure_step(writer),
+        forget_stale_marks,
+    ]
 
-    async def database_ready(self) -> bool:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
 
-    async def close(self) -> None:
-        await self.identity.aclose()
-        await self.engine.dispose()
+def merge_steps(writer: OutboxWriter) -> list[MergeStep]:
+    """What a merge of duplicates moves to the survivor beyond the member row."""
+    return [associations.merge_step(writer)]
 
 
 def bootstrap(settings: RegistrySettings | None = None) -> Registry:
@@ -57,7 +53,6 @@ def bootstrap(settings: RegistrySettings | None = None) -> Registry:
         if key_settings.event_encryption
         else None
     )
-    use_in_this_process(keys)
     writer = OutboxWriter(outbox, source=settings.event_source, keys=keys)
     return Registry(
         settings=settings,
@@ -68,4 +63,6 @@ def bootstrap(settings: RegistrySettings | None = None) -> Registry:
         audit=AuditTrail(audit_log, writer, audit_event),
         cipher=DocumentCipher.from_settings(settings.document_keys, settings.document_key_id),
         keys=keys,
+        erasure_steps=erasure_steps(writer),
+        merge_steps=merge_steps(writer),
     )

@@ -37,10 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.contracts.registry import MemberMarkedStaleV1
 from diaspora_events.outbox import OutboxWriter
-from registry.adapters.orm import members
 from registry.records import consents_of, profile_of
-from registry.service import ERASURE_STEPS
 from registry.statistics.tables import stale_marks
+from registry.tables import members
 
 log = structlog.get_logger(__name__)
 
@@ -200,7 +199,3 @@ class StaleCampaign:
 async def forget_stale_marks(session: AsyncSession, member_id: UUID) -> None:
     """Erasure step: the member's campaign marks go with them."""
     await session.execute(delete(stale_marks).where(stale_marks.c.member_id == member_id))
-
-
-if forget_stale_marks not in ERASURE_STEPS:
-    ERASURE_STEPS.append(forget_stale_marks)

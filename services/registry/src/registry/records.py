@@ -33,7 +33,6 @@ from diaspora_events.contracts.registry import (
     Skill,
 )
 from diaspora_reference import isco
-from registry.adapters.orm import member_changes, member_consents, member_documents
 from registry.crypto import DocumentCipher, Sealed, UndecryptableDocument
 from registry.profile import (
     Availability,
@@ -43,6 +42,7 @@ from registry.profile import (
     PostalAddress,
     resolve_city,
 )
+from registry.tables import member_changes, member_consents, member_documents
 
 log = structlog.get_logger(__name__)
 

@@ -3,7 +3,7 @@ correct it (``service.update_member``), give and withdraw consents, and erasure.
 
 Erasure deletes the person's record and everything attached to it in the
 registry's database (documents, consents, history, the outbox copies of their
-member events, idempotency records), runs :data:`registry.service.ERASURE_STEPS`
+member events, idempotency records), runs the erasure steps
 for the parts other modules own, keeps only the member id (``erased_members``)
 and publishes ``registry.member.erased`` in the same transaction, which every
 other service honours. Audit entries stay (append-only): they hold ids, roles,
@@ -12,7 +12,7 @@ field names and staff identities, never the person's data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -25,14 +25,6 @@ from diaspora_events.contracts import MemberErasedV1, MemberUpdatedV1
 from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision
-from registry.adapters.orm import (
-    audit_log,
-    erased_members,
-    member_changes,
-    member_consents,
-    members,
-    outbox,
-)
 from registry.crypto import DocumentCipher
 from registry.profile import ConsentMethod, ConsentPurpose
 from registry.records import (
@@ -43,9 +35,9 @@ from registry.records import (
     record_change,
     view_of,
 )
+from registry.resources import ErasureStep
 from registry.service import (
     ACCESS_LOG_FIELDS,
-    ERASURE_STEPS,
     HISTORY_FIELDS,
     SCOPE_COLUMNS,
     MemberNotFound,
@@ -54,6 +46,14 @@ from registry.service import (
     _locked_member,
     actor_for,
     returned,
+)
+from registry.tables import (
+    audit_log,
+    erased_members,
+    member_changes,
+    member_consents,
+    members,
+    outbox,
 )
 
 log = structlog.get_logger(__name__)
@@ -277,15 +277,17 @@ async def erase_member(
     decision: Decision,
     context: AccessContext,
     member_id: UUID,
+    steps: Sequence[ErasureStep],
     expected_version: int | None = None,
 ) -> datetime:
-    """Erase the person from the registry and tell every service (one transaction)."""
+    """Erase the person from the registry and tell every service (one transaction): the
+    other features' erasure ``steps`` run in it, before the member row is deleted."""
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         row = await _locked_member(session, decision, member_id)
         _check_version(row, expected_version)
         actor = actor_for(decision, row)
-        for step in ERASURE_STEPS:
+        for step in steps:
             await step(session, member_id)
         # Documents, consents and history go with the row (foreign keys ON DELETE CASCADE);
         # so do the Idempotency-Key and request digest, which are columns of the row.

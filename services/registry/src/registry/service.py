@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +33,6 @@ from diaspora_identity.audit import AccessContext, AuditTrail, audit_event_facto
 from diaspora_identity.jurisdictions import Jurisdictions
 from diaspora_identity.policy import Decision
 from diaspora_identity.principal import Role
-from registry.adapters.orm import member_changes, member_consents, members
 from registry.crypto import DocumentCipher
 from registry.domain import Member, RegisterMember, UpdateMember
 from registry.duplicates.detection import (
@@ -61,10 +60,11 @@ from registry.records import (
     view_of,
     write_documents,
 )
+from registry.tables import member_changes, member_consents, members
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["ERASURE_STEPS", "MEMBER_FIELDS", "UPDATABLE_FIELDS"]
+__all__ = ["MEMBER_FIELDS", "UPDATABLE_FIELDS"]
 
 # The policy's scope attributes, as columns of the members table.
 SCOPE_COLUMNS = {
@@ -73,15 +73,6 @@ SCOPE_COLUMNS = {
     "embassy_id": members.c.embassy_id,
 }
 ACCESS_LOG_SCOPE_COLUMNS = {"owner_subject": members.c.owner_subject, "member_id": members.c.id}
-
-# Erasure hooks: each is awaited inside the erasure transaction, before the member row is
-# deleted, with the session and the member id, and must delete or anonymise what its part
-# of the registry keeps on the person (duplicates review, association links, read models
-# that are not fed by events...). Append to it at import time of a module the HTTP app
-# imports: ``ERASURE_STEPS.append(my_step)``. Tables with a foreign key to members.id
-# ON DELETE CASCADE need no step.
-ErasureStep = Callable[[AsyncSession, UUID], Awaitable[None]]
-ERASURE_STEPS: list[ErasureStep] = []
 
 
 class MemberNotFound(Exception):

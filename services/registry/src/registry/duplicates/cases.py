@@ -20,9 +20,8 @@ keeps the survivor chosen by the officer and folds the other record into it:
   survivor (refused when both records belong to different accounts);
 - the absorbed record is deleted with its personal data (history, documents,
   consents, match keys); what other parts of the registry keep on it is removed
-  by the erasure steps (:data:`registry.service.ERASURE_STEPS`), after the merge
-  steps (:data:`MERGE_STEPS`: association links and officer entries) moved to the
-  survivor what names the absorbed record.
+  by the erasure steps the bootstrap built, after the merge steps (association
+  links and officer entries) moved to the survivor what names the absorbed record.
 
 One transaction publishes ``registry.member.merged`` (absorbed id),
 ``registry.member.updated`` (the survivor's whole profile) and
@@ -33,7 +32,7 @@ as merged.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -51,7 +50,6 @@ from diaspora_events.contracts.base import Event
 from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision, Scope
-from registry.adapters.orm import member_consents, member_documents, members
 from registry.crypto import DocumentCipher
 from registry.duplicates.tables import duplicate_cases, member_match_keys
 from registry.records import (
@@ -65,15 +63,11 @@ from registry.records import (
     record_change,
     view_of,
 )
-from registry.service import ERASURE_STEPS
+from registry.resources import ErasureStep, MergeStep
+from registry.tables import member_consents, member_documents, members
 
 Status = Literal["open", "merged", "dismissed"]
 
-# Called inside the merge transaction with (session, absorbed id, survivor id), before the
-# absorbed member is deleted: parts of the registry that link to members (association
-# membership...) move their links to the survivor. Append at import time.
-MergeStep = Callable[[AsyncSession, UUID, UUID], Awaitable[None]]
-MERGE_STEPS: list[MergeStep] = []
 # The two records of a case, as they stand now (a record may have moved since the case
 # was flagged): the case's scope is theirs, never a copy kept on the case.
 _member = members.alias("case_member")
@@ -350,8 +344,11 @@ async def merge_case(
     context: AccessContext,
     case_id: UUID,
     survivor_id: UUID,
+    merge_steps: Sequence[MergeStep],
+    erasure_steps: Sequence[ErasureStep],
 ) -> dict[str, Any]:
-    """Fold the case's other record into ``survivor_id`` (see the module's rule)."""
+    """Fold the case's other record into ``survivor_id`` (see the module's rule); the
+    other features' ``merge_steps`` then ``erasure_steps`` run in its transaction."""
     now = datetime.now(UTC)
     by = decision.principal.subject
     async with sessions() as session, session.begin():
@@ -423,7 +420,7 @@ async def merge_case(
             request_id=context.request_id,
             at=now,
         )
-        for step in MERGE_STEPS:
+        for step in merge_steps:
             await step(session, absorbed_id, survivor_id)
         await _repoint_cases(session, outbox, case_id, absorbed_id, survivor_id, by, now)
         await session.execute(
@@ -431,7 +428,7 @@ async def merge_case(
             .where(duplicate_cases.c.id == case_id)
             .values(status="merged", resolved_at=now, resolved_by=by, survivor_id=survivor_id)
         )
-        for erase in ERASURE_STEPS:
+        for erase in erasure_steps:
             if erase is not forget_member:
                 await erase(session, absorbed_id)
         await session.execute(delete(members).where(members.c.id == absorbed_id))
@@ -581,10 +578,6 @@ async def forget_member(session: AsyncSession, member_id: UUID) -> None:
             )
         )
     )
-
-
-# An erased member leaves nothing in the duplicates tables.
-ERASURE_STEPS.append(forget_member)
 
 
 async def open_cases_count(sessions: async_sessionmaker[AsyncSession], decision: Decision) -> int:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from diaspora_events.contracts import DuplicatesFlaggedV1
 from diaspora_events.outbox import OutboxWriter
-from registry.adapters.bulk import copy_rows
+from registry.bulk import copy_rows
 from registry.duplicates.normalise import email_key, name_key, swapped_day_month
 from registry.duplicates.scoring import DEFAULT_THRESHOLD, Evidence, score
 from registry.duplicates.tables import duplicate_cases, member_match_keys

@@ -35,7 +35,6 @@ from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine, SingleLine
 from registry.associations import domain
-from registry.associations import hooks as _hooks  # noqa: F401 (registers erasure, merge steps)
 from registry.associations.service import (
     Access,
     AssociationNotFound,
@@ -58,7 +57,7 @@ from registry.associations.service import (
     unlink_member,
     update_association,
 )
-from registry.bootstrap import Registry
+from registry.resources import Registry
 
 router = APIRouter(tags=["associations"])
 _PREFIX = re.compile(r"(/[A-Za-z0-9._-]+){0,4}")

@@ -19,7 +19,6 @@ from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
-from registry.bootstrap import Registry
 from registry.duplicates.cases import (
     AccountsConflict,
     CaseClosed,
@@ -30,6 +29,7 @@ from registry.duplicates.cases import (
     find_cases,
     merge_case,
 )
+from registry.resources import Registry
 
 router = APIRouter(prefix="/duplicates", tags=["duplicates"])
 
@@ -180,6 +180,8 @@ async def merge(
             cipher=registry.cipher,
             decision=decision,
             context=AccessContext.of(request),
+            merge_steps=registry.merge_steps,
+            erasure_steps=registry.erasure_steps,
             case_id=case_id,
             survivor_id=body.survivor_id,
         )

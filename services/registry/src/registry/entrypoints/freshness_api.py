@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
-from registry.entrypoints.http import AUTH_RESPONSES, RegistryDep
+from registry.deps import RegistryDep
+from registry.entrypoints.http import AUTH_RESPONSES
 from registry.freshness import freshness
 from registry.service import MemberQuery, find_members
 

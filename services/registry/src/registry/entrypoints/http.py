@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from diaspora_events.contracts import registry as snapshot
@@ -37,9 +37,11 @@ from diaspora_service.uploads import UploadRoute
 from registry import SERVICE_NAME, domain, email_syntax, heap, profile
 from registry.access_log import access_log
 from registry.associations.service import reconcile_association_embassies
-from registry.bootstrap import Registry, bootstrap
+from registry.bootstrap import bootstrap
+from registry.deps import Limit, Offset, RegistryDep
 from registry.entrypoints.associations_api import router as associations_router
 from registry.imports.settings import ImportSettings
+from registry.resources import Registry
 from registry.service import (
     MEMBER_FIELDS,
     AlreadyRegistered,
@@ -266,16 +268,6 @@ class AccessLogEntry(BaseModel):
 class AccessLogPage(BaseModel):
     items: list[AccessLogEntry]
     next_before: datetime | None
-
-
-def _registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
-
-
-RegistryDep = Annotated[Registry, Depends(_registry)]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 def _views(items: list[dict[str, Any]]) -> list[MemberView]:

@@ -25,7 +25,6 @@ from pydantic import BaseModel, Field
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
-from registry.bootstrap import Registry
 from registry.imports.jobs import (
     IdempotencyConflict,
     InvalidImport,
@@ -36,6 +35,7 @@ from registry.imports.jobs import (
 )
 from registry.imports.runner import ImportRunner
 from registry.imports.settings import ImportSettings
+from registry.resources import Registry
 
 log = structlog.get_logger(__name__)
 _PREFIX = re.compile(r"(/[A-Za-z0-9._-]+){0,4}")

@@ -20,7 +20,8 @@ from diaspora_reference import esco, isco, places
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
 from registry import domain
-from registry.entrypoints.http import AUTH_RESPONSES, RegistryDep
+from registry.deps import RegistryDep
+from registry.entrypoints.http import AUTH_RESPONSES
 
 router = APIRouter(prefix="/reference", tags=["reference data"])
 

@@ -32,11 +32,11 @@ from diaspora_service.conditional import (
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
 from registry import domain, profile
+from registry.deps import RegistryDep
 from registry.entrypoints.http import (
     AUTH_RESPONSES,
     MemberView,
     ProfileFields,
-    RegistryDep,
     _maybe,
     invalid_field,
 )
@@ -431,6 +431,7 @@ async def erase(
             decision=decision,
             context=AccessContext.of(request),
             member_id=member_id,
+            steps=registry.erasure_steps,
             expected_version=expected_version(if_match),
         )
     except MemberNotFound:

@@ -18,12 +18,12 @@ from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
 from registry import domain
+from registry.deps import RegistryDep
 from registry.duplicates.normalise import name_words
 from registry.entrypoints.http import (
     AUTH_RESPONSES,
     MemberPage,
     MemberView,
-    RegistryDep,
     _embassy,
 )
 from registry.search import MAX_LIMIT, MAX_OFFSET, SearchQuery, search_members

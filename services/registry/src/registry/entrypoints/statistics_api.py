@@ -21,7 +21,7 @@ from diaspora_identity.principal import Principal, Role
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
 from registry import domain
-from registry.bootstrap import Registry
+from registry.resources import Registry
 from registry.statistics.labels import Lang
 from registry.statistics.queries import (
     Dimension,

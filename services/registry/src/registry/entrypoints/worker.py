@@ -33,8 +33,9 @@ from diaspora_events.runtime import (
 from diaspora_service.health_server import health_task
 from registry import SERVICE_NAME
 from registry.access_log import build_consumer as build_access_log_consumer
-from registry.bootstrap import Registry, bootstrap
+from registry.bootstrap import bootstrap
 from registry.freshness import StaleCampaign
+from registry.resources import Registry
 from registry.statistics.consumer import build_consumer
 from registry.statistics.projection import rebuild_counts
 

@@ -42,7 +42,7 @@ from diaspora_events.contracts.registry import (
     Skill,
 )
 from diaspora_events.jsontext import split_around
-from registry.adapters.bulk import json_text
+from registry.bulk import json_text
 from registry.records import history_value, profile_columns, view_of
 from registry.service import OPTIONAL_PARTS, given_at_registration
 

@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.policy import Decision, Forbidden
 from diaspora_identity.principal import Principal, Role
-from registry.bootstrap import Registry
 from registry.heap import freeze_long_lived
 from registry.imports.checking import BatchChecker, Checked, JobChecks
 from registry.imports.columns import layout
@@ -48,6 +47,7 @@ from registry.imports.registration import (
 from registry.imports.settings import ImportSettings
 from registry.imports.tables import import_errors, import_jobs
 from registry.imports.validation import RowError, ValidRow
+from registry.resources import Registry
 
 log = structlog.get_logger(__name__)
 

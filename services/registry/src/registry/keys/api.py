@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 
 from diaspora_identity.http import CurrentPrincipal
 from diaspora_service.problems import Problem
-from registry.entrypoints.http import AUTH_RESPONSES, RegistryDep
+from registry.deps import RegistryDep
+from registry.entrypoints.http import AUTH_RESPONSES
 
 log = structlog.get_logger(__name__)
 

@@ -31,8 +31,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.shredding import KeyEncryptionKey, KeyResolver, new_data_key
-from registry.adapters.orm import metadata
-from registry.service import ERASURE_STEPS
+from registry.tables import metadata
 
 person_keys = Table(
     "person_keys",
@@ -166,21 +165,6 @@ class PersonKeys:
         return KeyResolver(self.existing_keys, ttl=self._cache_ttl, max_entries=self._cache_size)
 
 
-_PROCESS_KEYS: list[PersonKeys] = []
-
-
-def use_in_this_process(keys: PersonKeys | None) -> None:
-    """The store the process's outbox writers seal with (set by the bootstrap), for the
-    writers made outside it (erasure and merge steps receive only a session)."""
-    _PROCESS_KEYS.clear()
-    if keys is not None:
-        _PROCESS_KEYS.append(keys)
-
-
-def process_keys() -> PersonKeys | None:
-    return _PROCESS_KEYS[0] if _PROCESS_KEYS else None
-
-
 async def destroy_key(session: AsyncSession, member_id: UUID) -> None:
     """Erasure step: the person's DEK is destroyed (a tombstone stays, so that no key is
     ever created for them again)."""
@@ -193,7 +177,3 @@ async def destroy_key(session: AsyncSession, member_id: UUID) -> None:
             set_={"wrapped_dek": None, "kek_id": None, "destroyed_at": func.now()},
         )
     )
-
-
-if destroy_key not in ERASURE_STEPS:
-    ERASURE_STEPS.append(destroy_key)

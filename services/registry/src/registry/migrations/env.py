@@ -1,4 +1,4 @@
 from diaspora_service.migrations import run_env
-from registry.adapters.orm import metadata
+from registry.tables import metadata
 
 run_env(metadata)

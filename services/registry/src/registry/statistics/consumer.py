@@ -28,8 +28,8 @@ from diaspora_events.contracts.registry import (
 from diaspora_events.shredding import KeyResolver
 from diaspora_identity.jurisdictions import Jurisdictions, default_jurisdictions
 from registry import search
-from registry.adapters.orm import inbox
 from registry.statistics import projection
+from registry.tables import inbox
 
 CONSUMER_NAME = "registry-read-models"
 

@@ -14,9 +14,9 @@ from uuid_utils.compat import uuid7
 from diaspora_events.cloudevents import encode, headers_to_kafka
 from diaspora_events.contracts import Event
 from diaspora_events.contracts.registry import MemberProfile, MemberRegisteredV1
-from registry.adapters.orm import inbox
-from registry.bootstrap import Registry
+from registry.resources import Registry
 from registry.statistics.consumer import CONSUMER_NAME
+from registry.tables import inbox
 
 
 def profile(**overrides: Any) -> MemberProfile:
