@@ -22,8 +22,8 @@ from diaspora_identity.testing import (
     officer,
     service_account,
 )
+from registry.members.service import reconcile_embassies
 from registry.resources import Registry
-from registry.service import reconcile_embassies
 from registry.tables import audit_log, members, outbox
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,7 @@ from notifications.testing import confirm_email
 from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
 from registry.entrypoints.worker import run
-from registry.freshness import MONTH, StaleCampaign, freshness
+from registry.freshness.service import MONTH, StaleCampaign, freshness
 from registry.resources import Registry
 from registry.settings import RegistrySettings
 from registry.statistics.tables import stale_marks

@@ -29,8 +29,8 @@ from registry.imports.rows import (
     registered_events,
 )
 from registry.imports.validation import ValidRow, check_record
-from registry.records import MEMBER_FIELDS, history_value, view_of
-from registry.service import (
+from registry.members.records import MEMBER_FIELDS, history_value, view_of
+from registry.members.service import (
     GIVEN_AT_REGISTRATION,
     audit_event,
     registered_event,

@@ -18,7 +18,7 @@ from diaspora_events.cloudevents import VERSION_ATTRIBUTE
 from diaspora_events.contracts import MemberRegisteredV1, contract_for
 from diaspora_events.shredding import SEALED, SealBroken, unseal
 from diaspora_identity.testing import LocalIssuer, citizen, officer, service_account
-from registry.keys.store import person_keys
+from registry.person_keys import person_keys
 from registry.resources import Registry
 from registry.tables import outbox
 

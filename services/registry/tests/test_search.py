@@ -244,7 +244,8 @@ async def test_erasure_leaves_no_name_in_the_search_read_models(
     from uuid import UUID
 
     from diaspora_events.contracts.registry import MemberErasedV1
-    from registry.statistics.testing import publish
+
+    from .read_models import publish
 
     ids = await _register(api, identity_provider)
     await wait_until(lambda: _indexed(live_registry, len(PEOPLE)), timeout=60, message="indexed")

@@ -35,7 +35,8 @@ from registry.resources import Registry
 from registry.settings import RegistrySettings
 from registry.statistics.projection import counts_match_recount
 from registry.statistics.tables import stats_cities, stats_labels, stats_members
-from registry.statistics.testing import handled, profile, publish, registered
+
+from .read_models import handled, profile, publish, registered
 
 pytestmark = pytest.mark.integration
 

@@ -70,7 +70,7 @@ def _notifications_consumers() -> Sequence[EventConsumer]:
 def _registry_consumers() -> Sequence[EventConsumer]:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
-    from registry.access_log import build_consumer as build_access_log_consumer
+    from registry.access_log.consumer import build_consumer as build_access_log_consumer
     from registry.statistics.consumer import build_consumer
 
     # The read models (statistics, search) fed by the registry's own member events, and

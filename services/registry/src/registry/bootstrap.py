@@ -3,22 +3,26 @@ features hand each other (erasure and merge steps), wired once."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from diaspora_events.outbox import OutboxWriter
 from diaspora_events.shredding import event_key_settings
 from diaspora_identity.audit import AuditTrail
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
 from registry.associations import hooks as associations
+from registry.associations.service import reconcile_association_embassies
 from registry.crypto import DocumentCipher
-from registry.duplicates.cases import forget_member as forget_duplicates
-from registry.freshness import forget_stale_marks
-from registry.keys.store import PersonKeys, destroy_key
+from registry.duplicates.detection import forget_member as forget_duplicates
+from registry.freshness.service import forget_stale_marks
+from registry.members import email_syntax
+from registry.members.service import audit_event, reconcile_embassies
+from registry.person_keys import PersonKeys, destroy_key
 from registry.resources import ErasureStep, MergeStep, Registry
-from registry.service import audit_event
 from registry.settings import RegistrySettings
 from registry.tables import audit_log, outbox
 
-__all__ = ["Registry", "bootstrap"]
+__all__ = ["Registry", "bootstrap", "reconcile_job"]
 
 
 def erasure_steps(writer: OutboxWriter) -> list[ErasureStep]:
@@ -38,8 +42,22 @@ def merge_steps(writer: OutboxWriter) -> list[MergeStep]:
     return [associations.merge_step(writer)]
 
 
+def reconcile_job(registry: Registry) -> Callable[[], Awaitable[None]]:
+    """Re-derive every member's and association's embassy: the jurisdictions file may
+    have changed since the last start (run by the HTTP process at start)."""
+
+    async def job() -> None:
+        jurisdictions = registry.identity.jurisdictions
+        await reconcile_embassies(registry.sessions, jurisdictions)
+        await reconcile_association_embassies(registry.sessions, jurisdictions)
+
+    return job
+
+
 def bootstrap(settings: RegistrySettings | None = None) -> Registry:
     settings = settings or RegistrySettings()
+    # Registrations and imports check each email domain once (same decisions, cached).
+    email_syntax.cache_domain_checks()
     engine = make_engine(settings.async_database_url)
     sessions = make_session_factory(engine)
     key_settings = event_key_settings("REGISTRY")

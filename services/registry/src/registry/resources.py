@@ -13,7 +13,7 @@ from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AuditTrail
 from diaspora_identity.http import Identity
 from registry.crypto import DocumentCipher
-from registry.keys.store import PersonKeys
+from registry.person_keys import PersonKeys
 from registry.settings import RegistrySettings
 
 # An erasure step is awaited inside the erasure transaction, before the member row is

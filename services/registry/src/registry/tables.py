@@ -165,7 +165,7 @@ inbox = inbox_table(metadata)
 audit_log = audit_table(metadata, chained=True)
 
 # Read model: other services' audit entries about members (their ``*.audit`` topics,
-# registry.access_log), so that a person's access log shows every service's reads.
+# registry.access_log.consumer), so that a person's access log shows every service's reads.
 member_accesses = Table(
     "member_accesses",
     metadata,

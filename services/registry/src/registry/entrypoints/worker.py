@@ -1,12 +1,12 @@
 """The registry worker, as its own process: `registry-worker`.
 
 - the ``registry-read-models`` consumer of the registry's own ``registry.members`` topic,
-  keeping the statistics and search read models (registry.statistics, registry.search);
+  keeping the statistics and search read models (registry.statistics, registry.search.service);
 - the ``registry-access-log`` consumer of the other services' audit topics, so that a
-  person's access log shows every service's reads (registry.access_log);
+  person's access log shows every service's reads (registry.access_log.consumer);
 - the update campaign: every ``REGISTRY_STALE_CHECK_INTERVAL_SECONDS``, profiles not
   confirmed for ``REGISTRY_STALE_AFTER_MONTHS`` months are marked stale, with a
-  ``registry.member.marked-stale`` event each through the outbox (registry.freshness).
+  ``registry.member.marked-stale`` event each through the outbox (registry.freshness.service).
 
 The outbox relay stays its own process (`registry-relay`).
 """
@@ -32,9 +32,9 @@ from diaspora_events.runtime import (
 )
 from diaspora_service.health_server import health_task
 from registry import SERVICE_NAME
-from registry.access_log import build_consumer as build_access_log_consumer
+from registry.access_log.consumer import build_consumer as build_access_log_consumer
 from registry.bootstrap import bootstrap
-from registry.freshness import StaleCampaign
+from registry.freshness.service import StaleCampaign
 from registry.resources import Registry
 from registry.statistics.consumer import build_consumer
 from registry.statistics.projection import rebuild_counts

@@ -1,8 +1,8 @@
 """Registering the valid rows of an import batch: members, history, events, audit, duplicates.
 
 Each row is registered as an officer's assisted registration is
-(:func:`registry.service.register_member`): the same members row
-(:func:`registry.service.registration_columns`), the same "registered" line in
+(:func:`registry.members.service.register_member`): the same members row
+(:func:`registry.members.service.registration_columns`), the same "registered" line in
 the member's history, the same ``registry.member.registered`` event through the
 outbox and an audit entry naming who imported it; only in bulk and with
 duplicate detection over the whole batch.
@@ -40,7 +40,8 @@ from registry.imports.rows import (
     registered_events,
 )
 from registry.imports.validation import ValidRow
-from registry.records import MEMBER_FIELDS
+from registry.members.records import MEMBER_FIELDS
+from registry.members.schemas import RegistrationRequest
 from registry.resources import Registry
 from registry.tables import audit_log, member_changes, members
 
@@ -78,9 +79,7 @@ _ALL_FIELDS = sorted(MEMBER_FIELDS)
 
 
 def registration_schema() -> type[BaseModel]:
-    """The model validating ``POST /members`` bodies (imported late: it lives with the routes)."""
-    from registry.entrypoints.http import RegistrationRequest
-
+    """The model validating ``POST /members`` bodies."""
     return RegistrationRequest
 
 

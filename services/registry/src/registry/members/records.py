@@ -34,7 +34,7 @@ from diaspora_events.contracts.registry import (
 )
 from diaspora_reference import isco
 from registry.crypto import DocumentCipher, Sealed, UndecryptableDocument
-from registry.profile import (
+from registry.members.profile import (
     Availability,
     CityChoice,
     DocumentInput,

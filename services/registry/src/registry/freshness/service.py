@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.contracts.registry import MemberMarkedStaleV1
 from diaspora_events.outbox import OutboxWriter
-from registry.records import consents_of, profile_of
+from registry.members.records import consents_of, profile_of
 from registry.statistics.tables import stale_marks
 from registry.tables import members
 
@@ -81,7 +81,7 @@ def _filled(value: Any) -> bool:
 
 
 def freshness(view: Mapping[str, Any], *, now: datetime, stale_after_months: int) -> Freshness:
-    """The score of a member record (as ``registry.records.view_of`` gives it)."""
+    """The score of a member record (as ``registry.members.records.view_of`` gives it)."""
     registered: datetime = view["registered_at"]
     confirmed: datetime | None = view.get("last_confirmed_at")
     changed = max(t for t in (registered, confirmed, view.get("updated_at")) if t is not None)

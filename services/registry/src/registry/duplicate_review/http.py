@@ -16,10 +16,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
-from registry.duplicates.cases import (
+from registry.deps import registry_of
+from registry.duplicate_review.service import (
     AccountsConflict,
     CaseClosed,
     CaseNotFound,
@@ -29,13 +30,11 @@ from registry.duplicates.cases import (
     find_cases,
     merge_case,
 )
-from registry.resources import Registry
 
 router = APIRouter(prefix="/duplicates", tags=["duplicates"])
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem details)"},
-    403: {"description": "Your roles do not allow this function (problem details)"},
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
     404: {"description": "No such case within your scope"},
 }
 
@@ -92,12 +91,7 @@ class Resolution(BaseModel):
     resolved_by: str
 
 
-def _registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
-
-
-@router.get("", response_model=CasePage, responses=AUTH_RESPONSES)
+@router.get("", response_model=CasePage, responses=RESPONSES)
 async def list_cases(
     request: Request,
     principal: CurrentPrincipal,
@@ -115,7 +109,7 @@ async def list_cases(
 ) -> CasePage:
     """Cases whose two records are both within the caller's scope, oldest first, each with
     both records. A case across two embassies is in the ministry queue."""
-    registry = _registry(request)
+    registry = registry_of(request)
     decision = registry.identity.policy.decide(principal, "duplicate_case", "list")
     items = await find_cases(
         sessions=registry.sessions,
@@ -133,10 +127,10 @@ async def list_cases(
     )
 
 
-@router.get("/{case_id}", response_model=CaseView, responses=AUTH_RESPONSES)
+@router.get("/{case_id}", response_model=CaseView, responses=RESPONSES)
 async def read_case(case_id: UUID, request: Request, principal: CurrentPrincipal) -> CaseView:
     """One case with both records."""
-    registry = _registry(request)
+    registry = registry_of(request)
     decision = registry.identity.policy.decide(principal, "duplicate_case", "read")
     found = await find_cases(
         sessions=registry.sessions,
@@ -161,7 +155,7 @@ def _closed(error: CaseClosed) -> Problem:
     "/{case_id}/merge",
     response_model=Resolution,
     responses={
-        **AUTH_RESPONSES,
+        **RESPONSES,
         409: {"description": "The case is resolved, or the records belong to two accounts"},
     },
 )
@@ -170,7 +164,7 @@ async def merge(
 ) -> Resolution:
     """Merge the two records into the survivor: its values win, its blanks are filled from
     the other, lists are unioned; the other record is deleted with its personal data."""
-    registry = _registry(request)
+    registry = registry_of(request)
     decision = registry.identity.policy.decide(principal, "duplicate_case", "merge")
     try:
         result = await merge_case(
@@ -203,10 +197,10 @@ async def merge(
     return Resolution(**result)
 
 
-@router.post("/{case_id}/dismiss", response_model=Resolution, responses=AUTH_RESPONSES)
+@router.post("/{case_id}/dismiss", response_model=Resolution, responses=RESPONSES)
 async def dismiss(case_id: UUID, request: Request, principal: CurrentPrincipal) -> Resolution:
     """Not the same person: close the case, both records stay."""
-    registry = _registry(request)
+    registry = registry_of(request)
     decision = registry.identity.policy.decide(principal, "duplicate_case", "dismiss")
     try:
         result = await dismiss_case(

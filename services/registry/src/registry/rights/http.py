@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.conditional import (
     PRECONDITION_RESPONSES,
     IfMatch,
@@ -31,30 +31,24 @@ from diaspora_service.conditional import (
 )
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
-from registry import domain, profile
-from registry.deps import RegistryDep
-from registry.entrypoints.http import (
-    AUTH_RESPONSES,
-    MemberView,
-    ProfileFields,
-    _maybe,
-    invalid_field,
-)
-from registry.records import MEMBER_FIELDS
-from registry.rights import (
-    ConsentMethodRequired,
-    consents,
-    erase_member,
-    export_member,
-    set_consent,
-)
-from registry.service import (
+from registry.deps import RegistryDep, decision_if_allowed, invalid_field
+from registry.members import domain, profile
+from registry.members.records import MEMBER_FIELDS
+from registry.members.schemas import MemberView, ProfileFields
+from registry.members.service import (
     InvalidChange,
     MemberNotFound,
     VersionMismatch,
     confirm_member,
     member_history,
     update_member,
+)
+from registry.rights.service import (
+    ConsentMethodRequired,
+    consents,
+    erase_member,
+    export_member,
+    set_consent,
 )
 
 router = APIRouter(prefix="/members", tags=["profile and rights"])
@@ -260,7 +254,7 @@ async def export(
             audit=registry.audit,
             cipher=registry.cipher,
             decision=decision,
-            documents_decision=_maybe(policy, principal, "member_document", "read"),
+            documents_decision=decision_if_allowed(policy, principal, "member_document", "read"),
             context=AccessContext.of(request),
             member_id=member_id,
         )

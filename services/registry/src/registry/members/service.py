@@ -34,7 +34,6 @@ from diaspora_identity.jurisdictions import Jurisdictions
 from diaspora_identity.policy import Decision
 from diaspora_identity.principal import Role
 from registry.crypto import DocumentCipher
-from registry.domain import Member, RegisterMember, UpdateMember
 from registry.duplicates.detection import (
     MATCH_KEY_FIELDS,
     flag_new_members,
@@ -44,8 +43,9 @@ from registry.duplicates.detection import (
 )
 from registry.duplicates.normalise import email_key, name_key
 from registry.duplicates.tables import member_match_keys
-from registry.one_statement import register_in_one_statement
-from registry.records import (
+from registry.members.domain import Member, RegisterMember, UpdateMember
+from registry.members.one_statement import register_in_one_statement
+from registry.members.records import (
     MEMBER_FIELDS,
     PROFILE_FIELDS,
     REQUIRED_FIELDS,
@@ -401,7 +401,7 @@ async def _register_in_one_statement(
     consent_method: str,
     context: AccessContext,
 ) -> dict[str, Any] | None:
-    """The registration written by one statement (:mod:`registry.one_statement`), unless
+    """The registration written by one statement (:mod:`registry.members.one_statement`), unless
     a likely duplicate is found first: then None, and the caller takes the transaction
     (which opens the review case). The connection is the sessions' engine's, in
     autocommit mode: the statement is its own transaction."""
@@ -574,7 +574,7 @@ async def find_members(
     return views
 
 
-async def _locked_member(
+async def locked_member(
     session: AsyncSession, decision: Decision, member_id: UUID
 ) -> Mapping[Any, Any]:
     """The member's row, locked for this transaction, if the decision reaches it."""
@@ -590,12 +590,12 @@ async def _locked_member(
     return row._mapping
 
 
-def _check_version(row: Mapping[Any, Any], expected: int | None) -> None:
+def check_version(row: Mapping[Any, Any], expected: int | None) -> None:
     if expected is not None and row["version"] != expected:
         raise VersionMismatch(row["version"])
 
 
-async def _bump(
+async def bump(
     session: AsyncSession, member_id: UUID, values: Mapping[Any, Any], now: datetime
 ) -> Mapping[Any, Any]:
     """Write ``values``, move the version on; returns the new row."""
@@ -640,8 +640,8 @@ async def update_member(
             raise InvalidChange(name, "this field is required and cannot be cleared")
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
-        row = await _locked_member(session, decision, command.member_id)
-        _check_version(row, command.expected_version)
+        row = await locked_member(session, decision, command.member_id)
+        check_version(row, command.expected_version)
         actor = actor_for(decision, row)
         documents = (await documents_of(session, [row["id"]]))[row["id"]]
         consents = (await consents_of(session, [row["id"]]))[row["id"]]
@@ -690,7 +690,7 @@ async def update_member(
                     session, decision, context, [(row["id"], returned(unchanged))], action="read"
                 )
             return unchanged, []
-        after_row = await _bump(session, row["id"], values, now)
+        after_row = await bump(session, row["id"], values, now)
         if MATCH_KEY_FIELDS.intersection(changed):
             await refresh_match_keys(session, after_row)
         if "documents" in changed:
@@ -740,10 +740,10 @@ async def confirm_member(
     in their presence): ``last_confirmed_at`` is now, ``registry.member.confirmed`` goes out."""
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
-        row = await _locked_member(session, decision, member_id)
-        _check_version(row, expected_version)
+        row = await locked_member(session, decision, member_id)
+        check_version(row, expected_version)
         actor = actor_for(decision, row)
-        after_row = await _bump(session, member_id, {"last_confirmed_at": now}, now)
+        after_row = await bump(session, member_id, {"last_confirmed_at": now}, now)
         documents = (await documents_of(session, [member_id]))[member_id]
         consents = (await consents_of(session, [member_id]))[member_id]
         await record_change(

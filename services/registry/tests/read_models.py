@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks of the read models (never used in production)."""
+"""Helpers for the read models' tests: publish member events, wait for the consumer (test only)."""
 
 from __future__ import annotations
 

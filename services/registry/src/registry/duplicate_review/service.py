@@ -51,8 +51,9 @@ from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision, Scope
 from registry.crypto import DocumentCipher
-from registry.duplicates.tables import duplicate_cases, member_match_keys
-from registry.records import (
+from registry.duplicates.detection import forget_member
+from registry.duplicates.tables import duplicate_cases
+from registry.members.records import (
     MEMBER_FIELDS,
     PROFILE_FIELDS,
     consents_of,
@@ -562,22 +563,6 @@ async def _repoint_cases(
             )
     if events:
         await outbox.add_many(session, events)
-
-
-async def forget_member(session: AsyncSession, member_id: UUID) -> None:
-    """Erasure step: a person's match keys and every case naming them go with them."""
-    await session.execute(
-        delete(member_match_keys).where(member_match_keys.c.member_id == member_id)
-    )
-    await session.execute(
-        delete(duplicate_cases).where(
-            or_(
-                duplicate_cases.c.member_id == member_id,
-                duplicate_cases.c.match_id == member_id,
-                duplicate_cases.c.survivor_id == member_id,
-            )
-        )
-    )
 
 
 async def open_cases_count(sessions: async_sessionmaker[AsyncSession], decision: Decision) -> int:

@@ -10,7 +10,8 @@ from uuid import UUID
 import phonenumbers
 import pycountry
 
-from registry.profile import (
+from diaspora_reference import esco, isco, places
+from registry.members.profile import (
     Availability,
     CityChoice,
     ConsentPurpose,
@@ -137,3 +138,13 @@ class Member:
     # Who filed it, when someone else did (assisted registration by an embassy officer).
     registered_by: str | None = None
     registered_by_role: str | None = None
+
+
+def warm_up() -> None:
+    """Load the reference data that registrations and imports use (loaded lazily otherwise),
+    before :func:`registry.heap.freeze_long_lived` keeps it out of the collector's walks."""
+    places.city("FR", "Paris")
+    isco.ancestors("2211")
+    esco.skill("http://data.europa.eu/esco/skill/none")
+    esco.occupation("http://data.europa.eu/esco/occupation/none")
+    normalise_phone("+33612345678")

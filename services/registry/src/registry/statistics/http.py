@@ -20,7 +20,8 @@ from diaspora_identity.policy import Decision
 from diaspora_identity.principal import Principal, Role
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
-from registry import domain
+from registry.deps import RegistryDep
+from registry.members import domain
 from registry.resources import Registry
 from registry.statistics.labels import Lang
 from registry.statistics.queries import (
@@ -53,12 +54,6 @@ async def caller(request: Request) -> Principal:
 Caller = Annotated[Principal, Depends(caller)]
 
 
-def _registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
-
-
-RegistryDep = Annotated[Registry, Depends(_registry)]
 Country = Annotated[
     SingleLine | None, Query(min_length=2, max_length=2, description="ISO 3166-1 alpha-2 code")
 ]

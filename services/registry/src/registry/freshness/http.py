@@ -10,12 +10,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from registry.deps import RegistryDep
-from registry.entrypoints.http import AUTH_RESPONSES
-from registry.freshness import freshness
-from registry.service import MemberQuery, find_members
+from registry.freshness.service import freshness
+from registry.members.service import MemberQuery, find_members
 
 router = APIRouter(prefix="/members", tags=["members"])
 

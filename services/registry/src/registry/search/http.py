@@ -2,7 +2,7 @@
 
 Name words (accents and case ignored, typos tolerated) and filters; every given
 criterion must hold. The results come through the same read path as get and list
-(registry.service.find_members): scope, fields per row and audit are the same.
+(registry.members.service.find_members): scope, fields per row and audit are the same.
 Imported by registry.entrypoints.http when it builds the app (it reuses its views).
 """
 
@@ -14,19 +14,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
-from registry import domain
-from registry.deps import RegistryDep
+from registry.deps import RegistryDep, embassy_filter
 from registry.duplicates.normalise import name_words
-from registry.entrypoints.http import (
-    AUTH_RESPONSES,
-    MemberPage,
-    MemberView,
-    _embassy,
-)
-from registry.search import MAX_LIMIT, MAX_OFFSET, SearchQuery, search_members
+from registry.members import domain
+from registry.members.schemas import MemberPage, MemberView
+from registry.search.service import MAX_LIMIT, MAX_OFFSET, SearchQuery, search_members
 
 router = APIRouter(prefix="/members", tags=["members"])
 
@@ -97,7 +92,7 @@ async def search(
         skill=skill,
         education_min=education_min,
         country=country,
-        embassy=_embassy(registry, embassy),
+        embassy=embassy_filter(registry, embassy),
         city=city,
         language=language,
         mission=mission,

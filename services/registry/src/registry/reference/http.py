@@ -15,13 +15,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_reference import esco, isco, places
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
-from registry import domain
 from registry.deps import RegistryDep
-from registry.entrypoints.http import AUTH_RESPONSES
+from registry.members import domain
 
 router = APIRouter(prefix="/reference", tags=["reference data"])
 

@@ -17,10 +17,9 @@ import structlog
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from registry.deps import RegistryDep
-from registry.entrypoints.http import AUTH_RESPONSES
 
 log = structlog.get_logger(__name__)
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from diaspora_identity.audit import AccessContext
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_reference import togo
 from diaspora_service.conditional import expected_version, set_etag
 from diaspora_service.problems import Problem
@@ -57,15 +57,12 @@ from registry.associations.service import (
     unlink_member,
     update_association,
 )
+from registry.deps import RegistryDep
 from registry.resources import Registry
 
 router = APIRouter(tags=["associations"])
 _PREFIX = re.compile(r"(/[A-Za-z0-9._-]+){0,4}")
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem details)"},
-    403: {"description": "Your roles do not allow this function (problem details)"},
-}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such association within your scope"}
 }
@@ -266,12 +263,6 @@ class MembershipList(BaseModel):
 # -- plumbing ----------------------------------------------------------------------------
 
 
-def _registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
-
-
-RegistryDep = Annotated[Registry, Depends(_registry)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 

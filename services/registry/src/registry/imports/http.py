@@ -22,9 +22,10 @@ from fastapi import APIRouter, FastAPI, File, Form, Header, Request, Response, U
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from diaspora_identity.http import CurrentPrincipal
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
+from registry.deps import registry_of
 from registry.imports.jobs import (
     IdempotencyConflict,
     InvalidImport,
@@ -63,11 +64,6 @@ async def _runner_lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/imports", tags=["imports"], lifespan=_runner_lifespan)
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem details)"},
-    403: {"description": "Your roles do not allow this function (problem details)"},
-}
-
 
 class ImportJob(BaseModel):
     """An import and its progress. `accepted + duplicates + rejected = processed_rows`;
@@ -100,11 +96,6 @@ class ImportJob(BaseModel):
     finished_at: datetime | None
     updated_at: datetime | None
     errors_url: str
-
-
-def _registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
 
 
 def _prefix(request: Request) -> str:
@@ -156,7 +147,7 @@ async def upload(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ImportJob:
     """Import a list of members (CSV or XLSX): checked now, processed in the background."""
-    registry = _registry(request)
+    registry = registry_of(request)
     runner: ImportRunner = request.app.state.import_runner
     settings = runner.settings
     decision = registry.identity.policy.decide(principal, "member_import", "create")
@@ -205,7 +196,7 @@ async def upload(
 )
 async def progress(job_id: UUID, request: Request, principal: CurrentPrincipal) -> ImportJob:
     """An import's progress: rows processed out of the total, accepted, duplicates, rejected."""
-    registry = _registry(request)
+    registry = registry_of(request)
     decision = registry.identity.policy.decide(principal, "member_import", "read")
     job = await read_job(sessions=registry.sessions, decision=decision, job_id=job_id)
     if job is None:
@@ -224,7 +215,7 @@ async def progress(job_id: UUID, request: Request, principal: CurrentPrincipal) 
 )
 async def errors_csv(job_id: UUID, request: Request, principal: CurrentPrincipal) -> Response:
     """The error report: one line per problem (row number, column, reason), no cell values."""
-    registry = _registry(request)
+    registry = registry_of(request)
     decision = registry.identity.policy.decide(principal, "member_import", "read")
     job = await read_job(sessions=registry.sessions, decision=decision, job_id=job_id)
     if job is None:

@@ -26,8 +26,8 @@ from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision
 from registry.crypto import DocumentCipher
-from registry.profile import ConsentMethod, ConsentPurpose
-from registry.records import (
+from registry.members.profile import ConsentMethod, ConsentPurpose
+from registry.members.records import (
     MEMBER_FIELDS,
     consents_of,
     documents_of,
@@ -35,18 +35,18 @@ from registry.records import (
     record_change,
     view_of,
 )
-from registry.resources import ErasureStep
-from registry.service import (
+from registry.members.service import (
     ACCESS_LOG_FIELDS,
     HISTORY_FIELDS,
     SCOPE_COLUMNS,
     MemberNotFound,
-    _bump,
-    _check_version,
-    _locked_member,
     actor_for,
+    bump,
+    check_version,
+    locked_member,
     returned,
 )
+from registry.resources import ErasureStep
 from registry.tables import (
     audit_log,
     erased_members,
@@ -201,8 +201,8 @@ async def set_consent(
     is kept with the earlier ones (history), and the profile event goes out."""
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
-        row = await _locked_member(session, decision, member_id)
-        _check_version(row, expected_version)
+        row = await locked_member(session, decision, member_id)
+        check_version(row, expected_version)
         actor = actor_for(decision, row)
         if actor.is_person:
             method = "self_service"
@@ -235,7 +235,7 @@ async def set_consent(
                 actor_subject=actor.subject,
             )
         )
-        after_row = await _bump(session, member_id, {}, now)
+        after_row = await bump(session, member_id, {}, now)
         after = (await consents_of(session, [member_id]))[member_id]
         await record_change(
             session,
@@ -284,8 +284,8 @@ async def erase_member(
     other features' erasure ``steps`` run in it, before the member row is deleted."""
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
-        row = await _locked_member(session, decision, member_id)
-        _check_version(row, expected_version)
+        row = await locked_member(session, decision, member_id)
+        check_version(row, expected_version)
         actor = actor_for(decision, row)
         for step in steps:
             await step(session, member_id)
