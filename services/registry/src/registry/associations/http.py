@@ -31,7 +31,13 @@ from pydantic import (
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_reference import togo
-from diaspora_service.conditional import expected_version, set_etag
+from diaspora_service.conditional import (
+    PRECONDITION_RESPONSES,
+    IfMatch,
+    expected_version,
+    set_etag,
+    version_conflict,
+)
 from diaspora_service.problems import Problem
 from diaspora_service.text import MultiLine, SingleLine
 from registry.associations import domain
@@ -323,12 +329,7 @@ def _problems() -> Iterator[None]:
             detail="A dissolved association's record no longer changes.",
         ) from None
     except VersionMismatch as error:
-        raise Problem(
-            412,
-            "Version mismatch",
-            detail=f"The association is at version {error.current}; read it again.",
-            current_version=error.current,
-        ) from None
+        raise version_conflict(error.current) from None
     except IdempotencyConflict:
         raise Problem(
             422,
@@ -496,7 +497,7 @@ async def read_association(
         **AUTH_RESPONSES,
         **NOT_FOUND,
         409: {"description": "The association is dissolved"},
-        412: {"description": "If-Match names another version"},
+        **PRECONDITION_RESPONSES,
     },
 )
 async def update(
@@ -506,7 +507,7 @@ async def update(
     principal: CurrentPrincipal,
     request: Request,
     response: Response,
-    if_match: Annotated[str | None, Header(max_length=40)] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Change an association (its contact, or staff in scope); the change is kept in its
     history and published."""
@@ -528,7 +529,12 @@ async def update(
     "/associations/{association_id}/dissolution",
     response_model=AssociationView,
     response_model_exclude_unset=True,
-    responses={**AUTH_RESPONSES, **NOT_FOUND, 409: {"description": "Already dissolved"}},
+    responses={
+        **AUTH_RESPONSES,
+        **NOT_FOUND,
+        409: {"description": "Already dissolved"},
+        **PRECONDITION_RESPONSES,
+    },
 )
 async def dissolve(
     association_id: UUID,
@@ -537,7 +543,7 @@ async def dissolve(
     request: Request,
     response: Response,
     body: Annotated[DissolutionIn | None, Body()] = None,
-    if_match: Annotated[str | None, Header(max_length=40)] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Record that an association was dissolved; its record stays, read-only."""
     decision = registry.identity.policy.decide(principal, "association", "update")

@@ -27,6 +27,7 @@ from diaspora_service.conditional import (
     PRECONDITION_RESPONSES,
     IfMatch,
     expected_version,
+    set_etag,
     version_conflict,
 )
 from diaspora_service.problems import Problem
@@ -106,7 +107,7 @@ class UpdateRequest(ProfileFields):
 
 
 def _record_view(record: dict[str, Any], response: Response) -> MemberView:
-    response.headers["ETag"] = f'"{record["version"]}"'
+    set_etag(response, record["version"])
     return MemberView.model_validate({f: record[f] for f in MEMBER_FIELDS if f in record})
 
 
