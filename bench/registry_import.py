@@ -44,8 +44,9 @@ from registry.imports.jobs import create_job, inspect_file
 from registry.imports.runner import ImportRunner
 from registry.imports.settings import ImportSettings
 from registry.imports.tables import import_jobs
+from registry.members.tables import members
 from registry.settings import RegistrySettings
-from registry.tables import members, outbox
+from registry.tables import outbox
 
 TARGET_ROWS_PER_SECOND = 5_000
 SYLLABLES: tuple[str, ...] = (

@@ -23,8 +23,9 @@ from diaspora_identity.testing import (
     service_account,
 )
 from registry.members.service import reconcile_embassies
+from registry.members.tables import members
 from registry.resources import Registry
-from registry.tables import audit_log, members, outbox
+from registry.tables import audit_log, outbox
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,10 @@ from diaspora_identity.testing import LocalIssuer, admin, citizen, coordinator, 
 from registry.bootstrap import bootstrap
 from registry.duplicates.tables import duplicate_cases, member_match_keys
 from registry.entrypoints.http import build_app
+from registry.members.tables import member_changes, members
 from registry.resources import Registry
 from registry.settings import RegistrySettings
-from registry.tables import member_changes, members, outbox
+from registry.tables import outbox
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,9 @@ from diaspora_devstack.testing import wait_until
 from diaspora_identity.testing import LocalIssuer, citizen, officer
 from registry.duplicates.tables import duplicate_cases
 from registry.imports.tables import import_jobs
+from registry.members.tables import members
 from registry.resources import Registry
-from registry.tables import members, outbox
+from registry.tables import outbox
 
 from .data.embassy_lists import (
     HEADER_EN,

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from diaspora_identity.testing import LocalIssuer, officer
+from registry.members.tables import members
 from registry.resources import Registry
-from registry.tables import members
 
 from .data.embassy_lists import HEADER_FR, Lists, Row, cells, csv_bytes, faulty
 

@@ -18,8 +18,9 @@ from diaspora_devstack.testing import (
 )
 from diaspora_identity.testing import LocalIssuer, officer
 from registry.imports.tables import import_errors
+from registry.members.tables import members
 from registry.resources import Registry
-from registry.tables import members, outbox
+from registry.tables import outbox
 
 from .data.embassy_lists import HEADER_FR, Lists, build_rows, csv_bytes, expected
 

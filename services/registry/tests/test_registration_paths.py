@@ -12,8 +12,9 @@ from sqlalchemy import select, text
 
 from diaspora_identity.testing import LocalIssuer, citizen
 from registry.duplicates.tables import duplicate_cases, member_match_keys
+from registry.members.tables import member_changes, member_consents, members
 from registry.resources import Registry
-from registry.tables import member_changes, member_consents, members, outbox
+from registry.tables import outbox
 
 pytestmark = pytest.mark.integration
 

@@ -25,16 +25,15 @@ from diaspora_identity.testing import (
 )
 from registry.crypto import DocumentCipher, Sealed, generate_key, parse_keys
 from registry.entrypoints.rekey import rekey, remaining
-from registry.resources import Registry
-from registry.tables import (
-    audit_log,
+from registry.members.tables import (
     erased_members,
     member_changes,
     member_consents,
     member_documents,
     members,
-    outbox,
 )
+from registry.resources import Registry
+from registry.tables import audit_log, outbox
 
 pytestmark = pytest.mark.integration
 

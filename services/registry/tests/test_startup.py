@@ -13,9 +13,9 @@ from diaspora_devstack.testing import TcpForwarder, asyncpg_url, serve_app
 from diaspora_identity.testing import LocalIssuer, admin
 from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
+from registry.members.tables import members
 from registry.resources import Registry
 from registry.settings import RegistrySettings
-from registry.tables import members
 
 pytestmark = pytest.mark.integration
 

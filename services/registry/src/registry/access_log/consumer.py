@@ -24,7 +24,8 @@ from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.matching import MatchingAuditRecordedV1
 from diaspora_events.contracts.notifications import NotificationsAuditRecordedV1
 from diaspora_events.shredding import KeyResolver
-from registry.tables import inbox, member_accesses
+from registry.access_log.tables import member_accesses
+from registry.tables import inbox
 
 CONSUMER_NAME = "registry-access-log"
 

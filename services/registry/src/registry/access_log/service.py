@@ -12,8 +12,9 @@ from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry import SERVICE_NAME
+from registry.access_log.tables import member_accesses
 from registry.members.service import ACCESS_LOG_FIELDS
-from registry.tables import audit_log, member_accesses
+from registry.tables import audit_log
 
 
 async def access_log(

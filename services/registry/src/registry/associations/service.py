@@ -41,7 +41,8 @@ from diaspora_identity.policy import Decision, Forbidden, Policy
 from diaspora_identity.principal import Principal, Role
 from registry.associations import domain
 from registry.associations.tables import association_history, association_members, associations
-from registry.tables import members, outbox
+from registry.members.tables import members
+from registry.tables import outbox
 
 log = structlog.get_logger(__name__)
 

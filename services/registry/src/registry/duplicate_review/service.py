@@ -64,8 +64,8 @@ from registry.members.records import (
     record_change,
     view_of,
 )
+from registry.members.tables import member_consents, member_documents, members
 from registry.resources import ErasureStep, MergeStep
-from registry.tables import member_consents, member_documents, members
 
 Status = Literal["open", "merged", "dismissed"]
 

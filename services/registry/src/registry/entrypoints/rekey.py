@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry.bootstrap import bootstrap
 from registry.crypto import DocumentCipher, Sealed, generate_key
-from registry.tables import member_documents
+from registry.members.tables import member_documents
 
 
 async def rekey(

@@ -38,8 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from diaspora_events.contracts.registry import MemberMarkedStaleV1
 from diaspora_events.outbox import OutboxWriter
 from registry.members.records import consents_of, profile_of
+from registry.members.tables import members
 from registry.statistics.tables import stale_marks
-from registry.tables import members
 
 log = structlog.get_logger(__name__)
 

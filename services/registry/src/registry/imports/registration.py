@@ -42,8 +42,9 @@ from registry.imports.rows import (
 from registry.imports.validation import ValidRow
 from registry.members.records import MEMBER_FIELDS
 from registry.members.schemas import RegistrationRequest
+from registry.members.tables import member_changes, members
 from registry.resources import Registry
-from registry.tables import audit_log, member_changes, members
+from registry.tables import audit_log
 
 # The "registered" history lines of a batch (as records.change_row builds them: no old
 # values, version 1), one per element of the arrays.

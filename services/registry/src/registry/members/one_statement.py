@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from diaspora_events.outbox import OutboxWriter, notify_channel
 from registry.bulk import json_text
 from registry.duplicates.tables import member_match_keys
-from registry.tables import member_changes, member_consents, members
+from registry.members.tables import member_changes, member_consents, members
 
 # JSONB columns of members: their values go as JSON text (the driver's codec takes text).
 _MEMBER_JSON = frozenset(

@@ -42,7 +42,7 @@ from registry.members.profile import (
     PostalAddress,
     resolve_city,
 )
-from registry.tables import member_changes, member_consents, member_documents
+from registry.members.tables import member_changes, member_consents, member_documents
 
 log = structlog.get_logger(__name__)
 

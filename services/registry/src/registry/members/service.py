@@ -60,7 +60,7 @@ from registry.members.records import (
     view_of,
     write_documents,
 )
-from registry.tables import member_changes, member_consents, members
+from registry.members.tables import member_changes, member_consents, members
 
 log = structlog.get_logger(__name__)
 

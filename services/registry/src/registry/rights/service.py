@@ -46,15 +46,9 @@ from registry.members.service import (
     locked_member,
     returned,
 )
+from registry.members.tables import erased_members, member_changes, member_consents, members
 from registry.resources import ErasureStep
-from registry.tables import (
-    audit_log,
-    erased_members,
-    member_changes,
-    member_consents,
-    members,
-    outbox,
-)
+from registry.tables import audit_log, outbox
 
 log = structlog.get_logger(__name__)
 
