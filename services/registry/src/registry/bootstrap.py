@@ -4,25 +4,29 @@ features hand each other (erasure and merge steps), wired once."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.outbox import OutboxWriter
-from diaspora_events.shredding import event_key_settings
+from diaspora_events.shredding import KeyResolver, event_key_settings
 from diaspora_identity.audit import AuditTrail
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
+from registry.access_log.consumer import build_consumer as access_log_consumer
 from registry.associations import hooks as associations
 from registry.associations.service import reconcile_association_embassies
 from registry.crypto import DocumentCipher
 from registry.duplicates.detection import forget_member as forget_duplicates
-from registry.freshness.service import forget_stale_marks
+from registry.freshness.service import StaleCampaign, forget_stale_marks
 from registry.members import email_syntax
 from registry.members.service import audit_event, reconcile_embassies
 from registry.person_keys import PersonKeys, destroy_key
 from registry.resources import ErasureStep, MergeStep, Registry
 from registry.settings import RegistrySettings
+from registry.statistics.consumer import build_consumer as read_models_consumer
 from registry.tables import audit_log, outbox
 
-__all__ = ["Registry", "bootstrap", "reconcile_job"]
+__all__ = ["Registry", "WorkerParts", "bootstrap", "reconcile_job", "worker_parts"]
 
 
 def erasure_steps(writer: OutboxWriter) -> list[ErasureStep]:
@@ -83,4 +87,45 @@ def bootstrap(settings: RegistrySettings | None = None) -> Registry:
         keys=keys,
         erasure_steps=erasure_steps(writer),
         merge_steps=merge_steps(writer),
+    )
+
+
+@dataclass(frozen=True)
+class WorkerParts:
+    """What the registry worker runs: its two consumers and its periodic job."""
+
+    read_models: EventConsumer
+    access_log: EventConsumer
+    campaign: StaleCampaign
+
+
+def worker_parts(
+    registry: Registry, dead_letters: DeadLetterSink, keys: KeyResolver | None
+) -> WorkerParts:
+    """The worker's consumers and jobs, each handed what it needs: the read models
+    (statistics, search) of the registry's own member events, the access log of the
+    other services' audit events, and the update campaign marking stale profiles."""
+    settings = registry.settings
+    return WorkerParts(
+        read_models=read_models_consumer(
+            sessions=registry.sessions,
+            dead_letters=dead_letters,
+            topic_prefix=settings.topic_prefix,
+            require_consent=settings.statistics_require_consent,
+            jurisdictions=registry.identity.jurisdictions,
+            keys=keys,
+        ),
+        access_log=access_log_consumer(
+            sessions=registry.sessions,
+            dead_letters=dead_letters,
+            topic_prefix=settings.topic_prefix,
+            keys=keys,
+        ),
+        campaign=StaleCampaign(
+            sessions=registry.sessions,
+            outbox=registry.outbox,
+            after_months=settings.stale_after_months,
+            interval=settings.stale_check_interval_seconds,
+            batch_size=settings.stale_batch_size,
+        ),
     )

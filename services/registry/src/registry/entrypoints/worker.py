@@ -32,11 +32,8 @@ from diaspora_events.runtime import (
 )
 from diaspora_service.health_server import health_task
 from registry import SERVICE_NAME
-from registry.access_log.consumer import build_consumer as build_access_log_consumer
-from registry.bootstrap import bootstrap
-from registry.freshness.service import StaleCampaign
+from registry.bootstrap import bootstrap, worker_parts
 from registry.resources import Registry
-from registry.statistics.consumer import build_consumer
 from registry.statistics.projection import rebuild_counts
 
 log = structlog.get_logger(__name__)
@@ -51,20 +48,8 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
     # One cache of data keys for the process's consumers, read from the registry's own
     # key store (crypto-shredding): an erasure seen by either consumer drops the key.
     keys = registry.keys.resolver() if registry.keys is not None else None
-    consumer = build_consumer(
-        sessions=registry.sessions,
-        dead_letters=broker_dead_letter_sink(broker_),
-        topic_prefix=settings.topic_prefix,
-        require_consent=settings.statistics_require_consent,
-        jurisdictions=registry.identity.jurisdictions,
-        keys=keys,
-    )
-    accesses = build_access_log_consumer(
-        sessions=registry.sessions,
-        dead_letters=broker_dead_letter_sink(broker_),
-        topic_prefix=settings.topic_prefix,
-        keys=keys,
-    )
+    parts = worker_parts(registry, broker_dead_letter_sink(broker_), keys)
+    consumer, accesses = parts.read_models, parts.access_log
     await prepare_topics(
         settings.kafka,
         [consumer, accesses],
@@ -73,13 +58,6 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
     )
     subscribe(broker_, consumer, workers=settings.read_model_workers)
     subscribe(broker_, accesses)
-    campaign = StaleCampaign(
-        sessions=registry.sessions,
-        outbox=registry.outbox,
-        after_months=settings.stale_after_months,
-        interval=settings.stale_check_interval_seconds,
-        batch_size=settings.stale_batch_size,
-    )
     lags = [
         LagMonitor(
             bootstrap_servers=settings.kafka,
@@ -99,7 +77,7 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
 
     tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [
         broker_task(broker_),
-        campaign.run,
+        parts.campaign.run,
         *(lag.run for lag in lags),
     ]
     if settings.health_port:
