@@ -73,10 +73,10 @@ from diaspora_devstack.testing import (
 from diaspora_events.contracts.registry import MemberProfile
 from diaspora_identity.testing import LocalIssuer, citizen, coordinator, officer
 from registry.bootstrap import bootstrap
-from registry.search import terms_of
 from registry.settings import RegistrySettings
 from registry.statistics.facts import facts_of
 from registry.statistics.projection import rebuild_counts
+from registry.statistics.search_index import terms_of
 
 HERE = Path(__file__).resolve().parent
 TARGET_RATIO = 0.5

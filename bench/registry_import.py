@@ -39,13 +39,14 @@ from sqlalchemy import func, select
 from diaspora_devstack import stack
 from diaspora_devstack.testing import asyncpg_url, create_database, drop_database, migrate
 from diaspora_identity.principal import Principal, Role
-from registry.adapters.orm import members, outbox
 from registry.bootstrap import bootstrap
 from registry.imports.jobs import create_job, inspect_file
 from registry.imports.runner import ImportRunner
 from registry.imports.settings import ImportSettings
 from registry.imports.tables import import_jobs
+from registry.members.tables import members
 from registry.settings import RegistrySettings
+from registry.tables import outbox
 
 TARGET_ROWS_PER_SECOND = 5_000
 SYLLABLES: tuple[str, ...] = (

@@ -26,10 +26,10 @@ from matching.entrypoints.worker import run as matching_worker
 from matching.experts.projection import apply_event
 from matching.resources import Matching
 from matching.settings import MatchingSettings
-from registry.bootstrap import Registry
 from registry.bootstrap import bootstrap as registry_bootstrap
 from registry.entrypoints.http import build_app as registry_app
 from registry.entrypoints.worker import run as registry_worker
+from registry.resources import Registry
 from registry.settings import RegistrySettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

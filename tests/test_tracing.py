@@ -20,10 +20,10 @@ from diaspora_identity.testing import LocalIssuer, officer
 from notifications.bootstrap import bootstrap as notifications_bootstrap
 from notifications.entrypoints.worker import run as run_worker
 from notifications.settings import NotificationsSettings
-from registry.adapters.orm import outbox as registry_outbox
 from registry.bootstrap import bootstrap as registry_bootstrap
 from registry.entrypoints.http import build_app
 from registry.settings import RegistrySettings
+from registry.tables import outbox as registry_outbox
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,9 @@ import pytest
 
 from diaspora_devstack.testing import app_url, asyncpg_url, serve_app
 from diaspora_identity.testing import LocalIssuer, citizen
-from registry.bootstrap import Registry, bootstrap
+from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
+from registry.resources import Registry
 from registry.settings import RegistrySettings
 
 

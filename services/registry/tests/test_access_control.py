@@ -22,9 +22,10 @@ from diaspora_identity.testing import (
     officer,
     service_account,
 )
-from registry.adapters.orm import audit_log, members, outbox
-from registry.bootstrap import Registry
-from registry.service import reconcile_embassies
+from registry.members.service import reconcile_embassies
+from registry.members.tables import members
+from registry.resources import Registry
+from registry.tables import audit_log, outbox
 
 pytestmark = pytest.mark.integration
 

@@ -30,12 +30,13 @@ from diaspora_identity.testing import (
     coordinator,
     officer,
 )
-from registry.adapters.orm import audit_log, outbox
 from registry.associations.service import move_member
 from registry.associations.tables import association_history, association_members, associations
-from registry.bootstrap import Registry, bootstrap
+from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
+from registry.resources import Registry
 from registry.settings import RegistrySettings
+from registry.tables import audit_log, outbox
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,13 @@ from diaspora_events.kafka import ensure_topics
 from diaspora_events.outbox import OutboxRelay
 from diaspora_events.topics import ALL_TOPICS, with_prefix
 from diaspora_identity.testing import LocalIssuer, admin, citizen, coordinator, officer
-from registry.adapters.orm import member_changes, members, outbox
-from registry.bootstrap import Registry, bootstrap
+from registry.bootstrap import bootstrap
 from registry.duplicates.tables import duplicate_cases, member_match_keys
 from registry.entrypoints.http import build_app
+from registry.members.tables import member_changes, members
+from registry.resources import Registry
 from registry.settings import RegistrySettings
+from registry.tables import outbox
 
 pytestmark = pytest.mark.integration
 

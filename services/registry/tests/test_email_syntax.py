@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from registry import email_syntax
-from registry.entrypoints.http import RegistrationRequest
+from registry.members import email_syntax
+from registry.members.schemas import RegistrationRequest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cached_checks() -> None:
+    """As in the service (the bootstrap routes the domain check through the cache)."""
+    email_syntax.cache_domain_checks()
+
 
 BODY = {
     "given_name": "Akossiwa",

@@ -23,13 +23,14 @@ from notifications.deliveries.tables import deliveries
 from notifications.entrypoints.worker import run as notifications_worker
 from notifications.preferences.tables import preferences
 from notifications.settings import NotificationsSettings
-from registry.adapters.orm import outbox
-from registry.bootstrap import Registry, bootstrap
+from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
 from registry.entrypoints.worker import run
-from registry.freshness import MONTH, StaleCampaign, freshness
+from registry.freshness.service import MONTH, StaleCampaign, freshness
+from registry.resources import Registry
 from registry.settings import RegistrySettings
 from registry.statistics.tables import stale_marks
+from registry.tables import outbox
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,11 @@ from sqlalchemy import func, select
 
 from diaspora_devstack.testing import wait_until
 from diaspora_identity.testing import LocalIssuer, citizen, officer
-from registry.adapters.orm import members, outbox
-from registry.bootstrap import Registry
 from registry.duplicates.tables import duplicate_cases
 from registry.imports.tables import import_jobs
+from registry.members.tables import members
+from registry.resources import Registry
+from registry.tables import outbox
 
 from .data.embassy_lists import (
     HEADER_EN,

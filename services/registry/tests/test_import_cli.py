@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from diaspora_identity.testing import LocalIssuer, officer
-from registry.adapters.orm import members
-from registry.bootstrap import Registry
+from registry.members.tables import members
+from registry.resources import Registry
 
 from .data.embassy_lists import HEADER_FR, Lists, Row, cells, csv_bytes, faulty
 

@@ -17,9 +17,10 @@ from diaspora_devstack.testing import (
     wait_until,
 )
 from diaspora_identity.testing import LocalIssuer, officer
-from registry.adapters.orm import members, outbox
-from registry.bootstrap import Registry
 from registry.imports.tables import import_errors
+from registry.members.tables import members
+from registry.resources import Registry
+from registry.tables import outbox
 
 from .data.embassy_lists import HEADER_FR, Lists, build_rows, csv_bytes, expected
 

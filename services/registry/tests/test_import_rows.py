@@ -17,7 +17,7 @@ from diaspora_identity.jurisdictions import default_jurisdictions
 from diaspora_identity.policy import default_policy
 from diaspora_identity.principal import Principal, Role
 from diaspora_reference import esco, places
-from registry.adapters.bulk import json_text
+from registry.bulk import json_text
 from registry.imports.columns import layout
 from registry.imports.reading import open_sheet
 from registry.imports.registration import registration_schema
@@ -29,8 +29,8 @@ from registry.imports.rows import (
     registered_events,
 )
 from registry.imports.validation import ValidRow, check_record
-from registry.records import MEMBER_FIELDS, history_value, view_of
-from registry.service import (
+from registry.members.records import MEMBER_FIELDS, history_value, view_of
+from registry.members.service import (
     GIVEN_AT_REGISTRATION,
     audit_event,
     registered_event,

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from registry.adapters.orm import members, outbox
-from registry.bootstrap import Registry
+from registry.members.tables import members
+from registry.resources import Registry
+from registry.tables import outbox
 
 pytestmark = pytest.mark.integration
 

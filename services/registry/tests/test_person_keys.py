@@ -18,9 +18,9 @@ from diaspora_events.cloudevents import VERSION_ATTRIBUTE
 from diaspora_events.contracts import MemberRegisteredV1, contract_for
 from diaspora_events.shredding import SEALED, SealBroken, unseal
 from diaspora_identity.testing import LocalIssuer, citizen, officer, service_account
-from registry.adapters.orm import outbox
-from registry.bootstrap import Registry
-from registry.keys.store import person_keys
+from registry.person_keys import person_keys
+from registry.resources import Registry
+from registry.tables import outbox
 
 from .test_import_api import finished, upload
 

@@ -15,8 +15,9 @@ from sqlalchemy import select, text
 
 from diaspora_identity.testing import LocalIssuer, Persona, admin, citizen, officer
 from diaspora_reference import esco, isco, places
-from registry.adapters.orm import audit_log, member_changes, member_documents, members, outbox
-from registry.bootstrap import Registry
+from registry.members.tables import member_changes, member_documents, members
+from registry.resources import Registry
+from registry.tables import audit_log, outbox
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import select, text
 
 from diaspora_identity.testing import LocalIssuer, citizen
-from registry.adapters.orm import member_changes, member_consents, members, outbox
-from registry.bootstrap import Registry
 from registry.duplicates.tables import duplicate_cases, member_match_keys
+from registry.members.tables import member_changes, member_consents, members
+from registry.resources import Registry
+from registry.tables import outbox
 
 pytestmark = pytest.mark.integration
 

@@ -23,19 +23,17 @@ from diaspora_identity.testing import (
     coordinator,
     officer,
 )
-from registry import service
-from registry.adapters.orm import (
-    audit_log,
+from registry.crypto import DocumentCipher, Sealed, generate_key, parse_keys
+from registry.entrypoints.rekey import rekey, remaining
+from registry.members.tables import (
     erased_members,
     member_changes,
     member_consents,
     member_documents,
     members,
-    outbox,
 )
-from registry.bootstrap import Registry
-from registry.crypto import DocumentCipher, Sealed, generate_key, parse_keys
-from registry.entrypoints.rekey import rekey, remaining
+from registry.resources import Registry
+from registry.tables import audit_log, outbox
 
 pytestmark = pytest.mark.integration
 
@@ -340,7 +338,7 @@ async def test_erasure_scope_staff_and_hooks_in_the_same_transaction(
         assert found.first() is not None
         seen.append(erased)
 
-    service.ERASURE_STEPS.append(failing_step)
+    registry.erasure_steps.append(failing_step)
     try:
         async with as_(registry_url, identity_provider, coordinator()) as ministry:
             failed = await ministry.delete(path)
@@ -348,8 +346,8 @@ async def test_erasure_scope_staff_and_hooks_in_the_same_transaction(
         async with registry.sessions() as session:
             assert (await counts(session, member_id))["members"] == 1  # nothing erased
     finally:
-        service.ERASURE_STEPS.remove(failing_step)
-    service.ERASURE_STEPS.append(recording_step)
+        registry.erasure_steps.remove(failing_step)
+    registry.erasure_steps.append(recording_step)
     paris = officer("fr-paris")
     try:
         async with as_(registry_url, identity_provider, paris) as staff:
@@ -357,7 +355,7 @@ async def test_erasure_scope_staff_and_hooks_in_the_same_transaction(
             assert stale.status_code == 412
             assert (await staff.delete(path, headers={"If-Match": '"1"'})).status_code == 204
     finally:
-        service.ERASURE_STEPS.remove(recording_step)
+        registry.erasure_steps.remove(recording_step)
     assert seen == [UUID(member_id), UUID(member_id)]
     async with registry.sessions() as session:
         tombstone = (await session.execute(select(erased_members))).one()

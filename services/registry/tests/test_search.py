@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 from diaspora_devstack.testing import asyncpg_url, serve_app, wait_until
 from diaspora_events.outbox import OutboxRelay
 from diaspora_identity.testing import LocalIssuer, analyst, citizen, coordinator, officer
-from registry.adapters.orm import audit_log, outbox
-from registry.bootstrap import Registry, bootstrap
+from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
 from registry.entrypoints.worker import run
+from registry.resources import Registry
 from registry.settings import RegistrySettings
 from registry.statistics.tables import member_search, name_words
+from registry.tables import audit_log, outbox
 
 pytestmark = pytest.mark.integration
 
@@ -243,7 +244,8 @@ async def test_erasure_leaves_no_name_in_the_search_read_models(
     from uuid import UUID
 
     from diaspora_events.contracts.registry import MemberErasedV1
-    from registry.statistics.testing import publish
+
+    from .read_models import publish
 
     ids = await _register(api, identity_provider)
     await wait_until(lambda: _indexed(live_registry, len(PEOPLE)), timeout=60, message="indexed")

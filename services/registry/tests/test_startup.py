@@ -11,9 +11,10 @@ from sqlalchemy import select, text
 
 from diaspora_devstack.testing import TcpForwarder, asyncpg_url, serve_app
 from diaspora_identity.testing import LocalIssuer, admin
-from registry.adapters.orm import members
-from registry.bootstrap import Registry, bootstrap
+from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
+from registry.members.tables import members
+from registry.resources import Registry
 from registry.settings import RegistrySettings
 
 pytestmark = pytest.mark.integration

@@ -28,13 +28,15 @@ from diaspora_events.contracts.registry import (
 )
 from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_identity.testing import LocalIssuer, admin, analyst, coordinator, officer
-from registry.bootstrap import Registry, bootstrap
+from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
 from registry.entrypoints.worker import run
+from registry.resources import Registry
 from registry.settings import RegistrySettings
 from registry.statistics.projection import counts_match_recount
 from registry.statistics.tables import stats_cities, stats_labels, stats_members
-from registry.statistics.testing import handled, profile, publish, registered
+
+from .read_models import handled, profile, publish, registered
 
 pytestmark = pytest.mark.integration
 

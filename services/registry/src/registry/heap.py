@@ -19,18 +19,6 @@ import structlog
 log = structlog.get_logger(__name__)
 
 
-def warm_up() -> None:
-    """Load the reference data that registrations and imports use (loaded lazily otherwise)."""
-    from diaspora_reference import esco, isco, places
-    from registry import domain
-
-    places.city("FR", "Paris")
-    isco.ancestors("2211")
-    esco.skill("http://data.europa.eu/esco/skill/none")
-    esco.occupation("http://data.europa.eu/esco/occupation/none")
-    domain.normalise_phone("+33612345678")
-
-
 def freeze_long_lived() -> None:
     """Collect garbage now, then exempt every surviving object from later collections."""
     gc.collect()

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 from uuid import UUID
 
 from diaspora_reference import places, togo
-from registry.domain import InvalidRegistration, normalise_country
+from registry.members.domain import InvalidRegistration, normalise_country
 
 # Domains of activity (docs/registry.md, "Associations").
 Domain = Literal[

@@ -39,9 +39,10 @@ from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.jurisdictions import Jurisdictions
 from diaspora_identity.policy import Decision, Forbidden, Policy
 from diaspora_identity.principal import Principal, Role
-from registry.adapters.orm import members, outbox
 from registry.associations import domain
 from registry.associations.tables import association_history, association_members, associations
+from registry.members.tables import members
+from registry.tables import outbox
 
 log = structlog.get_logger(__name__)
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import JSONB
 
-from registry.adapters.orm import metadata
+from registry.tables import metadata
 
 associations = Table(
     "associations",

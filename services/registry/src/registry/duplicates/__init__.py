@@ -1,1 +1,5 @@
-"""Duplicate detection: name keys, scoring, candidate search, review cases and merge."""
+"""Duplicate detection at registration: name keys, scoring, candidate search, cases opened.
+
+Below members (a registration flags duplicates in its own transaction); officers review
+the cases in :mod:`registry.duplicate_review`.
+"""

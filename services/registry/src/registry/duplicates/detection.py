@@ -23,14 +23,15 @@ from typing import Any, Literal
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
-from sqlalchemy import text, update
+from sqlalchemy import delete, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from diaspora_events.contracts import DuplicatesFlaggedV1
 from diaspora_events.outbox import OutboxWriter
-from registry.adapters.bulk import copy_rows
+from registry.bulk import copy_rows
 from registry.duplicates.normalise import email_key, name_key, swapped_day_month
 from registry.duplicates.scoring import DEFAULT_THRESHOLD, Evidence, score
+from registry.duplicates.settings import DuplicateSettings
 from registry.duplicates.tables import duplicate_cases, member_match_keys
 
 Source = Literal["registration", "import"]
@@ -62,9 +63,7 @@ class FlaggedCase:
 @cache
 def configured_threshold() -> float:
     """``REGISTRY_DUPLICATE_THRESHOLD`` (read once)."""
-    from registry.imports.settings import ImportSettings
-
-    return ImportSettings().duplicate_threshold
+    return DuplicateSettings().duplicate_threshold
 
 
 async def flag_new_members(
@@ -293,3 +292,19 @@ async def likely_duplicates(
     anything (a registration with none registers in one statement)."""
     threshold = configured_threshold() if threshold is None else threshold
     return await _likely_pairs(connection, [member], [match_key_row(member)], threshold)
+
+
+async def forget_member(session: AsyncSession, member_id: UUID) -> None:
+    """Erasure step: a person's match keys and every case naming them go with them."""
+    await session.execute(
+        delete(member_match_keys).where(member_match_keys.c.member_id == member_id)
+    )
+    await session.execute(
+        delete(duplicate_cases).where(
+            or_(
+                duplicate_cases.c.member_id == member_id,
+                duplicate_cases.c.match_id == member_id,
+                duplicate_cases.c.survivor_id == member_id,
+            )
+        )
+    )

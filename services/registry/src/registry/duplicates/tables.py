@@ -16,7 +16,7 @@ from sqlalchemy import (
     Uuid,
 )
 
-from registry.adapters.orm import metadata
+from registry.tables import metadata
 
 # What duplicate detection compares, per member: the name key (registry.duplicates.normalise)
 # and the exact attributes. Kept here, not in members, so that detection owns its

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
-from registry.access_log import build_consumer as build_access_log_consumer
+from registry.access_log.consumer import build_consumer as build_access_log_consumer
 from registry.entrypoints.http import build_app
 from registry.statistics.consumer import build_consumer as build_read_models_consumer
 

@@ -17,9 +17,9 @@ import sys
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry.adapters.orm import member_documents
 from registry.bootstrap import bootstrap
 from registry.crypto import DocumentCipher, Sealed, generate_key
+from registry.members.tables import member_documents
 
 
 async def rekey(

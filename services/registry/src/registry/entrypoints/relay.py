@@ -14,8 +14,8 @@ from diaspora_events.runtime import run_service, run_until_stopped
 from diaspora_events.topics import ALL_TOPICS, with_prefix
 from diaspora_service.health_server import health_task
 from registry import SERVICE_NAME
-from registry.adapters.orm import outbox
 from registry.bootstrap import bootstrap
+from registry.tables import outbox
 
 
 async def run() -> None:

@@ -1,12 +1,12 @@
 """The registry worker, as its own process: `registry-worker`.
 
 - the ``registry-read-models`` consumer of the registry's own ``registry.members`` topic,
-  keeping the statistics and search read models (registry.statistics, registry.search);
+  keeping the statistics and search read models (registry.statistics, registry.search.service);
 - the ``registry-access-log`` consumer of the other services' audit topics, so that a
-  person's access log shows every service's reads (registry.access_log);
+  person's access log shows every service's reads (registry.access_log.consumer);
 - the update campaign: every ``REGISTRY_STALE_CHECK_INTERVAL_SECONDS``, profiles not
   confirmed for ``REGISTRY_STALE_AFTER_MONTHS`` months are marked stale, with a
-  ``registry.member.marked-stale`` event each through the outbox (registry.freshness).
+  ``registry.member.marked-stale`` event each through the outbox (registry.freshness.service).
 
 The outbox relay stays its own process (`registry-relay`).
 """
@@ -21,11 +21,9 @@ import structlog
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_service.worker import run_worker
 from registry import SERVICE_NAME
-from registry.access_log import build_consumer as build_access_log_consumer
-from registry.bootstrap import Registry, bootstrap
-from registry.freshness import StaleCampaign
+from registry.bootstrap import bootstrap, stale_campaign, worker_consumers
+from registry.resources import Registry
 from registry.statistics.consumer import CONSUMER_NAME as READ_MODELS
-from registry.statistics.consumer import build_consumer
 from registry.statistics.projection import rebuild_counts
 
 log = structlog.get_logger(__name__)
@@ -40,36 +38,14 @@ async def run(registry: Registry | None = None, stop: asyncio.Event | None = Non
     keys = registry.keys.resolver() if registry.keys is not None else None
 
     def consumers(dead_letters: DeadLetterSink) -> list[EventConsumer]:
-        return [
-            build_consumer(
-                sessions=registry.sessions,
-                dead_letters=dead_letters,
-                topic_prefix=settings.topic_prefix,
-                require_consent=settings.statistics_require_consent,
-                jurisdictions=registry.identity.jurisdictions,
-                keys=keys,
-            ),
-            build_access_log_consumer(
-                sessions=registry.sessions,
-                dead_letters=dead_letters,
-                topic_prefix=settings.topic_prefix,
-                keys=keys,
-            ),
-        ]
+        return worker_consumers(registry, dead_letters, keys)
 
-    campaign = StaleCampaign(
-        sessions=registry.sessions,
-        outbox=registry.outbox,
-        after_months=settings.stale_after_months,
-        interval=settings.stale_check_interval_seconds,
-        batch_size=settings.stale_batch_size,
-    )
     try:
         await run_worker(
             service=SERVICE_NAME,
             settings=settings,
             consumers=consumers,
-            jobs=[campaign.run],
+            jobs=[stale_campaign(registry).run],
             readiness={"database": registry.database_ready},
             workers={READ_MODELS: settings.read_model_workers},
             stop=stop,

@@ -1,13 +1,13 @@
 """Registering the valid rows of an import batch: members, history, events, audit, duplicates.
 
 Each row is registered as an officer's assisted registration is
-(:func:`registry.service.register_member`): the same members row
-(:func:`registry.service.registration_columns`), the same "registered" line in
+(:func:`registry.members.service.register_member`): the same members row
+(:func:`registry.members.service.registration_columns`), the same "registered" line in
 the member's history, the same ``registry.member.registered`` event through the
 outbox and an audit entry naming who imported it; only in bulk and with
 duplicate detection over the whole batch.
 
-The rows are written with PostgreSQL COPY (:mod:`registry.adapters.bulk`) on the
+The rows are written with PostgreSQL COPY (:mod:`registry.bulk`) on the
 session's connection, in the batch's transaction: plain tuples, each JSONB value
 encoded once, no per-row parameter processing. What the tables hold is what the
 one-by-one path writes.
@@ -30,9 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from diaspora_events.contracts import MemberRegisteredV1, RegistryAuditRecordedV1
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.policy import Decision
-from registry.adapters.bulk import copy_rows, json_text
-from registry.adapters.orm import audit_log, member_changes, members
-from registry.bootstrap import Registry
+from registry.bulk import copy_rows, json_text
 from registry.duplicates.detection import flag_new_members
 from registry.imports.rows import (
     MEMBER_JSON,
@@ -42,7 +40,11 @@ from registry.imports.rows import (
     registered_events,
 )
 from registry.imports.validation import ValidRow
-from registry.records import MEMBER_FIELDS
+from registry.members.records import MEMBER_FIELDS
+from registry.members.schemas import RegistrationRequest
+from registry.members.tables import member_changes, members
+from registry.resources import Registry
+from registry.tables import audit_log
 
 # The "registered" history lines of a batch (as records.change_row builds them: no old
 # values, version 1), one per element of the arrays.
@@ -78,9 +80,7 @@ _ALL_FIELDS = sorted(MEMBER_FIELDS)
 
 
 def registration_schema() -> type[BaseModel]:
-    """The model validating ``POST /members`` bodies (imported late: it lives with the routes)."""
-    from registry.entrypoints.http import RegistrationRequest
-
+    """The model validating ``POST /members`` bodies."""
     return RegistrationRequest
 
 

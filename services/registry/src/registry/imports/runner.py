@@ -32,7 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.policy import Decision, Forbidden
 from diaspora_identity.principal import Principal, Role
-from registry.bootstrap import Registry
 from registry.heap import freeze_long_lived
 from registry.imports.bounded import ReaderOutOfMemory
 from registry.imports.checking import Batch, CheckSpec, JobFeed, Source
@@ -46,6 +45,7 @@ from registry.imports.registration import (
 from registry.imports.settings import ImportSettings
 from registry.imports.tables import import_errors, import_jobs
 from registry.imports.validation import RowError, ValidRow
+from registry.resources import Registry
 
 log = structlog.get_logger(__name__)
 

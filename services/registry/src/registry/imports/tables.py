@@ -20,7 +20,7 @@ from sqlalchemy import (
     text,
 )
 
-from registry.adapters.orm import metadata
+from registry.tables import metadata
 
 # One uploaded file and its progress. Each batch commits its members, its error rows and
 # the new counters in one transaction, so `position` (records read) is exactly where an

@@ -27,9 +27,9 @@ from diaspora_events.contracts.registry import (
 )
 from diaspora_events.shredding import KeyResolver
 from diaspora_identity.jurisdictions import Jurisdictions, default_jurisdictions
-from registry import search
-from registry.adapters.orm import inbox
 from registry.statistics import projection
+from registry.statistics import search_index as search
+from registry.tables import inbox
 
 CONSUMER_NAME = "registry-read-models"
 

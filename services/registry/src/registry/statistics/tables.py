@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from registry.adapters.orm import metadata
+from registry.tables import metadata
 
 # One row per member: the facts statistics count, nothing that names or reaches the person.
 stats_members = Table(

@@ -1,0 +1,1 @@
+"""Associations of the diaspora: their records, members and officers."""

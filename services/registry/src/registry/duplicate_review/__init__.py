@@ -1,0 +1,1 @@
+"""Review of duplicate cases by officers: list, dismiss, merge."""

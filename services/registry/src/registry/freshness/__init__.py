@@ -1,0 +1,1 @@
+"""Update campaign: how fresh a profile is, and marking the stale ones."""

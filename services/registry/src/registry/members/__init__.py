@@ -1,0 +1,1 @@
+"""Members: registration, profiles, the record and its history (the registry's core)."""

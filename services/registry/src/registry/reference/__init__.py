@@ -1,0 +1,1 @@
+"""Reference data for profile forms: occupations, skills and cities by a few letters."""

@@ -1,0 +1,1 @@
+"""A person's rights over their record: update, confirm, history, export, consents, erasure."""

@@ -1,0 +1,1 @@
+"""Search of members for officers and coordinators (name, typos tolerated, and filters)."""

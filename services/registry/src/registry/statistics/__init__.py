@@ -1,0 +1,1 @@
+"""Statistics read model and its queries; the read-models consumer (statistics, search)."""
