@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from diaspora_identity.testing import LocalIssuer, officer
-from registry.adapters.orm import members
+from registry.members.tables import members
 from registry.bootstrap import Registry
 from registry.imports.runner import ImportRunner
 from registry.imports.settings import ImportSettings
