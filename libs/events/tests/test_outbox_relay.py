@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import date
 from uuid import UUID
 
 import pytest
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from diaspora_devstack.testing import asyncpg_url, read_topic
+from diaspora_devstack.testing import asyncpg_url, read_topic, wait_until
 from diaspora_events.cloudevents import decode, headers_from_kafka
 from diaspora_events.contracts import MemberRegisteredV1
 from diaspora_events.kafka import ensure_topics
@@ -35,6 +36,21 @@ async def engine(empty_database: str) -> AsyncIterator[AsyncEngine]:
 
 
 RelayStarter = Callable[[OutboxRelay], tuple[asyncio.Event, "asyncio.Task[None]"]]
+
+
+async def relay_leads(engine: AsyncEngine) -> bool:
+    """A relay of the outbox table holds its leadership (the advisory lock)."""
+    key = zlib.crc32(f"outbox-relay:{outbox.name}".encode())
+    async with engine.connect() as conn:
+        held = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid = 0 AND objid = :key AND objsubid = 1"
+            ),
+            {"key": key},
+        )
+    return held == 1
 
 
 @pytest.fixture
@@ -173,12 +189,20 @@ async def test_relay_keeps_rows_and_retries_while_the_broker_is_unreachable(
         max_backoff=0.2,
     )
     stop, task = start_relay(dead)
-    await asyncio.sleep(2.0)
+
+    async def every_row_tried_twice() -> bool:
+        async with engine.connect() as conn:
+            attempts = (await conn.execute(select(outbox.c.attempts))).scalars().all()
+        return len(attempts) == 5 and min(attempts) >= 2
+
+    # The outcome: the relay tried (and retried) every row and recorded each failure.
+    await wait_until(every_row_tried_twice, timeout=20, message="failed publish attempts")
     stop.set()
     await task
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(outbox.c.published_at, outbox.c.attempts))).all()
+        rows = (await conn.execute(select(outbox.c.published_at, outbox.c.last_error))).all()
     assert all(r.published_at is None for r in rows)
+    assert all(r.last_error for r in rows)
 
     live = OutboxRelay(
         engine=engine,
@@ -220,7 +244,8 @@ async def test_only_one_relay_leads_at_a_time(
         for i in range(2)
     ]
     started = [start_relay(r) for r in relays]
-    await asyncio.sleep(0.5)
+    # Both run; rows are written once one of them leads (holds the table's advisory lock).
+    await wait_until(lambda: relay_leads(engine), timeout=20, message="a leading relay")
     async with AsyncSession(engine) as session, session.begin():
         for n in range(20):
             await writer.add(session, registered(n))
