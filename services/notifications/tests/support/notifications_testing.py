@@ -122,16 +122,23 @@ async def deliveries_settled(service: Notifications) -> bool:
     return pending == 0
 
 
-async def wait_members_consumed(service: Notifications, *, timeout: float = 30.0) -> None:
-    """Wait until the worker's consumer committed every record published so far on the
-    registry's members topic (each was handled: its deliveries are queued)."""
+async def wait_worker_consumed(
+    service: Notifications, *topics: Topic, timeout: float = 30.0
+) -> None:
+    """Wait until the worker's consumer committed every record published so far on
+    ``topics`` (each was handled: its deliveries are queued)."""
     settings = service.settings
     await wait_consumed(
         settings.kafka_bootstrap,
         settings.topic_prefix + CONSUMER_NAME,
-        [settings.topic_prefix + REGISTRY_MEMBERS.name],
+        [settings.topic_prefix + topic.name for topic in topics],
         timeout=timeout,
     )
+
+
+async def wait_members_consumed(service: Notifications, *, timeout: float = 30.0) -> None:
+    """:func:`wait_worker_consumed` of the registry's members topic."""
+    await wait_worker_consumed(service, REGISTRY_MEMBERS, timeout=timeout)
 
 
 VERIFICATION_LINK = re.compile(r"confirm\?token=([A-Za-z0-9_\-]+)")
