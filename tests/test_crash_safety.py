@@ -8,10 +8,12 @@ from collections import defaultdict
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from diaspora_devstack.testing import asyncpg_url, wait_until
+from diaspora_devstack.testing import asyncpg_url, wait_consumed, wait_until
+from diaspora_events.topics import REGISTRY_MEMBERS
 from diaspora_identity.testing import officer
+from notifications.bootstrap import CONSUMER_NAME as NOTIFICATIONS_CONSUMER
 from tests.conftest import LocalPlatform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -76,7 +78,40 @@ async def test_every_registration_gives_exactly_one_email_across_kill_9(
         return received >= set(addresses)
 
     await wait_until(everyone_has_mail, timeout=90, message="an email for every registration")
-    await asyncio.sleep(3)  # anything doubled would arrive by now
+    # Anything doubled would have arrived once every event is published (the registry's
+    # outbox), handled (the worker's group committed the end of registry.members) and
+    # every delivery it queued is sent: then count.
+    registry_engine = create_async_engine(asyncpg_url(platform.registry_database))
+    notifications_engine = create_async_engine(asyncpg_url(platform.notifications_database))
+
+    async def none_left(engine: AsyncEngine, query: str) -> bool:
+        async with engine.connect() as conn:
+            return (await conn.execute(text(query))).scalar_one() == 0
+
+    try:
+        await wait_until(
+            lambda: none_left(
+                registry_engine, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            ),
+            timeout=90,
+            message="the registry's outbox published",
+        )
+        await wait_consumed(
+            platform.kafka_bootstrap,
+            platform.topic_prefix + NOTIFICATIONS_CONSUMER,
+            [platform.topic_prefix + REGISTRY_MEMBERS.name],
+            timeout=90,
+        )
+        await wait_until(
+            lambda: none_left(
+                notifications_engine, "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+            ),
+            timeout=90,
+            message="no delivery pending",
+        )
+    finally:
+        await registry_engine.dispose()
+        await notifications_engine.dispose()
 
     message_ids: dict[str, set[str]] = defaultdict(set)
     copies = 0

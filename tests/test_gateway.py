@@ -8,7 +8,6 @@ gets 401 with a clear problem-details body, through the gateway, from both servi
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -121,7 +120,16 @@ async def test_routing_headers_request_ids_and_the_access_log(
     await engine.dispose()
     assert [row.client_address for row in audited] == ["127.0.0.1"]
 
-    await asyncio.sleep(0.2)
+    # nginx logs a request after answering it: wait for the lines of the last requests
+    # (the search carries the secret), then check what the whole log holds.
+    def logged(path: str) -> bool:
+        return f'"path":"{path}"' in gateway.access_log.read_text()
+
+    await wait_until(
+        lambda: logged("/api/registry/members/search") and logged("/api/registry/members/{id}"),
+        timeout=10,
+        message="the access log lines of the search and the read",
+    )
     log = gateway.access_log.read_text()
     lines = [json.loads(line) for line in log.splitlines()]
     assert any(line["request_id"] == "trace-me-123" for line in lines)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import date
 from uuid import UUID
 
 import pytest
-from sqlalchemy import MetaData, select
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import MetaData, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from diaspora_devstack.testing import asyncpg_url, read_topic
+from diaspora_devstack.testing import asyncpg_url, read_topic, wait_until
 from diaspora_events.cloudevents import decode, headers_from_kafka
 from diaspora_events.contracts import MemberRegisteredV1
-from diaspora_events.kafka import ensure_topics
+from diaspora_events.kafka import ensure_topics, topic_partitions
 from diaspora_events.outbox import OutboxRelay, OutboxWriter, outbox_table
 from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
 
@@ -35,6 +37,33 @@ async def engine(empty_database: str) -> AsyncIterator[AsyncEngine]:
 
 
 RelayStarter = Callable[[OutboxRelay], tuple[asyncio.Event, "asyncio.Task[None]"]]
+
+
+async def records_in(bootstrap: str, topic: str) -> int:
+    """How many records the topic holds (its partitions' end offsets: the relay's producer
+    is idempotent, not transactional, so every offset is a record)."""
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    try:
+        partitions = await topic_partitions(probe, [topic])
+        return sum((await probe.end_offsets(partitions)).values())
+    finally:
+        await probe.stop()
+
+
+async def relay_leads(engine: AsyncEngine) -> bool:
+    """A relay of the outbox table holds its leadership (the advisory lock)."""
+    key = zlib.crc32(f"outbox-relay:{outbox.name}".encode())
+    async with engine.connect() as conn:
+        held = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid = 0 AND objid = :key AND objsubid = 1"
+            ),
+            {"key": key},
+        )
+    return held == 1
 
 
 @pytest.fixture
@@ -134,12 +163,23 @@ async def test_every_committed_row_is_published_even_when_commits_come_out_of_or
     assert inversions >= writers, f"only {inversions} out-of-order commits"
 
     records = await read_topic(kafka_bootstrap, topic.name, expect=len(committed_ids), timeout=30)
-    await asyncio.sleep(0.5)  # leave time for anything that should not be there
-    records = await read_topic(
-        kafka_bootstrap, topic.name, expect=len(committed_ids) + 1, timeout=2
-    )
+
+    async def all_marked_published() -> bool:
+        async with engine.connect() as conn:
+            left = await conn.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+            )
+        return left == 0
+
+    # Everything the relay will publish is acknowledged (a row is marked once the broker
+    # acknowledged it): the topic holds all it ever will, anything extra included.
+    await wait_until(all_marked_published, timeout=30, message="every row marked published")
     stop.set()
     await relay_task
+    # Read all of it (at-least-once allows a repeat; what matters is which events).
+    total = await records_in(kafka_bootstrap, topic.name)
+    records = await read_topic(kafka_bootstrap, topic.name, expect=total, timeout=30)
+    assert len(records) == total
 
     published = [decode(headers_from_kafka(r.headers), r.value).id for r in records]
     assert set(published) == committed_ids
@@ -173,12 +213,20 @@ async def test_relay_keeps_rows_and_retries_while_the_broker_is_unreachable(
         max_backoff=0.2,
     )
     stop, task = start_relay(dead)
-    await asyncio.sleep(2.0)
+
+    async def every_row_tried_twice() -> bool:
+        async with engine.connect() as conn:
+            attempts = (await conn.execute(select(outbox.c.attempts))).scalars().all()
+        return len(attempts) == 5 and min(attempts) >= 2
+
+    # The outcome: the relay tried (and retried) every row and recorded each failure.
+    await wait_until(every_row_tried_twice, timeout=20, message="failed publish attempts")
     stop.set()
     await task
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(outbox.c.published_at, outbox.c.attempts))).all()
+        rows = (await conn.execute(select(outbox.c.published_at, outbox.c.last_error))).all()
     assert all(r.published_at is None for r in rows)
+    assert all(r.last_error for r in rows)
 
     live = OutboxRelay(
         engine=engine,
@@ -220,7 +268,8 @@ async def test_only_one_relay_leads_at_a_time(
         for i in range(2)
     ]
     started = [start_relay(r) for r in relays]
-    await asyncio.sleep(0.5)
+    # Both run; rows are written once one of them leads (holds the table's advisory lock).
+    await wait_until(lambda: relay_leads(engine), timeout=20, message="a leading relay")
     async with AsyncSession(engine) as session, session.begin():
         for n in range(20):
             await writer.add(session, registered(n))

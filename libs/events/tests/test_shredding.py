@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from uuid_utils.compat import uuid7
 
-from diaspora_devstack.testing import asyncpg_url, serve_app
+from diaspora_devstack.testing import asyncpg_url, serve_app, wait_until
 from diaspora_events.cloudevents import Envelope, decode, headers_to_kafka
 from diaspora_events.consumer import EventConsumer, Outcome, Record, inbox_table
 from diaspora_events.contracts import MatchProposedV1, MemberErasedV1, MemberRegisteredV1
@@ -250,9 +250,11 @@ class Keys:
     def __init__(self) -> None:
         self.keys: dict[UUID, bytes | None] = {}
         self.down = False
+        self.refused = 0  # fetches answered "unavailable" while down
 
     async def fetch(self, subjects: list[UUID]) -> dict[UUID, bytes | None]:
         if self.down:
+            self.refused += 1
             raise KeyServiceUnavailable("key service: ConnectError")
         return {s: self.keys.setdefault(s, new_data_key()) for s in subjects}
 
@@ -326,7 +328,9 @@ async def test_consumer_opens_skips_erased_waits_for_keys_and_scrubs_dead_letter
     consumer.keys = KeyResolver(keys.fetch, ttl=300)  # a fresh cache: it must ask
     keys.down = True
     task = asyncio.create_task(consumer.handle_record(late_record))
-    await asyncio.sleep(0.3)
+    # The outcome: the resolver reports the key service unavailable and the consumer has
+    # asked again and again (its backoff is 10-50 ms) without giving up on the record.
+    await wait_until(lambda: keys.refused >= 5, timeout=10, message="retried key fetches")
     assert not task.done()
     assert dead == []
     assert not await consumer.keys.available()

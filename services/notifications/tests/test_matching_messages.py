@@ -9,7 +9,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import pytest
-from notifications_testing import confirm_email, publish, registered
+from notifications_testing import (
+    confirm_email,
+    deliveries_settled,
+    publish,
+    registered,
+    wait_worker_consumed,
+)
 from sqlalchemy import select
 from uuid_utils.compat import uuid7
 
@@ -112,7 +118,10 @@ async def test_expert_and_holder_are_told_in_their_language_once(
     await wait_until(
         lambda: len(mailbox.messages) >= welcomes + 3, timeout=30, message="three emails"
     )
-    await asyncio.sleep(1.5)  # time for any duplicate to show up
+    # Both copies of each handled (the group committed the end of the three topics) and
+    # every delivery they queued sent: a duplicate would be in the mailbox by now.
+    await wait_worker_consumed(worker, MATCHING_MATCHES, MATCHING_MISSIONS, MATCHING_PROJECTS)
+    await wait_until(lambda: deliveries_settled(worker), timeout=30, message="deliveries sent")
 
     mails = mailbox.messages[welcomes:]
     assert len(mails) == 3, [(m.recipients, m.subject) for m in mailbox.messages]

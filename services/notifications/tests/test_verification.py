@@ -16,7 +16,15 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from notifications_testing import add_recipient, deliveries_of, events_on, publish, registered
+from notifications_testing import (
+    add_recipient,
+    deliveries_of,
+    deliveries_settled,
+    events_on,
+    publish,
+    registered,
+    wait_members_consumed,
+)
 from sqlalchemy import select
 
 from diaspora_devstack.mailbox import Mailbox
@@ -123,7 +131,10 @@ async def test_registration_sends_one_verification_then_the_welcome_after_the_li
     await publish(kafka_bootstrap, topic_prefix + REGISTRY_MEMBERS.name, event, times=3)
     await wait_until(lambda: len(files_mailbox.messages) >= 1, timeout=30, message="a mail")
     await wait_until(lambda: len(sms_sink[0].messages) >= 1, timeout=30, message="an SMS")
-    await asyncio.sleep(1.5)  # time for any other message (a welcome) to show up
+    # Every copy handled (the group committed the end of the topic) and everything they
+    # queued sent: any other message (a welcome, a second verification) is here by now.
+    await wait_members_consumed(service)
+    await wait_until(lambda: deliveries_settled(service), timeout=30, message="deliveries sent")
     (verification_mail,) = files_mailbox.messages
     assert verification_mail.recipients == ("ama@example.org",)
     assert verification_mail.subject.startswith("Confirmez votre adresse")
@@ -169,10 +180,15 @@ async def test_registration_sends_one_verification_then_the_welcome_after_the_li
         assert b"\nReply-To:" not in headers
         assert b"\nX-Probe:" not in headers
     # Single use: the same link again is refused, and nothing more is sent.
+    await wait_until(lambda: deliveries_settled(service), timeout=30, message="welcome sent")
+    queued = len(await deliveries_of(service, event.member_id))
     again = await client.get("/contacts/email/confirm", params={"token": token})
     assert again.status_code == 404
     assert again.headers["content-type"].startswith("application/problem+json")
-    await asyncio.sleep(1.0)
+    # A confirmation queues its messages in its own transaction, done once answered: a
+    # second welcome would be a delivery by now, and sent once none is pending.
+    await wait_until(lambda: deliveries_settled(service), timeout=30, message="nothing pending")
+    assert len(await deliveries_of(service, event.member_id)) == queued
     assert len(files_mailbox.messages) == 2
 
 

@@ -6,7 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from notifications_testing import confirm_email, publish, registered
+from notifications_testing import (
+    confirm_email,
+    deliveries_settled,
+    publish,
+    registered,
+    wait_members_consumed,
+)
 from sqlalchemy import func, select, update
 
 from diaspora_devstack.mailbox import Mailbox
@@ -47,14 +53,19 @@ async def test_welcome_email_in_the_persons_language_sent_once_per_event(
     # The first email of each is the verification of the address (one per registration);
     # the welcome follows the confirmation of its link, once.
     await wait_until(lambda: len(mailbox.messages) >= 2, timeout=30, message="two emails")
-    await asyncio.sleep(1.5)  # time for any duplicate to show up
+    # Every copy was handled (the group committed the end of the topic) and every
+    # delivery they queued was sent: a duplicate would be in the mailbox by now.
+    await wait_members_consumed(worker)
+    await wait_until(lambda: deliveries_settled(worker), timeout=30, message="deliveries sent")
     assert len(mailbox.messages) == 2
     verifications = list(mailbox.messages)
     assert {m.recipients[0] for m in verifications} == {"kossi@example.org", "ama@example.org"}
     for mail in verifications:
         await confirm_email(worker, mail.text())
     await wait_until(lambda: len(mailbox.messages) >= 4, timeout=30, message="two welcomes")
-    await asyncio.sleep(1.5)
+    # The confirmations queued their welcomes in their own transactions: once none is
+    # pending, a second welcome would have been sent too.
+    await wait_until(lambda: deliveries_settled(worker), timeout=30, message="deliveries sent")
     assert len(mailbox.messages) == 4
 
     by_address = {m.recipients[0]: m for m in mailbox.messages[2:]}

@@ -11,11 +11,12 @@ from uuid import UUID
 
 import httpx
 import pytest
-from notifications_testing import confirm_email
+from notifications_testing import confirm_email, deliveries_settled, wait_worker_consumed
 from sqlalchemy import func, insert, select
 
 from diaspora_devstack.mailbox import Mailbox
 from diaspora_devstack.testing import asyncpg_url, serve_app, wait_until
+from diaspora_events.contracts.registry import MemberMarkedStaleV1
 from diaspora_events.outbox import OutboxRelay
 from diaspora_identity.testing import LocalIssuer, citizen, officer
 from notifications.bootstrap import bootstrap as notifications_bootstrap
@@ -181,7 +182,21 @@ async def test_stale_profiles_are_marked_once_per_period_and_reminded(
             )
             return int(found.scalar_one()) == 2  # the verification and the welcome only
 
-    await asyncio.sleep(2)  # the reminder event for Kofi went through too
+    # The reminder event for Kofi went through too: every outbox row published, consumed
+    # by the notifications worker (its group committed the end of the topic), and nothing
+    # it queued is pending. Only then does "no reminder for Kofi" mean anything.
+    async def outbox_published() -> bool:
+        async with platform.sessions() as session:
+            left = await session.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+            )
+        return left == 0
+
+    await wait_until(outbox_published, timeout=30, message="the registry's outbox published")
+    await wait_worker_consumed(notifications, MemberMarkedStaleV1.topic)
+    await wait_until(
+        lambda: deliveries_settled(notifications), timeout=30, message="deliveries sent"
+    )
     assert await kofi_skipped()
     assert not any("à jour" in s for s in _subjects(mailbox, "kofi.stale@example.org"))
 

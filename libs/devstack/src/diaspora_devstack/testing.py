@@ -134,6 +134,64 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+async def wait_consumed(
+    bootstrap: str,
+    group_id: str,
+    topics: list[str],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.2,
+) -> None:
+    """Wait until consumer group ``group_id`` has committed, on every partition of
+    ``topics``, the end offset the partition has when this is called: every record
+    published before the call was handled (a consumer of the platform commits a record's
+    offset once its handler's transaction committed or it was dead-lettered).
+
+    The outcome a test waits on before asserting that nothing (more) happened: a test
+    that sleeps instead also passes when nothing was handled at all. Raises TimeoutError
+    (with the partitions still behind) after ``timeout`` seconds. A topic that does not
+    exist has no records and counts as consumed; ``topics`` must not be empty.
+    """
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from diaspora_events.kafka import topic_partitions
+
+    if not topics:
+        raise ValueError("wait_consumed needs at least one topic")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-wait-consumed")
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    try:
+        await probe.start()
+        try:
+            partitions = await topic_partitions(probe, topics)
+            ends = await probe.end_offsets(partitions) if partitions else {}
+            deadline = time.monotonic() + timeout
+            while True:
+                committed = await admin.list_consumer_group_offsets(group_id)
+                behind = {}
+                for tp, end in ends.items():
+                    meta = committed.get(tp)
+                    done = meta.offset if meta is not None and meta.offset >= 0 else 0
+                    if done < end:
+                        behind[f"{tp.topic}[{tp.partition}]"] = (done, end)
+                if not behind:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"timed out after {timeout}s waiting for consumer group {group_id!r}"
+                        f" to commit the end of {topics}; (committed, end) still behind:"
+                        f" {behind}"
+                    )
+                await asyncio.sleep(interval)
+        finally:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await probe.stop()
+    finally:
+        await admin.close()
+
+
 @dataclass
 class ServiceProcess:
     """A service entry point run as a real OS process (so a test can kill -9 it)."""

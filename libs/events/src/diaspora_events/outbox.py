@@ -568,10 +568,12 @@ class OutboxRelay:
 
     async def _send_rows(self, db: _LeaderConnection, rows: Sequence[_Row]) -> _Batch:
         """Hand every row to the producer; the batch holds their acknowledgements."""
-        producer = await self._producer_started()
         prefix = self._topic_prefix
         batch = _Batch([row.id for row in rows], [])
         try:
+            # Inside: a producer that cannot start (broker unreachable) is this batch's
+            # failed attempt too, counted on its rows and in the failure metric.
+            producer = await self._producer_started()
             if spans_recorded():
                 for row in rows:
                     batch.deliveries.append(

@@ -9,14 +9,15 @@ from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from uuid_utils.compat import uuid7
 
 from diaspora_devstack.testing import publish_outbox as publish_outbox_rows
-from diaspora_devstack.testing import read_topic
+from diaspora_devstack.testing import read_topic, wait_consumed
 from diaspora_events.cloudevents import decode, encode, headers_from_kafka, headers_to_kafka
 from diaspora_events.contracts import Event, MemberRegisteredV1
-from diaspora_events.topics import Topic
+from diaspora_events.topics import REGISTRY_MEMBERS, Topic
+from notifications.bootstrap import CONSUMER_NAME
 from notifications.contacts.verification import confirm_link
 from notifications.deliveries.tables import deliveries
 from notifications.preferences.tables import preferences
@@ -109,6 +110,35 @@ async def deliveries_of(service: Notifications, member_id: UUID | None = None) -
         query = query.where(deliveries.c.recipient_id == member_id)
     async with service.sessions() as session:
         return list((await session.execute(query)).all())
+
+
+async def deliveries_settled(service: Notifications) -> bool:
+    """Every queued delivery was handled (sent, failed or cancelled): none is pending.
+    With the consumer's input consumed (``wait_consumed``), what was to be sent was sent."""
+    async with service.sessions() as session:
+        pending = await session.scalar(
+            select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+        )
+    return pending == 0
+
+
+async def wait_worker_consumed(
+    service: Notifications, *topics: Topic, timeout: float = 30.0
+) -> None:
+    """Wait until the worker's consumer committed every record published so far on
+    ``topics`` (each was handled: its deliveries are queued)."""
+    settings = service.settings
+    await wait_consumed(
+        settings.kafka_bootstrap,
+        settings.topic_prefix + CONSUMER_NAME,
+        [settings.topic_prefix + topic.name for topic in topics],
+        timeout=timeout,
+    )
+
+
+async def wait_members_consumed(service: Notifications, *, timeout: float = 30.0) -> None:
+    """:func:`wait_worker_consumed` of the registry's members topic."""
+    await wait_worker_consumed(service, REGISTRY_MEMBERS, timeout=timeout)
 
 
 VERIFICATION_LINK = re.compile(r"confirm\?token=([A-Za-z0-9_\-]+)")
