@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import MetaData, func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from diaspora_devstack.testing import asyncpg_url, read_topic, wait_until
 from diaspora_events.cloudevents import decode, headers_from_kafka
@@ -115,40 +115,59 @@ async def test_every_committed_row_is_published_even_when_commits_come_out_of_or
     )
     stop, relay_task = start_relay(relay)
 
-    writers = 48
+    # Rounds of writers: in each, every writer allocates its id (in order), then they
+    # commit in the reverse order, so each commit lands after others that allocated a
+    # higher id (the inversions a cursor over ids would skip), with the relay polling
+    # between commits. Some writers roll back instead.
+    writers, per_round = 48, 8
     allocated: list[tuple[int, int]] = []  # (writer, outbox id) in allocation order
     commit_order: list[int] = []
     committed_ids: set[UUID] = set()
     rolled_back_ids: set[UUID] = set()
-    allocation_lock = asyncio.Lock()
     rng = random.Random(7)
 
-    async def write(n: int) -> None:
-        # Writers start in order, so earlier writers allocate smaller ids; each then
-        # holds its transaction open for a delay that shrinks with n, so commits come
-        # in roughly the reverse order of allocation, interleaved by the jitter.
-        await asyncio.sleep(n * 0.005)
-        async with engine.connect() as conn:
-            trans = await conn.begin()
-            from sqlalchemy.ext.asyncio import AsyncSession
+    async def write_round(first: int) -> None:
+        members = range(first, min(first + per_round, writers))
+        allocated_in_round = asyncio.Event()
+        turn = {n: asyncio.Event() for n in members}
+        pending = len(members)
 
-            session = AsyncSession(bind=conn)
-            async with allocation_lock:
+        async def write(n: int) -> None:
+            nonlocal pending
+            async with engine.connect() as conn:
+                trans = await conn.begin()
+                session = AsyncSession(bind=conn)
                 event_id = await writer.add(session, registered(n))
                 row_id = (
                     await conn.execute(select(outbox.c.id).where(outbox.c.event_id == event_id))
                 ).scalar_one()
                 allocated.append((n, row_id))
-            await asyncio.sleep((writers - n) * 0.012 + rng.random() * 0.05)
-            if n % 9 == 4:
-                await trans.rollback()
-                rolled_back_ids.add(event_id)
-            else:
-                await trans.commit()
-                committed_ids.add(event_id)
-                commit_order.append(n)
+                pending -= 1
+                if pending == 0:
+                    allocated_in_round.set()
+                    turn[members[-1]].set()  # the last to allocate commits first
+                await turn[n].wait()
+                if n % 9 == 4:
+                    await trans.rollback()
+                    rolled_back_ids.add(event_id)
+                else:
+                    await trans.commit()
+                    committed_ids.add(event_id)
+                    commit_order.append(n)
+            await asyncio.sleep(rng.random() * 0.02)  # let the relay poll in between
+            if n > members[0]:
+                turn[n - 1].set()
 
-    await asyncio.gather(*(write(n) for n in range(writers)))
+        # Ids are allocated in writer order (one after the other), commits come after.
+        tasks = []
+        for n in members:
+            tasks.append(asyncio.create_task(write(n)))
+            await wait_until(lambda n=n: len(allocated) > n, timeout=30, message="allocation")
+        await allocated_in_round.wait()
+        await asyncio.gather(*tasks)
+
+    for first in range(0, writers, per_round):
+        await write_round(first)
 
     # The scenario really happened: many transactions committed after others
     # that had allocated a higher id (an inversion), which a cursor would skip.
