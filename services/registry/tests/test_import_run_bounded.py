@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from diaspora_identity.testing import LocalIssuer, officer
-from registry.members.tables import members
 from registry.bootstrap import Registry
 from registry.imports.runner import ImportRunner
 from registry.imports.settings import ImportSettings
+from registry.members.tables import members
 
 from .data.embassy_lists import HEADER_FR, Lists, build_rows, csv_bytes
 
