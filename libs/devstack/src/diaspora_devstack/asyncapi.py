@@ -1006,10 +1006,10 @@ def _documents_at(root: Path, ref: str) -> dict[str, dict[str, Any]]:
     return documents
 
 
-def check(root: Path, *, base: str | None = None) -> CheckResult:
-    generated = generate()
+def committed_diffs(root: Path, generated: Mapping[Path, str], *, context: int = 3) -> list[str]:
+    """Unified diffs of every committed document that differs from its generated text
+    (the AsyncAPI and OpenAPI checks both)."""
     diffs = []
-    expected = set(generated)
     for relative, text in generated.items():
         path = root / relative
         current = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -1021,9 +1021,17 @@ def check(root: Path, *, base: str | None = None) -> CheckResult:
                         text.splitlines(keepends=True),
                         fromfile=f"{relative} (committed)" if path.exists() else "/dev/null",
                         tofile=f"{relative} (generated from the code)",
+                        n=context,
                     )
                 )
             )
+    return diffs
+
+
+def check(root: Path, *, base: str | None = None) -> CheckResult:
+    generated = generate()
+    diffs = committed_diffs(root, generated)
+    expected = set(generated)
     for path in sorted((root / ASYNCAPI_DIR).glob("*.yaml")):
         if path.relative_to(root) not in expected:
             diffs.append(

@@ -12,14 +12,13 @@ database or broker.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from diaspora_devstack.asyncapi import find_root
+from diaspora_devstack.asyncapi import committed_diffs, find_root
 from diaspora_devstack.services import Service, discover
 
 OPENAPI_DIR = Path("docs/openapi")
@@ -48,22 +47,7 @@ def generate() -> dict[Path, str]:
 def stale(root: Path) -> list[str]:
     """Unified diffs of every committed document that differs from the code's."""
     generated = generate()
-    diffs = []
-    for relative, text in generated.items():
-        path = root / relative
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current != text:
-            diffs.append(
-                "".join(
-                    difflib.unified_diff(
-                        current.splitlines(keepends=True),
-                        text.splitlines(keepends=True),
-                        fromfile=f"{relative} (committed)" if path.exists() else "/dev/null",
-                        tofile=f"{relative} (generated from the code)",
-                        n=2,
-                    )
-                )
-            )
+    diffs = committed_diffs(root, generated, context=2)
     for path in sorted((root / OPENAPI_DIR).glob("*.json")):
         if path.relative_to(root) not in generated:
             diffs.append(f"{path.relative_to(root)}: no such service any more\n")
