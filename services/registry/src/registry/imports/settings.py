@@ -45,9 +45,3 @@ class ImportSettings(BaseSettings):
             max_uncompressed=self.max_uncompressed_bytes,
             max_ratio=self.max_compression_ratio,
         )
-
-    # Duplicate pairs scoring at least this are flagged for review (registry.duplicates.scoring).
-    # (REGISTRY_DUPLICATE_THRESHOLD: it applies to every registration, not only imports.)
-    duplicate_threshold: float = Field(
-        default=0.6, gt=0, le=1, validation_alias="REGISTRY_DUPLICATE_THRESHOLD"
-    )

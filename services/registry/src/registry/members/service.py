@@ -842,29 +842,6 @@ ACCESS_LOG_FIELDS = (
 )
 
 
-SMALL_COUNT = 5
-
-
-async def member_statistics(
-    *, sessions: async_sessionmaker[AsyncSession], decision: Decision, by: str
-) -> list[dict[str, Any]]:
-    """Member counts per embassy or country within the caller's scope; counts under
-    :data:`SMALL_COUNT` are suppressed (shown as null) to protect people."""
-    column = members.c.embassy_id if by == "embassy" else members.c.country_of_residence
-    statement = (
-        select(column.label("key"), func.count().label("members"))
-        .where(decision.where(SCOPE_COLUMNS))
-        .group_by(column)
-        .order_by(column)
-    )
-    async with sessions() as session:
-        rows = (await session.execute(statement)).all()
-    return [
-        {by: row.key, "members": row.members if row.members >= SMALL_COUNT else None}
-        for row in rows
-    ]
-
-
 async def reconcile_embassies(
     sessions: async_sessionmaker[AsyncSession], jurisdictions: Jurisdictions
 ) -> int:
