@@ -24,6 +24,10 @@ MissionType = Literal[
     "teaching", "medical", "volunteering", "co_development", "investment", "technical_assistance"
 ]
 ConsentPurpose = Literal["contact_for_missions", "statistics", "newsletters"]
+# How far an officer checked who the person is: a copy of an identity document checked
+# remotely (uploaded), or the document seen in person at the embassy (the stronger).
+IdentityLevel = Literal["document_checked", "in_person"]
+IdentityMethod = Literal["document_in_person", "document_upload"]
 
 
 class _Part(BaseModel):
@@ -84,6 +88,16 @@ class Consent(_Part):
     at: datetime = Field(description="When the consent was given or withdrawn.")
 
 
+class IdentityVerification(_Part):
+    """The strongest identity check an officer recorded for the member."""
+
+    level: IdentityLevel
+    method: IdentityMethod
+    document_type: str = Field(description="passport, national_id_card, consular_card...")
+    verified_at: datetime
+    embassy_id: str = Field(description="The embassy whose officer verified it.")
+
+
 class MemberProfile(_Part):
     """Everything consumers may need of a member, as it stands after the event.
 
@@ -114,6 +128,8 @@ class MemberProfile(_Part):
         default_factory=list, description="Latest decision per purpose; absent means not given."
     )
     last_confirmed_at: datetime | None = None
+    # Added after the first release: absent means nobody verified the person's identity.
+    identity: IdentityVerification | None = None
 
     def consents_to(self, purpose: ConsentPurpose) -> bool:
         return any(c.granted for c in self.consents if c.purpose == purpose)
@@ -171,6 +187,25 @@ class MemberUpdatedV1(Event):
 class MemberConfirmedV1(Event):
     member_id: UUID
     confirmed_at: datetime
+    profile: MemberProfile = personal()
+
+
+@contract(
+    event_type="registry.member.identity-verified",
+    version=1,
+    topic=REGISTRY_MEMBERS,
+    key="member_id",
+    description=(
+        "An officer verified the member's identity against evidence; the record's "
+        "verification level (profile.identity) rose. Consular services that need a "
+        "verified applicant read it."
+    ),
+    subject="member_id",
+)
+class MemberIdentityVerifiedV1(Event):
+    member_id: UUID
+    verified_at: datetime
+    level: IdentityLevel
     profile: MemberProfile = personal()
 
 
