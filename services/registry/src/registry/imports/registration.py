@@ -1,8 +1,8 @@
 """Registering the valid rows of an import batch: members, history, events, audit, duplicates.
 
 Each row is registered as an officer's assisted registration is
-(:func:`registry.members.service.register_member`): the same members row
-(:func:`registry.members.service.registration_columns`), the same "registered" line in
+(:func:`registry.members.registration.register_member`): the same members row
+(:func:`registry.members.columns.registration_columns`), the same "registered" line in
 the member's history, the same ``registry.member.registered`` event through the
 outbox and an audit entry naming who imported it; only in bulk and with
 duplicate detection over the whole batch.
