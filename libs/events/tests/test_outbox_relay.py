@@ -267,6 +267,38 @@ async def test_relay_keeps_rows_and_retries_while_the_broker_is_unreachable(
         assert envelope.type == "registry.member.registered"
 
 
+async def test_a_relay_waiting_for_the_broker_stops_at_once(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_prefix: str, start_relay: RelayStarter
+) -> None:
+    writer = OutboxWriter(outbox, source="/test")
+    async with AsyncSession(engine) as session, session.begin():
+        await writer.add(session, registered(0))
+    dead = OutboxRelay(
+        engine=engine,
+        table=outbox,
+        bootstrap_servers="127.0.0.1:1",
+        client_id="dead",
+        topic_prefix=topic_prefix,
+        poll_interval=0.05,
+    )
+    stop, task = start_relay(dead)
+
+    async def failed_four_times() -> bool:
+        async with engine.connect() as conn:
+            return (await conn.scalar(select(outbox.c.attempts))) >= 4
+
+    # After the fourth failure the relay waits 3.2 s or more before the next attempt.
+    await wait_until(failed_four_times, timeout=30, message="four failed publish attempts")
+    stopped_at = asyncio.get_running_loop().time()
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+    assert asyncio.get_running_loop().time() - stopped_at < 1.5
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(outbox.c.published_at, outbox.c.attempts))).one()
+    assert row.published_at is None
+    assert 4 <= row.attempts <= 5
+
+
 async def test_only_one_relay_leads_at_a_time(
     engine: AsyncEngine, kafka_bootstrap: str, topic_prefix: str, start_relay: RelayStarter
 ) -> None:
