@@ -219,6 +219,11 @@ async def write_rows(
     await session.execute(_AUDIT_ENTRIES, prepared.audit)
     await registry.outbox.copy_encoded(session, RegistryAuditRecordedV1, prepared.audit_events)
     cases = await flag_new_members(
-        session, registry.outbox, prepared.columns, source="import", import_job_id=import_job_id
+        session,
+        registry.outbox,
+        prepared.columns,
+        source="import",
+        threshold=registry.settings.duplicate_threshold,
+        import_job_id=import_job_id,
     )
     return len({c.member_id for c in cases})

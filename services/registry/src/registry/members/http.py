@@ -111,6 +111,7 @@ async def register(
             decision=decision,
             context=AccessContext.of(request),
             command=body.command(idempotency_key),
+            duplicate_threshold=registry.settings.duplicate_threshold,
             cipher=registry.cipher,
         )
     except ConsentNotRecorded:

@@ -70,6 +70,7 @@ async def register_member(
     decision: Decision,
     context: AccessContext,
     command: RegisterMember,
+    duplicate_threshold: float,
     cipher: DocumentCipher | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Register a person; returns the member's record (every field of MEMBER_FIELDS and
@@ -158,7 +159,14 @@ async def register_member(
         if owner_subject is not None and not command.documents:
             # Self-registration: one statement when no likely duplicate is found.
             record = await _register_in_one_statement(
-                sessions, outbox, columns, consents, actor, consent_method, context
+                sessions,
+                outbox,
+                columns,
+                consents,
+                actor,
+                consent_method,
+                context,
+                duplicate_threshold,
             )
             if record is not None:
                 return record, True
@@ -190,7 +198,9 @@ async def register_member(
             )
             await outbox.add(session, registered_event(columns, consents), subject=str(member_id))
             # Likely duplicates go to the officers' review queue; the registration stands.
-            await flag_new_members(session, outbox, [columns], source="registration")
+            await flag_new_members(
+                session, outbox, [columns], source="registration", threshold=duplicate_threshold
+            )
             if owner_subject is None:
                 await audit.record(session, decision, context, [(member_id, MEMBER_FIELDS)])
     except IntegrityError:
@@ -227,6 +237,7 @@ async def _register_in_one_statement(
     actor: Actor,
     consent_method: str,
     context: AccessContext,
+    duplicate_threshold: float,
 ) -> dict[str, Any] | None:
     """The registration written by one statement (:mod:`registry.members.one_statement`), unless
     a likely duplicate is found first: then None, and the caller takes the transaction
@@ -238,7 +249,7 @@ async def _register_in_one_statement(
         return None
     async with engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        if await likely_duplicates(autocommit, member):
+        if await likely_duplicates(autocommit, member, threshold=duplicate_threshold):
             return None
         record = view_of(columns, (), consents, cipher=None)
         given = given_at_registration(record)
