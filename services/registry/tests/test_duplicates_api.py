@@ -28,21 +28,28 @@ from registry.tables import outbox
 pytestmark = pytest.mark.integration
 
 
+def registry_settings(
+    database: str, kafka_bootstrap: str, topic_prefix: str, issuer: LocalIssuer, **more: Any
+) -> RegistrySettings:
+    return RegistrySettings(
+        database_url=asyncpg_url(database),
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        environment="test",
+        json_logs=False,
+        oidc_issuer=issuer.issuer,
+        oidc_jwks_min_refresh_seconds=0,
+        **more,
+    )
+
+
 @pytest.fixture
 async def live(
     registry_database: str, kafka_bootstrap: str, topic_prefix: str, identity_provider: LocalIssuer
 ) -> AsyncIterator[tuple[Registry, str]]:
     """The registry API and its outbox relay (to the test's own topics)."""
     service = bootstrap(
-        RegistrySettings(
-            database_url=asyncpg_url(registry_database),
-            kafka_bootstrap=kafka_bootstrap,
-            topic_prefix=topic_prefix,
-            environment="test",
-            json_logs=False,
-            oidc_issuer=identity_provider.issuer,
-            oidc_jwks_min_refresh_seconds=0,
-        )
+        registry_settings(registry_database, kafka_bootstrap, topic_prefix, identity_provider)
     )
     owned = [with_prefix(t, topic_prefix) for t in ALL_TOPICS if t.owner == "registry"]
     await ensure_topics(kafka_bootstrap, owned)
@@ -391,14 +398,11 @@ async def test_the_configured_threshold_decides_what_is_flagged(
     one statement and an assisted registration's transaction): pairs scoring 0.8 are
     flagged at 0.8 and not at 0.9."""
     service = bootstrap(
-        RegistrySettings(
-            database_url=asyncpg_url(registry_database),
-            kafka_bootstrap=kafka_bootstrap,
-            topic_prefix=topic_prefix,
-            environment="test",
-            json_logs=False,
-            oidc_issuer=identity_provider.issuer,
-            oidc_jwks_min_refresh_seconds=0,
+        registry_settings(
+            registry_database,
+            kafka_bootstrap,
+            topic_prefix,
+            identity_provider,
             duplicate_threshold=threshold,
         )
     )
