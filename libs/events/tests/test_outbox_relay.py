@@ -7,6 +7,7 @@ import random
 import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import date
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -81,6 +82,19 @@ async def start_relay(engine: AsyncEngine) -> AsyncIterator[RelayStarter]:
     for stop, _task in running:
         stop.set()
     await asyncio.gather(*(task for _stop, task in running), return_exceptions=True)
+
+
+def unreachable_broker_relay(engine: AsyncEngine, topic_prefix: str, **more: Any) -> OutboxRelay:
+    """A relay whose broker never answers (nothing listens on port 1)."""
+    return OutboxRelay(
+        engine=engine,
+        table=outbox,
+        bootstrap_servers="127.0.0.1:1",
+        client_id="dead",
+        topic_prefix=topic_prefix,
+        poll_interval=0.05,
+        **more,
+    )
 
 
 def registered(n: int) -> MemberRegisteredV1:
@@ -222,15 +236,7 @@ async def test_relay_keeps_rows_and_retries_while_the_broker_is_unreachable(
         for n in range(5):
             await writer.add(session, registered(n))
 
-    dead = OutboxRelay(
-        engine=engine,
-        table=outbox,
-        bootstrap_servers="127.0.0.1:1",
-        client_id="dead",
-        topic_prefix=topic_prefix,
-        poll_interval=0.05,
-        max_backoff=0.2,
-    )
+    dead = unreachable_broker_relay(engine, topic_prefix, max_backoff=0.2)
     stop, task = start_relay(dead)
 
     async def every_row_tried_twice() -> bool:
@@ -265,6 +271,31 @@ async def test_relay_keeps_rows_and_retries_while_the_broker_is_unreachable(
         envelope = decode(headers_from_kafka(record.headers), record.value)
         assert record.key.decode() == envelope.data["member_id"]
         assert envelope.type == "registry.member.registered"
+
+
+async def test_a_relay_waiting_for_the_broker_stops_at_once(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_prefix: str, start_relay: RelayStarter
+) -> None:
+    writer = OutboxWriter(outbox, source="/test")
+    async with AsyncSession(engine) as session, session.begin():
+        await writer.add(session, registered(0))
+    dead = unreachable_broker_relay(engine, topic_prefix)
+    stop, task = start_relay(dead)
+
+    async def failed_four_times() -> bool:
+        async with engine.connect() as conn:
+            return (await conn.scalar(select(outbox.c.attempts))) >= 4
+
+    # After the fourth failure the relay waits 3.2 s or more before the next attempt.
+    await wait_until(failed_four_times, timeout=30, message="four failed publish attempts")
+    stopped_at = asyncio.get_running_loop().time()
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+    assert asyncio.get_running_loop().time() - stopped_at < 1.5
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(outbox.c.published_at, outbox.c.attempts))).one()
+    assert row.published_at is None
+    assert 4 <= row.attempts <= 5
 
 
 async def test_only_one_relay_leads_at_a_time(

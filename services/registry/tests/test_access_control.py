@@ -22,7 +22,7 @@ from diaspora_identity.testing import (
     officer,
     service_account,
 )
-from registry.members.service import reconcile_embassies
+from registry.members.embassies import reconcile_embassies
 from registry.members.tables import members
 from registry.resources import Registry
 from registry.tables import audit_log, outbox

@@ -28,21 +28,28 @@ from registry.tables import outbox
 pytestmark = pytest.mark.integration
 
 
+def registry_settings(
+    database: str, kafka_bootstrap: str, topic_prefix: str, issuer: LocalIssuer, **more: Any
+) -> RegistrySettings:
+    return RegistrySettings(
+        database_url=asyncpg_url(database),
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        environment="test",
+        json_logs=False,
+        oidc_issuer=issuer.issuer,
+        oidc_jwks_min_refresh_seconds=0,
+        **more,
+    )
+
+
 @pytest.fixture
 async def live(
     registry_database: str, kafka_bootstrap: str, topic_prefix: str, identity_provider: LocalIssuer
 ) -> AsyncIterator[tuple[Registry, str]]:
     """The registry API and its outbox relay (to the test's own topics)."""
     service = bootstrap(
-        RegistrySettings(
-            database_url=asyncpg_url(registry_database),
-            kafka_bootstrap=kafka_bootstrap,
-            topic_prefix=topic_prefix,
-            environment="test",
-            json_logs=False,
-            oidc_issuer=identity_provider.issuer,
-            oidc_jwks_min_refresh_seconds=0,
-        )
+        registry_settings(registry_database, kafka_bootstrap, topic_prefix, identity_provider)
     )
     owned = [with_prefix(t, topic_prefix) for t in ALL_TOPICS if t.owner == "registry"]
     await ensure_topics(kafka_bootstrap, owned)
@@ -376,3 +383,58 @@ async def test_a_changed_email_is_what_later_registrations_are_compared_with(
             )
         ).one()
     assert tuple(keys) == ("koku.mensah@example.org", "+33612345699")
+
+
+@pytest.mark.parametrize(("threshold", "flagged"), [(0.8, 2), (0.9, 0)])
+async def test_the_configured_threshold_decides_what_is_flagged(
+    registry_database: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    identity_provider: LocalIssuer,
+    threshold: float,
+    flagged: int,
+) -> None:
+    """REGISTRY_DUPLICATE_THRESHOLD reaches both registration paths (a self-registration's
+    one statement and an assisted registration's transaction): pairs scoring 0.8 are
+    flagged at 0.8 and not at 0.9."""
+    service = bootstrap(
+        registry_settings(
+            registry_database,
+            kafka_bootstrap,
+            topic_prefix,
+            identity_provider,
+            duplicate_threshold=threshold,
+        )
+    )
+    written_differently = {"given_name": "Koku", "family_name": "AGBEKO MENSAH"}
+    try:
+        async with serve_app(build_app(service)) as url:
+            async with httpx.AsyncClient(
+                base_url=url, headers=identity_provider.headers(officer("fr-paris")), timeout=60
+            ) as staff:
+                assert (await staff.post("/members", json=person())).status_code == 201
+            self_registration = person(
+                **written_differently, email="k.agbeko@example.com", phone="+33612345602"
+            )
+            self_registration.pop("consent_recorded")
+            async with httpx.AsyncClient(
+                base_url=url, headers=identity_provider.headers(citizen()), timeout=60
+            ) as person_self:
+                created = await person_self.post("/members", json=self_registration)
+                assert created.status_code == 201, created.text
+            async with httpx.AsyncClient(
+                base_url=url, headers=identity_provider.headers(officer("fr-paris")), timeout=60
+            ) as staff:
+                assisted = person(
+                    **written_differently, email="koku.am@example.net", phone="+33612345603"
+                )
+                assert (await staff.post("/members", json=assisted)).status_code == 201
+        async with service.sessions() as session:
+            keys = await session.scalar(select(func.count()).select_from(member_match_keys))
+            cases = await session.scalar(
+                select(func.count(func.distinct(duplicate_cases.c.member_id)))
+            )
+        assert keys == 3  # detection ran for every registration
+        assert cases == flagged
+    finally:
+        await service.close()

@@ -29,13 +29,10 @@ from registry.imports.rows import (
     registered_events,
 )
 from registry.imports.validation import ValidRow, check_record
+from registry.members.columns import registration_columns
+from registry.members.events import audit_event, registered_event
 from registry.members.records import MEMBER_FIELDS, history_value, view_of
-from registry.members.service import (
-    GIVEN_AT_REGISTRATION,
-    audit_event,
-    registered_event,
-    registration_columns,
-)
+from registry.members.registration import GIVEN_AT_REGISTRATION
 
 from .data.embassy_lists import HEADER_FR, Lists, build_rows, csv_bytes
 

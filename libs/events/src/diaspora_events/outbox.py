@@ -47,6 +47,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
+from tenacity.wait import wait_base
 
 from diaspora_events.cloudevents import attributes, encode, headers_to_kafka, new_event_id
 from diaspora_events.contracts.base import Event
@@ -417,6 +419,13 @@ async def outbox_backlog(connection: AsyncConnection, table: Table) -> OutboxBac
     return OutboxBacklog(unpublished=int(row[0]), oldest_age_seconds=max(age, 0.0))
 
 
+def publish_backoff(max_backoff: float) -> wait_base:
+    """The relay's wait between failed publish passes: 0.4 s, then doubling, plus up to
+    1 s of jitter (so that the relays of several services do not all come back to a
+    returning broker at the same instant), never more than ``max_backoff``."""
+    return wait_exponential_jitter(multiplier=0.4, max=max_backoff, jitter=1.0)
+
+
 class OutboxRelay:
     """Publishes committed outbox rows to Kafka, then marks them published.
 
@@ -449,6 +458,7 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._lock_key = zlib.crc32(f"outbox-relay:{table.name}".encode())
+        self._last_gauge = 0.0
         self.published_total = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -491,28 +501,37 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def _publish_loop(self, stop: asyncio.Event, db: _LeaderConnection) -> None:
-        failures = 0
+        # While the broker is away, a pass is retried (publish_backoff) until it goes
+        # through or ``stop`` is set; a stop also ends the wait at once. A lost leader
+        # connection is not retried here: run() reconnects (and leads again if the lock
+        # is still free).
+        async def failed(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            retry_in = state.next_action.sleep if state.next_action else None
+            described = describe_error(error) if error is not None else None
+            log.warning("outbox_publish_failed", error=described, retry_in=retry_in)
+            await self._close_producer()
+
+        async def pause(seconds: float) -> None:
+            await _sleep_unless(stop, seconds)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda error: isinstance(error, Exception) and not db.closed),
+            wait=publish_backoff(self._max_backoff),
+            stop=lambda _state: stop.is_set(),
+            sleep=pause,
+            before_sleep=failed,
+            reraise=True,
+        )
         last_cleanup = datetime.min.replace(tzinfo=UTC)
-        last_gauge = 0.0
+        self._last_gauge = 0.0
         while not stop.is_set():
-            self._wakeup.clear()
-            if time.monotonic() - last_gauge > 5:
-                await self._update_backlog_gauges()
-                last_gauge = time.monotonic()
             try:
-                await self._publish_available(db, stop)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if db.closed:
-                    raise  # run() reconnects (and leads again if the lock is still free)
-                failures += 1
-                delay = min(self._max_backoff, 0.2 * 2**failures)
-                log.warning("outbox_publish_failed", error=describe_error(error), retry_in=delay)
-                await self._close_producer()
-                await _sleep_unless(stop, delay)
-                continue
+                await retrying(self._publish_pass, db, stop)
+            except Exception:
+                if db.closed or not stop.is_set():
+                    raise
+                return  # stopped while the broker was away
             if datetime.now(UTC) - last_cleanup > timedelta(minutes=10):
                 await self._delete_old_published()
                 last_cleanup = datetime.now(UTC)
@@ -523,6 +542,17 @@ class OutboxRelay:
             )
             waiter.cancel()
             stopper.cancel()
+
+    async def _publish_pass(self, db: _LeaderConnection, stop: asyncio.Event) -> None:
+        """One attempt: refresh the backlog gauges (at most every 5 s, so they move while
+        the broker is away too), then publish what is committed."""
+        if stop.is_set():
+            return  # stopped while waiting for this attempt
+        self._wakeup.clear()
+        if time.monotonic() - self._last_gauge > 5:
+            await self._update_backlog_gauges()
+            self._last_gauge = time.monotonic()
+        await self._publish_available(db, stop)
 
     async def _producer_started(self) -> AIOKafkaProducer:
         if self._producer is None:

@@ -16,7 +16,7 @@ services' runtime database role may only INSERT and SELECT it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -216,6 +216,28 @@ class AuditTrail:
             for event, entry in zip(events, entries, strict=True):
                 await self._outbox.add(session, event, subject=str(entry.record_id))
         return entries
+
+    async def record_personal_reads(
+        self,
+        session: AsyncSession,
+        decision: Decision,
+        context: AccessContext,
+        rows: Sequence[Mapping[str, Any]],
+        views: Sequence[Mapping[str, Any]],
+        *,
+        person: str = "member_id",
+    ) -> list[AuditEntry]:
+        """Record a read of ``rows`` answered as ``views`` (one view per row): one entry
+        per row whose person (the ``person`` column: a member id) someone else received
+        personal fields of, naming every field of its view. Rows without a person, views
+        without a personal field and the person's own rows leave no entry."""
+        personal = decision.policy.personal_fields
+        accesses = [
+            (row[person], sorted(view))
+            for row, view in zip(rows, views, strict=True)
+            if row[person] is not None and personal & set(view) and not decision.is_own(row)
+        ]
+        return await self.record(session, decision, context, accesses)
 
 
 def audit_event_factory(contract: type[AuditEvent]) -> Callable[[AuditEntry], AuditEvent]:

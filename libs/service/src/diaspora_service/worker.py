@@ -21,6 +21,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.metrics import LagMonitor, broker_reachable
 from diaspora_events.observability import setup_observability
@@ -39,6 +42,20 @@ from diaspora_service.health_server import health_task
 from diaspora_service.settings import ServiceSettings
 
 ConsumersFactory = Callable[[DeadLetterSink], Sequence[EventConsumer]]
+
+
+def outbox_relay(
+    service: str, settings: ServiceSettings, engine: AsyncEngine, table: Table
+) -> OutboxRelay:
+    """The relay of a service's outbox ``table``: client ``<service>-relay``, the settings'
+    broker and topic prefix (run by the worker, or by a relay process of its own)."""
+    return OutboxRelay(
+        engine=engine,
+        table=table,
+        bootstrap_servers=settings.kafka,
+        client_id=f"{service}-relay",
+        topic_prefix=settings.topic_prefix,
+    )
 
 
 async def run_worker(

@@ -25,7 +25,7 @@ from notifications.campaigns.runner import CampaignRunner
 from notifications.contacts import consumer as contacts_consumer
 from notifications.contacts import service as contacts_service
 from notifications.contacts import verification
-from notifications.contacts.consumer import EraseStep, Signal
+from notifications.contacts.consumer import EraseStep, MergeStep, Signal
 from notifications.deliveries import consumer as deliveries_consumer
 from notifications.deliveries import service as deliveries_service
 from notifications.deliveries.domain import Clock, utc_now
@@ -50,6 +50,13 @@ ERASE_STEPS: Sequence[EraseStep] = (
     verification.erase_member,
     preferences_service.erase_member,
     contacts_service.erase_member,
+)
+# What every feature moves of a record merged into another, in this order, once contacts
+# has made the survivor's recipient row ready (the rows refer to it).
+MERGE_STEPS: Sequence[MergeStep] = (
+    preferences_service.merge_member,
+    deliveries_service.merge_member,
+    campaigns_service.merge_member,
 )
 
 
@@ -108,6 +115,7 @@ def build_consumer(
         settings=config,
         available_channels=available_channels,
         erase_steps=ERASE_STEPS,
+        merge_steps=MERGE_STEPS,
         work_available=work_available,
         on_erased=on_erased,
     )

@@ -18,7 +18,8 @@ from registry.crypto import DocumentCipher
 from registry.duplicates.detection import forget_member as forget_duplicates
 from registry.freshness.service import StaleCampaign, forget_stale_marks
 from registry.members import email_syntax
-from registry.members.service import audit_event, reconcile_embassies
+from registry.members.embassies import reconcile_embassies
+from registry.members.events import audit_event
 from registry.person_keys import PersonKeys, destroy_key
 from registry.resources import ErasureStep, MergeStep, Registry
 from registry.settings import RegistrySettings

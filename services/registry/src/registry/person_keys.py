@@ -3,7 +3,7 @@
 A row is created the first time an event about the person is sealed (registration,
 or the first key request for an id the registry had not keyed yet). Erasure turns it
 into a tombstone (``wrapped_dek`` and ``kek_id`` NULL, ``destroyed_at`` set) in the
-erasure's transaction (:data:`registry.members.service.ERASURE_STEPS`): from its commit, no
+erasure's transaction (:func:`registry.bootstrap.erasure_steps`): from its commit, no
 service can obtain the key again, and an event later written about the person is
 sealed with a throwaway key.
 """

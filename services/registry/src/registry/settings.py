@@ -31,6 +31,9 @@ class RegistrySettings(ServiceSettings):
     stale_after_months: int = Field(default=12, ge=1)
     stale_check_interval_seconds: float = Field(default=3600.0, gt=0)
     stale_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Duplicate pairs scoring at least this are flagged for review (registry.duplicates.scoring),
+    # on every registration and import.
+    duplicate_threshold: float = Field(default=0.6, gt=0, le=1)
     # Kafka consumers of the read models in one registry-worker, each owning some of the
     # partitions of registry.members (records of one member stay in order).
     read_model_workers: int = Field(default=3, ge=1, le=32)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from diaspora_events.outbox import OutboxRelay
-from diaspora_service.worker import run_worker
+from diaspora_service.worker import outbox_relay, run_worker
 from matching import SERVICE_NAME
 from matching.bootstrap import bootstrap, build_consumers, periodic_tasks
 from matching.resources import Matching
@@ -21,13 +20,7 @@ from matching.tables import outbox
 async def run(service: Matching | None = None, stop: asyncio.Event | None = None) -> None:
     service = service or bootstrap()
     settings = service.settings
-    relay = OutboxRelay(
-        engine=service.engine,
-        table=outbox,
-        bootstrap_servers=settings.kafka,
-        client_id=f"{SERVICE_NAME}-relay",
-        topic_prefix=settings.topic_prefix,
-    )
+    relay = outbox_relay(SERVICE_NAME, settings, service.engine, outbox)
     try:
         await run_worker(
             service=SERVICE_NAME,

@@ -181,25 +181,8 @@ async def find_missions(
     async with sessions() as session, session.begin():
         found = await rows.every(session, statement)
         views = [decision.project(row, MISSION_FIELDS) for row in found]
-        await _audit(session, audit, decision, context, found, views)
+        await audit.record_personal_reads(session, decision, context, found, views)
     return views
-
-
-async def _audit(
-    session: AsyncSession,
-    audit: AuditTrail,
-    decision: Decision,
-    context: AccessContext,
-    found: Sequence[Mapping[str, Any]],
-    views: Sequence[Mapping[str, Any]],
-) -> None:
-    personal = decision.policy.personal_fields
-    accesses = [
-        (row["member_id"], sorted(view))
-        for row, view in zip(found, views, strict=True)
-        if row["member_id"] is not None and personal & set(view) and not decision.is_own(row)
-    ]
-    await audit.record(session, decision, context, accesses)
 
 
 async def _locked(session: AsyncSession, decision: Decision, mission_id: UUID) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -188,27 +188,6 @@ def view(decision: Decision, row: Mapping[str, Any]) -> dict[str, Any]:
         for name in CONTACT_FIELDS:
             shown[name] = row[name]
     return shown
-
-
-def _personal_shown(decision: Decision, shown: Mapping[str, Any]) -> list[str]:
-    return [f for f in shown if f in decision.policy.personal_fields]
-
-
-async def _audit_reads(
-    session: AsyncSession,
-    audit: AuditTrail,
-    decision: Decision,
-    context: AccessContext,
-    rows: Sequence[Mapping[str, Any]],
-    views: Sequence[Mapping[str, Any]],
-) -> None:
-    """One audit entry per project whose holder's personal data someone else received."""
-    accesses = [
-        (row["holder_id"], sorted(view))
-        for row, view in zip(rows, views, strict=True)
-        if _personal_shown(decision, view) and not decision.is_own(row)
-    ]
-    await audit.record(session, decision, context, accesses)
 
 
 async def submit_project(
@@ -407,7 +386,10 @@ async def find_projects(
     async with sessions() as session, session.begin():
         found = await rows.every(session, statement)
         views = [view(decision, row) for row in found]
-        await _audit_reads(session, audit, decision, context, found, views)
+        # One entry per project whose holder's personal data someone else received.
+        await audit.record_personal_reads(
+            session, decision, context, found, views, person="holder_id"
+        )
     return views
 
 

@@ -150,23 +150,6 @@ def _shaped(row: Mapping[str, Any]) -> dict[str, Any]:
     return shaped
 
 
-async def _audit(
-    session: AsyncSession,
-    audit: AuditTrail,
-    decision: Decision,
-    context: AccessContext,
-    found: Sequence[Mapping[str, Any]],
-    views: Sequence[Mapping[str, Any]],
-) -> None:
-    personal = decision.policy.personal_fields
-    accesses = [
-        (row["member_id"], sorted(view))
-        for row, view in zip(found, views, strict=True)
-        if row["member_id"] is not None and personal & set(view) and not decision.is_own(row)
-    ]
-    await audit.record(session, decision, context, accesses)
-
-
 async def find_proposals(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -191,7 +174,7 @@ async def find_proposals(
     async with sessions() as session, session.begin():
         found = [_shaped(r) for r in await rows.every(session, statement)]
         views = [decision.project(row, PROPOSAL_FIELDS) for row in found]
-        await _audit(session, audit, decision, context, found, views)
+        await audit.record_personal_reads(session, decision, context, found, views)
     return views
 
 
@@ -296,7 +279,7 @@ async def propose(
             )
         ]
         views = [decision.project(row, PROPOSAL_FIELDS) for row in found]
-        await _audit(session, audit, decision, context, found, views)
+        await audit.record_personal_reads(session, decision, context, found, views)
     return views, len(created)
 
 

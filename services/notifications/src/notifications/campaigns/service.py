@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy import (
     ColumnElement,
     and_,
+    exists,
     func,
     literal,
     not_,
@@ -289,4 +290,24 @@ async def erase_member(session: AsyncSession, member_id: UUID) -> None:
         update(campaign_recipients)
         .where(campaign_recipients.c.recipient_id == member_id)
         .values(recipient_id=None)
+    )
+
+
+async def merge_member(session: AsyncSession, absorbed_id: UUID, survivor_id: UUID) -> None:
+    """Merge step: the absorbed record's campaign audience rows move to the survivor,
+    except for campaigns the survivor is in too (those stay with the absorbed id and are
+    left by the erasure that follows)."""
+    audience = campaign_recipients.alias("audience")
+    await session.execute(
+        update(campaign_recipients)
+        .where(
+            campaign_recipients.c.recipient_id == absorbed_id,
+            ~exists().where(
+                and_(
+                    audience.c.recipient_id == survivor_id,
+                    audience.c.campaign_id == campaign_recipients.c.campaign_id,
+                )
+            ),
+        )
+        .values(recipient_id=survivor_id)
     )

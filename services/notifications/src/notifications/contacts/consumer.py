@@ -3,7 +3,8 @@ reminder (``registry.member.marked-stale``).
 
 Registered on the service's one consumer by ``bootstrap.build_consumer``, which hands
 in the erasure steps of every feature (``erase_steps``, run in order when a member is
-erased or merged away).
+erased or merged away) and their merge steps (``merge_steps``, run in order when a
+member is merged into another, before the erasure).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ log = structlog.get_logger(__name__)
 REMINDER_TEMPLATE = "member_profile_reminder"
 
 EraseStep = Callable[[AsyncSession, UUID], Awaitable[None]]
+# (session, absorbed id, survivor id): a feature moves its rows of a merged-away record.
+MergeStep = Callable[[AsyncSession, UUID, UUID], Awaitable[None]]
 
 
 class Signal(Protocol):
@@ -55,6 +58,7 @@ def register(
     settings: NotificationsSettings,
     available_channels: frozenset[str],
     erase_steps: Sequence[EraseStep],
+    merge_steps: Sequence[MergeStep],
     work_available: Signal | None = None,
     on_erased: Callable[[UUID], None] | None = None,
 ) -> None:
@@ -154,6 +158,9 @@ def register(
         # The absorbed record's inbox, preferences and log move to the survivor (whose
         # merged profile follows as registry.member.updated); the rest is erased.
         moved = await contacts.merge_into(session, event.member_id, event.survivor_id)
+        if moved:
+            for step in merge_steps:
+                await step(session, event.member_id, event.survivor_id)
         await erase(session, event.member_id)
         await contacts.record_removed(
             session,

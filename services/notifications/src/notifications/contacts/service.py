@@ -20,9 +20,11 @@ time) is carried over to the person's ``preferences.consents`` (category
 - a grant adds it unless the person changed their notification preferences after
   deciding in the registry (their later choice here stands).
 
-Merge (``registry.member.merged``): the absorbed record's inbox, preferences and
-delivery log move to the survivor (see ``merge_into``); then the absorbed record is
-erased like a person who asked for it, and stays removed.
+Merge (``registry.member.merged``): the survivor's recipient row is made ready
+(``merge_into``), then each feature moves its own rows of the absorbed record to the
+survivor (its ``merge_member``: inbox and preferences, delivery log, campaign
+audiences); then the absorbed record is erased like a person who asked for it, and
+stays removed.
 """
 
 from __future__ import annotations
@@ -32,13 +34,11 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
-    and_,
     bindparam,
     case,
     delete,
     exists,
     func,
-    literal,
     or_,
     select,
     update,
@@ -47,14 +47,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from diaspora_events.contracts.registry import MemberProfile
-from notifications.campaigns.tables import campaign_recipients
 from notifications.contacts.tables import removed_members
-from notifications.deliveries.tables import deliveries
-from notifications.preferences.domain import DEFAULT_CHANNELS
-from notifications.preferences.tables import inbox_messages, preferences
+from notifications.preferences import service as preferences_service
 from notifications.tables import recipients
 
-NEWSLETTER = "newsletter"  # the notifications category
 REGISTRY_NEWSLETTERS = "newsletters"  # the registry's consent purpose
 
 _COLUMNS = (
@@ -166,24 +162,8 @@ async def apply_newsletter_consent(
     ).first()
     if fresh is None:
         return
-    without = func.array_remove(preferences.c.consents, literal(NEWSLETTER))
-    if not decision.granted:
-        await session.execute(
-            update(preferences).where(preferences.c.member_id == member_id).values(consents=without)
-        )
-        return
-    statement = insert(preferences).values(
-        member_id=member_id,
-        channels=list(DEFAULT_CHANNELS),
-        consents=[NEWSLETTER],
-        updated_at=decision.at,
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[preferences.c.member_id],
-            set_={"consents": func.array_append(without, literal(NEWSLETTER))},
-            where=preferences.c.updated_at <= decision.at,
-        )
+    await preferences_service.apply_newsletter_decision(
+        session, member_id, granted=decision.granted, at=decision.at
     )
 
 
@@ -211,17 +191,15 @@ async def record_removed(
 
 
 async def merge_into(session: AsyncSession, absorbed_id: UUID, survivor_id: UUID) -> bool:
-    """Move what the absorbed record holds to the survivor; False if nothing to move.
+    """Make the survivor's recipient row ready to take what the absorbed record holds;
+    False if there is nothing to move (the absorbed record is unknown here, or the
+    survivor was removed).
 
-    - The survivor's row: when notifications does not know the survivor yet, the
-      absorbed contact is copied as a placeholder (``source_time`` NULL: the survivor's
-      own snapshot, which the registry publishes with the merge, replaces it).
-    - Preferences: the most recently changed of the two rows wins.
-    - Inbox messages move. Deliveries and campaign audience rows move unless the
-      survivor has the same one (same cause and channel, same campaign): those stay
-      with the absorbed id and are anonymised by the erasure that follows.
-
-    The caller then erases the absorbed id (what is left of it) and records it removed.
+    When notifications does not know the survivor yet, the absorbed contact is copied
+    as a placeholder (``source_time`` NULL: the survivor's own snapshot, which the
+    registry publishes with the merge, replaces it). The caller then runs the other
+    features' merge steps (each moves its own rows: ``bootstrap.MERGE_STEPS``), erases
+    the absorbed id (what is left of it) and records it removed.
     """
     absorbed = (
         await session.execute(
@@ -253,64 +231,6 @@ async def merge_into(session: AsyncSession, absorbed_id: UUID, survivor_id: UUID
         insert(recipients)
         .values(member_id=survivor_id, source_time=None, **copied)
         .on_conflict_do_nothing(index_elements=[recipients.c.member_id])
-    )
-    prefs = (
-        await session.execute(select(preferences).where(preferences.c.member_id == absorbed_id))
-    ).first()
-    if prefs is not None:
-        values = {
-            c: getattr(prefs, c)
-            for c in (
-                "channels",
-                "timezone",
-                "quiet_start",
-                "quiet_end",
-                "opted_out",
-                "consents",
-                "updated_at",
-            )
-        }
-        statement = insert(preferences).values(member_id=survivor_id, **values)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[preferences.c.member_id],
-                set_={c: statement.excluded[c] for c in values},
-                where=preferences.c.updated_at < statement.excluded.updated_at,
-            )
-        )
-    await session.execute(
-        update(inbox_messages)
-        .where(inbox_messages.c.member_id == absorbed_id)
-        .values(member_id=survivor_id)
-    )
-    theirs = deliveries.alias("theirs")
-    await session.execute(
-        update(deliveries)
-        .where(
-            deliveries.c.recipient_id == absorbed_id,
-            ~exists().where(
-                and_(
-                    theirs.c.recipient_id == survivor_id,
-                    theirs.c.cause_event_id == deliveries.c.cause_event_id,
-                    theirs.c.channel == deliveries.c.channel,
-                )
-            ),
-        )
-        .values(recipient_id=survivor_id)
-    )
-    audience = campaign_recipients.alias("audience")
-    await session.execute(
-        update(campaign_recipients)
-        .where(
-            campaign_recipients.c.recipient_id == absorbed_id,
-            ~exists().where(
-                and_(
-                    audience.c.recipient_id == survivor_id,
-                    audience.c.campaign_id == campaign_recipients.c.campaign_id,
-                )
-            ),
-        )
-        .values(recipient_id=survivor_id)
     )
     return True
 

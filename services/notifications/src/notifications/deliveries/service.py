@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import func
 
@@ -167,4 +167,25 @@ async def erase_member(session: AsyncSession, member_id: UUID) -> None:
             anonymised_at=datetime.now(UTC),
             status=func.coalesce(func.nullif(deliveries.c.status, "pending"), "cancelled"),
         )
+    )
+
+
+async def merge_member(session: AsyncSession, absorbed_id: UUID, survivor_id: UUID) -> None:
+    """Merge step: the absorbed record's delivery log moves to the survivor, except the
+    deliveries the survivor has too (same cause and channel): those stay with the
+    absorbed id and are anonymised by the erasure that follows."""
+    theirs = deliveries.alias("theirs")
+    await session.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.recipient_id == absorbed_id,
+            ~exists().where(
+                and_(
+                    theirs.c.recipient_id == survivor_id,
+                    theirs.c.cause_event_id == deliveries.c.cause_event_id,
+                    theirs.c.channel == deliveries.c.channel,
+                )
+            ),
+        )
+        .values(recipient_id=survivor_id)
     )

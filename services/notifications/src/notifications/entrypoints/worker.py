@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
-from diaspora_events.outbox import OutboxRelay
 from diaspora_events.runtime import run_service
 from diaspora_events.topics import REGISTRY_MEMBERS, with_prefix
-from diaspora_service.worker import run_worker
+from diaspora_service.worker import outbox_relay, run_worker
 from notifications import SERVICE_NAME
 from notifications.bootstrap import CONSUMER_NAME, bootstrap, build_worker_jobs, seed_templates
 from notifications.deliveries.domain import Clock, utc_now
@@ -32,13 +31,7 @@ async def run(
     try:
         await seed_templates(service)
         jobs = build_worker_jobs(service, clock=clock, sms_provider=sms_provider)
-        relay = OutboxRelay(
-            engine=service.engine,
-            table=outbox,
-            bootstrap_servers=settings.kafka,
-            client_id=f"{SERVICE_NAME}-relay",
-            topic_prefix=settings.topic_prefix,
-        )
+        relay = outbox_relay(SERVICE_NAME, settings, service.engine, outbox)
         # Several consumers only where the traffic is (a registration is a welcome
         # email): each consumer is a group member with its own fetch loop and heartbeats.
         members_topic = with_prefix(REGISTRY_MEMBERS, settings.topic_prefix).name

@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.policy import Decision
 from notifications.audit import INBOX_FIELDS, audit_trail
-from notifications.preferences.domain import Preferences
+from notifications.preferences.domain import DEFAULT_CHANNELS, Preferences
 from notifications.preferences.tables import inbox_messages, preferences
 from notifications.resources import Notifications
 from notifications.tables import recipients
@@ -27,6 +27,8 @@ _PREFERENCES_OF = select(
     preferences.c.opted_out,
     preferences.c.consents,
 ).select_from(recipients.outerjoin(preferences, preferences.c.member_id == recipients.c.member_id))
+
+NEWSLETTER = "newsletter"  # the category the registry's newsletters consent decides
 
 
 async def recipient_exists(service: Notifications, member_id: UUID) -> bool:
@@ -125,3 +127,65 @@ async def erase_member(session: AsyncSession, member_id: UUID) -> None:
     """Erasure step: the person's inbox and preferences go."""
     await session.execute(delete(inbox_messages).where(inbox_messages.c.member_id == member_id))
     await session.execute(delete(preferences).where(preferences.c.member_id == member_id))
+
+
+async def merge_member(session: AsyncSession, absorbed_id: UUID, survivor_id: UUID) -> None:
+    """Merge step: the absorbed record's preferences and inbox go to the survivor.
+    Preferences: the most recently changed of the two rows wins; inbox messages move."""
+    prefs = (
+        await session.execute(select(preferences).where(preferences.c.member_id == absorbed_id))
+    ).first()
+    if prefs is not None:
+        values = {
+            c: getattr(prefs, c)
+            for c in (
+                "channels",
+                "timezone",
+                "quiet_start",
+                "quiet_end",
+                "opted_out",
+                "consents",
+                "updated_at",
+            )
+        }
+        statement = insert(preferences).values(member_id=survivor_id, **values)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[preferences.c.member_id],
+                set_={c: statement.excluded[c] for c in values},
+                where=preferences.c.updated_at < statement.excluded.updated_at,
+            )
+        )
+    await session.execute(
+        update(inbox_messages)
+        .where(inbox_messages.c.member_id == absorbed_id)
+        .values(member_id=survivor_id)
+    )
+
+
+async def apply_newsletter_decision(
+    session: AsyncSession, member_id: UUID, *, granted: bool, at: datetime
+) -> None:
+    """The registry's ``newsletters`` consent decision, newly taken (contacts applies each
+    decision once), carried over to ``consents`` (category ``newsletter``): a withdrawal
+    always removes it; a grant adds it unless the person changed their preferences after
+    deciding (their later choice here stands)."""
+    without = func.array_remove(preferences.c.consents, literal(NEWSLETTER))
+    if not granted:
+        await session.execute(
+            update(preferences).where(preferences.c.member_id == member_id).values(consents=without)
+        )
+        return
+    statement = insert(preferences).values(
+        member_id=member_id,
+        channels=list(DEFAULT_CHANNELS),
+        consents=[NEWSLETTER],
+        updated_at=at,
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[preferences.c.member_id],
+            set_={"consents": func.array_append(without, literal(NEWSLETTER))},
+            where=preferences.c.updated_at <= at,
+        )
+    )

@@ -12,7 +12,7 @@ from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from registry.access_log.service import access_log
 from registry.deps import Limit, RegistryDep
-from registry.members.service import member_in_scope
+from registry.members.reads import member_in_scope
 
 router = APIRouter(prefix="/members", tags=["members"])
 

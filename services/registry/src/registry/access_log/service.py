@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry import SERVICE_NAME
 from registry.access_log.tables import member_accesses
-from registry.members.service import ACCESS_LOG_FIELDS
+from registry.members.reads import ACCESS_LOG_FIELDS
 from registry.tables import audit_log
 
 

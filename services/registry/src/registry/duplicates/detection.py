@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any, Literal
 from uuid import UUID
 
@@ -31,7 +30,6 @@ from diaspora_events.outbox import OutboxWriter
 from registry.bulk import copy_rows
 from registry.duplicates.normalise import email_key, name_key, swapped_day_month
 from registry.duplicates.scoring import DEFAULT_THRESHOLD, Evidence, score
-from registry.duplicates.settings import DuplicateSettings
 from registry.duplicates.tables import duplicate_cases, member_match_keys
 
 Source = Literal["registration", "import"]
@@ -60,28 +58,24 @@ class FlaggedCase:
     reasons: list[str]
 
 
-@cache
-def configured_threshold() -> float:
-    """``REGISTRY_DUPLICATE_THRESHOLD`` (read once)."""
-    return DuplicateSettings().duplicate_threshold
-
-
 async def flag_new_members(
     session: AsyncSession,
     outbox: OutboxWriter,
     rows: Sequence[Mapping[str, Any]],
     *,
     source: Source,
+    threshold: float,
     import_job_id: UUID | None = None,
 ) -> list[FlaggedCase]:
-    """:func:`record_and_flag` for new members' rows (columns of the members table)."""
+    """:func:`record_and_flag` for new members' rows (columns of the members table);
+    ``threshold``: the registry's setting (``REGISTRY_DUPLICATE_THRESHOLD``)."""
     return await record_and_flag(
         session,
         outbox,
         [new_member(r) for r in rows],
         source=source,
         import_job_id=import_job_id,
-        threshold=configured_threshold(),
+        threshold=threshold,
         bulk=source == "import",
     )
 
@@ -286,11 +280,10 @@ async def _likely_pairs(
 
 
 async def likely_duplicates(
-    connection: AsyncConnection, member: NewMember, *, threshold: float | None = None
+    connection: AsyncConnection, member: NewMember, *, threshold: float
 ) -> list[FlaggedCase]:
     """The cases :func:`record_and_flag` would open for ``member``, found without writing
     anything (a registration with none registers in one statement)."""
-    threshold = configured_threshold() if threshold is None else threshold
     return await _likely_pairs(connection, [member], [match_key_row(member)], threshold)
 
 

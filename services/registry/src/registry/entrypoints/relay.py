@@ -9,10 +9,10 @@ from typing import Any
 from diaspora_events.kafka import ensure_topics
 from diaspora_events.metrics import broker_reachable
 from diaspora_events.observability import setup_observability
-from diaspora_events.outbox import OutboxRelay
 from diaspora_events.runtime import run_service, run_until_stopped
 from diaspora_events.topics import ALL_TOPICS, with_prefix
 from diaspora_service.health_server import health_task
+from diaspora_service.worker import outbox_relay
 from registry import SERVICE_NAME
 from registry.bootstrap import bootstrap
 from registry.tables import outbox
@@ -28,13 +28,7 @@ async def run() -> None:
         [with_prefix(t, prefix) for t in ALL_TOPICS if t.owner == SERVICE_NAME],
         replication_factor=settings.kafka_replication_factor,
     )
-    relay = OutboxRelay(
-        engine=registry.engine,
-        table=outbox,
-        bootstrap_servers=settings.kafka,
-        client_id=f"{SERVICE_NAME}-relay",
-        topic_prefix=prefix,
-    )
+    relay = outbox_relay(SERVICE_NAME, settings, registry.engine, outbox)
 
     async def broker() -> bool:
         return await broker_reachable(settings.kafka)

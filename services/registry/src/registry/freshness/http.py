@@ -14,7 +14,7 @@ from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_service.problems import Problem
 from registry.deps import RegistryDep
 from registry.freshness.service import freshness
-from registry.members.service import MemberQuery, find_members
+from registry.members.reads import MemberQuery, find_members
 
 router = APIRouter(prefix="/members", tags=["members"])
 

@@ -1,8 +1,8 @@
 """Registering the valid rows of an import batch: members, history, events, audit, duplicates.
 
 Each row is registered as an officer's assisted registration is
-(:func:`registry.members.service.register_member`): the same members row
-(:func:`registry.members.service.registration_columns`), the same "registered" line in
+(:func:`registry.members.registration.register_member`): the same members row
+(:func:`registry.members.columns.registration_columns`), the same "registered" line in
 the member's history, the same ``registry.member.registered`` event through the
 outbox and an audit entry naming who imported it; only in bulk and with
 duplicate detection over the whole batch.
@@ -219,6 +219,11 @@ async def write_rows(
     await session.execute(_AUDIT_ENTRIES, prepared.audit)
     await registry.outbox.copy_encoded(session, RegistryAuditRecordedV1, prepared.audit_events)
     cases = await flag_new_members(
-        session, registry.outbox, prepared.columns, source="import", import_job_id=import_job_id
+        session,
+        registry.outbox,
+        prepared.columns,
+        source="import",
+        threshold=registry.settings.duplicate_threshold,
+        import_job_id=import_job_id,
     )
     return len({c.member_id for c in cases})

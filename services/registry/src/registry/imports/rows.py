@@ -2,8 +2,8 @@
 
 A registration builds its members row, its "registered" history line and its
 events through the command, the record view and the event models
-(:func:`registry.members.service.registration_columns`, :func:`registry.members.records.view_of`,
-:func:`registry.members.service.registered_event`, :func:`registry.members.service.audit_event`).
+(:func:`registry.members.columns.registration_columns`, :func:`registry.members.records.view_of`,
+:func:`registry.members.events.registered_event`, :func:`registry.members.events.audit_event`).
 An import does that for thousands of rows per batch, in the event loop that also
 writes them, and about half of that work was building and serialising models
 whose content is known: the parts a row leaves empty (the same columns every
@@ -43,8 +43,9 @@ from diaspora_events.contracts.registry import (
 )
 from diaspora_events.jsontext import split_around
 from registry.bulk import json_text
+from registry.members.columns import OPTIONAL_PARTS
 from registry.members.records import history_value, profile_columns, view_of
-from registry.members.service import OPTIONAL_PARTS, given_at_registration
+from registry.members.registration import given_at_registration
 
 # The members columns that are JSONB (sent to COPY as JSON text).
 MEMBER_JSON = frozenset(

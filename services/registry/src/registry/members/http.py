@@ -31,18 +31,17 @@ from registry.deps import (
     invalid_field,
 )
 from registry.members import domain
-from registry.members.schemas import MemberPage, MemberView, RegistrationRequest, views
-from registry.members.service import (
-    MEMBER_FIELDS,
+from registry.members.errors import (
     AlreadyRegistered,
     ConsentNotRecorded,
     IdempotencyConflict,
     InvalidChange,
-    MemberQuery,
     OutsideJurisdiction,
-    find_members,
-    register_member,
 )
+from registry.members.reads import MemberQuery, find_members
+from registry.members.records import MEMBER_FIELDS
+from registry.members.registration import register_member
+from registry.members.schemas import MemberPage, MemberView, RegistrationRequest, views
 from registry.resources import Registry
 
 router = APIRouter(prefix="/members", tags=["members"])
@@ -112,6 +111,7 @@ async def register(
             decision=decision,
             context=AccessContext.of(request),
             command=body.command(idempotency_key),
+            duplicate_threshold=registry.settings.duplicate_threshold,
             cipher=registry.cipher,
         )
     except ConsentNotRecorded:

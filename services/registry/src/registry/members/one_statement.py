@@ -13,7 +13,7 @@ way. Registrations that need more (an officer's, audited; document numbers,
 encrypted; a likely duplicate, which opens a review case) take the transaction.
 
 The rows are the same as the transaction writes: the same columns and values,
-built by the same functions (:func:`registry.members.service.registration_columns`,
+built by the same functions (:func:`registry.members.columns.registration_columns`,
 :func:`registry.members.records.view_of`, :meth:`OutboxWriter.row`).
 """
 

@@ -34,16 +34,11 @@ from diaspora_service.problems import Problem
 from diaspora_service.text import SingleLine
 from registry.deps import RegistryDep, decision_if_allowed, invalid_field
 from registry.members import domain, profile
+from registry.members.changes import confirm_member, update_member
+from registry.members.errors import InvalidChange, MemberNotFound, VersionMismatch
+from registry.members.reads import member_history
 from registry.members.records import MEMBER_FIELDS
 from registry.members.schemas import MemberView, ProfileFields
-from registry.members.service import (
-    InvalidChange,
-    MemberNotFound,
-    VersionMismatch,
-    confirm_member,
-    member_history,
-    update_member,
-)
 from registry.rights.service import (
     ConsentMethodRequired,
     consents,

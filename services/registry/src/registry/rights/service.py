@@ -26,7 +26,17 @@ from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision
 from registry.crypto import DocumentCipher
+from registry.members.access import (
+    SCOPE_COLUMNS,
+    actor_for,
+    bump,
+    check_version,
+    locked_member,
+    returned,
+)
+from registry.members.errors import MemberNotFound
 from registry.members.profile import ConsentMethod, ConsentPurpose
+from registry.members.reads import ACCESS_LOG_FIELDS, HISTORY_FIELDS
 from registry.members.records import (
     MEMBER_FIELDS,
     consents_of,
@@ -34,17 +44,6 @@ from registry.members.records import (
     profile_of,
     record_change,
     view_of,
-)
-from registry.members.service import (
-    ACCESS_LOG_FIELDS,
-    HISTORY_FIELDS,
-    SCOPE_COLUMNS,
-    MemberNotFound,
-    actor_for,
-    bump,
-    check_version,
-    locked_member,
-    returned,
 )
 from registry.members.tables import erased_members, member_changes, member_consents, members
 from registry.resources import ErasureStep

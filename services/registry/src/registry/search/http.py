@@ -2,7 +2,7 @@
 
 Name words (accents and case ignored, typos tolerated) and filters; every given
 criterion must hold. The results come through the same read path as get and list
-(registry.members.service.find_members): scope, fields per row and audit are the same.
+(registry.members.reads.find_members): scope, fields per row and audit are the same.
 Imported by registry.entrypoints.http when it builds the app (it reuses its views).
 """
 

@@ -15,7 +15,7 @@ How a query runs:
    one of its expansions, and every filter (``o:22``, ``c:FR``, ``l:fr``...), within the
    embassies the caller's policy decision reaches; ranked by trigram similarity of the
    whole folded name.
-3. The page of ids goes through :func:`registry.members.service.find_members`, the one read
+3. The page of ids goes through :func:`registry.members.reads.find_members`, the one read
    path of members: scope checked again on the members table, fields projected per
    row, every record received audited.
 """
@@ -37,7 +37,7 @@ from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision
 from diaspora_reference import esco, places
 from registry.duplicates.normalise import name_words
-from registry.members.service import MemberQuery, find_members
+from registry.members.reads import MemberQuery, find_members
 from registry.statistics.facts import skill_key
 from registry.statistics.tables import member_search
 from registry.statistics.tables import name_words as vocabulary
