@@ -45,8 +45,12 @@ _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _INCOMING = ".incoming/"
 
 
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def _not_found(error: ClientError) -> bool:
-    return str(error.response.get("Error", {}).get("Code", "")) in _NOT_FOUND
+    return _code(error) in _NOT_FOUND
 
 
 class S3ObjectStore:
@@ -99,11 +103,19 @@ class S3ObjectStore:
         """Create the bucket if it does not exist (development and tests; in production the
         bucket, its encryption and its access policy are the operators')."""
         try:
-            await self._client.head_bucket(Bucket=self.bucket)
-        except ClientError as error:
-            if not _not_found(error) and "NoSuchBucket" not in str(error):
-                raise StoreUnavailable(f"bucket {self.bucket!r}: {error}") from error
-            await self._client.create_bucket(Bucket=self.bucket)
+            try:
+                await self._client.head_bucket(Bucket=self.bucket)
+                return
+            except ClientError as error:
+                if not _not_found(error) and _code(error) != "NoSuchBucket":
+                    raise
+            try:
+                await self._client.create_bucket(Bucket=self.bucket)
+            except ClientError as error:
+                if _code(error) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+        except (ClientError, BotoCoreError) as error:
+            raise StoreUnavailable(f"bucket {self.bucket!r}: {error}") from error
 
     async def put(
         self,
