@@ -12,6 +12,7 @@ pytest fixture ``s3_store_settings`` waits for a first real write).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -70,8 +71,12 @@ class SeaweedS3:
     data_dir: Path
     access_key_id: str = "diaspora-dev"
     secret_access_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # The S3 gateway's port; 0: a free one (the other ports are always free ones).
+    s3_port: int = 0
+    # weed 4.48 takes about 15 s to leave on SIGTERM; tests do not wait for it (their data
+    # is thrown away), a developer's server does.
+    stop_grace: float = 3.0
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
-    s3_port: int = field(default=0, init=False)
 
     @property
     def endpoint(self) -> S3Endpoint:
@@ -120,6 +125,8 @@ class SeaweedS3:
                 "s3.port.grpc",
             )
         }
+        if self.s3_port:
+            ports["s3.port"] = self.s3_port
         self.s3_port = ports["s3.port"]
         command = [
             weed_binary(),
@@ -169,9 +176,9 @@ class SeaweedS3:
         except (urllib.error.URLError, OSError):
             return False
 
-    def stop(self, timeout: float = 3.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds (weed 4.48 does not always
-        leave on SIGTERM; a test server's data is thrown away anyway)."""
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds (default: ``stop_grace``)."""
+        timeout = self.stop_grace if timeout is None else timeout
         process = self.process
         if process is None or process.poll() is not None:
             return
@@ -199,3 +206,71 @@ class SeaweedS3:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def development_credentials(folder: Path) -> tuple[str, str]:
+    """The access key and secret of the development server kept in ``folder`` (created
+    once, mode 0600): DEVELOPMENT ONLY, like the development IdP's keys."""
+    path = folder / "credentials.json"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            json.dump({"access_key_id": "diaspora-dev", "secret": secrets.token_urlsafe(24)}, file)
+    saved = json.loads(path.read_text())
+    return str(saved["access_key_id"]), str(saved["secret"])
+
+
+def serve(port: int, folder: Path, buckets: list[str]) -> int:
+    """``devstack s3``: the server in the foreground until SIGTERM or Ctrl-C, its data kept
+    in ``folder``, ``buckets`` created."""
+    import threading
+
+    access_key, secret = development_credentials(folder)
+    server = SeaweedS3(folder, access_key, secret, s3_port=port, stop_grace=30.0)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    with server as endpoint:
+        asyncio.run(_create_buckets(endpoint, buckets))
+        print(
+            f"S3-compatible server (SeaweedFS) on {endpoint.url}, data in {folder}\n"
+            f"  access key {endpoint.access_key_id}, secret in {folder / 'credentials.json'}"
+            f" (DEVELOPMENT ONLY)\n  buckets: {', '.join(buckets) or '(none)'}",
+            flush=True,
+        )
+        while not done.wait(1.0):
+            if server.process is not None and server.process.poll() is not None:
+                print(f"weed exited:\n{server.log_tail()}", file=sys.stderr)
+                return 1
+    return 0
+
+
+async def _create_buckets(endpoint: S3Endpoint, buckets: list[str]) -> None:
+    from pydantic import SecretStr
+
+    from diaspora_documents.s3 import S3ObjectStore
+    from diaspora_documents.settings import S3Settings
+    from diaspora_documents.store import StoreUnavailable
+
+    for bucket in buckets:
+        store = await S3ObjectStore.open(
+            S3Settings(
+                endpoint_url=endpoint.url,
+                bucket=bucket,
+                access_key_id=endpoint.access_key_id,
+                secret_access_key=SecretStr(endpoint.secret_access_key),
+            )
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    await store.ensure_bucket()
+                    break
+                except StoreUnavailable:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+        finally:
+            await store.close()
