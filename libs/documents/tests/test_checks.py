@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -212,6 +214,8 @@ def test_a_real_image_over_the_pixel_limit_is_refused(tmp_path: Path) -> None:
     [
         (b"%PDF-1.7\n" + b"this is no PDF at all\n" * 20, "a.pdf", "damaged"),
         (samples.pdf(2, password="secret"), "a.pdf", "encrypted"),
+        # An encryption handler pypdf does not implement (it raises NotImplementedError).
+        (samples.pdf(2, password="x").replace(b"/Standard", b"/Stendard"), "a.pdf", "damaged"),
         (samples.pdf(1, javascript="app.alert('hi');"), "a.pdf", "active_content"),
         (samples.pdf(1, attachment=samples.ELF), "a.pdf", "active_content"),
         (samples.image("png", 300, 300)[:400], "cut.png", "damaged"),
@@ -295,3 +299,84 @@ def test_each_refusal_is_a_problem_with_its_status_and_code(
     assert problem.detail == refusal.detail
     assert problem.type is not None
     assert problem.type.endswith(refusal.code.replace("_", "-"))
+
+
+# -- crafted and malformed files: a refusal, never a crash ---------------------------------------
+
+
+def _pdf_of(objects: list[bytes]) -> bytes:
+    """A PDF with these objects (1 is the catalogue) and a correct cross-reference table."""
+    out, offsets = b"%PDF-1.7\n", []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return out
+
+
+CATALOG = b"<< /Type /Catalog /Pages 2 0 R >>"
+PAGE = b"<< /Type /Page /Parent 2 0 R >>"
+
+
+async def test_pages_are_counted_in_the_page_tree_not_taken_from_its_count(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.pdf"
+    path.write_bytes(_pdf_of([CATALOG, b"<< /Type /Pages /Kids [3 0 R] /Count 9999999 >>", PAGE]))
+    assert (await inspect(path, Kind.PDF, LIMITS)).pages == 1
+    many = b" ".join([b"3 0 R"] * 6)  # six pages (the same one six times), /Count says 1
+    path.write_bytes(_pdf_of([CATALOG, b"<< /Type /Pages /Kids [" + many + b"] /Count 1 >>", PAGE]))
+    with pytest.raises(TooLarge, match="6 pages"):
+        await inspect(path, Kind.PDF, LIMITS)
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        [CATALOG, b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>", PAGE],  # a cycle
+        [CATALOG[:-2] + b"/X " + b"[" * 100_000 + b"]" * 100_000 + b" >>", b"<< >>", PAGE],
+        [CATALOG, b"<< /Type /Pages /Kids [" + b"3 0 R " * 200_000 + b"] /Count 1 >>", PAGE],
+    ],
+    ids=["cyclic page tree", "deeply nested", "200000 kids"],
+)
+async def test_a_crafted_pdf_structure_is_refused(tmp_path: Path, objects: list[bytes]) -> None:
+    path = tmp_path / "a.pdf"
+    path.write_bytes(_pdf_of(objects))
+    with pytest.raises(UploadRefused) as refusal:
+        await inspect(path, Kind.PDF, LIMITS)
+    assert refusal.value.status in (413, 422)
+
+
+def test_malformed_files_are_refused_and_never_crash_the_checks(tmp_path: Path) -> None:
+    """Truncated and byte-flipped PDFs, PNGs and JPEGs: each is accepted or refused with
+    an UploadRefused (a 4xx), never another exception (a 500)."""
+    rng = random.Random(17)
+    bases = {
+        "a.pdf": samples.pdf(3),
+        "b.pdf": samples.pdf(2, password="x"),
+        "a.png": samples.image("png", 64, 48),
+        "a.jpg": samples.image("jpeg", 64, 48),
+    }
+    outcomes: Counter[str] = Counter()
+    for number in range(1500):
+        name, base = rng.choice(list(bases.items()))
+        data = bytearray(base)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(1, len(data))]
+        else:
+            for _ in range(rng.randint(1, 20)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        path = tmp_path / f"{number}"
+        path.write_bytes(data)
+        try:
+            inspect_file(path, check_type(bytes(data[:16]), filename=name), UploadLimits())
+            outcomes["accepted"] += 1
+        except UploadRefused as refusal:
+            outcomes[refusal.code] += 1
+    assert {"accepted", "damaged", "type", "encrypted"} <= set(outcomes)

@@ -17,7 +17,8 @@ Limits:
   chunk checksums are verified (no decompression).
 
 The structure is read in a process with memory and CPU limits
-(:mod:`diaspora_documents.isolation`) unless ``isolate=False``.
+(:mod:`diaspora_documents.isolation`) unless ``isolate=False``. pypdf and Pillow are
+imported with this module, so that the forked reader starts with them loaded.
 
 Refusals are :class:`UploadRefused` with the HTTP status a service answers with, as a
 problem (``diaspora_documents.problems``): 413 too large (bytes, pages, pixels, or the
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import tempfile
 import warnings
@@ -37,6 +39,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Protocol
+
+from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError, PyPdfError
+from pypdf.generic import DictionaryObject
 
 from diaspora_documents.isolation import LimitExceeded, run_isolated
 from diaspora_documents.store import READ_CHUNK, Digest
@@ -249,16 +256,29 @@ def check_type(
 
 def inspect_file(path: str | os.PathLike[str], kind: Kind, limits: UploadLimits) -> Inspection:
     """Read the structure of a file already known to be ``kind`` and check its pages or
-    pixels (synchronous, in this process: see :func:`inspect` for the isolated call)."""
-    if kind is Kind.PDF:
-        return _inspect_pdf(Path(path), limits)
-    return _inspect_image(Path(path), kind, limits)
+    pixels (synchronous, in this process: see :func:`inspect` for the isolated call).
+    Whatever a parser raises on a malformed file is :class:`Unreadable` (never another
+    exception: a bad file is the client's 4xx, not the service's 500); ``MemoryError``
+    passes (the isolated reader reports it as :class:`TooLarge`)."""
+    try:
+        if kind is Kind.PDF:
+            return _inspect_pdf(Path(path), limits)
+        return _inspect_image(Path(path), kind, limits)
+    except (UploadRefused, MemoryError):
+        raise
+    except RecursionError:
+        raise Unreadable("damaged", f"the {kind.value.upper()} is nested too deeply") from None
+    except Exception as error:
+        raise Unreadable(
+            "damaged",
+            f"the {kind.value.upper()} cannot be read ({type(error).__name__}: {str(error)[:160]})",
+        ) from None
 
 
 def _inspect_pdf(path: Path, limits: UploadLimits) -> Inspection:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError, PyPdfError
-
+    # A malformed upload is routine: pypdf's warnings about it (which quote the file's
+    # bytes) stay out of the service's logs; what matters is raised.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -287,9 +307,6 @@ def _inspect_pdf(path: Path, limits: UploadLimits) -> Inspection:
 
 def _active_content(reader: object) -> str | None:
     """What in the PDF's catalogue runs or carries other files, if anything."""
-    from pypdf import PdfReader
-    from pypdf.generic import DictionaryObject
-
     assert isinstance(reader, PdfReader)
     root = reader.trailer["/Root"].get_object()
     if not isinstance(root, DictionaryObject):
@@ -313,8 +330,6 @@ def _active_content(reader: object) -> str | None:
 
 
 def _inspect_image(path: Path, kind: Kind, limits: UploadLimits) -> Inspection:
-    from PIL import Image, UnidentifiedImageError
-
     formats = ["PNG"] if kind is Kind.PNG else ["JPEG"]
     try:
         with warnings.catch_warnings():
