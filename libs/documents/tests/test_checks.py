@@ -152,6 +152,11 @@ def test_other_types_are_refused_and_named(head: bytes, named: str) -> None:
     assert named in str(refusal.value)
 
 
+@pytest.mark.parametrize("filename", ["blob", "image", None, "scan.JPEG"])
+def test_a_name_without_extension_says_nothing(filename: str | None) -> None:
+    assert check_type(samples.image("jpeg", 4, 4), filename=filename) is Kind.JPEG
+
+
 def test_a_kind_the_service_does_not_allow_is_refused() -> None:
     with pytest.raises(UnsupportedType, match="accepted: PDF"):
         check_type(samples.image("png", 4, 4), allowed=frozenset({Kind.PDF}))

@@ -230,13 +230,15 @@ def check_type(
             f"the file{said} is {what}; accepted: "
             + ", ".join(sorted(k.value.upper() for k in allowed)),
         )
-    if name and extension not in _EXTENSIONS:
+    # A name without extension ("blob", as browsers name pasted or camera files) says
+    # nothing; any other extension must be the kind's.
+    if extension and extension not in _EXTENSIONS:
         raise UnsupportedType(
             "mismatch",
             f"the file is a {kind.value.upper()} but its name {name!r} does not end "
             f"with {', '.join(e for e, k in _EXTENSIONS.items() if k == kind)}",
         )
-    if name and _EXTENSIONS[extension] != kind:
+    if extension and _EXTENSIONS[extension] != kind:
         raise UnsupportedType(
             "mismatch",
             f"the file is a {kind.value.upper()} but its name {name!r} says "
