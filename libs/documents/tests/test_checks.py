@@ -25,7 +25,8 @@ from diaspora_documents.checks import (
     inspect_file,
 )
 from diaspora_documents.isolation import LimitExceeded, run_isolated
-from diaspora_documents.problems import upload_problem
+from diaspora_documents.problems import store_problem, upload_problem
+from diaspora_documents.store import StoreUnavailable
 
 
 def _files(folder: Path) -> list[Path]:
@@ -304,6 +305,13 @@ def test_each_refusal_is_a_problem_with_its_status_and_code(
     assert problem.detail == refusal.detail
     assert problem.type is not None
     assert problem.type.endswith(refusal.code.replace("_", "-"))
+
+
+def test_an_unavailable_store_is_a_503_that_names_no_server() -> None:
+    problem = store_problem(StoreUnavailable("put 'k': could not connect to http://s3.internal"))
+    assert problem.status == 503
+    assert problem.headers == {"Retry-After": "5"}
+    assert "s3.internal" not in f"{problem.title} {problem.detail}"
 
 
 # -- crafted and malformed files: a refusal, never a crash ---------------------------------------

@@ -35,7 +35,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Protocol
@@ -408,7 +408,6 @@ class CheckedUpload:
     sha256: str
     inspection: Inspection
     filename: str | None = None
-    _closed: bool = field(default=False, repr=False)
 
     @property
     def content_type(self) -> str:

@@ -19,9 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from diaspora_documents.checks import TooLarge, Unreadable, UnsupportedType, UploadRefused
 from diaspora_documents.store import StoreUnavailable
 from diaspora_service.problems import TYPE_BASE, Problem
+
+log = structlog.get_logger(__name__)
 
 # For a route's ``responses=`` (its OpenAPI document).
 UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -51,7 +55,9 @@ def upload_problem(refusal: UploadRefused) -> Problem:
 
 
 def store_problem(error: StoreUnavailable) -> Problem:
-    """503: the document store did not answer; nothing was stored, a retry may work."""
+    """503: the document store did not answer; nothing was stored, a retry may work (the
+    store's error is logged, not shown: it names the bucket and the server)."""
+    log.warning("document store unavailable", error=str(error))
     return Problem(
         503,
         "The document store is unavailable",
