@@ -8,10 +8,12 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from aiobotocore.session import get_session
 from pydantic import SecretStr
 
+from diaspora_devstack.testing import TcpForwarder
 from diaspora_documents import testing as samples
 from diaspora_documents.checks import UploadLimits, checked_upload
 from diaspora_documents.s3 import S3ObjectStore
@@ -196,3 +198,28 @@ def test_settings_want_both_credentials_and_s3_settings() -> None:
     assert any("plain http" in p for p in plain.production_problems())
     tls = StoreSettings(backend="s3", s3=S3Settings(bucket="docs", endpoint_url="https://s3"))
     assert tls.production_problems() == []
+
+
+async def test_a_connection_broken_while_reading_is_store_unavailable(
+    s3_store_settings: S3Settings,
+) -> None:
+    endpoint = httpx.URL(s3_store_settings.endpoint_url or "")
+    forwarder = TcpForwarder(endpoint.host, endpoint.port or 80)
+    await forwarder.open()
+    store = await S3ObjectStore.open(
+        s3_store_settings.model_copy(
+            update={"endpoint_url": f"http://127.0.0.1:{forwarder.port}", "max_attempts": 1}
+        )
+    )
+    try:
+        await store.put("big", _chunks(os.urandom(24 * MiB)), content_type="image/png")
+        stream = await store.get("big")
+        chunks = aiter(stream)
+        assert await anext(chunks)
+        await forwarder.close()  # the server goes away mid-object
+        with pytest.raises(StoreUnavailable, match="broke while reading"):
+            async for _ in chunks:
+                pass
+    finally:
+        await forwarder.close()
+        await store.close()

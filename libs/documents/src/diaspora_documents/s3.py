@@ -21,6 +21,7 @@ import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
@@ -243,7 +244,7 @@ class S3ObjectStore:
             answer.get("ContentType", "application/octet-stream"),
             answer.get("Metadata", {}).get("sha256", ""),
         )
-        return ObjectStream(info, _body(answer["Body"]))
+        return ObjectStream(info, _body(answer["Body"], key))
 
     async def stat(self, key: str) -> StoredObject:
         name = self._name(key)
@@ -279,9 +280,13 @@ class S3ObjectStore:
         return existed
 
 
-async def _body(body: Any) -> AsyncIterator[bytes]:
+async def _body(body: Any, key: str) -> AsyncIterator[bytes]:
     try:
         while chunk := await body.read(READ_CHUNK):
             yield chunk
+    except (aiohttp.ClientError, BotoCoreError, TimeoutError) as error:
+        raise StoreUnavailable(
+            f"get {key!r}: the connection broke while reading: {error}"
+        ) from error
     finally:
         body.close()
