@@ -27,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     mail = sub.add_parser("mailbox", help="a local SMTP server that keeps mail in a folder")
     mail.add_argument("--port", type=int, default=2525)
     mail.add_argument("--folder", type=Path, default=None)
+    s3 = sub.add_parser(
+        "s3", help="a local S3-compatible server (SeaweedFS) for documents, in the foreground"
+    )
+    s3.add_argument("--port", type=int, default=8333, help="the S3 port (default 8333)")
+    s3.add_argument("--folder", type=Path, default=None, help="default: .local/s3")
+    s3.add_argument(
+        "--bucket", action="append", default=None, help="create this bucket (repeatable)"
+    )
     mail_link = sub.add_parser(
         "mail-link", help="print the first link of the newest mail kept for an address"
     )
@@ -117,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_platform(keep_infra=args.keep_infra)
         elif args.command == "mailbox":
             return _mailbox(args.port, args.folder or cfg.state / "mail")
+        elif args.command == "s3":
+            from diaspora_devstack.seaweed import serve
+
+            folder = (args.folder or cfg.state / "s3").resolve()
+            return serve(args.port, folder, args.bucket or ["diaspora-documents"])
         elif args.command == "mail-link":
             from diaspora_devstack.mailbox import newest_link
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from diaspora_devstack import stack
 from diaspora_devstack.config import StackConfig
+from diaspora_devstack.seaweed import S3Endpoint, SeaweedS3
 from diaspora_devstack.testing import (
     create_database,
     delete_topics_with_prefix,
@@ -28,6 +31,9 @@ from diaspora_devstack.testing import (
 )
 from diaspora_identity.testing import DEV_SERVICE_CLIENTS, LocalIssuer
 
+if TYPE_CHECKING:
+    from diaspora_documents.settings import S3Settings
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that reaches the real infrastructure (the ``infra`` fixture, directly or
@@ -35,7 +41,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     so that the fast tier (``make test-fast``: ``-m "not integration and not slow"``)
     can trust the mark."""
     for item in items:
-        if "infra" in getattr(item, "fixturenames", ()):
+        if {"infra", "s3_server"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
 
 
@@ -157,3 +163,57 @@ def mailbox() -> Iterator[object]:
 
     with Mailbox() as box:
         yield box
+
+
+# The bucket every test of a session shares, each under its own key prefix: SeaweedFS
+# keeps a bucket's objects in volumes of their own, allocated when it is created.
+TEST_BUCKET = "diaspora-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+    """A real S3-compatible server (SeaweedFS) on free loopback ports for the session,
+    with one identity (its access key and secret); stopped at the end."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    with server as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+async def s3_store_settings(s3_server: S3Endpoint) -> S3Settings:
+    """S3 settings for one test: the session's server and bucket, a key prefix of its own.
+    Returns once a real write under that prefix succeeded."""
+    from pydantic import SecretStr
+
+    from diaspora_documents.s3 import S3ObjectStore
+    from diaspora_documents.settings import S3Settings
+    from diaspora_documents.store import StoreUnavailable
+
+    settings = S3Settings(
+        endpoint_url=s3_server.url,
+        bucket=TEST_BUCKET,
+        region=s3_server.region,
+        access_key_id=s3_server.access_key_id,
+        secret_access_key=SecretStr(s3_server.secret_access_key),
+        key_prefix=unique_name("t").lower().replace("_", "-") + "/",
+    )
+    store = await S3ObjectStore.open(settings)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await store.ensure_bucket()
+                await store.put("ready", _one(b"ready"), content_type="text/plain")
+                await store.delete("ready")
+                return settings
+            except StoreUnavailable:
+                # A new bucket's volumes are being allocated.
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+    finally:
+        await store.close()
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
