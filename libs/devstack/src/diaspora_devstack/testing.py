@@ -743,3 +743,57 @@ async def publish_outbox(
         stop.set()
         await asyncio.wait_for(task, timeout=30)
     return pending
+
+
+# ------------------------------------------------------------------------ fast tier
+
+
+@dataclass
+class DeadLetters:
+    """A dead-letter sink that keeps what it is given (fast-tier tests: no broker)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    async def __call__(
+        self, *, topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
+    ) -> None:
+        self.records.append({"topic": topic, "key": key, "value": value, "headers": headers})
+
+
+def event_record(
+    event: Any,
+    *,
+    source: str = "/test",
+    topic_prefix: str = "",
+    event_id: uuid.UUID | None = None,
+    offset: int = 0,
+) -> Any:
+    """The Kafka record a relay would publish for ``event`` (CloudEvents binary mode, keyed
+    by its aggregate), as a consumer's ``handle_record`` takes it. The same ``event_id``
+    twice is a redelivery."""
+    from diaspora_events.cloudevents import encode
+    from diaspora_events.consumer import Record
+
+    _id, headers, value = encode(event, source=source, event_id=event_id)
+    return Record(
+        topic=topic_prefix + event.topic.name,
+        partition=0,
+        offset=offset,
+        key=event.aggregate_id().encode(),
+        value=value,
+        headers=headers,
+    )
+
+
+async def publish_in_memory(
+    broker: Any, event: Any, *, source: str = "/test", event_id: uuid.UUID | None = None
+) -> uuid.UUID:
+    """Publish ``event`` on a FastStream ``TestKafkaBroker`` (in memory, no Kafka) as the
+    relay publishes it; its subscribers handle it before this returns. Returns its id."""
+    from diaspora_events.cloudevents import encode
+
+    found_id, headers, value = encode(event, source=source, event_id=event_id)
+    await broker.publish(
+        value, topic=event.topic.name, key=event.aggregate_id().encode(), headers=headers
+    )
+    return found_id
