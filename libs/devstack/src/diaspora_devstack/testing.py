@@ -797,3 +797,52 @@ async def publish_in_memory(
         value, topic=event.topic.name, key=event.aggregate_id().encode(), headers=headers
     )
     return found_id
+
+
+def identity_in_process(issuer: LocalIssuer, settings: Any) -> Any:
+    """A service's :class:`~diaspora_identity.http.Identity` (its ``settings``' policy and
+    jurisdictions) trusting ``issuer``, whose discovery document and keys it fetches
+    through the issuer's ASGI app in this process: no port, no server."""
+    import httpx
+
+    from diaspora_identity.http import Identity
+    from diaspora_identity.jwks import JwksCache
+    from diaspora_identity.tokens import TokenVerifier, VerifierConfig
+
+    built = Identity.from_settings(settings)
+    keys = JwksCache(
+        issuer=issuer.issuer,
+        http=httpx.AsyncClient(transport=httpx.ASGITransport(app=issuer.asgi_app())),
+        min_refresh_interval=0,
+    )
+    config = VerifierConfig(issuer=issuer.issuer, audience=issuer.audience)
+    return Identity(
+        verifier=TokenVerifier(config, keys),
+        keys=keys,
+        policy=built.policy,
+        jurisdictions=built.jurisdictions,
+    )
+
+
+@contextlib.asynccontextmanager
+async def app_in_process(app: Any, *, base_url: str = "http://service.test") -> AsyncIterator[Any]:
+    """An httpx client of ``app`` run in this process (ASGI transport, no port), its
+    lifespan run first as uvicorn runs it. The tasks its start-up leaves (a service's
+    start-up chores) finish before the first request: on a rolled-back database they
+    share the test's one connection, which two tasks must not use at once."""
+    import httpx
+
+    before = asyncio.all_tasks()
+    async with app.router.lifespan_context(app):
+        started = asyncio.all_tasks() - before
+        if started:
+            _done, pending = await asyncio.wait(started, timeout=30)
+            if pending:
+                raise RuntimeError(
+                    f"start-up tasks still running after 30 s: {sorted(map(str, pending))};"
+                    " switch off the service's background work for in-process tests"
+                )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base_url, timeout=30
+        ) as client:
+            yield client
