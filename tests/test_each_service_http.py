@@ -3,7 +3,9 @@ its ``diaspora.services`` entry point (a new service is covered by declaring it)
 
 Fast tier: each app runs in this process (httpx's ASGI transport, its lifespan run as
 uvicorn runs it), configured from the environment as its process is, on the fast tier's
-PostgreSQL (its database migrated once per session); no Kafka, no port.
+PostgreSQL (its database migrated once per session); no Kafka, no port. What these
+requests write (nothing but notifications' idempotent template seeding at start) stays
+in the session's database.
 
 Security headers and the body limit of ordinary requests are the gateway's
 (tests/test_gateway.py, through nginx); uploads' own limits are the registry's
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,47 +29,54 @@ from diaspora_devstack.services import Service, discover
 from diaspora_devstack.testing import app_url, asyncpg_url
 from diaspora_service.problems import PROBLEM_JSON
 
+ROOT = Path(__file__).resolve().parents[1]
 SERVICES = discover()
 METHODS = ("get", "put", "post", "patch", "delete")
 ANY_ID = "01a2205f-7f73-75bf-bdda-60145c9948cd"
 
 
-@pytest.fixture(params=sorted(SERVICES))
+@pytest.fixture(scope="module", params=sorted(SERVICES))
 def service(request: pytest.FixtureRequest) -> Service:
     return SERVICES[request.param]
 
 
-@pytest.fixture
-def app(service: Service, fastdb: FastDatabases, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
-    """The service's app as its HTTP process builds it: settings from ``<NAME>_*``."""
+@pytest.fixture(scope="module")
+async def running(
+    service: Service, fastdb: FastDatabases
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The service's app as its HTTP process builds it (settings from ``<NAME>_*``), started
+    once for this module's tests of that service (building and starting an app, and its
+    OpenAPI document, take a second or more)."""
     if not hasattr(service.module, "build_app"):
         pytest.skip(f"{service.name} has no HTTP interface")
     prefix = service.name.upper()
-    monkeypatch.setenv(f"{prefix}_ENVIRONMENT", "test")
-    monkeypatch.setenv(f"{prefix}_JSON_LOGS", "false")
-    # Nothing here publishes or reads an event: the broker is never contacted.
-    monkeypatch.setenv(f"{prefix}_KAFKA_BOOTSTRAP", "127.0.0.1:9")
-    monkeypatch.setenv(f"{prefix}_EVENT_ENCRYPTION", "false")
-    built: FastAPI = service.module.build_app()
-    return built
+    database = await fastdb.url(service.name)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(f"{prefix}_ENVIRONMENT", "test")
+        env.setenv(f"{prefix}_JSON_LOGS", "false")
+        # As the service's processes connect: its runtime role (docs/security.md).
+        env.setenv(f"{prefix}_DATABASE_URL", asyncpg_url(app_url(database, service.name)))
+        # Nothing here publishes or reads an event: the broker is never contacted.
+        env.setenv(f"{prefix}_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+        env.setenv(f"{prefix}_EVENT_ENCRYPTION", "false")
+        app: FastAPI = service.module.build_app()
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://service.test", timeout=30
+            ) as client,
+        ):
+            yield app, client
 
 
 @pytest.fixture
-async def client(
-    service: Service, app: FastAPI, fastdb: FastDatabases, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[httpx.AsyncClient]:
-    database = await fastdb.url(service.name)
-    # As the service's processes connect: its runtime role (docs/security.md).
-    monkeypatch.setenv(
-        f"{service.name.upper()}_DATABASE_URL", asyncpg_url(app_url(database, service.name))
-    )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://service.test", timeout=30
-        ) as http,
-    ):
-        yield http
+def app(running: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    return running[0]
+
+
+@pytest.fixture
+def client(running: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return running[1]
 
 
 def is_problem(answer: httpx.Response, status: int | None = None) -> bool:
@@ -131,12 +141,14 @@ async def test_a_method_a_route_does_not_take_is_a_405_problem(
     assert answer.headers["allow"] == "GET"
 
 
-async def test_the_served_openapi_document_is_the_generated_one(
+async def test_the_served_openapi_document_is_the_committed_one(
     client: httpx.AsyncClient, service: Service
 ) -> None:
     served = await client.get("/openapi.json")
     assert served.status_code == 200
-    assert served.json() == service.openapi()
+    committed = ROOT / "docs" / "openapi" / f"{service.name}.json"
+    assert committed.exists(), f"{committed} is missing: run `make docs` and commit it"
+    assert served.json() == json.loads(committed.read_text()), "run `make docs` and commit"
 
 
 async def test_malformed_json_is_a_4xx_problem_on_every_route_that_takes_json(
