@@ -10,7 +10,7 @@ database (test_members_api.py, test_registration_paths.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -18,12 +18,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from diaspora_devstack.fastdb import RolledBack
-from diaspora_devstack.testing import app_in_process, identity_in_process
+from diaspora_devstack.fastdb import FastDatabases, RolledBack
+from diaspora_devstack.testing import app_in_process, app_url, asyncpg_url, identity_in_process
 from diaspora_identity.testing import LocalIssuer, citizen, officer
 from registry.bootstrap import bootstrap
 from registry.entrypoints.http import build_app
 from registry.members.tables import members
+from registry.resources import Registry
 from registry.settings import RegistrySettings
 from registry.tables import outbox
 
@@ -38,30 +39,46 @@ PERSON = {
 }
 
 
-@pytest.fixture
-async def registry_client(
-    registry_tx: RolledBack, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[httpx.AsyncClient, LocalIssuer]]:
-    # The import runner polls in the background: not part of what is tested here.
-    monkeypatch.setenv("REGISTRY_IMPORT_RUNNER", "false")
+@pytest.fixture(scope="module")
+async def in_process(
+    fastdb: FastDatabases,
+) -> AsyncIterator[tuple[Registry, httpx.AsyncClient, LocalIssuer]]:
+    """The registry's app, started once for this module (building and starting it takes
+    seconds); each test hands it its own rolled-back sessions (:func:`registry_client`)."""
     issuer = LocalIssuer("http://issuer.test/dev-idp")
     settings = RegistrySettings(
-        database_url=registry_tx.runtime_url,
+        database_url=asyncpg_url(app_url(await fastdb.url("registry"), "registry")),
         kafka_bootstrap="127.0.0.1:9",  # never contacted: the relay publishes, not the API
         environment="test",
         json_logs=False,
         oidc_issuer=issuer.issuer,
     )
-    built = bootstrap(settings)
-    registry = replace(
-        built, sessions=registry_tx.sessions, identity=identity_in_process(issuer, settings)
-    )
+    with pytest.MonkeyPatch.context() as env:
+        # The import runner polls in the background: not part of what is tested here.
+        env.setenv("REGISTRY_IMPORT_RUNNER", "false")
+        env.setenv("REGISTRY_EVENT_ENCRYPTION", "false")
+        built = bootstrap(settings)
+        registry = replace(built, identity=identity_in_process(issuer, settings))
+        try:
+            async with app_in_process(build_app(registry)) as client:
+                yield registry, client, issuer
+        finally:
+            await registry.close()
+            await built.identity.aclose()
+
+
+@pytest.fixture
+def registry_client(
+    in_process: tuple[Registry, httpx.AsyncClient, LocalIssuer], registry_tx: RolledBack
+) -> Iterator[tuple[httpx.AsyncClient, LocalIssuer]]:
+    """The app, its requests served on this test's rolled-back transaction."""
+    registry, client, issuer = in_process
+    started_with = registry.sessions
+    registry.sessions = registry_tx.sessions
     try:
-        async with app_in_process(build_app(registry)) as client:
-            yield client, issuer
+        yield client, issuer
     finally:
-        await registry.close()
-        await built.identity.aclose()
+        registry.sessions = started_with
 
 
 async def table_counts(tx: RolledBack) -> tuple[int, int]:
