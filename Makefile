@@ -20,11 +20,15 @@ run: setup
 test:
 	scripts/test.sh
 
-# The fast tier: the tests that need neither PostgreSQL nor Kafka nor a slow subprocess
-# (handlers, service functions, generators, deployment files); tests using the `infra`
-# fixture are marked integration automatically (diaspora_devstack.pytest_plugin).
+# The fast tier: the tests that need neither the shared PostgreSQL nor Kafka nor a slow
+# subprocess (handlers and service functions on a rolled-back database of the session's
+# own embedded PostgreSQL, the apps in process, generators, deployment files); tests using
+# the `infra` fixture are marked integration automatically (diaspora_devstack.pytest_plugin).
+# Bytecode caches stay on even where the environment sets PYTHONDONTWRITEBYTECODE: without
+# them every run compiles some 2000 modules and rewrites every test file's asserts again,
+# a quarter of the tier's time.
 test-fast: setup
-	uv run --frozen pytest -p no:xdist -q -m "not integration and not slow" $(ARGS)
+	PYTHONDONTWRITEBYTECODE= uv run --frozen pytest -p no:xdist -q -m "not integration and not slow" $(ARGS)
 
 lint:
 	uv run --frozen ruff check .

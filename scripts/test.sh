@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export UV_PYTHON_DOWNLOADS=never
+# Bytecode caches on (Makefile, test-fast): each test process would otherwise compile
+# every module it imports, and pytest rewrite every test file, on every run.
+export PYTHONDONTWRITEBYTECODE=
 
 echo "==> ruff"
 uv run --frozen ruff check .

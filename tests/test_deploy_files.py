@@ -23,7 +23,9 @@ What cannot run here (no Docker engine): building the images, starting the stack
 from __future__ import annotations
 
 import asyncio
+import copy
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -99,8 +101,25 @@ def _workspace_members() -> list[str]:
     return members
 
 
+# libyaml's safe loader when PyYAML is built with it (about ten times faster than the
+# pure-Python one): most tests read the manifests, some per container.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
+def _parsed(path: Path) -> tuple[Any, ...]:
+    """Every document of a YAML file, parsed once per session (callers get copies)."""
+    return tuple(yaml.load_all(path.read_text(), Loader=_YAML_LOADER))
+
+
+def _yaml_documents(path: Path) -> list[Any]:
+    """The documents of ``path``, as fresh objects a test may change."""
+    return copy.deepcopy(list(_parsed(path)))
+
+
 def _compose() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    (document,) = _yaml_documents(COMPOSE_FILE)
+    assert isinstance(document, dict)
     return document
 
 
@@ -116,7 +135,7 @@ def _env_example() -> dict[str, str]:
 def _k8s_documents() -> list[tuple[Path, dict[str, Any]]]:
     found = []
     for path in sorted(K8S.rglob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
+        for document in _yaml_documents(path):
             if document:
                 found.append((path, document))
     return found

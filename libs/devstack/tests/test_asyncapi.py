@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 import shutil
@@ -66,8 +68,15 @@ def delivered() -> DeliveryDeliveredV1:
     )
 
 
-def documents() -> dict[str, dict[str, Any]]:
+@functools.cache
+def _generated() -> dict[str, dict[str, Any]]:
     return {view.name: asyncapi_document(view) for view in service_views()}
+
+
+def documents() -> dict[str, dict[str, Any]]:
+    """Every service's document as the code generates it: generated once per session
+    (a second or more under load), a fresh copy each call (tests change theirs)."""
+    return copy.deepcopy(_generated())
 
 
 # --- the committed files ------------------------------------------------------

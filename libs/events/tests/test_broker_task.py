@@ -8,6 +8,7 @@ import itertools
 import time
 from typing import Any
 
+from diaspora_devstack.testing import wait_until
 from diaspora_events.runtime import broker_task
 
 
@@ -64,7 +65,8 @@ async def test_a_stop_ends_the_wait_at_once_without_another_attempt() -> None:
     # retry_after 100 s: the first wait would be 30 s (the cap); the stop ends it.
     task = asyncio.create_task(broker_task(broker, retry_after=100)(stop))  # type: ignore[arg-type]
     await asyncio.wait_for(broker.attempted.wait(), timeout=10)
-    await asyncio.sleep(0.1)  # now waiting before the second attempt
+    # The failed start undone: from there the task waits before its second attempt.
+    await wait_until(lambda: len(broker.calls) == 2, timeout=10, message="the start undone")
     began = time.monotonic()
     stop.set()
     await asyncio.wait_for(task, timeout=5)

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from diaspora_devstack.testing import asyncpg_url
+from diaspora_devstack.testing import asyncpg_url, wait_until
 from diaspora_service.app import create_app
 
 
@@ -75,7 +75,8 @@ async def test_a_saturated_pool_is_503_and_the_service_recovers(
     )
     async with _app(engine) as client:
         holding = asyncio.create_task(client.get("/hold"))
-        await asyncio.sleep(0.5)  # /hold has the only connection
+        # Once /hold has the only connection of the pool:
+        await wait_until(lambda: engine.pool.checkedout() == 1, message="/hold to hold it")
         _assert_unavailable(await client.get("/count"))
         assert (await holding).json() == {"held": True}
         assert (await client.get("/count")).status_code == 200

@@ -192,4 +192,4 @@ async def wait_ready(server_url: str, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.2)
 
 
-__all__ = ["embedded_postgres", "ensure_databases", "start", "stop"]
+__all__ = ["POSTGRES_BIN_PATH", "embedded_postgres", "ensure_databases", "start", "stop"]

@@ -1,9 +1,15 @@
-"""Pytest fixtures for the real infrastructure (loaded with ``-p diaspora_devstack.pytest_plugin``).
+"""Pytest fixtures for both tiers (loaded with ``-p diaspora_devstack.pytest_plugin``).
 
-The suite uses PostgreSQL and Kafka given by ``DIASPORA_PG_URL`` and
+Integration tier: the suite uses PostgreSQL and Kafka given by ``DIASPORA_PG_URL`` and
 ``DIASPORA_KAFKA_BOOTSTRAP`` when both are set (CI services, testcontainers),
 and otherwise starts the embedded local ones (`devstack up`). Every test gets
 its own databases and its own topic prefix, so tests never see each other's data.
+
+Fast tier (``make test-fast``): ``fastdb`` is a PostgreSQL of the session's own
+(:mod:`diaspora_devstack.fastdb`), each service's schema migrated once; ``registry_tx``,
+``matching_tx`` and ``notifications_tx`` give a test a transaction on its service's
+database, rolled back at the end. No Kafka: handlers are called with records
+(``EventConsumer.handle_record``) or through FastStream's in-memory test broker.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pytest
 
 from diaspora_devstack import stack
 from diaspora_devstack.config import StackConfig
+from diaspora_devstack.fastdb import FastDatabases, RolledBack, start_for_session
 from diaspora_devstack.seaweed import S3Endpoint, SeaweedS3
 from diaspora_devstack.testing import (
     create_database,
@@ -217,3 +224,38 @@ async def s3_store_settings(s3_server: S3Endpoint) -> S3Settings:
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+# ------------------------------------------------------------------------ fast tier
+
+
+@pytest.fixture(scope="session")
+def fastdb() -> Iterator[FastDatabases]:
+    """The fast tier's PostgreSQL: started once per session (about a second), stopped and
+    deleted at its end; :meth:`FastDatabases.url` migrates a service's database once."""
+    databases = start_for_session()
+    try:
+        yield databases
+    finally:
+        databases.server.stop()
+
+
+@pytest.fixture
+async def registry_tx(fastdb: FastDatabases) -> AsyncIterator[RolledBack]:
+    """The registry's migrated database in a transaction rolled back after the test."""
+    async with fastdb.rolled_back("registry") as tx:
+        yield tx
+
+
+@pytest.fixture
+async def matching_tx(fastdb: FastDatabases) -> AsyncIterator[RolledBack]:
+    """Matching's migrated database in a transaction rolled back after the test."""
+    async with fastdb.rolled_back("matching") as tx:
+        yield tx
+
+
+@pytest.fixture
+async def notifications_tx(fastdb: FastDatabases) -> AsyncIterator[RolledBack]:
+    """Notifications' migrated database in a transaction rolled back after the test."""
+    async with fastdb.rolled_back("notifications") as tx:
+        yield tx

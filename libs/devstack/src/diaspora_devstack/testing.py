@@ -743,3 +743,106 @@ async def publish_outbox(
         stop.set()
         await asyncio.wait_for(task, timeout=30)
     return pending
+
+
+# ------------------------------------------------------------------------ fast tier
+
+
+@dataclass
+class DeadLetters:
+    """A dead-letter sink that keeps what it is given (fast-tier tests: no broker)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    async def __call__(
+        self, *, topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
+    ) -> None:
+        self.records.append({"topic": topic, "key": key, "value": value, "headers": headers})
+
+
+def event_record(
+    event: Any,
+    *,
+    source: str = "/test",
+    topic_prefix: str = "",
+    event_id: uuid.UUID | None = None,
+    offset: int = 0,
+) -> Any:
+    """The Kafka record a relay would publish for ``event`` (CloudEvents binary mode, keyed
+    by its aggregate), as a consumer's ``handle_record`` takes it. The same ``event_id``
+    twice is a redelivery."""
+    from diaspora_events.cloudevents import encode
+    from diaspora_events.consumer import Record
+
+    _id, headers, value = encode(event, source=source, event_id=event_id)
+    return Record(
+        topic=topic_prefix + event.topic.name,
+        partition=0,
+        offset=offset,
+        key=event.aggregate_id().encode(),
+        value=value,
+        headers=headers,
+    )
+
+
+async def publish_in_memory(
+    broker: Any, event: Any, *, source: str = "/test", event_id: uuid.UUID | None = None
+) -> uuid.UUID:
+    """Publish ``event`` on a FastStream ``TestKafkaBroker`` (in memory, no Kafka) as the
+    relay publishes it; its subscribers handle it before this returns. Returns its id."""
+    from diaspora_events.cloudevents import encode
+
+    found_id, headers, value = encode(event, source=source, event_id=event_id)
+    await broker.publish(
+        value, topic=event.topic.name, key=event.aggregate_id().encode(), headers=headers
+    )
+    return found_id
+
+
+def identity_in_process(issuer: LocalIssuer, settings: Any) -> Any:
+    """A service's :class:`~diaspora_identity.http.Identity` (its ``settings``' policy and
+    jurisdictions) trusting ``issuer``, whose discovery document and keys it fetches
+    through the issuer's ASGI app in this process: no port, no server."""
+    import httpx
+
+    from diaspora_identity.http import Identity
+    from diaspora_identity.jwks import JwksCache
+    from diaspora_identity.tokens import TokenVerifier, VerifierConfig
+
+    built = Identity.from_settings(settings)
+    keys = JwksCache(
+        issuer=issuer.issuer,
+        http=httpx.AsyncClient(transport=httpx.ASGITransport(app=issuer.asgi_app())),
+        min_refresh_interval=0,
+    )
+    config = VerifierConfig(issuer=issuer.issuer, audience=issuer.audience)
+    return Identity(
+        verifier=TokenVerifier(config, keys),
+        keys=keys,
+        policy=built.policy,
+        jurisdictions=built.jurisdictions,
+    )
+
+
+@contextlib.asynccontextmanager
+async def app_in_process(app: Any, *, base_url: str = "http://service.test") -> AsyncIterator[Any]:
+    """An httpx client of ``app`` run in this process (ASGI transport, no port), its
+    lifespan run first as uvicorn runs it. The tasks its start-up leaves (a service's
+    start-up chores) finish before the first request: on a rolled-back database they
+    share the test's one connection, which two tasks must not use at once."""
+    import httpx
+
+    before = asyncio.all_tasks()
+    async with app.router.lifespan_context(app):
+        started = asyncio.all_tasks() - before
+        if started:
+            _done, pending = await asyncio.wait(started, timeout=30)
+            if pending:
+                raise RuntimeError(
+                    f"start-up tasks still running after 30 s: {sorted(map(str, pending))};"
+                    " switch off the service's background work for in-process tests"
+                )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base_url, timeout=30
+        ) as client:
+            yield client
