@@ -189,6 +189,7 @@ def registered_data(values: Mapping[str, Any]) -> dict[str, Any]:
     )
     profile["consents"] = []
     profile["last_confirmed_at"] = values.get("last_confirmed_at")
+    profile["identity"] = None  # nobody verified an imported person's identity yet
     return {
         "member_id": values["id"],
         "given_name": values["given_name"],
