@@ -33,7 +33,9 @@ from diaspora_identity.testing import (
     officer,
 )
 from registry.bootstrap import bootstrap
+from registry.crypto import DocumentCipher, generate_key, parse_keys
 from registry.entrypoints.http import build_app
+from registry.entrypoints.rekey import rekey, remaining
 from registry.identity.service import open_number
 from registry.identity.tables import identity_verifications
 from registry.members.tables import members
@@ -350,6 +352,11 @@ async def test_citizens_are_refused_other_embassies_get_404_and_bad_evidence_is_
         )
         assert by_admin.status_code == 201, by_admin.text
         assert by_admin.json()["identity"]["level"] == "document_checked"
+        # The person's copy of their data holds the check, with its number for them.
+        export = (await http.get(f"/members/{member_id}/export", headers=me)).json()
+        (exported,) = export["identity_verifications"]
+        assert exported["document_number"] == PASSPORT
+        assert exported["verified_by_role"] == "admin"
     assert len(await verification_rows(registry, member_id)) == 1
 
 
@@ -436,3 +443,26 @@ async def test_a_merge_keeps_the_strongest_check_for_the_survivor(
     assert "identity" in update.changed_fields
     assert update.profile.identity is not None
     assert update.profile.identity.level == "in_person"
+
+
+async def test_rekey_moves_the_checks_document_numbers_to_the_active_key(
+    registry: Registry, registry_url: str, identity_provider: LocalIssuer
+) -> None:
+    persona = citizen("mawuli-identity")
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as http:
+        member_id = await register(http, identity_provider.headers(persona), person("mawuli"))
+        done = await http.post(
+            f"/members/{member_id}/identity-verifications",
+            json=evidence(),
+            headers=identity_provider.headers(officer("fr-paris")),
+        )
+        assert done.status_code == 201, done.text
+    rotated = DocumentCipher(
+        parse_keys(f"2027-01:{generate_key()},{registry.settings.document_keys}"), "2027-01"
+    )
+    assert await remaining(registry.sessions, "2027-01") == 1
+    assert await rekey(registry.sessions, rotated, batch=1) == 1
+    assert await remaining(registry.sessions, "2027-01") == 0
+    (row,) = await verification_rows(registry, member_id)
+    assert row["key_id"] == "2027-01"
+    assert open_number(rotated, row) == PASSPORT

@@ -43,7 +43,7 @@ log = structlog.get_logger(__name__)
 _t = identity_verifications.c
 
 
-def _number_context(member_id: UUID, verification_id: UUID) -> dict[str, Any]:
+def number_context(member_id: UUID, verification_id: UUID) -> dict[str, Any]:
     """The associated data of a check's document number: the member and the row, so a
     ciphertext copied to another row or member does not open."""
     return {"member_id": member_id, "kind": f"identity-verification/{verification_id}"}
@@ -53,7 +53,7 @@ def open_number(cipher: DocumentCipher, row: Mapping[Any, Any]) -> str | None:
     try:
         return cipher.open(
             Sealed(row["key_id"], row["number_ciphertext"]),
-            **_number_context(row["member_id"], row["id"]),
+            **number_context(row["member_id"], row["id"]),
         )
     except UndecryptableDocument as error:
         # Never the number, nor anything of the person: the row and the key.
@@ -125,9 +125,7 @@ async def record_verification(
         actor = actor_for(decision, row)
         before = current_identity(row["identity_checks"], now.date())
         verification_id = uuid_compat.uuid7()
-        sealed = cipher.seal(
-            evidence.document_number, **_number_context(member_id, verification_id)
-        )
+        sealed = cipher.seal(evidence.document_number, **number_context(member_id, verification_id))
         values = {
             "id": verification_id,
             "member_id": member_id,
@@ -243,7 +241,7 @@ def merge_step(cipher: DocumentCipher) -> MergeStep:
             number = open_number(cipher, row)
             # A number whose key is gone stays unreadable; the check still counts.
             if number is not None:
-                sealed = cipher.seal(number, **_number_context(survivor_id, row["id"]))
+                sealed = cipher.seal(number, **number_context(survivor_id, row["id"]))
                 moved |= {"key_id": sealed.key_id, "number_ciphertext": sealed.ciphertext}
             await session.execute(
                 update(identity_verifications).where(_t.id == row["id"]).values(**moved)
