@@ -466,3 +466,27 @@ async def test_rekey_moves_the_checks_document_numbers_to_the_active_key(
     (row,) = await verification_rows(registry, member_id)
     assert row["key_id"] == "2027-01"
     assert open_number(rotated, row) == PASSPORT
+
+
+async def test_a_repeated_request_with_its_idempotency_key_records_one_check(
+    registry: Registry, registry_url: str, identity_provider: LocalIssuer
+) -> None:
+    persona = citizen("kafui-identity")
+    paris = identity_provider.headers(officer("fr-paris", subject="officer-paris-2"))
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as http:
+        member_id = await register(http, identity_provider.headers(persona), person("kafui"))
+        path = f"/members/{member_id}/identity-verifications"
+        once = {**paris, "Idempotency-Key": "counter-2026-12-07-001", "If-Match": '"1"'}
+        first = await http.post(path, json=evidence(), headers=once)
+        assert first.status_code == 201, first.text
+        # The answer was lost; the officer's screen sends it again, same key and If-Match.
+        again = await http.post(path, json=evidence(), headers=once)
+        assert again.status_code == 200, again.text
+        assert again.json()["verification"]["id"] == first.json()["verification"]["id"]
+        assert again.json()["version"] == 2
+        assert again.headers["etag"] == '"2"'
+        # The same key for another request is refused, nothing recorded.
+        other = await http.post(path, json=evidence(method="document_upload"), headers=once)
+        assert other.status_code == 422, other.text
+        assert other.headers["content-type"].startswith("application/problem+json")
+    assert len(await verification_rows(registry, member_id)) == 1

@@ -11,10 +11,10 @@ The member's own ``GET /members/{id}`` shows the level (``identity``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
@@ -33,7 +33,11 @@ from registry.identity.schemas import (
     VerificationHistory,
     VerificationRequest,
 )
-from registry.identity.service import record_verification, verification_history
+from registry.identity.service import (
+    IdempotencyConflict,
+    record_verification,
+    verification_history,
+)
 from registry.members.service import MemberNotFound, VersionMismatch
 
 router = APIRouter(prefix="/members", tags=["identity verification"])
@@ -50,7 +54,13 @@ INVALID: dict[int | str, dict[str, Any]] = {
     "/{member_id}/identity-verifications",
     status_code=201,
     response_model=RecordedVerification,
-    responses={**AUTH_RESPONSES, **NOT_FOUND, **PRECONDITION_RESPONSES, **INVALID},
+    responses={
+        **AUTH_RESPONSES,
+        **NOT_FOUND,
+        **PRECONDITION_RESPONSES,
+        **INVALID,
+        200: {"description": "Repeated request (same Idempotency-Key): the first check"},
+    },
 )
 async def verify_identity(
     member_id: UUID,
@@ -60,12 +70,13 @@ async def verify_identity(
     request: Request,
     response: Response,
     if_match: IfMatch = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> RecordedVerification:
     """Record that you checked the person's identity document (kept as history)."""
     decision = registry.identity.policy.decide(principal, "member", "verify_identity")
     version = expected_version(if_match)
     try:
-        verification, identity, new_version = await record_verification(
+        verification, identity, new_version, created = await record_verification(
             sessions=registry.sessions,
             outbox=registry.outbox,
             audit=registry.audit,
@@ -75,6 +86,7 @@ async def verify_identity(
             member_id=member_id,
             evidence=body.evidence(),
             expected_version=version,
+            idempotency_key=idempotency_key,
         )
     except InvalidEvidence as error:
         raise invalid_field(error.field, str(error)) from None
@@ -82,6 +94,14 @@ async def verify_identity(
         raise Problem(404, "Member not found") from None
     except VersionMismatch as error:
         raise version_conflict(error.current) from None
+    except IdempotencyConflict:
+        raise Problem(
+            422,
+            "Idempotency-Key already used",
+            detail="This Idempotency-Key was used for a different request; use a new key.",
+        ) from None
+    if not created:
+        response.status_code = 200
     set_etag(response, new_version)
     return RecordedVerification.model_validate(
         {"verification": verification, "identity": identity, "version": new_version}

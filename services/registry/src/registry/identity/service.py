@@ -8,7 +8,10 @@ the whole snapshot through the outbox, and the audit entry of the officer's chan
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +19,7 @@ from uuid import UUID
 import structlog
 import uuid_utils.compat as uuid_compat
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.contracts import MemberIdentityVerifiedV1
@@ -41,6 +45,16 @@ from registry.resources import MergeStep
 log = structlog.get_logger(__name__)
 
 _t = identity_verifications.c
+
+
+class IdempotencyConflict(Exception):
+    """The caller used this Idempotency-Key before for another request."""
+
+
+def _digest(member_id: UUID, evidence: Evidence) -> str:
+    body = {**asdict(evidence), "member_id": member_id}
+    text = json.dumps(body, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def number_context(member_id: UUID, verification_id: UUID) -> dict[str, Any]:
@@ -110,17 +124,80 @@ async def record_verification(
     member_id: UUID,
     evidence: Evidence,
     expected_version: int | None = None,
-) -> tuple[dict[str, Any], dict[str, Any], int]:
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], int, bool]:
     """Record an officer's check of the member's identity; returns the check (without
-    its number), the record's identity level after it, and the record's new version.
+    its number), the record's identity level after it, the record's version, and
+    whether the check was recorded now (False: a repeated request with the same
+    Idempotency-Key, answered with the first check and the record as it stands).
 
     Raises ``InvalidEvidence`` (before anything is read), ``MemberNotFound`` outside the
-    caller's scope, ``VersionMismatch`` when If-Match named another version.
+    caller's scope, ``IdempotencyConflict`` when the caller used the key for another
+    request, ``VersionMismatch`` when If-Match named another version.
     """
     now = datetime.now(UTC)
     check_evidence(evidence, now.date())
+    digest = _digest(member_id, evidence) if idempotency_key else None
+    try:
+        return await _record(
+            sessions=sessions,
+            outbox=outbox,
+            audit=audit,
+            cipher=cipher,
+            decision=decision,
+            context=context,
+            member_id=member_id,
+            evidence=evidence,
+            expected_version=expected_version,
+            idempotency_key=idempotency_key,
+            digest=digest,
+            now=now,
+        )
+    except IntegrityError:
+        # The same key raced for two members (each request locked only its own record).
+        if idempotency_key:
+            raise IdempotencyConflict(idempotency_key) from None
+        raise
+
+
+async def _record(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    outbox: OutboxWriter,
+    audit: AuditTrail,
+    cipher: DocumentCipher,
+    decision: Decision,
+    context: AccessContext,
+    member_id: UUID,
+    evidence: Evidence,
+    expected_version: int | None,
+    idempotency_key: str | None,
+    digest: str | None,
+    now: datetime,
+) -> tuple[dict[str, Any], dict[str, Any], int, bool]:
     async with sessions() as session, session.begin():
         row = await locked_member(session, decision, member_id)
+        if idempotency_key:
+            # Looked up under the member's lock: a repeat waits for the first to commit.
+            first = (
+                (
+                    await session.execute(
+                        select(identity_verifications).where(
+                            _t.verified_by == decision.principal.subject,
+                            _t.idempotency_key == idempotency_key,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if first is not None:
+                if first["request_digest"] != digest:
+                    raise IdempotencyConflict(idempotency_key)
+                level = current_identity(row["identity_checks"], now.date())
+                assert level is not None  # the first check is still valid: same dates
+                view = verification_view(first, None, with_number=False)
+                return view, level, row["version"], False
         check_version(row, expected_version)
         actor = actor_for(decision, row)
         before = current_identity(row["identity_checks"], now.date())
@@ -141,6 +218,8 @@ async def record_verification(
             "verified_by": decision.principal.subject,
             "verified_by_role": actor.role,
             "verified_at": now,
+            "idempotency_key": idempotency_key,
+            "request_digest": digest,
         }
         await session.execute(identity_verifications.insert().values(**values))
         summary = await _summary(session, member_id)
@@ -173,7 +252,7 @@ async def record_verification(
         )
         if not actor.is_person:
             await audit.record(session, decision, context, [(member_id, ["identity"])])
-    return verification_view(values, None, with_number=False), after, after_row["version"]
+    return verification_view(values, None, with_number=False), after, after_row["version"], True
 
 
 async def verification_history(

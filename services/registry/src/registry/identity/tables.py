@@ -12,6 +12,7 @@ from sqlalchemy import (
     LargeBinary,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
 )
 
@@ -40,9 +41,13 @@ identity_verifications = Table(
     Column("verified_by", Text, nullable=False),
     Column("verified_by_role", Text, nullable=False),
     Column("verified_at", DateTime(timezone=True), nullable=False),
+    # Idempotency-Key of the POST (per officer), with a digest of its body and member.
+    Column("idempotency_key", Text),
+    Column("request_digest", Text),
     CheckConstraint("level IN ('document_checked', 'in_person')", name="identity_level_known"),
     CheckConstraint(
         "method IN ('document_in_person', 'document_upload')", name="identity_method_known"
     ),
     Index("identity_verifications_member_idx", "member_id", "verified_at"),
+    UniqueConstraint("verified_by", "idempotency_key", name="identity_verifications_idempotency"),
 )

@@ -46,6 +46,8 @@ def upgrade() -> None:
         sa.Column("verified_by", sa.Text(), nullable=False),
         sa.Column("verified_by_role", sa.Text(), nullable=False),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("idempotency_key", sa.Text(), nullable=True),
+        sa.Column("request_digest", sa.Text(), nullable=True),
         sa.CheckConstraint(
             "level IN ('document_checked', 'in_person')", name="identity_level_known"
         ),
@@ -53,6 +55,9 @@ def upgrade() -> None:
             "method IN ('document_in_person', 'document_upload')", name="identity_method_known"
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint(
+            "verified_by", "idempotency_key", name="identity_verifications_idempotency"
+        ),
     )
     op.create_index(
         "identity_verifications_member_idx",
