@@ -621,6 +621,7 @@ def test_what_each_service_sends_and_receives() -> None:
     assert receive["messages"] == [
         {"$ref": "#/channels/registry.members/messages/registry.member.confirmed.v1"},
         {"$ref": "#/channels/registry.members/messages/registry.member.erased.v1"},
+        {"$ref": "#/channels/registry.members/messages/registry.member.identity-verified.v1"},
         {"$ref": "#/channels/registry.members/messages/registry.member.marked-stale.v1"},
         {"$ref": "#/channels/registry.members/messages/registry.member.merged.v1"},
         {"$ref": "#/channels/registry.members/messages/registry.member.registered.v1"},

@@ -17,6 +17,7 @@ from registry.associations.service import reconcile_association_embassies
 from registry.crypto import DocumentCipher
 from registry.duplicates.detection import forget_member as forget_duplicates
 from registry.freshness.service import StaleCampaign, forget_stale_marks
+from registry.identity import service as identity
 from registry.members import email_syntax
 from registry.members.embassies import reconcile_embassies
 from registry.members.events import audit_event
@@ -32,18 +33,20 @@ __all__ = ["Registry", "bootstrap", "reconcile_job", "stale_campaign", "worker_c
 def erasure_steps(writer: OutboxWriter) -> list[ErasureStep]:
     """What an erasure (and the absorbed record of a merge) removes beyond the member row,
     in this order: the person's data key, duplicate cases, association links, campaign
-    marks."""
+    marks, identity checks."""
     return [
         destroy_key,
         forget_duplicates,
         associations.erasure_step(writer),
         forget_stale_marks,
+        identity.forget_verifications,
     ]
 
 
-def merge_steps(writer: OutboxWriter) -> list[MergeStep]:
-    """What a merge of duplicates moves to the survivor beyond the member row."""
-    return [associations.merge_step(writer)]
+def merge_steps(writer: OutboxWriter, cipher: DocumentCipher) -> list[MergeStep]:
+    """What a merge of duplicates moves to the survivor beyond the member row: association
+    links, identity checks (the survivor's level is the strongest of both records')."""
+    return [associations.merge_step(writer), identity.merge_step(cipher)]
 
 
 def reconcile_job(registry: Registry) -> Callable[[], Awaitable[None]]:
@@ -76,6 +79,7 @@ def bootstrap(settings: RegistrySettings | None = None) -> Registry:
         else None
     )
     writer = OutboxWriter(outbox, source=settings.event_source, keys=keys)
+    cipher = DocumentCipher.from_settings(settings.document_keys, settings.document_key_id)
     return Registry(
         settings=settings,
         engine=engine,
@@ -83,10 +87,10 @@ def bootstrap(settings: RegistrySettings | None = None) -> Registry:
         outbox=writer,
         identity=Identity.from_settings(settings),
         audit=AuditTrail(audit_log, writer, audit_event),
-        cipher=DocumentCipher.from_settings(settings.document_keys, settings.document_key_id),
+        cipher=cipher,
         keys=keys,
         erasure_steps=erasure_steps(writer),
-        merge_steps=merge_steps(writer),
+        merge_steps=merge_steps(writer, cipher),
     )
 
 

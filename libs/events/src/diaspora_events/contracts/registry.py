@@ -89,13 +89,23 @@ class Consent(_Part):
 
 
 class IdentityVerification(_Part):
-    """The strongest identity check an officer recorded for the member."""
+    """The strongest unexpired identity check an officer recorded for the member (as it
+    stood when the event was written)."""
 
     level: IdentityLevel
     method: IdentityMethod
     document_type: str = Field(description="passport, national_id_card, consular_card...")
     verified_at: datetime
     embassy_id: str = Field(description="The embassy whose officer verified it.")
+    # The snapshot is rewritten only when the record changes: a reader needs the date after
+    # which this check no longer counts (optional, so that the field stays compatible).
+    expires_on: date | None = Field(
+        default=None,
+        description=(
+            "Expiry of the document seen: after this date the check no longer counts "
+            "(a reader of an older snapshot must treat the member as not verified)."
+        ),
+    )
 
 
 class MemberProfile(_Part):
@@ -196,8 +206,9 @@ class MemberConfirmedV1(Event):
     topic=REGISTRY_MEMBERS,
     key="member_id",
     description=(
-        "An officer verified the member's identity against evidence; the record's "
-        "verification level (profile.identity) rose. Consular services that need a "
+        "An officer verified the member's identity against evidence. `level` is the "
+        "record's verification level after it (profile.identity: the strongest unexpired "
+        "check, which a weaker later check never lowers). Consular services that need a "
         "verified applicant read it."
     ),
     subject="member_id",

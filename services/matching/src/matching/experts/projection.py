@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from diaspora_events.contracts.registry import (
     MemberConfirmedV1,
     MemberErasedV1,
+    MemberIdentityVerifiedV1,
     MemberMarkedStaleV1,
     MemberMergedV1,
     MemberProfile,
@@ -225,11 +226,15 @@ async def _delete(session: Executor, tables: Tables, member_id: UUID) -> None:
     await session.execute(delete(tables.experts).where(tables.experts.c.member_id == member_id))
 
 
+# Every event of registry.members: each but erasure and merge carries the whole snapshot,
+# and the topic is compacted, so a member's latest event (whatever its type) may be all a
+# rebuild finds of them.
 MemberEvent = (
     MemberRegisteredV1
     | MemberUpdatedV1
     | MemberConfirmedV1
     | MemberMarkedStaleV1
+    | MemberIdentityVerifiedV1
     | MemberMergedV1
     | MemberErasedV1
 )
@@ -238,6 +243,7 @@ MEMBER_EVENTS: tuple[type[MemberEvent], ...] = (
     MemberUpdatedV1,
     MemberConfirmedV1,
     MemberMarkedStaleV1,
+    MemberIdentityVerifiedV1,
     MemberMergedV1,
     MemberErasedV1,
 )

@@ -23,6 +23,7 @@ from diaspora_events.consumer import EventConsumer, after_commit
 from diaspora_events.contracts import (
     MemberConfirmedV1,
     MemberErasedV1,
+    MemberIdentityVerifiedV1,
     MemberMarkedStaleV1,
     MemberMergedV1,
     MemberRegisteredV1,
@@ -41,6 +42,8 @@ log = structlog.get_logger(__name__)
 # profile (category ``profile_reminders``: a message about their own file, which they
 # may nevertheless silence).
 REMINDER_TEMPLATE = "member_profile_reminder"
+# An officer verified the person's identity (category ``account``: their own file).
+IDENTITY_VERIFIED_TEMPLATE = "member_identity_verified"
 
 EraseStep = Callable[[AsyncSession, UUID], Awaitable[None]]
 # (session, absorbed id, survivor id): a feature moves its rows of a merged-away record.
@@ -152,6 +155,36 @@ def register(
             session, event.member_id, event.profile, event.confirmed_at
         ):
             await snapshot_applied(session, event.member_id, before)
+
+    @consumer.on(MemberIdentityVerifiedV1)
+    async def member_identity_verified(
+        event: MemberIdentityVerifiedV1, session: AsyncSession, envelope: Envelope
+    ) -> None:
+        # A snapshot like the others (on the compacted topic it may be a member's last
+        # event), then the person hears that an officer verified their identity.
+        before = await verification.contacts_of(session, event.member_id)
+        if await contacts.apply_snapshot(
+            session, event.member_id, event.profile, event.verified_at
+        ):
+            await snapshot_applied(session, event.member_id, before)
+        identity = event.profile.identity
+        if identity is None or identity.expires_on is None:
+            return  # nothing to tell: no check in the snapshot (never so from the registry)
+        created = await notify(
+            session,
+            outbox,
+            member_id=event.member_id,
+            template=IDENTITY_VERIFIED_TEMPLATE,
+            variables={
+                "member_id": str(event.member_id),
+                "level": event.level,
+                "verified_at": event.verified_at.isoformat(),
+                "expires_on": identity.expires_on.isoformat(),
+            },
+            cause_event_id=envelope.id,
+            available=available_channels,
+        )
+        wake(session, created)
 
     @consumer.on(MemberMergedV1)
     async def member_merged(event: MemberMergedV1, session: AsyncSession, _: Envelope) -> None:

@@ -60,6 +60,9 @@ EVENT_VARIABLES: dict[str, frozenset[str]] = {
     "member_profile_reminder": frozenset(
         {"given_name", "family_name", "member_id", "last_confirmed_at"}
     ),
+    "member_identity_verified": frozenset(
+        {"given_name", "family_name", "member_id", "level", "verified_at", "expires_on"}
+    ),
     "match_proposed": frozenset(
         {
             "given_name",

@@ -400,6 +400,15 @@ async def merge_case(
         after_row = result.one()._mapping
         await _move_documents(session, cipher, documents, survivor_id, absorbed_id)
         await _move_consents(session, consents, survivor_id, absorbed_id)
+        for step in merge_steps:
+            await step(session, absorbed_id, survivor_id)
+        # A step may change the survivor's row (identity/: its verification level): the
+        # history line and the event are built from the row as it stands after them.
+        after_row = (
+            (await session.execute(select(members).where(members.c.id == survivor_id)))
+            .one()
+            ._mapping
+        )
         documents_after = (await documents_of(session, [survivor_id]))[survivor_id]
         consents_after = (await consents_of(session, [survivor_id]))[survivor_id]
         after = view_of(after_row, documents_after, consents_after)
@@ -421,8 +430,6 @@ async def merge_case(
             request_id=context.request_id,
             at=now,
         )
-        for step in merge_steps:
-            await step(session, absorbed_id, survivor_id)
         await _repoint_cases(session, outbox, case_id, absorbed_id, survivor_id, by, now)
         await session.execute(
             update(duplicate_cases)

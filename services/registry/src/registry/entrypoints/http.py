@@ -21,6 +21,7 @@ from registry.associations import http as associations
 from registry.bootstrap import bootstrap, reconcile_job
 from registry.duplicate_review import http as duplicate_review
 from registry.freshness import http as freshness
+from registry.identity import http as identity
 from registry.imports import http as imports
 from registry.imports.settings import ImportSettings
 from registry.keys import http as keys
@@ -41,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     members.router,
     access_log.router,
     rights.router,
+    identity.router,
     reference.router,
 )
 # Included once the identity is installed, as they always were.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -28,12 +28,14 @@ from diaspora_events.contracts.registry import (
     Consent,
     Education,
     Experience,
+    IdentityVerification,
     MemberProfile,
     Occupation,
     Skill,
 )
 from diaspora_reference import isco
 from registry.crypto import DocumentCipher, Sealed, UndecryptableDocument
+from registry.members.identity_level import current_identity
 from registry.members.profile import (
     Availability,
     CityChoice,
@@ -70,6 +72,7 @@ MEMBER_FIELDS: tuple[str, ...] = (
     "experience",
     "availability",
     "documents",
+    "identity",
     "consents",
     "registered_at",
     "registered_by",
@@ -298,6 +301,11 @@ def consent_view(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {"purpose": row["purpose"], "granted": row["granted"], "at": row["at"]}
 
 
+def identity_view(row: Mapping[Any, Any]) -> dict[str, Any] | None:
+    """The member's identity verification level today (strongest unexpired check)."""
+    return current_identity(row.get("identity_checks"), datetime.now(UTC).date())
+
+
 def view_of(
     row: Mapping[Any, Any],
     documents: Sequence[Mapping[Any, Any]] = (),
@@ -336,6 +344,7 @@ def view_of(
         "experience": list(row.get("experience") or []),
         "availability": dict(row.get("availability") or {}) or None,
         "documents": [document_view(d, cipher, with_number=with_numbers) for d in documents],
+        "identity": identity_view(row),
         "consents": [consent_view(c) for c in consents],
         "registered_at": row["registered_at"],
         "registered_by": row.get("registered_by"),
@@ -359,9 +368,11 @@ def history_value(field: str, view: Mapping[Any, Any]) -> Any:
 
 
 def profile_of(row: Mapping[Any, Any], consents: Sequence[Mapping[Any, Any]]) -> MemberProfile:
-    """The snapshot events carry: no postal address, no place of birth, no documents."""
+    """The snapshot events carry: no postal address, no place of birth, no documents (of
+    the identity checks, the level and the kind of document, never its number)."""
     city = city_view(row)
     availability = row.get("availability") or {}
+    identity = identity_view(row)
     return MemberProfile(
         given_name=row["given_name"],
         family_name=row["family_name"],
@@ -385,6 +396,7 @@ def profile_of(row: Mapping[Any, Any], consents: Sequence[Mapping[Any, Any]]) ->
             Consent(purpose=c["purpose"], granted=c["granted"], at=c["at"]) for c in consents
         ],
         last_confirmed_at=row.get("last_confirmed_at"),
+        identity=IdentityVerification(**identity) if identity else None,
     )
 
 

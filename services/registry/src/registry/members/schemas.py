@@ -182,6 +182,13 @@ class MemberView(BaseModel):
     experience: list[snapshot.Experience] | None = None
     availability: snapshot.Availability | None = None
     documents: list[DocumentView] | None = None
+    identity: snapshot.IdentityVerification | None = Field(
+        None,
+        description=(
+            "Identity verification level: the strongest check an officer recorded whose "
+            "document has not expired (in_person over document_checked); null: not verified."
+        ),
+    )
     consents: list[snapshot.Consent] | None = Field(
         None, description="The latest decision per purpose (absent purpose: never asked)."
     )

@@ -80,6 +80,9 @@ members = Table(
     Column("registration_consent_method", Text),
     Column("registration_consent_reference", Text),
     Column("last_confirmed_at", DateTime(timezone=True)),
+    # Summary of the identity checks officers recorded (registry.identity, migration 0011):
+    # per level, the check valid longest; members/identity_level.py derives the level shown.
+    Column("identity_checks", JSONB),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Optimistic concurrency: +1 on every change; the ETag of the record.
     Column("version", Integer, nullable=False, server_default="1"),

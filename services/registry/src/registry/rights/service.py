@@ -26,6 +26,8 @@ from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.audit import AccessContext, AuditTrail
 from diaspora_identity.policy import Decision
 from registry.crypto import DocumentCipher
+from registry.identity.service import verification_view
+from registry.identity.tables import identity_verifications
 from registry.members.access import (
     SCOPE_COLUMNS,
     actor_for,
@@ -82,8 +84,9 @@ async def export_member(
     member_id: UUID,
 ) -> dict[str, Any]:
     """Everything the registry holds on the person: the record (document numbers in clear
-    for the person only), every consent decision, the history of changes, and who
-    accessed the record. A copy made by staff (on the person's request) is audited."""
+    for the person only), every consent decision, the history of changes, the identity
+    checks recorded, and who accessed the record. A copy made by staff (on the person's
+    request) is audited."""
     async with sessions() as session, session.begin():
         row = await _in_scope(session, decision, member_id)
         numbers = documents_decision is not None and documents_decision.permits(row)
@@ -100,6 +103,11 @@ async def export_member(
             select(*(member_changes.c[f] for f in HISTORY_FIELDS))
             .where(member_changes.c.member_id == member_id)
             .order_by(member_changes.c.id)
+        )
+        checks = await session.execute(
+            select(identity_verifications)
+            .where(identity_verifications.c.member_id == member_id)
+            .order_by(identity_verifications.c.verified_at)
         )
         access_rows = await session.execute(
             select(*(audit_log.c[f] for f in ACCESS_LOG_FIELDS))
@@ -124,6 +132,10 @@ async def export_member(
                 for c in consent_rows.mappings()
             ],
             "history": [dict(h) for h in history_rows.mappings()],
+            # The identity checks officers recorded (document numbers as for the record).
+            "identity_verifications": [
+                verification_view(c, cipher, with_number=numbers) for c in checks.mappings()
+            ],
             "access_log": [dict(a) for a in access_rows.mappings()],
             "other_services": (
                 "Notifications keeps your contact channels, preferences and the messages "

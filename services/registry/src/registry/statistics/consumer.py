@@ -19,6 +19,7 @@ from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts.registry import (
     MemberConfirmedV1,
     MemberErasedV1,
+    MemberIdentityVerifiedV1,
     MemberMarkedStaleV1,
     MemberMergedV1,
     MemberProfile,
@@ -130,6 +131,19 @@ def build_consumer(
             event.member_id,
             event.profile,
             as_of=event.marked_at,
+            require_consent=require_consent,
+        )
+
+    @consumer.on(MemberIdentityVerifiedV1)
+    async def identity_verified(
+        event: MemberIdentityVerifiedV1, session: AsyncSession, _: Envelope
+    ) -> None:
+        # A snapshot like the others: on the compacted topic it may be a member's last event.
+        await apply(
+            session,
+            event.member_id,
+            event.profile,
+            as_of=event.verified_at,
             require_consent=require_consent,
         )
 
