@@ -64,21 +64,23 @@ async def known_applicant(
         await members.apply_snapshot(session, member_id, snapshot, at or datetime.now(UTC))
 
 
-async def publish(bootstrap: str, topic: str, *events: Event) -> None:
+async def publish(bootstrap: str, topic: str, *events: Event, times: int = 1) -> None:
     """Publish registry events as the registry's relay does (CloudEvents, keyed by member);
-    the topic is created first if missing, with the settings of ``registry.members``."""
+    the topic is created first if missing, with the settings of ``registry.members``.
+    ``times``: each record sent that many times, as it is (a redelivery: same event id)."""
     await ensure_topics(bootstrap, [replace(REGISTRY_MEMBERS, name=topic)])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
     try:
         for event in events:
             _id, headers, value = encode(event, source="/tg/diaspora/registry")
-            await producer.send_and_wait(
-                topic,
-                value=value,
-                key=event.aggregate_id().encode(),
-                headers=headers_to_kafka(headers),
-            )
+            for _ in range(times):
+                await producer.send_and_wait(
+                    topic,
+                    value=value,
+                    key=event.aggregate_id().encode(),
+                    headers=headers_to_kafka(headers),
+                )
     finally:
         await producer.stop()
 
