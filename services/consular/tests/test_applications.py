@@ -1,7 +1,8 @@
 """Applications end to end on the real PostgreSQL and Kafka: the full lifecycle of every
-service type but the e-visa, forbidden transitions (409 naming the allowed ones),
-scoping to the officer's embassy (404), eligibility, form validation, If-Match, the
-officers' queue, SLA flags and escalation, and the events read back from the topic."""
+service type (the e-visa's by a foreign visitor without a registry record), forbidden
+transitions (409 naming the allowed ones), scoping to the officer's embassy (404),
+eligibility, form validation, If-Match, the officers' queue, SLA flags and escalation,
+and the events read back from the topic."""
 
 from __future__ import annotations
 
@@ -170,6 +171,10 @@ async def test_full_lifecycle_of_a_service_type(
         assert body["status"] == status, action
         assert answer.headers["etag"] == f'"{body["version"]}"'
         version = body["version"]
+
+    approved = ok(await person.get(app_id))
+    initials = "".join(w[0] for w in service_type.split("_")).upper()
+    assert approved["reference"].startswith(f"{initials}-{datetime.now(UTC).year}-")
 
     # The applicant sees the status and the whole history (not the officers' subjects).
     seen = ok(await person.get(app_id))
@@ -476,3 +481,70 @@ async def test_stale_drafts_and_unanswered_requests_expire(
     seen = ok(await person.get(draft))
     assert seen["status"] == "expired"
     assert seen["history"][-1]["actor_role"] == "system"
+
+
+async def test_a_foreign_visitor_applies_for_an_e_visa_and_gets_a_decision_with_a_reference(
+    consular: Consular,
+    http: httpx.AsyncClient,
+    identity_provider: LocalIssuer,
+    topic_prefix: str,
+) -> None:
+    # A visitor's own account: no registry record (no member_id in the token).
+    visitor = Client(http, identity_provider, citizen())
+    lome = Client(http, identity_provider, officer("tg-lome"))
+    paris = Client(http, identity_provider, officer("fr-paris"))
+
+    # Services for registry members only are refused to a visitor, at once.
+    refused = await visitor.create("consular_card")
+    assert refused.status_code == 422
+    assert refused.json()["reason"] == "not_registered"
+
+    draft = ok(await visitor.create("e_visa"), 201)
+    assert draft["applicant_id"] is None
+    assert draft["embassy_id"] == "tg-lome"
+    app_id = draft["id"]
+    submitted = ok(await visitor.act(app_id, "submit", answers=answers_for("e_visa")))
+    due = datetime.fromisoformat(submitted["due_at"]) - datetime.fromisoformat(
+        submitted["submitted_at"]
+    )
+    assert due == timedelta(days=3)
+
+    # Only the visitor and the processing post see it.
+    assert (await Client(http, identity_provider, citizen()).get(app_id)).status_code == 404
+    assert (await paris.get(app_id)).status_code == 404
+    assert [a["id"] for a in ok(await visitor.queue())["items"]] == [app_id]
+
+    ok(await lome.act(app_id, "start_review"))
+    decided = ok(await lome.act(app_id, "approve"))
+    reference = decided["reference"]
+    assert reference.startswith(f"EV-{datetime.now(UTC).year}-")
+    ok(await lome.act(app_id, "issue"))
+    seen = ok(await visitor.get(app_id))
+    assert (seen["status"], seen["reference"]) == ("issued", reference)
+    assert seen["allowed_actions"] == []
+
+    records = await published_events(consular, topic_prefix, expect=4)
+    events = [event_of(r) for r in records]
+    assert [t for t, _ in events] == [
+        "consular.application.submitted",
+        *["consular.application.status-changed"] * 3,
+    ]
+    first = events[0][1]
+    assert first["applicant_id"] is None
+    assert first["subject_id"] == app_id
+    assert first["answers"]["passport_number"] == "X1234567"
+    assert events[2][1]["reference"] == reference
+
+    # The officer's reads and decisions are audited against the application.
+    async with consular.sessions() as session:
+        audited = set(
+            (
+                await session.execute(
+                    select(audit_log.c.action).where(
+                        audit_log.c.record_id == UUID(app_id),
+                        audit_log.c.actor_subject == lome.persona.subject,
+                    )
+                )
+            ).scalars()
+        )
+    assert audited == {"start_review", "approve", "issue"}

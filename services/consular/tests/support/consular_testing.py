@@ -118,7 +118,11 @@ def answers_for(service_type: str) -> dict[str, Any]:
             "persons_concerned": "Enfant: Yawa Mensah",
         },
         "e_visa": {
+            "given_name": "Lena",
+            "family_name": "Schmidt",
+            "date_of_birth": "1992-06-30",
             "passport_number": "X1234567",
+            "passport_expiry_date": "2031-05-31",
             "nationality": "DE",
             "arrival_date": "2027-02-01",
             "stay_days": 10,

@@ -27,13 +27,19 @@ ApplicationStatus = Literal[
     "expired",
 ]
 
+# Whose data key seals an application event's personal fields (crypto-shredding).
+SUBJECT_ID = (
+    "The person the personal fields are about: the applicant's member id, or the "
+    "application id for a foreign visitor without a registry record."
+)
+
 
 @contract(
     event_type="consular.application.submitted",
     version=1,
     topic=CONSULAR_APPLICATIONS,
     key="application_id",
-    subject="applicant_id",
+    subject="subject_id",
     description=(
         "A person submitted an application for a consular service (first submission); "
         "the embassy that processes it and its due date are set."
@@ -41,7 +47,10 @@ ApplicationStatus = Literal[
 )
 class ApplicationSubmittedV1(Event):
     application_id: UUID
-    applicant_id: UUID = Field(description="The applicant's registry member id.")
+    applicant_id: UUID | None = Field(
+        description="The applicant's registry member id; null for a foreign visitor (e-visa)."
+    )
+    subject_id: UUID = Field(description=SUBJECT_ID)
     service_type: str = Field(description="Catalogue code, e.g. consular_card.")
     catalogue_version: int = Field(description="The catalogue version the application is under.")
     embassy_id: str = Field(description="The embassy that processes the application.")
@@ -57,7 +66,7 @@ class ApplicationSubmittedV1(Event):
     version=1,
     topic=CONSULAR_APPLICATIONS,
     key="application_id",
-    subject="applicant_id",
+    subject="subject_id",
     description=(
         "An application moved from one status to another (every transition after the "
         "first submission: review, information requested, resubmission, decision, issue, "
@@ -66,7 +75,8 @@ class ApplicationSubmittedV1(Event):
 )
 class ApplicationStatusChangedV1(Event):
     application_id: UUID
-    applicant_id: UUID
+    applicant_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
     service_type: str
     embassy_id: str
     action: str = Field(description="The transition, e.g. approve, request_information.")
@@ -75,6 +85,10 @@ class ApplicationStatusChangedV1(Event):
     actor_role: str = Field(description="applicant, embassy_officer or system.")
     changed_at: datetime
     reason: str | None = personal(default=None, description="The reason given, free text.")
+    reference: str | None = Field(
+        default=None,
+        description="The decision's reference, given at approval (e.g. EV-2026-3F9A1C).",
+    )
 
 
 @contract(
@@ -89,7 +103,7 @@ class ApplicationStatusChangedV1(Event):
 )
 class ApplicationEscalatedV1(Event):
     application_id: UUID
-    applicant_id: UUID
+    applicant_id: UUID | None
     service_type: str
     embassy_id: str
     status: ApplicationStatus

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+from uuid import UUID
 
 Status = Literal[
     "draft",
@@ -128,6 +129,13 @@ def transition(status: Status, action: str, actor: Actor, reason: str | None) ->
     if found.reason_required and not (reason and reason.strip()):
         raise ReasonRequired(action)
     return found
+
+
+def decision_reference(service_type: str, application_id: UUID, at: datetime) -> str:
+    """The reference of a decision: the type's initials, the year, 10 hex digits of the
+    (random) application id, e.g. ``EV-2026-3F9A1C07B2`` for an e-visa."""
+    initials = "".join(word[0] for word in service_type.split("_") if word).upper()
+    return f"{initials}-{at.year}-{application_id.hex[:10].upper()}"
 
 
 def due_at(submitted_at: datetime, target_days: int) -> datetime:

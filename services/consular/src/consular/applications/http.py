@@ -60,11 +60,15 @@ def now() -> datetime:
 
 
 def _where(decision: Decision, principal: Principal) -> Any:
-    return service.visible(decision.where(service.SCOPE_COLUMNS), principal.member_id)
+    return service.visible(
+        decision.where(service.SCOPE_COLUMNS), principal.member_id, principal.subject
+    )
 
 
 def _side(principal: Principal, row: dict[str, Any]) -> domain.Actor | None:
-    if principal.member_id is not None and row["applicant_id"] == principal.member_id:
+    if row["applicant_subject"] == principal.subject or (
+        principal.member_id is not None and row["applicant_id"] == principal.member_id
+    ):
         return "applicant"
     if principal.has(Role.EMBASSY_OFFICER) and row["embassy_id"] in principal.embassies:
         return "embassy_officer"
@@ -106,6 +110,7 @@ def _view(
         overdue=domain.is_overdue(row["status"], row["due_at"], now()),
         escalated_at=row["escalated_at"],
         decided_at=row["decided_at"],
+        reference=row["reference"],
         version=row["version"],
         allowed_actions=domain.allowed_actions(row["status"], side) if side else [],
         history=(
@@ -152,10 +157,11 @@ async def _audit(
 ) -> None:
     """Staff reads and changes of applications (the applicant's own are not audited)."""
     principal = decision.principal
+    # The record is the applicant (their access log), or the application of a visitor.
     accesses = [
-        (row["applicant_id"], VIEW_FIELDS)
+        (row["applicant_id"] or row["id"], VIEW_FIELDS)
         for row in rows
-        if principal.member_id is None or row["applicant_id"] != principal.member_id
+        if _side(principal, row) != "applicant"
     ]
     if principal.is_staff and accesses:
         await svc.audit.record(
@@ -176,16 +182,10 @@ async def create_application(
     principal: CurrentPrincipal,
     response: Response,
 ) -> ApplicationView:
-    """Start a draft application for a service type (its current catalogue version)."""
+    """Start a draft application for a service type (its current catalogue version). A
+    registry member applies as such (token `member_id`); anyone else (a foreign visitor)
+    only for a service open to all (eligibility `none`: the e-visa)."""
     identity.policy.decide(principal, RESOURCE, "create")
-    if principal.member_id is None:
-        raise Problem(
-            422,
-            "Not eligible for this service",
-            detail="Your token names no registry record (member_id): register first.",
-            type_=TYPE_BASE + "not-eligible",
-            reason="not_registered",
-        )
     async with svc.sessions() as session, session.begin():
         try:
             row = await service.create_draft(
@@ -209,6 +209,8 @@ async def create_application(
             ) from None
         except service.InvalidAnswers as error:
             raise _invalid_answers(error) from None
+        except service.NotEligible as error:
+            raise _not_eligible(error) from None
         entries = await service.history(session, row["id"])
     set_etag(response, row["version"])
     return _view(principal, row, history=entries)
@@ -255,6 +257,7 @@ async def list_applications(
             {
                 row["applicant_id"]: await service.applicant_view(session, row["applicant_id"])
                 for row in rows
+                if row["applicant_id"] is not None
             }
             if principal.is_staff
             else {}
@@ -288,7 +291,11 @@ async def get_application(
         if row is None:
             raise not_found("application")
         entries = await service.history(session, application_id)
-        applicant = await service.applicant_view(session, row["applicant_id"])
+        applicant = (
+            await service.applicant_view(session, row["applicant_id"])
+            if row["applicant_id"] is not None
+            else None
+        )
         await _audit(svc, session, decision, request, [row])
     set_etag(response, row["version"])
     return _view(principal, row, history=entries, applicant=applicant)

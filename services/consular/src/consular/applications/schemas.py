@@ -82,7 +82,9 @@ class ApplicantSummary(BaseModel):
 
 class ApplicationView(BaseModel):
     id: UUID
-    applicant_id: UUID
+    applicant_id: UUID | None = Field(
+        description="The applicant's registry member id (null: a visitor, e-visa)."
+    )
     applicant: ApplicantSummary | None = Field(
         None, description="The applicant as the registry knows them (staff only)."
     )
@@ -100,6 +102,7 @@ class ApplicationView(BaseModel):
         description="When it was flagged overdue and escalated to the ministry."
     )
     decided_at: datetime | None
+    reference: str | None = Field(description="The decision's reference, given at approval.")
     version: int
     allowed_actions: list[str] = Field(description="What the caller may do next.")
     history: list[HistoryEntry] | None = None

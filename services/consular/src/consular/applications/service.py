@@ -41,6 +41,7 @@ from diaspora_events.outbox import OutboxWriter
 # resource consular_application).
 SCOPE_COLUMNS: dict[str, Any] = {
     "applicant_id": applications.c.applicant_id,
+    "applicant_subject": applications.c.applicant_subject,
     "embassy_id": applications.c.embassy_id,
 }
 
@@ -64,23 +65,40 @@ class InvalidAnswers(Exception):
         self.errors = errors
 
 
+NOT_REGISTERED = Refusal(
+    "not_registered",
+    "This service is for members of the diaspora registry: register first, then sign in "
+    "again so that your token names your registry record.",
+)
+
+
 class NotEligible(Exception):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.message)
         self.refusal = refusal
 
 
-def visible(where: ColumnElement[bool], member_id: UUID | None) -> ColumnElement[bool]:
+def visible(
+    where: ColumnElement[bool], member_id: UUID | None, subject: str
+) -> ColumnElement[bool]:
     """The rows a decision reaches, less other people's drafts (a draft is its author's)."""
-    own = applications.c.applicant_id == member_id if member_id is not None else None
-    not_draft = applications.c.status != "draft"
-    return and_(where, or_(own, not_draft) if own is not None else not_draft)
+    own = applications.c.applicant_subject == subject
+    if member_id is not None:
+        own = or_(own, applications.c.applicant_id == member_id)
+    return and_(where, or_(own, applications.c.status != "draft"))
+
+
+def subject_of(row: dict[str, Any]) -> UUID:
+    """Whose data key seals the application's events: the applicant (member id), or the
+    application itself for a visitor without a registry record."""
+    subject: UUID = row["applicant_id"] or row["id"]
+    return subject
 
 
 async def create_draft(
     session: AsyncSession,
     *,
-    applicant_id: UUID,
+    applicant_id: UUID | None,
     subject: str,
     service_type: str,
     answers: dict[str, Any],
@@ -89,10 +107,12 @@ async def create_draft(
     found = await catalogue.get(session, service_type)
     if found is None:
         raise UnknownServiceType(service_type)
+    if applicant_id is None and found.definition.eligibility != "none":
+        raise NotEligible(NOT_REGISTERED)
     errors = validate_answers(found.definition.form_fields, answers, complete=False)
     if errors:
         raise InvalidAnswers(errors)
-    applicant = await members.applicant(session, applicant_id)
+    applicant = await members.applicant(session, applicant_id) if applicant_id else None
     embassy = processing_embassy(
         found.definition.processing, applicant.embassy_id if applicant else None
     )
@@ -211,7 +231,8 @@ async def apply_transition(
             raise InvalidAnswers(errors)
         values["answers"] = new_answers
         if step.action == "submit":
-            applicant = await members.applicant(session, row["applicant_id"])
+            member_id = row["applicant_id"]
+            applicant = await members.applicant(session, member_id) if member_id else None
             facts = ApplicantFacts(
                 registered=applicant is not None,
                 identity_verified=applicant is not None and applicant.identity_verified,
@@ -236,6 +257,8 @@ async def apply_transition(
         )
     if step.target in ("approved", "rejected"):
         values["decided_at"] = now
+    if step.target == "approved":
+        values["reference"] = domain.decision_reference(row["service_type"], row["id"], now)
     await session.execute(
         update(applications).where(applications.c.id == row["id"]).values(**values)
     )
@@ -250,6 +273,7 @@ async def apply_transition(
             ApplicationSubmittedV1(
                 application_id=row["id"],
                 applicant_id=row["applicant_id"],
+                subject_id=subject_of(row),
                 service_type=row["service_type"],
                 catalogue_version=row["catalogue_version"],
                 embassy_id=changed["embassy_id"],
@@ -266,6 +290,7 @@ async def apply_transition(
             ApplicationStatusChangedV1(
                 application_id=row["id"],
                 applicant_id=row["applicant_id"],
+                subject_id=subject_of(row),
                 service_type=row["service_type"],
                 embassy_id=changed["embassy_id"] or "",
                 action=step.action,
@@ -274,6 +299,7 @@ async def apply_transition(
                 actor_role=actor.side,
                 changed_at=now,
                 reason=reason,
+                reference=changed.get("reference"),
             ),
         )
     return changed

@@ -24,8 +24,9 @@ applications = Table(
     "applications",
     metadata,
     Column("id", Uuid, primary_key=True),
-    # The applicant's registry member id, and the subject of their token.
-    Column("applicant_id", Uuid, nullable=False),
+    # The applicant's registry member id (NULL: a foreign visitor without a registry
+    # record, for an e-visa), and the subject of their token (their account).
+    Column("applicant_id", Uuid),
     Column("applicant_subject", Text, nullable=False),
     Column("service_type", Text, nullable=False),
     # The catalogue version the application is under (its form, fee, rules, target days).
@@ -47,8 +48,11 @@ applications = Table(
     Column("due_at", DateTime(timezone=True)),
     Column("escalated_at", DateTime(timezone=True)),
     Column("decided_at", DateTime(timezone=True)),
+    # The decision's reference, given at approval (e.g. EV-2026-3F9A1C).
+    Column("reference", Text, unique=True),
     Index("applications_queue_idx", "embassy_id", "status", "due_at"),
     Index("applications_applicant_idx", "applicant_id", "created_at"),
+    Index("applications_subject_idx", "applicant_subject", "created_at"),
     Index(
         "applications_sla_idx",
         "due_at",

@@ -231,7 +231,16 @@ SEED_TYPES: dict[str, dict[str, Any]] = {
             "Visa for foreign visitors, applied for with their own account.",
         ),
         "form_fields": [
+            _field("given_name", "text", "Prénom(s)", "Given name(s)"),
+            _field("family_name", "text", "Nom", "Family name"),
+            _field("date_of_birth", "date", "Date de naissance", "Date of birth"),
             _field("passport_number", "text", "Numéro de passeport", "Passport number"),
+            _field(
+                "passport_expiry_date",
+                "date",
+                "Date d'expiration du passeport",
+                "Passport expiry date",
+            ),
             _field("nationality", "country", "Nationalité", "Nationality"),
             _field("arrival_date", "date", "Date d'arrivée", "Arrival date"),
             _field("stay_days", "number", "Durée du séjour (jours)", "Length of stay (days)"),
@@ -408,7 +417,7 @@ def upgrade() -> None:
     op.create_table(
         "applications",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("applicant_id", sa.Uuid(), nullable=False),
+        sa.Column("applicant_id", sa.Uuid(), nullable=True),
         sa.Column("applicant_subject", sa.Text(), nullable=False),
         sa.Column("service_type", sa.Text(), nullable=False),
         sa.Column("service_version_id", sa.Uuid(), nullable=False),
@@ -439,14 +448,22 @@ def upgrade() -> None:
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reference", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["service_version_id"],
             ["service_type_versions.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("reference"),
     )
     op.create_index(
         "applications_applicant_idx", "applications", ["applicant_id", "created_at"], unique=False
+    )
+    op.create_index(
+        "applications_subject_idx",
+        "applications",
+        ["applicant_subject", "created_at"],
+        unique=False,
     )
     op.create_index(
         "applications_queue_idx", "applications", ["embassy_id", "status", "due_at"], unique=False
@@ -518,6 +535,7 @@ def downgrade() -> None:
         ),
     )
     op.drop_index("applications_queue_idx", table_name="applications")
+    op.drop_index("applications_subject_idx", table_name="applications")
     op.drop_index("applications_applicant_idx", table_name="applications")
     op.drop_table("applications")
     op.drop_table("service_type_versions")
