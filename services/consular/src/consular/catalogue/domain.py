@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from diaspora_service.text import SingleLine, control_character
+
 FieldType = Literal["text", "long_text", "date", "number", "boolean", "choice", "email", "country"]
 # Who may apply (checked at submission):
 # - verified_identity_in_jurisdiction: a registry member whose identity an officer verified,
@@ -36,8 +38,8 @@ class _Frozen(BaseModel):
 
 
 class Labels(_Frozen):
-    fr: str = Field(min_length=1, max_length=300)
-    en: str = Field(min_length=1, max_length=300)
+    fr: SingleLine = Field(min_length=1, max_length=300)
+    en: SingleLine = Field(min_length=1, max_length=300)
 
 
 class FormField(_Frozen):
@@ -45,7 +47,7 @@ class FormField(_Frozen):
     type: FieldType
     required: bool = True
     labels: Labels
-    options: list[str] = Field(
+    options: list[SingleLine] = Field(
         default_factory=list, max_length=50, description="The choices of a `choice` field."
     )
 
@@ -76,7 +78,7 @@ class Processing(_Frozen):
             "always `embassy_id`."
         )
     )
-    embassy_id: str | None = Field(None, max_length=60)
+    embassy_id: SingleLine | None = Field(None, max_length=60)
 
     @model_validator(mode="after")
     def _fixed_has_embassy(self) -> Processing:
@@ -127,9 +129,16 @@ def _check_value(spec: FormField, value: Any) -> str | None:
             return "must be text"
         if len(value) > limit:
             return f"must be at most {limit} characters"
-        if kind == "text" and ("\n" in value or "\r" in value):
-            return "must be one line"
+        # Free text never carries control characters (a line feed and a tab only in
+        # long text): answers end up in mail and documents (docs/security.md).
+        found = control_character(value, multiline=kind == "long_text")
+        if found is not None:
+            return f"must not contain control characters ({found})"
         return None
+    if kind in ("email", "country", "choice", "date") and isinstance(value, str):
+        found = control_character(value)
+        if found is not None:
+            return f"must not contain control characters ({found})"
     if kind == "date":
         if not isinstance(value, str):
             return "must be a date (YYYY-MM-DD)"
