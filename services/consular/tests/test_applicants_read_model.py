@@ -72,7 +72,7 @@ async def make_application(
     service: Consular, member_id: UUID, service_type: str, *, submit: bool
 ) -> UUID:
     async with service.sessions() as session, session.begin():
-        created = await applications_service.create_draft(
+        created, _new = await applications_service.create_draft(
             session,
             applicant_id=member_id,
             subject=f"citizen-{member_id}",

@@ -548,3 +548,29 @@ async def test_a_foreign_visitor_applies_for_an_e_visa_and_gets_a_decision_with_
             ).scalars()
         )
     assert audited == {"start_review", "approve", "issue"}
+
+
+async def test_a_repeated_creation_with_the_same_idempotency_key_answers_the_first(
+    consular: Consular, http: httpx.AsyncClient, identity_provider: LocalIssuer
+) -> None:
+    person = await applicant(consular, http, identity_provider)
+    headers = {**person.headers, "Idempotency-Key": "form-42"}
+    body = {"service_type": "passport_preparation", "answers": {"height_cm": 180}}
+    first = await http.post("/applications", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await http.post("/applications", json=body, headers=headers)
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    other = await http.post(
+        "/applications", json={**body, "answers": {"height_cm": 181}}, headers=headers
+    )
+    assert other.status_code == 409
+    assert other.headers["content-type"].startswith("application/problem+json")
+    # The key is the account's: another person's same key is another application.
+    someone = await applicant(consular, http, identity_provider)
+    theirs = await http.post(
+        "/applications", json=body, headers={**someone.headers, "Idempotency-Key": "form-42"}
+    )
+    assert theirs.status_code == 201
+    assert theirs.json()["id"] != first.json()["id"]
+    assert ok(await person.queue())["total"] == 1

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from consular.applications import domain, service
 from consular.applications.schemas import (
@@ -173,7 +173,12 @@ async def _audit(
     "",
     status_code=201,
     response_model=ApplicationView,
-    responses={**AUTH_RESPONSES, **UNPROCESSABLE},
+    responses={
+        **AUTH_RESPONSES,
+        **UNPROCESSABLE,
+        200: {"description": "Repeated request (same Idempotency-Key): the first application"},
+        409: {"description": "Idempotency-Key already used for a different request"},
+    },
 )
 async def create_application(
     body: NewApplication,
@@ -181,6 +186,7 @@ async def create_application(
     identity: IdentityDep,
     principal: CurrentPrincipal,
     response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ApplicationView:
     """Start a draft application for a service type (its current catalogue version). A
     registry member applies as such (token `member_id`); anyone else (a foreign visitor)
@@ -188,13 +194,14 @@ async def create_application(
     identity.policy.decide(principal, RESOURCE, "create")
     async with svc.sessions() as session, session.begin():
         try:
-            row = await service.create_draft(
+            row, created = await service.create_draft(
                 session,
                 applicant_id=principal.member_id,
                 subject=principal.subject,
                 service_type=body.service_type,
                 answers=body.answers,
                 now=now(),
+                idempotency_key=idempotency_key,
             )
         except service.UnknownServiceType:
             raise invalid(
@@ -211,7 +218,15 @@ async def create_application(
             raise _invalid_answers(error) from None
         except service.NotEligible as error:
             raise _not_eligible(error) from None
+        except service.IdempotencyConflict:
+            raise Problem(
+                409,
+                "Idempotency-Key already used",
+                detail="This Idempotency-Key was used for a different request; use a new key.",
+            ) from None
         entries = await service.history(session, row["id"])
+    if not created:
+        response.status_code = 200
     set_etag(response, row["version"])
     return _view(principal, row, history=entries)
 

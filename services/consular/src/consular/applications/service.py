@@ -7,6 +7,8 @@ history row and its event together.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consular.applications import domain
@@ -72,6 +75,10 @@ NOT_REGISTERED = Refusal(
 )
 
 
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before by this account for a different request."""
+
+
 class NotEligible(Exception):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.message)
@@ -103,7 +110,30 @@ async def create_draft(
     service_type: str,
     answers: dict[str, Any],
     now: datetime,
-) -> dict[str, Any]:
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """A new draft (and True), or with an Idempotency-Key already used by this account for
+    the same request, the first one (and False)."""
+    digest = hashlib.sha256(
+        json.dumps({"service_type": service_type, "answers": answers}, sort_keys=True).encode()
+    ).hexdigest()
+    if idempotency_key is not None:
+        existing = (
+            (
+                await session.execute(
+                    select(applications).where(
+                        applications.c.applicant_subject == subject,
+                        applications.c.idempotency_key == idempotency_key,
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if existing is not None:
+            if existing["request_digest"] != digest:
+                raise IdempotencyConflict(idempotency_key)
+            return dict(existing), False
     found = await catalogue.get(session, service_type)
     if found is None:
         raise UnknownServiceType(service_type)
@@ -117,8 +147,9 @@ async def create_draft(
         found.definition.processing, applicant.embassy_id if applicant else None
     )
     application_id = uuid.uuid4()
-    await session.execute(
-        applications.insert().values(
+    inserted = await session.execute(
+        insert(applications)
+        .values(
             id=application_id,
             applicant_id=applicant_id,
             applicant_subject=subject,
@@ -130,14 +161,21 @@ async def create_draft(
             answers=answers,
             created_at=now,
             updated_at=now,
+            idempotency_key=idempotency_key,
+            request_digest=digest,
         )
+        .on_conflict_do_nothing(constraint="applications_idempotency_key")
+        .returning(applications.c.id)
     )
+    if inserted.first() is None:
+        # The same key raced with this request and won.
+        raise IdempotencyConflict(idempotency_key or "")
     await _history(
         session, application_id, "create", None, "draft", None, subject, "applicant", now
     )
     row = await load(session, application_id, true())
     assert row is not None
-    return row
+    return row, True
 
 
 async def load(

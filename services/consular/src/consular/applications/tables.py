@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
     text,
@@ -48,8 +49,13 @@ applications = Table(
     Column("due_at", DateTime(timezone=True)),
     Column("escalated_at", DateTime(timezone=True)),
     Column("decided_at", DateTime(timezone=True)),
-    # The decision's reference, given at approval (e.g. EV-2026-3F9A1C).
+    # The decision's reference, given at approval (e.g. EV-2026-3F9A1C07B2).
     Column("reference", Text, unique=True),
+    # Idempotency-Key of the creating POST, per applicant account, with the digest of the
+    # request it came with: a repeat answers the first application.
+    Column("idempotency_key", Text),
+    Column("request_digest", Text),
+    UniqueConstraint("applicant_subject", "idempotency_key", name="applications_idempotency_key"),
     Index("applications_queue_idx", "embassy_id", "status", "due_at"),
     Index("applications_applicant_idx", "applicant_id", "created_at"),
     Index("applications_subject_idx", "applicant_subject", "created_at"),

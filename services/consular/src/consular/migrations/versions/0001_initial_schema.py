@@ -449,12 +449,17 @@ def upgrade() -> None:
         sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reference", sa.Text(), nullable=True),
+        sa.Column("idempotency_key", sa.Text(), nullable=True),
+        sa.Column("request_digest", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["service_version_id"],
             ["service_type_versions.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("reference"),
+        sa.UniqueConstraint(
+            "applicant_subject", "idempotency_key", name="applications_idempotency_key"
+        ),
     )
     op.create_index(
         "applications_applicant_idx", "applications", ["applicant_id", "created_at"], unique=False
