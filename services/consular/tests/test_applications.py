@@ -399,7 +399,10 @@ async def test_queue_filters_and_assignment(
     def listed(page: dict[str, Any]) -> set[str]:
         return {a["id"] for a in page["items"]}
 
-    assert listed(ok(await paris.queue())) == set(ids)
+    queue = ok(await paris.queue())
+    assert listed(queue) == set(ids)
+    # The officer sees who applied (from the applicants read model).
+    assert {a["applicant"]["family_name"] for a in queue["items"]} == {"Mensah"}
     assert listed(ok(await paris.queue(status="under_review"))) == {passport}
     assert listed(ok(await paris.queue(service_type="consular_card"))) == {card}
     assert listed(ok(await paris.queue(assigned="me"))) == {card}

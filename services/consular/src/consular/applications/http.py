@@ -269,11 +269,7 @@ async def list_applications(
             offset=offset,
         )
         applicants = (
-            {
-                row["applicant_id"]: await service.applicant_view(session, row["applicant_id"])
-                for row in rows
-                if row["applicant_id"] is not None
-            }
+            await service.applicant_views(session, [r["applicant_id"] for r in rows])
             if principal.is_staff
             else {}
         )
@@ -306,10 +302,8 @@ async def get_application(
         if row is None:
             raise not_found("application")
         entries = await service.history(session, application_id)
-        applicant = (
-            await service.applicant_view(session, row["applicant_id"])
-            if row["applicant_id"] is not None
-            else None
+        applicant = (await service.applicant_views(session, [row["applicant_id"]])).get(
+            row["applicant_id"]
         )
         await _audit(svc, session, decision, request, [row])
     set_etag(response, row["version"])
