@@ -229,6 +229,7 @@ async def start_gateway(platform: LocalPlatform, test_logs: Path) -> AsyncIterat
                 "notifications": platform.notifications_url.removeprefix("http://"),
                 # Not part of this platform fixture: nothing listens there (503 problem).
                 "matching": f"127.0.0.1:{free_port()}",
+                "consular": f"127.0.0.1:{free_port()}",
             },
             name=f"gateway-test-{port}",
             **overrides,  # type: ignore[arg-type]

@@ -63,6 +63,7 @@ async def edge(
             "registry": f"127.0.0.1:{port}",
             "notifications": f"127.0.0.1:{free_port()}",
             "matching": f"127.0.0.1:{free_port()}",
+            "consular": f"127.0.0.1:{free_port()}",
         },
         name=f"gateway-test-{gateway_port}",
     )

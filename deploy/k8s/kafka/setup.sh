@@ -34,15 +34,42 @@ topics --topic "${prefix}matching.projects" --partitions 6 --config retention.ms
 topics --topic "${prefix}matching.audit" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}notifications.audit" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}notifications.contacts" --partitions 6 --config retention.ms=2592000000
+topics --topic "${prefix}consular.applications" --partitions 6 --config retention.ms=2592000000
+topics --topic "${prefix}consular.audit" --partitions 6 --config retention.ms=2592000000
+topics --topic "${prefix}consular.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}matching-experts.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}matching-records.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}notifications.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}registry-access-log.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}registry-read-models.dlq" --partitions 1 --config retention.ms=2592000000
+# consular
+acl --allow-principal User:consular --operation IdempotentWrite --cluster --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --group "${prefix}"consular --resource-pattern-type prefixed
+acl --allow-principal User:consular --operation Read --group "${prefix}"consular --resource-pattern-type prefixed
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"matching.matches --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"matching.missions --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"matching.needs --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"matching.projects --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"notifications.audit --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"notifications.contacts --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"notifications.deliveries --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"registry.associations --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"registry.audit --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"registry.duplicates --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"registry.members --resource-pattern-type literal
+acl --allow-principal User:consular --operation Read --topic "${prefix}"registry.members --resource-pattern-type literal
+acl --allow-principal User:consular --operation Create --topic "${prefix}"consular --resource-pattern-type prefixed
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"consular --resource-pattern-type prefixed
+acl --allow-principal User:consular --operation DescribeConfigs --topic "${prefix}"consular --resource-pattern-type prefixed
+acl --allow-principal User:consular --operation Read --topic "${prefix}"consular --resource-pattern-type prefixed
+acl --allow-principal User:consular --operation Write --topic "${prefix}"consular --resource-pattern-type prefixed
 # matching
 acl --allow-principal User:matching --operation IdempotentWrite --cluster --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --group "${prefix}"matching --resource-pattern-type prefixed
 acl --allow-principal User:matching --operation Read --group "${prefix}"matching --resource-pattern-type prefixed
+acl --allow-principal User:matching --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
+acl --allow-principal User:matching --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"notifications.audit --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"notifications.contacts --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"notifications.deliveries --resource-pattern-type literal
@@ -60,6 +87,8 @@ acl --allow-principal User:matching --operation Write --topic "${prefix}"matchin
 acl --allow-principal User:notifications --operation IdempotentWrite --cluster --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --group "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation Read --group "${prefix}"notifications --resource-pattern-type prefixed
+acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
+acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"matching.matches --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Read --topic "${prefix}"matching.matches --resource-pattern-type literal
@@ -82,6 +111,8 @@ acl --allow-principal User:notifications --operation Write --topic "${prefix}"no
 acl --allow-principal User:registry --operation IdempotentWrite --cluster --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --group "${prefix}"registry --resource-pattern-type prefixed
 acl --allow-principal User:registry --operation Read --group "${prefix}"registry --resource-pattern-type prefixed
+acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
+acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Read --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"matching.matches --resource-pattern-type literal

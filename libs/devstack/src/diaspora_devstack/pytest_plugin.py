@@ -146,6 +146,15 @@ async def matching_database(
 
 
 @pytest.fixture
+async def consular_database(
+    infra: stack.Endpoints, migrated_templates: dict[str, str]
+) -> AsyncIterator[str]:
+    """A fresh consular database with its migrations applied (libpq URL)."""
+    async for url in _migrated(infra, migrated_templates, "consular"):
+        yield url
+
+
+@pytest.fixture
 async def empty_database(infra: stack.Endpoints) -> AsyncIterator[str]:
     url = await create_database(infra.pg_url, "empty")
     try:

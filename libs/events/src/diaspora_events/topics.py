@@ -133,6 +133,27 @@ MATCHING_AUDIT = Topic(
     carries_personal_data=True,
 )
 
+CONSULAR_APPLICATIONS = Topic(
+    name="consular.applications",
+    owner="consular",
+    description=(
+        "Consular applications (consular card, laissez-passer, passport and identity card "
+        "preparation, civil-status transcription, e-visa): submission, every status change "
+        "and SLA escalations, keyed by application id."
+    ),
+    carries_personal_data=True,
+)
+
+CONSULAR_AUDIT = Topic(
+    name="consular.audit",
+    owner="consular",
+    description=(
+        "Audit trail of consular: staff reads and changes of applications (keyed by the "
+        "applicant's member id) and edits of the service catalogue (keyed by the version id)."
+    ),
+    carries_personal_data=True,
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     REGISTRY_MEMBERS,
     REGISTRY_ASSOCIATIONS,
@@ -146,6 +167,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     MATCHING_AUDIT,
     NOTIFICATIONS_AUDIT,
     NOTIFICATIONS_CONTACTS,
+    CONSULAR_APPLICATIONS,
+    CONSULAR_AUDIT,
 )
 
 

@@ -40,6 +40,7 @@ DEFAULT_AUDIENCE = "diaspora-api"
 DEV_SERVICE_CLIENTS = {
     "matching": "dev-only-matching",
     "notifications": "dev-only-notifications",
+    "consular": "dev-only-consular",
 }
 DEV_CLIENT = "diaspora-dev-cli"
 

@@ -8,6 +8,12 @@ from diaspora_events.contracts.base import (
     contract_for,
     personal,
 )
+from diaspora_events.contracts.consular import (
+    ApplicationEscalatedV1,
+    ApplicationStatusChangedV1,
+    ApplicationSubmittedV1,
+    ConsularAuditRecordedV1,
+)
 from diaspora_events.contracts.matching import (
     InterestExpressedV1,
     MatchAcceptedV1,
@@ -52,8 +58,12 @@ from diaspora_events.contracts.registry import (
 )
 
 __all__ = [
+    "ApplicationEscalatedV1",
+    "ApplicationStatusChangedV1",
+    "ApplicationSubmittedV1",
     "AssociationRegisteredV1",
     "AssociationUpdatedV1",
+    "ConsularAuditRecordedV1",
     "ContactVerifiedV1",
     "DeliveryDeliveredV1",
     "DeliveryFailedV1",

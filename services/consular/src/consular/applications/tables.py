@@ -1,0 +1,89 @@
+"""Applications and the history of their transitions."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from consular.tables import metadata
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    # The applicant's registry member id (NULL: a foreign visitor without a registry
+    # record, for an e-visa), and the subject of their token (their account).
+    Column("applicant_id", Uuid),
+    Column("applicant_subject", Text, nullable=False),
+    Column("service_type", Text, nullable=False),
+    # The catalogue version the application is under (its form, fee, rules, target days).
+    Column("service_version_id", Uuid, ForeignKey("service_type_versions.id"), nullable=False),
+    Column("catalogue_version", Integer, nullable=False),
+    # The embassy that processes it (the officers' queue); set again at submission.
+    Column("embassy_id", Text),
+    Column("status", Text, nullable=False, server_default="draft"),
+    Column("answers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # Optimistic concurrency (ETag / If-Match): +1 on every change.
+    Column("version", Integer, nullable=False, server_default="1"),
+    # The officer working the case (their subject), if any.
+    Column("assigned_to", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("submitted_at", DateTime(timezone=True)),
+    # SLA: submission + the type's target processing days; flagged overdue and
+    # escalated to the ministry once past it without a decision (the worker's job).
+    Column("due_at", DateTime(timezone=True)),
+    Column("escalated_at", DateTime(timezone=True)),
+    Column("decided_at", DateTime(timezone=True)),
+    # The decision's reference, given at approval (e.g. EV-2026-3F9A1C07B2).
+    Column("reference", Text, unique=True),
+    # Idempotency-Key of the creating POST, per applicant account, with the digest of the
+    # request it came with: a repeat answers the first application.
+    Column("idempotency_key", Text),
+    Column("request_digest", Text),
+    UniqueConstraint("applicant_subject", "idempotency_key", name="applications_idempotency_key"),
+    Index("applications_queue_idx", "embassy_id", "status", "due_at"),
+    Index("applications_applicant_idx", "applicant_id", "created_at"),
+    Index("applications_subject_idx", "applicant_subject", "created_at"),
+    Index(
+        "applications_sla_idx",
+        "due_at",
+        postgresql_where=text(
+            "escalated_at IS NULL AND status IN ('submitted', 'under_review', 'resubmitted')"
+        ),
+    ),
+)
+
+application_history = Table(
+    "application_history",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "application_id",
+        Uuid,
+        ForeignKey("applications.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("action", Text, nullable=False),
+    Column("from_status", Text),
+    Column("to_status", Text, nullable=False),
+    Column("reason", Text),
+    Column("actor_subject", Text, nullable=False),
+    Column("actor_role", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("application_history_application_idx", "application_id", "id"),
+)

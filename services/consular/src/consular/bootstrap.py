@@ -1,0 +1,149 @@
+"""Composition root: builds the service's handles, then its consumer and periodic job,
+handing each its dependencies (nothing registers itself at import time).
+
+- ``bootstrap``: settings, database, outbox, identity, audit trail.
+- ``consumers``: the applicants read model's consumer of ``registry.members``, with the
+  applications' erasure and merge steps.
+- ``periodic_tasks``: the SLA job (overdue applications flagged and escalated; stale
+  drafts and unanswered requests for information expired).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from consular import SERVICE_NAME
+from consular.applications import service as applications
+from consular.catalogue import tables as catalogue_tables
+from consular.members import tables as members_tables
+from consular.members.consumer import build_consumer as members_consumer
+from consular.resources import Consular
+from consular.settings import ConsularSettings
+from consular.tables import audit_log, metadata, outbox
+from diaspora_events.consumer import DeadLetterSink, EventConsumer
+from diaspora_events.contracts import ConsularAuditRecordedV1
+from diaspora_events.outbox import OutboxWriter
+from diaspora_events.runtime import Task
+from diaspora_events.shredding import KeyResolver, event_key_settings
+from diaspora_identity.audit import AuditTrail, audit_event_factory
+from diaspora_identity.http import Identity
+from diaspora_service.db import make_engine, make_session_factory
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+# Every feature's tables are on the one metadata (named here so that all are defined).
+FEATURE_TABLES = (catalogue_tables, members_tables, applications)
+
+# The event published for each audit entry (its fields are the entry's).
+audit_event = audit_event_factory(ConsularAuditRecordedV1)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def bootstrap(settings: ConsularSettings | None = None) -> Consular:
+    settings = settings or ConsularSettings()
+    engine = make_engine(settings.async_database_url)
+    key_settings = event_key_settings("CONSULAR")
+    writer = OutboxWriter(
+        outbox, source=settings.event_source, keys=key_settings.resolver(SERVICE_NAME, ttl=0.0)
+    )
+    return Consular(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        outbox=writer,
+        identity=Identity.from_settings(settings),
+        audit=AuditTrail(audit_log, writer, audit_event),
+        key_settings=key_settings,
+    )
+
+
+def consumers(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    dead_letters: DeadLetterSink,
+    topic_prefix: str = "",
+    keys: KeyResolver | None = None,
+) -> list[EventConsumer]:
+    """Every consumer of the service (one Kafka consumer group each); building them
+    touches neither database nor broker."""
+    return [
+        members_consumer(
+            sessions=sessions,
+            dead_letters=dead_letters,
+            topic_prefix=topic_prefix,
+            keys=keys,
+            erase_steps=[applications.erase_applicant],
+            merge_steps=[applications.merge_applicant],
+        )
+    ]
+
+
+def build_consumers(service: Consular, dead_letters: DeadLetterSink) -> list[EventConsumer]:
+    """The service's consumers on its handles, with one cache of persons' data keys."""
+    keys = service.key_settings.resolver(SERVICE_NAME) if service.key_settings else None
+    return consumers(
+        sessions=service.sessions,
+        dead_letters=dead_letters,
+        topic_prefix=service.settings.topic_prefix,
+        keys=keys,
+    )
+
+
+@dataclass(frozen=True)
+class SlaOutcome:
+    escalated: list[UUID]
+    expired: list[UUID]
+
+
+async def run_sla_once(service: Consular, now: datetime) -> SlaOutcome:
+    """One pass of the SLA job, in one transaction."""
+    settings = service.settings
+    async with service.sessions() as session, session.begin():
+        escalated = await applications.escalate_overdue(session, service.outbox, now=now)
+        expired = await applications.expire_stale(
+            session,
+            service.outbox,
+            now=now,
+            draft_days=settings.draft_expiry_days,
+            information_days=settings.information_expiry_days,
+        )
+    return SlaOutcome(escalated=escalated, expired=expired)
+
+
+def sla_task(service: Consular, clock: Clock = utc_now) -> Task:
+    """The SLA job at start, then every ``sla_interval_seconds``."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            outcome = await run_sla_once(service, clock())
+            if outcome.escalated or outcome.expired:
+                log.info(
+                    "sla_pass",
+                    escalated=len(outcome.escalated),
+                    expired=len(outcome.expired),
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), service.settings.sla_interval_seconds)
+
+    return run
+
+
+def periodic_tasks(service: Consular, clock: Clock = utc_now) -> list[Task]:
+    """Jobs the worker runs on a timer."""
+    return [sla_task(service, clock)]
+
+
+__all__ = ["metadata"]

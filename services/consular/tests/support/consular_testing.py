@@ -1,0 +1,131 @@
+"""Helpers of consular's tests (not shipped): registry member snapshots and events, and
+applicants put straight into the read model (through the consumer's own function)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+import uuid_utils.compat as uuid_compat
+from aiokafka import AIOKafkaProducer
+
+from consular.members import service as members
+from consular.resources import Consular
+from diaspora_events.cloudevents import encode, headers_to_kafka
+from diaspora_events.contracts.base import Event
+from diaspora_events.contracts.registry import IdentityVerification, MemberProfile
+from diaspora_events.kafka import ensure_topics
+from diaspora_events.topics import REGISTRY_MEMBERS
+
+
+def new_member_id() -> UUID:
+    return uuid_compat.uuid7()
+
+
+def profile(
+    *,
+    given_name: str = "Akossiwa",
+    family_name: str = "Mensah",
+    country: str = "FR",
+    embassy_id: str = "fr-paris",
+    preferred_language: str = "fr",
+    verified: bool = False,
+) -> MemberProfile:
+    return MemberProfile(
+        given_name=given_name,
+        family_name=family_name,
+        date_of_birth=date(1990, 4, 27),
+        email=f"{given_name.lower()}.{family_name.lower()}@example.org",
+        phone="+33612345678",
+        preferred_language=preferred_language,
+        country_of_residence=country,
+        embassy_id=embassy_id,
+        identity=(
+            IdentityVerification(
+                level="in_person",
+                method="document_in_person",
+                document_type="passport",
+                verified_at=datetime.now(UTC),
+                embassy_id=embassy_id,
+            )
+            if verified
+            else None
+        ),
+    )
+
+
+async def known_applicant(
+    service: Consular, member_id: UUID, snapshot: MemberProfile, at: datetime | None = None
+) -> None:
+    """The read model holds ``snapshot`` (as the consumer would have written it)."""
+    async with service.sessions() as session, session.begin():
+        await members.apply_snapshot(session, member_id, snapshot, at or datetime.now(UTC))
+
+
+async def publish(bootstrap: str, topic: str, *events: Event, times: int = 1) -> None:
+    """Publish registry events as the registry's relay does (CloudEvents, keyed by member);
+    the topic is created first if missing, with the settings of ``registry.members``.
+    ``times``: each record sent that many times, as it is (a redelivery: same event id)."""
+    await ensure_topics(bootstrap, [replace(REGISTRY_MEMBERS, name=topic)])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            _id, headers, value = encode(event, source="/tg/diaspora/registry")
+            for _ in range(times):
+                await producer.send_and_wait(
+                    topic,
+                    value=value,
+                    key=event.aggregate_id().encode(),
+                    headers=headers_to_kafka(headers),
+                )
+    finally:
+        await producer.stop()
+
+
+def answers_for(service_type: str) -> dict[str, Any]:
+    """Complete, valid answers to each seeded form."""
+    return {
+        "consular_card": {
+            "address_abroad": "12 rue des Lilas, 75011 Paris",
+            "marital_status": "single",
+            "emergency_contact_name": "Kodjo Mensah",
+            "emergency_contact_phone": "+22890000000",
+        },
+        "laissez_passer": {
+            "reason": "lost_passport",
+            "travel_date": "2027-01-15",
+            "destination": "Lomé",
+        },
+        "passport_preparation": {
+            "request_kind": "renewal",
+            "height_cm": 172,
+            "place_of_birth": "Kpalimé",
+        },
+        "national_id_preparation": {
+            "request_kind": "first",
+            "place_of_birth": "Sokodé",
+            "father_name": "Komlan Mensah",
+            "mother_name": "Ama Mensah",
+        },
+        "civil_status_transcription": {
+            "event_kind": "birth",
+            "event_date": "2026-10-02",
+            "event_country": "FR",
+            "local_registry_office": "Mairie du 11e arrondissement",
+            "persons_concerned": "Enfant: Yawa Mensah",
+        },
+        "e_visa": {
+            "given_name": "Lena",
+            "family_name": "Schmidt",
+            "date_of_birth": "1992-06-30",
+            "passport_number": "X1234567",
+            "passport_expiry_date": "2031-05-31",
+            "nationality": "DE",
+            "arrival_date": "2027-02-01",
+            "stay_days": 10,
+            "purpose": "tourism",
+        },
+    }[service_type]
