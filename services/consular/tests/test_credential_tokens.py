@@ -19,8 +19,8 @@ import pypdfium2
 import pytest
 import zxingcpp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import ValidationError
 
+from consular.bootstrap import bootstrap
 from consular.credentials import domain
 from consular.credentials.document import PrintedCredential, qr_payload, render_pdf
 from consular.settings import ConsularSettings
@@ -229,9 +229,15 @@ def test_production_refuses_to_start_without_a_signing_key(tmp_path: Path) -> No
         "kafka_security_protocol": "SASL_SSL",
     }
     missing = tmp_path / "absent.pem"
-    with pytest.raises(ValidationError, match="credential signing key"):
-        ConsularSettings(**production, credential_signing_key_file=missing)
+    settings = ConsularSettings(**production, credential_signing_key_file=missing)
+    with pytest.raises(SigningKeyMissing, match="production never generates one"):
+        load_key_ring(settings)
+    # The API's bootstrap is what loads it: the service does not start.
+    with pytest.raises(SigningKeyMissing):
+        bootstrap(settings)
     assert not missing.exists()
+    # The relay and the worker never hold the key (nor need one).
+    assert bootstrap(settings, signing=False).credential_keys is None
 
     key = Ed25519PrivateKey.generate()
     from_secret = ConsularSettings(
@@ -264,12 +270,3 @@ def test_previous_keys_come_from_pem_files_in_the_settings(
         KeyRing(older).kid,
         KeyRing(oldest).kid,
     ]
-    with pytest.raises(SigningKeyMissing):
-        load_key_ring(
-            ConsularSettings.model_construct(
-                environment="production",
-                credential_signing_key=None,
-                credential_signing_key_file=tmp_path / "absent.pem",
-                credential_previous_key_files=(),
-            )
-        )

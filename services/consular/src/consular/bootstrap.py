@@ -56,14 +56,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def bootstrap(settings: ConsularSettings | None = None) -> Consular:
+def bootstrap(settings: ConsularSettings | None = None, *, signing: bool = True) -> Consular:
+    """The service's handles. ``signing``: load the credential signing key (the API, which
+    issues and publishes credentials); the relay and the worker never hold it."""
     settings = settings or ConsularSettings()
     engine = make_engine(settings.async_database_url)
     key_settings = event_key_settings("CONSULAR")
     writer = OutboxWriter(
         outbox, source=settings.event_source, keys=key_settings.resolver(SERVICE_NAME, ttl=0.0)
     )
-    credential_keys = load_key_ring(settings)
+    credential_keys = load_key_ring(settings) if signing else None
     return Consular(
         settings=settings,
         engine=engine,
@@ -73,7 +75,7 @@ def bootstrap(settings: ConsularSettings | None = None) -> Consular:
         audit=AuditTrail(audit_log, writer, audit_event),
         key_settings=key_settings,
         credential_keys=credential_keys,
-        on_issued=credential_hook(credential_keys, settings),
+        on_issued=credential_hook(credential_keys, settings) if credential_keys else None,
     )
 
 

@@ -1,9 +1,9 @@
 """Consular settings: environment variables prefixed ``CONSULAR_``."""
 
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from diaspora_service.settings import ServiceSettings
@@ -25,7 +25,8 @@ class ConsularSettings(ServiceSettings):
     # --- Issued credentials (consular.credentials; docs/consular.md "Credentials") ----
     # The ministry's Ed25519 signing key (PKCS#8 PEM): the text itself (a secret store's
     # variable; wins), or a file. In development and test the file is created (mode 0600)
-    # when absent; production refuses to start without one of them.
+    # when absent; in production the API refuses to start without one of them (only the
+    # API loads it: consular.signing_keys.load_key_ring; the relay and worker never do).
     credential_signing_key: SecretStr | None = None
     credential_signing_key_file: Path = Path(".local/secrets/consular-credential-key.pem")
     # Earlier keys still published in the JWKS after a rotation (PEM files, public or
@@ -43,15 +44,3 @@ class ConsularSettings(ServiceSettings):
         if isinstance(value, str):
             return tuple(Path(part.strip()) for part in value.split(",") if part.strip())
         return value
-
-    @model_validator(mode="after")
-    def _production_has_a_signing_key(self) -> Self:
-        if self.environment != "production" or self.credential_signing_key is not None:
-            return self
-        if not self.credential_signing_key_file.is_file():
-            raise ValueError(
-                "production mode needs the credential signing key: set "
-                "CONSULAR_CREDENTIAL_SIGNING_KEY (PEM) or CONSULAR_CREDENTIAL_SIGNING_KEY_FILE "
-                "to an existing file (no key is generated outside development and test)"
-            )
-        return self
