@@ -6,6 +6,7 @@ verification endpoint and page; forged tokens are told apart."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -19,16 +20,19 @@ import jwt
 import pypdfium2
 import pytest
 import zxingcpp
-from consular_testing import answers_for, known_applicant, new_member_id, profile
+from consular_testing import answers_for, known_applicant, new_member_id, profile, publish
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from consular.bootstrap import bootstrap
 from consular.credentials.tables import credentials
+from consular.entrypoints.worker import run as run_worker
+from consular.members.consumer import CONSUMER_NAME
 from consular.resources import Consular
 from consular.tables import audit_log, outbox
-from diaspora_devstack.testing import publish_outbox, read_topic
-from diaspora_events.topics import CONSULAR_APPLICATIONS
+from diaspora_devstack.testing import publish_outbox, read_topic, wait_consumed
+from diaspora_events.contracts.registry import MemberMergedV1, MemberUpdatedV1
+from diaspora_events.topics import CONSULAR_APPLICATIONS, REGISTRY_MEMBERS
 from diaspora_identity.testing import (
     LocalIssuer,
     Persona,
@@ -400,3 +404,67 @@ async def test_the_verification_endpoint_and_page_tell_forgeries_apart(
     assert consular.credential_keys is not None
     expired = consular.credential_keys.sign(expired_claims)
     assert (await verdict(expired))["status"] == "expired"
+
+
+async def test_the_card_carries_the_registry_date_of_birth_and_follows_a_merge(
+    consular: Consular,
+    http: httpx.AsyncClient,
+    identity_provider: LocalIssuer,
+    make_settings: Any,
+    topic_prefix: str,
+    kafka_bootstrap: str,
+) -> None:
+    """On the real broker: the worker (which holds no signing key) keeps the applicant's
+    date of birth from registry events, the card signs it, and a merge hands the card to
+    the surviving record."""
+    topic = topic_prefix + REGISTRY_MEMBERS.name
+    group = topic_prefix + CONSUMER_NAME
+    absorbed, survivor = new_member_id(), new_member_id()
+    at = datetime.now(UTC) - timedelta(hours=1)
+    worker_service = bootstrap(make_settings(), signing=False)
+    assert worker_service.credential_keys is None
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(worker_service, stop))
+    try:
+        await publish(
+            kafka_bootstrap,
+            topic,
+            *(
+                MemberUpdatedV1(
+                    member_id=member_id,
+                    updated_at=at,
+                    changed_fields=["profile"],
+                    profile=profile(verified=True),
+                )
+                for member_id in (absorbed, survivor)
+            ),
+        )
+        await wait_consumed(kafka_bootstrap, group, [topic], timeout=60)
+
+        person = Caller(http, identity_provider, citizen(member_id=absorbed))
+        application = await issued(http, identity_provider, person, "consular_card", "fr-paris")
+        credential = await credential_of(person, application["id"])
+        token = (await person.get(f"/credentials/{credential['id']}/token")).text
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["holder"]["date_of_birth"] == "1990-04-27"
+
+        await publish(
+            kafka_bootstrap,
+            topic,
+            MemberMergedV1(
+                member_id=absorbed,
+                survivor_id=survivor,
+                merged_at=at + timedelta(minutes=1),
+                case_id=new_member_id(),
+            ),
+        )
+        await wait_consumed(kafka_bootstrap, group, [topic], timeout=60)
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, timeout=30)
+
+    heir = Caller(http, identity_provider, citizen(member_id=survivor))
+    assert (await credential_of(heir, application["id"]))["holder_id"] == str(survivor)
+    assert (await heir.get(f"/credentials/{credential['id']}/document.pdf")).status_code == 200
+    gone = Caller(http, identity_provider, citizen(member_id=absorbed))
+    assert (await gone.get(f"/credentials/{credential['id']}/document.pdf")).status_code == 404

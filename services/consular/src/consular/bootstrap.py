@@ -107,7 +107,7 @@ def consumers(
             topic_prefix=topic_prefix,
             keys=keys,
             erase_steps=[applications.erase_applicant],
-            merge_steps=[applications.merge_applicant],
+            merge_steps=[applications.merge_applicant, credentials.merge_holder],
         )
     ]
 

@@ -238,3 +238,15 @@ def printed(row: dict[str, Any]) -> PrintedCredential:
         expires_at=row["expires_at"],
         token=row["token"],
     )
+
+
+# --- merge (a step of the members consumer) -------------------------------------------
+
+
+async def merge_holder(session: AsyncSession, absorbed: UUID, survivor: UUID) -> None:
+    """Two registry records were one person: their credentials follow the survivor (as
+    their applications do), so the holder still downloads them. Erasure keeps them (issued
+    documents are legal records)."""
+    await session.execute(
+        update(credentials).where(credentials.c.holder_id == absorbed).values(holder_id=survivor)
+    )
