@@ -270,3 +270,20 @@ def test_previous_keys_come_from_pem_files_in_the_settings(
         KeyRing(older).kid,
         KeyRing(oldest).kid,
     ]
+
+
+def test_the_verification_page_escapes_what_a_token_says() -> None:
+    from consular.credentials.http import _result_html
+    from consular.credentials.schemas import Verification
+
+    page = _result_html(
+        Verification(
+            status="valid",
+            reason="genuine",
+            holder={"given_name": "<script>alert(1)</script>", "family_name": "O'Neil&Co"},
+            issuing_embassy='fr-paris"><img src=x>',
+        )
+    )
+    assert "<script>" not in page
+    assert "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; O&#x27;Neil&amp;Co" in page
