@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -23,10 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from consular import SERVICE_NAME
 from consular.applications import service as applications
 from consular.catalogue import tables as catalogue_tables
+from consular.credentials import service as credentials
+from consular.credentials import tables as credentials_tables
 from consular.members import tables as members_tables
 from consular.members.consumer import build_consumer as members_consumer
-from consular.resources import Consular
+from consular.resources import Consular, IssuedHook
 from consular.settings import ConsularSettings
+from consular.signing_keys import KeyRing, load_key_ring
 from consular.tables import audit_log, metadata, outbox
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts import ConsularAuditRecordedV1
@@ -42,7 +46,7 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
 # Every feature's tables are on the one metadata (named here so that all are defined).
-FEATURE_TABLES = (catalogue_tables, members_tables, applications)
+FEATURE_TABLES = (catalogue_tables, members_tables, applications, credentials_tables)
 
 # The event published for each audit entry (its fields are the entry's).
 audit_event = audit_event_factory(ConsularAuditRecordedV1)
@@ -52,13 +56,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def bootstrap(settings: ConsularSettings | None = None) -> Consular:
+def bootstrap(settings: ConsularSettings | None = None, *, signing: bool = True) -> Consular:
+    """The service's handles. ``signing``: load the credential signing key (the API, which
+    issues and publishes credentials); the relay and the worker never hold it."""
     settings = settings or ConsularSettings()
     engine = make_engine(settings.async_database_url)
     key_settings = event_key_settings("CONSULAR")
     writer = OutboxWriter(
         outbox, source=settings.event_source, keys=key_settings.resolver(SERVICE_NAME, ttl=0.0)
     )
+    credential_keys = load_key_ring(settings) if signing else None
     return Consular(
         settings=settings,
         engine=engine,
@@ -67,7 +74,21 @@ def bootstrap(settings: ConsularSettings | None = None) -> Consular:
         identity=Identity.from_settings(settings),
         audit=AuditTrail(audit_log, writer, audit_event),
         key_settings=key_settings,
+        credential_keys=credential_keys,
+        on_issued=credential_hook(credential_keys, settings) if credential_keys else None,
     )
+
+
+def credential_hook(keys: KeyRing, settings: ConsularSettings) -> IssuedHook:
+    """What an application's `issue` does besides its transition: sign its credential (a
+    consular card or an e-visa) in the same transaction."""
+
+    async def on_issued(
+        session: AsyncSession, outbox: OutboxWriter, application: dict[str, Any], now: datetime
+    ) -> None:
+        await credentials.issue(session, outbox, application, now, keys=keys, settings=settings)
+
+    return on_issued
 
 
 def consumers(
@@ -86,7 +107,7 @@ def consumers(
             topic_prefix=topic_prefix,
             keys=keys,
             erase_steps=[applications.erase_applicant],
-            merge_steps=[applications.merge_applicant],
+            merge_steps=[applications.merge_applicant, credentials.merge_holder],
         )
     ]
 

@@ -1,6 +1,10 @@
 """Consular settings: environment variables prefixed ``CONSULAR_``."""
 
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from diaspora_service.settings import ServiceSettings
 
@@ -17,3 +21,26 @@ class ConsularSettings(ServiceSettings):
     # the applicant's information after this many.
     draft_expiry_days: int = 90
     information_expiry_days: int = 60
+
+    # --- Issued credentials (consular.credentials; docs/consular.md "Credentials") ----
+    # The ministry's Ed25519 signing key (PKCS#8 PEM): the text itself (a secret store's
+    # variable; wins), or a file. In development and test the file is created (mode 0600)
+    # when absent; in production the API refuses to start without one of them (only the
+    # API loads it: consular.signing_keys.load_key_ring; the relay and worker never do).
+    credential_signing_key: SecretStr | None = None
+    credential_signing_key_file: Path = Path(".local/secrets/consular-credential-key.pem")
+    # Earlier keys still published in the JWKS after a rotation (PEM files, public or
+    # private; comma-separated): credentials they signed keep verifying; only the current
+    # key signs.
+    credential_previous_key_files: Annotated[tuple[Path, ...], NoDecode] = ()
+    # The `iss` claim of every credential.
+    credential_issuer: str = "https://diaspora.gouv.tg/consular"
+    consular_card_validity_days: int = 5 * 365
+    e_visa_validity_days: int = 90
+
+    @field_validator("credential_previous_key_files", mode="before")
+    @classmethod
+    def _comma_separated_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(Path(part.strip()) for part in value.split(",") if part.strip())
+        return value

@@ -13,6 +13,8 @@ from diaspora_events.contracts.consular import (
     ApplicationStatusChangedV1,
     ApplicationSubmittedV1,
     ConsularAuditRecordedV1,
+    CredentialIssuedV1,
+    CredentialRevokedV1,
 )
 from diaspora_events.contracts.matching import (
     InterestExpressedV1,
@@ -65,6 +67,8 @@ __all__ = [
     "AssociationUpdatedV1",
     "ConsularAuditRecordedV1",
     "ContactVerifiedV1",
+    "CredentialIssuedV1",
+    "CredentialRevokedV1",
     "DeliveryDeliveredV1",
     "DeliveryFailedV1",
     "DuplicatesFlaggedV1",

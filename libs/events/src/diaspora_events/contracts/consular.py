@@ -125,3 +125,57 @@ class ApplicationEscalatedV1(Event):
 )
 class ConsularAuditRecordedV1(AuditRecorded):
     pass
+
+
+# --- Issued credentials (consular.credentials) ----------------------------------------
+
+CredentialType = Literal["consular_card", "e_visa"]
+
+
+@contract(
+    event_type="consular.credential.issued",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description=(
+        "An application was issued and its signed credential made in the same transaction "
+        "(a JWS compact token, EdDSA, verifiable with the ministry's published JWKS). "
+        "Ids and dates only: the holder's data are in the token, never in the event."
+    ),
+)
+class CredentialIssuedV1(Event):
+    credential_id: UUID = Field(description="The token's `jti`.")
+    application_id: UUID
+    holder_id: UUID | None = Field(
+        description="The holder's registry member id; null for a foreign visitor (e-visa)."
+    )
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    credential_type: CredentialType
+    embassy_id: str = Field(description="The issuing embassy.")
+    kid: str = Field(description="The key that signed it (RFC 7638 thumbprint).")
+    issued_at: datetime
+    expires_at: datetime
+
+
+@contract(
+    event_type="consular.credential.revoked",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description=(
+        "An officer of the issuing embassy (or an admin) revoked a credential: it is on the "
+        "public revocation list from now on and verifies as revoked."
+    ),
+)
+class CredentialRevokedV1(Event):
+    credential_id: UUID
+    application_id: UUID
+    holder_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    credential_type: CredentialType
+    embassy_id: str
+    revoked_at: datetime
+    actor_role: str = Field(description="embassy_officer, ministry_coordinator or admin.")
+    reason: str = personal(description="Why it was revoked, free text.")

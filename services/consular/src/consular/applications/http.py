@@ -358,6 +358,7 @@ async def transition_application(
                 reason=body.reason,
                 answers=body.answers,
                 now=now(),
+                on_issued=svc.on_issued,
             )
         except domain.IllegalTransition as error:
             raise Problem(

@@ -33,6 +33,7 @@ from consular.catalogue.domain import (
 )
 from consular.members import service as members
 from consular.members.tables import applicants
+from consular.resources import IssuedHook
 from diaspora_events.contracts import (
     ApplicationEscalatedV1,
     ApplicationStatusChangedV1,
@@ -252,8 +253,10 @@ async def apply_transition(
     reason: str | None,
     answers: dict[str, Any] | None,
     now: datetime,
+    on_issued: IssuedHook | None = None,
 ) -> dict[str, Any]:
-    """Move a (locked) application along the state machine, with its history and event."""
+    """Move a (locked) application along the state machine, with its history and event
+    (and, when it is issued, whatever ``on_issued`` does: the signed credential)."""
     status: domain.Status = row["status"]
     step = domain.transition(status, action, actor.side, reason)
     values: dict[str, Any] = {
@@ -341,6 +344,8 @@ async def apply_transition(
                 reference=changed.get("reference"),
             ),
         )
+    if step.target == "issued" and on_issued is not None:
+        await on_issued(session, outbox, changed, now)
     return changed
 
 

@@ -24,7 +24,7 @@ from diaspora_service.health_server import health_task
 
 
 async def run(service: Consular | None = None, stop: asyncio.Event | None = None) -> None:
-    service = service or bootstrap()
+    service = service or bootstrap(signing=False)
     settings = service.settings
     setup_observability(f"{SERVICE_NAME}-relay", json_logs=settings.json_logs)
     prefix = settings.topic_prefix

@@ -21,7 +21,7 @@ async def run(
     *,
     clock: Clock = utc_now,
 ) -> None:
-    service = service or bootstrap()
+    service = service or bootstrap(signing=False)
     try:
         await run_worker(
             service=SERVICE_NAME,

@@ -84,6 +84,7 @@ def build_consumer(
                 "identity_verified_at": None,
                 "identity_embassy_id": None,
                 "source_time": event.registered_at,
+                "date_of_birth": event.date_of_birth,
             },
         )
 

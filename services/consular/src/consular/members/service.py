@@ -35,6 +35,7 @@ _COLUMNS = (
     "identity_verified_at",
     "identity_embassy_id",
     "source_time",
+    "date_of_birth",
 )
 
 
@@ -70,6 +71,7 @@ def row_of(member_id: UUID, profile: MemberProfile, at: datetime) -> dict[str, A
         "identity_verified_at": identity.verified_at if identity else None,
         "identity_embassy_id": identity.embassy_id if identity else None,
         "source_time": at,
+        "date_of_birth": profile.date_of_birth,
     }
 
 

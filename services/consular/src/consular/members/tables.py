@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, String, Table, Text, Uuid, func
+from sqlalchemy import Column, Date, DateTime, String, Table, Text, Uuid, func
 
 from consular.tables import metadata
 
@@ -27,6 +27,9 @@ applicants = Table(
     # The time of the registry event whose snapshot the row holds: an older one is ignored.
     Column("source_time", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Printed on and signed into an issued consular card (consular.credentials); NULL for
+    # rows kept before migration 0003 until the member's next snapshot.
+    Column("date_of_birth", Date),
 )
 
 # Members erased or merged into another record: no late or replayed snapshot brings
