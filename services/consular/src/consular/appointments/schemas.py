@@ -50,7 +50,9 @@ class SlotTemplateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str = Field(max_length=64, description="IANA zone, e.g. Europe/Paris.")
+    timezone: str = Field(
+        max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$", description="IANA zone, e.g. Europe/Paris."
+    )
     slot_minutes: int = Field(ge=5, le=480)
     capacity: int = Field(ge=1, le=10_000, description="People received per slot.")
     weekly_hours: dict[Weekday, list[OpeningHours]] = Field(
