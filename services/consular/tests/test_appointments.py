@@ -21,10 +21,10 @@ from sqlalchemy.pool import NullPool
 
 from consular.appointments import service
 from consular.appointments.tables import appointments, slot_seats
-from consular.bootstrap import run_reminders_once
+from consular.bootstrap import periodic_tasks, run_reminders_once
 from consular.resources import Consular
 from consular.tables import audit_log, outbox
-from diaspora_devstack.testing import publish_outbox, read_topic
+from diaspora_devstack.testing import publish_outbox, read_topic, wait_until
 from diaspora_events.topics import CONSULAR_APPLICATIONS
 from diaspora_identity.testing import LocalIssuer, Persona, admin, citizen, officer
 
@@ -541,3 +541,41 @@ def test_date_helper_is_a_monday() -> None:
     from zoneinfo import ZoneInfo
 
     assert start.astimezone(ZoneInfo("Europe/Paris")).weekday() == 0
+
+
+async def test_the_worker_s_jobs_include_the_reminder_job(
+    consular: Consular, http: httpx.AsyncClient, identity_provider: LocalIssuer
+) -> None:
+    """The jobs the worker runs (bootstrap.periodic_tasks) send the reminder on their own."""
+    await publish_template(http, identity_provider)
+    person, application = await submitted_application(consular, http, identity_provider)
+    booked = ok(await book(http, identity_provider, person, application, next_monday_utc(9)), 201)
+    due = datetime.fromisoformat(booked["slot_start"].replace("Z", "+00:00")) - timedelta(hours=2)
+
+    async def reminded() -> bool:
+        async with consular.sessions() as session:
+            sent = (
+                await session.execute(
+                    select(appointments.c.reminder_sent_at).where(
+                        appointments.c.id == UUID(booked["id"])
+                    )
+                )
+            ).scalar_one()
+        return sent is not None
+
+    stop = asyncio.Event()
+    jobs = [asyncio.create_task(job(stop)) for job in periodic_tasks(consular, lambda: due)]
+    try:
+        await wait_until(reminded, timeout=30, message="the reminder job ran")
+    finally:
+        stop.set()
+        await asyncio.gather(*jobs)
+    async with consular.sessions() as session:
+        staged = (
+            await session.execute(
+                select(func.count())
+                .select_from(outbox)
+                .where(outbox.c.event_type == "consular.appointment.reminder-due")
+            )
+        ).scalar_one()
+    assert staged == 1
