@@ -7,13 +7,16 @@ publishes once per booking even when run twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
+import uvicorn
 from consular_testing import answers_for, known_applicant, new_member_id, profile
 from sqlalchemy import func, select, true
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -22,9 +25,10 @@ from sqlalchemy.pool import NullPool
 from consular.appointments import service
 from consular.appointments.tables import appointments, slot_seats
 from consular.bootstrap import periodic_tasks, run_reminders_once
+from consular.entrypoints.http import build_app
 from consular.resources import Consular
 from consular.tables import audit_log, outbox
-from diaspora_devstack.testing import publish_outbox, read_topic, wait_until
+from diaspora_devstack.testing import free_port, publish_outbox, read_topic, wait_until
 from diaspora_events.topics import CONSULAR_APPLICATIONS
 from diaspora_identity.testing import LocalIssuer, Persona, admin, citizen, officer
 
@@ -335,6 +339,24 @@ async def test_book_reschedule_cancel_with_their_events_on_the_topic(
     assert theirs == ["consular.application.submitted", "consular.appointment.booked"]
 
 
+@contextlib.asynccontextmanager
+async def serve_keeping_connections(app: Any) -> AsyncIterator[str]:
+    """The API on its own uvicorn whose idle connections stay open for a minute (the
+    default 5 s can close a warmed connection under a client about to reuse it, on a
+    busy machine: a ReadError that says nothing about bookings)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=60)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_until(lambda: server.started, timeout=20, message="uvicorn to start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 async def test_fifty_concurrent_bookings_for_the_last_seat_give_exactly_one_winner(
     consular: Consular, http: httpx.AsyncClient, identity_provider: LocalIssuer
 ) -> None:
@@ -345,7 +367,10 @@ async def test_fifty_concurrent_bookings_for_the_last_seat_give_exactly_one_winn
         ok(await book(http, identity_provider, persona, application, start), 201)
 
     limits = httpx.Limits(max_connections=60, max_keepalive_connections=60)
-    async with httpx.AsyncClient(base_url=str(http.base_url), timeout=60, limits=limits) as fresh:
+    async with (
+        serve_keeping_connections(build_app(consular)) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as fresh,
+    ):
         # Open the 50 connections first, so that the bookings arrive together.
         await asyncio.gather(
             *(fresh.get(f"/embassies/{PARIS}/slot-template") for _ in range(len(people)))
