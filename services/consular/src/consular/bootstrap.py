@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from consular import SERVICE_NAME
 from consular.applications import service as applications
+from consular.appointments import service as appointments
+from consular.appointments import tables as appointments_tables
 from consular.catalogue import tables as catalogue_tables
 from consular.credentials import service as credentials
 from consular.credentials import tables as credentials_tables
@@ -46,7 +48,13 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
 # Every feature's tables are on the one metadata (named here so that all are defined).
-FEATURE_TABLES = (catalogue_tables, members_tables, applications, credentials_tables)
+FEATURE_TABLES = (
+    catalogue_tables,
+    members_tables,
+    applications,
+    credentials_tables,
+    appointments_tables,
+)
 
 # The event published for each audit entry (its fields are the entry's).
 audit_event = audit_event_factory(ConsularAuditRecordedV1)
@@ -164,7 +172,34 @@ def sla_task(service: Consular, clock: Clock = utc_now) -> Task:
 
 def periodic_tasks(service: Consular, clock: Clock = utc_now) -> list[Task]:
     """Jobs the worker runs on a timer."""
-    return [sla_task(service, clock)]
+    return [sla_task(service, clock), reminder_task(service, clock)]
+
+
+# --- appointments' reminders ------------------------------------------------------------
+
+REMINDER_INTERVAL_SECONDS = 60.0
+
+
+async def run_reminders_once(service: Consular, now: datetime) -> list[UUID]:
+    """One pass of the reminder job, in one transaction: reminder-due once per booking."""
+    async with service.sessions() as session, session.begin():
+        return await appointments.send_reminders(session, service.outbox, now=now)
+
+
+def reminder_task(
+    service: Consular, clock: Clock = utc_now, interval: float = REMINDER_INTERVAL_SECONDS
+) -> Task:
+    """The appointments' reminder job at start, then every ``interval`` seconds."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            sent = await run_reminders_once(service, clock())
+            if sent:
+                log.info("appointment_reminders", due=len(sent))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    return run
 
 
 __all__ = ["metadata"]

@@ -179,3 +179,103 @@ class CredentialRevokedV1(Event):
     revoked_at: datetime
     actor_role: str = Field(description="embassy_officer, ministry_coordinator or admin.")
     reason: str = personal(description="Why it was revoked, free text.")
+
+
+# --- appointments (services/consular/src/consular/appointments) -----------------------
+# On the applications topic, keyed by application id: a person's appointment events stay
+# in order with their application's.
+
+APPOINTMENT_TIMES = "UTC instants; `timezone` is the embassy's IANA zone, in which they are shown."
+
+
+@contract(
+    event_type="consular.appointment.booked",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description=(
+        "A seat was booked at an embassy for an application (by the applicant, or an "
+        "officer on their behalf). " + APPOINTMENT_TIMES
+    ),
+)
+class AppointmentBookedV1(Event):
+    appointment_id: UUID
+    application_id: UUID
+    applicant_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    embassy_id: str
+    slot_start: datetime
+    slot_end: datetime
+    timezone: str = Field(description="The embassy's IANA time zone, e.g. Europe/Paris.")
+    booked_by_role: str = Field(description="applicant or embassy_officer (or admin).")
+    booked_at: datetime
+
+
+@contract(
+    event_type="consular.appointment.rescheduled",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description="An appointment moved to another slot of the same embassy. " + APPOINTMENT_TIMES,
+)
+class AppointmentRescheduledV1(Event):
+    appointment_id: UUID
+    application_id: UUID
+    applicant_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    embassy_id: str
+    previous_start: datetime
+    slot_start: datetime
+    slot_end: datetime
+    timezone: str
+    actor_role: str
+    rescheduled_at: datetime
+
+
+@contract(
+    event_type="consular.appointment.cancelled",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description="An appointment was cancelled; its seat is free again. " + APPOINTMENT_TIMES,
+)
+class AppointmentCancelledV1(Event):
+    appointment_id: UUID
+    application_id: UUID
+    applicant_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    embassy_id: str
+    slot_start: datetime
+    timezone: str
+    actor_role: str
+    cancelled_at: datetime
+    reason: str | None = personal(default=None, description="The reason given, free text.")
+
+
+@contract(
+    event_type="consular.appointment.reminder-due",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description=(
+        "An appointment is near (about 24 hours ahead): the notifications service reminds "
+        "the person in their language. Published once per booked slot (a reschedule "
+        "gives a new one). " + APPOINTMENT_TIMES
+    ),
+)
+class AppointmentReminderDueV1(Event):
+    appointment_id: UUID
+    application_id: UUID
+    applicant_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    embassy_id: str
+    slot_start: datetime
+    slot_end: datetime
+    timezone: str
+    local_start: str = personal(
+        description="The start as the person reads it, in the embassy's zone (ISO 8601)."
+    )

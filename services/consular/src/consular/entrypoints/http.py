@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from consular import SERVICE_NAME
 from consular.applications.http import router as applications_router
+from consular.appointments.http import router as appointments_router
 from consular.bootstrap import bootstrap
 from consular.catalogue.http import router as catalogue_router
 from consular.credentials.http import router as credentials_router
@@ -23,7 +24,12 @@ from diaspora_identity.http import install_identity
 from diaspora_service.app import create_app
 from diaspora_service.request_id import RequestIdMiddleware
 
-ROUTERS: list[APIRouter] = [catalogue_router, applications_router, credentials_router]
+ROUTERS: list[APIRouter] = [
+    catalogue_router,
+    applications_router,
+    credentials_router,
+    appointments_router,
+]
 
 
 def build_app(service: Consular | None = None) -> FastAPI:
