@@ -5,7 +5,8 @@ handing each its dependencies (nothing registers itself at import time).
 - ``consumers``: the applicants read model's consumer of ``registry.members``, with the
   applications' erasure and merge steps.
 - ``periodic_tasks``: the SLA job (overdue applications flagged and escalated; stale
-  drafts and unanswered requests for information expired).
+  drafts and unanswered requests for information expired) and the difficulty reports'
+  SLA job (overdue reports escalated to the ministry).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from consular.applications import service as applications
 from consular.catalogue import tables as catalogue_tables
 from consular.members import tables as members_tables
 from consular.members.consumer import build_consumer as members_consumer
+from consular.reports import service as reports
+from consular.reports import tables as reports_tables
 from consular.resources import Consular
 from consular.settings import ConsularSettings
 from consular.tables import audit_log, metadata, outbox
@@ -42,7 +45,7 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
 # Every feature's tables are on the one metadata (named here so that all are defined).
-FEATURE_TABLES = (catalogue_tables, members_tables, applications)
+FEATURE_TABLES = (catalogue_tables, members_tables, applications, reports_tables)
 
 # The event published for each audit entry (its fields are the entry's).
 audit_event = audit_event_factory(ConsularAuditRecordedV1)
@@ -141,9 +144,30 @@ def sla_task(service: Consular, clock: Clock = utc_now) -> Task:
     return run
 
 
+async def run_reports_sla_once(service: Consular, now: datetime) -> list[UUID]:
+    """One pass of the difficulty reports' SLA job (in one transaction): the reports
+    escalated to the ministry."""
+    async with service.sessions() as session, session.begin():
+        return await reports.escalate_overdue(session, service.outbox, now=now)
+
+
+def reports_sla_task(service: Consular, clock: Clock = utc_now) -> Task:
+    """The reports' SLA job at start, then every ``sla_interval_seconds``."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            escalated = await run_reports_sla_once(service, clock())
+            if escalated:
+                log.info("reports_sla_pass", escalated=len(escalated))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), service.settings.sla_interval_seconds)
+
+    return run
+
+
 def periodic_tasks(service: Consular, clock: Clock = utc_now) -> list[Task]:
     """Jobs the worker runs on a timer."""
-    return [sla_task(service, clock)]
+    return [sla_task(service, clock), reports_sla_task(service, clock)]
 
 
 __all__ = ["metadata"]

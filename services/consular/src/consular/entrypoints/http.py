@@ -16,13 +16,14 @@ from consular import SERVICE_NAME
 from consular.applications.http import router as applications_router
 from consular.bootstrap import bootstrap
 from consular.catalogue.http import router as catalogue_router
+from consular.reports.http import router as reports_router
 from consular.resources import Consular
 from diaspora_events.observability import setup_observability
 from diaspora_identity.http import install_identity
 from diaspora_service.app import create_app
 from diaspora_service.request_id import RequestIdMiddleware
 
-ROUTERS: list[APIRouter] = [catalogue_router, applications_router]
+ROUTERS: list[APIRouter] = [catalogue_router, applications_router, reports_router]
 
 
 def build_app(service: Consular | None = None) -> FastAPI:
@@ -49,8 +50,11 @@ def build_app(service: Consular | None = None) -> FastAPI:
         description=(
             "Consular e-services for Togolese abroad: the service catalogue (public), "
             "applications with one state machine for every service type, the officers' "
-            "queue per embassy, SLA flags and escalation. Every call but the catalogue's "
-            "reads needs an OIDC bearer token (docs/security.md)."
+            "queue per embassy, SLA flags and escalation; difficulty reports routed to the focal "
+            "point of the right embassy, with messages, SLA and the observatory's counts "
+            "(small cells suppressed). Every call but the reads of the catalogue, of the "
+            "report categories and of the published counts needs an OIDC bearer token "
+            "(docs/security.md)."
         ),
         routers=ROUTERS,
         lifespan=lifespan,
