@@ -36,6 +36,7 @@ topics --topic "${prefix}notifications.audit" --partitions 6 --config retention.
 topics --topic "${prefix}notifications.contacts" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}consular.applications" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}consular.audit" --partitions 6 --config retention.ms=2592000000
+topics --topic "${prefix}consular.reports" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}consular.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}matching-experts.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}matching-records.dlq" --partitions 1 --config retention.ms=2592000000
@@ -70,6 +71,7 @@ acl --allow-principal User:matching --operation Describe --group "${prefix}"matc
 acl --allow-principal User:matching --operation Read --group "${prefix}"matching --resource-pattern-type prefixed
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
+acl --allow-principal User:matching --operation Describe --topic "${prefix}"consular.reports --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"notifications.audit --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"notifications.contacts --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"notifications.deliveries --resource-pattern-type literal
@@ -89,6 +91,7 @@ acl --allow-principal User:notifications --operation Describe --group "${prefix}
 acl --allow-principal User:notifications --operation Read --group "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
+acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.reports --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"matching.matches --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Read --topic "${prefix}"matching.matches --resource-pattern-type literal
@@ -113,6 +116,7 @@ acl --allow-principal User:registry --operation Describe --group "${prefix}"regi
 acl --allow-principal User:registry --operation Read --group "${prefix}"registry --resource-pattern-type prefixed
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
+acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.reports --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Read --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"matching.matches --resource-pattern-type literal

@@ -154,6 +154,16 @@ CONSULAR_AUDIT = Topic(
     carries_personal_data=True,
 )
 
+CONSULAR_REPORTS = Topic(
+    name="consular.reports",
+    owner="consular",
+    description=(
+        "Difficulty reports of Togolese abroad (consular): filed, status changes, messages "
+        "(ids only) and SLA escalations to the ministry, keyed by report id."
+    ),
+    carries_personal_data=True,
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     REGISTRY_MEMBERS,
     REGISTRY_ASSOCIATIONS,
@@ -169,6 +179,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     NOTIFICATIONS_CONTACTS,
     CONSULAR_APPLICATIONS,
     CONSULAR_AUDIT,
+    CONSULAR_REPORTS,
 )
 
 

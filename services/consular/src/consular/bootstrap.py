@@ -5,7 +5,8 @@ handing each its dependencies (nothing registers itself at import time).
 - ``consumers``: the applicants read model's consumer of ``registry.members``, with the
   applications' erasure and merge steps.
 - ``periodic_tasks``: the SLA job (overdue applications flagged and escalated; stale
-  drafts and unanswered requests for information expired).
+  drafts and unanswered requests for information expired) and the difficulty reports'
+  SLA job (overdue reports escalated to the ministry).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from consular.credentials import service as credentials
 from consular.credentials import tables as credentials_tables
 from consular.members import tables as members_tables
 from consular.members.consumer import build_consumer as members_consumer
+from consular.reports import service as reports
+from consular.reports import tables as reports_tables
 from consular.resources import Consular, IssuedHook
 from consular.settings import ConsularSettings
 from consular.signing_keys import KeyRing, load_key_ring
@@ -54,6 +57,7 @@ FEATURE_TABLES = (
     applications,
     credentials_tables,
     appointments_tables,
+    reports_tables,
 )
 
 # The event published for each audit entry (its fields are the entry's).
@@ -170,9 +174,34 @@ def sla_task(service: Consular, clock: Clock = utc_now) -> Task:
     return run
 
 
+async def run_reports_sla_once(service: Consular, now: datetime) -> list[UUID]:
+    """One pass of the difficulty reports' SLA job (in one transaction): the reports
+    escalated to the ministry."""
+    async with service.sessions() as session, session.begin():
+        return await reports.escalate_overdue(session, service.outbox, now=now)
+
+
+def reports_sla_task(service: Consular, clock: Clock = utc_now) -> Task:
+    """The reports' SLA job at start, then every ``sla_interval_seconds``."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            escalated = await run_reports_sla_once(service, clock())
+            if escalated:
+                log.info("reports_sla_pass", escalated=len(escalated))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), service.settings.sla_interval_seconds)
+
+    return run
+
+
 def periodic_tasks(service: Consular, clock: Clock = utc_now) -> list[Task]:
     """Jobs the worker runs on a timer."""
-    return [sla_task(service, clock), reminder_task(service, clock)]
+    return [
+        sla_task(service, clock),
+        reminder_task(service, clock),
+        reports_sla_task(service, clock),
+    ]
 
 
 # --- appointments' reminders ------------------------------------------------------------

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.base import Event, contract, personal
-from diaspora_events.topics import CONSULAR_APPLICATIONS, CONSULAR_AUDIT
+from diaspora_events.topics import CONSULAR_APPLICATIONS, CONSULAR_AUDIT, CONSULAR_REPORTS
 
 # One state machine for every service type (docs/consular.md).
 ApplicationStatus = Literal[
@@ -107,6 +107,105 @@ class ApplicationEscalatedV1(Event):
     service_type: str
     embassy_id: str
     status: ApplicationStatus
+    due_at: datetime
+    escalated_at: datetime
+
+
+# --- difficulty reports (docs/consular.md, "Difficulty reports") ----------------------
+
+ReportStatus = Literal["open", "in_progress", "waiting_for_reporter", "resolved", "closed"]
+
+REPORT_SUBJECT_ID = (
+    "The person the personal fields are about: the reporter's member id, or the report id "
+    "for a reporter without a registry record."
+)
+
+
+@contract(
+    event_type="consular.report.filed",
+    version=1,
+    topic=CONSULAR_REPORTS,
+    key="report_id",
+    subject="subject_id",
+    description=(
+        "A difficulty was reported (by the person, or by a focal point on their behalf with "
+        "their consent) and routed to the embassy covering the country where it happened."
+    ),
+)
+class ReportFiledV1(Event):
+    report_id: UUID
+    reporter_id: UUID | None = Field(description="The reporter's registry member id, if any.")
+    subject_id: UUID = Field(description=REPORT_SUBJECT_ID)
+    category: str = Field(description="Category code of the ministry's list, e.g. detention.")
+    country: str = Field(description="Where the difficulty happened (ISO 3166-1 alpha-2).")
+    embassy_id: str = Field(description="The embassy whose focal point handles it.")
+    filed_at: datetime
+    due_at: datetime = Field(description="Filing plus the category's target days (SLA).")
+    filed_on_behalf: bool = Field(description="Filed by a focal point with the consent below.")
+    consent_method: str | None = Field(
+        default=None, description="How the person consented (filed on their behalf only)."
+    )
+    consent_given_at: datetime | None = None
+    account: str = personal(description="The reporter's account of the difficulty (free text).")
+
+
+@contract(
+    event_type="consular.report.status-changed",
+    version=1,
+    topic=CONSULAR_REPORTS,
+    key="report_id",
+    subject="subject_id",
+    description="A difficulty report moved from one status to another, with who did it and why.",
+)
+class ReportStatusChangedV1(Event):
+    report_id: UUID
+    reporter_id: UUID | None
+    subject_id: UUID = Field(description=REPORT_SUBJECT_ID)
+    category: str
+    embassy_id: str
+    action: str = Field(description="The transition, e.g. resolve, request_information.")
+    from_status: ReportStatus
+    to_status: ReportStatus
+    actor_role: str = Field(description="reporter, staff or system.")
+    changed_at: datetime
+    reason: str | None = personal(default=None, description="The reason given, free text.")
+
+
+@contract(
+    event_type="consular.report.message-posted",
+    version=1,
+    topic=CONSULAR_REPORTS,
+    key="report_id",
+    description=(
+        "A message was posted on a difficulty report, by the reporter or by the staff "
+        "(ids only: the text stays in consular)."
+    ),
+)
+class ReportMessagePostedV1(Event):
+    report_id: UUID
+    reporter_id: UUID | None
+    embassy_id: str
+    author_side: str = Field(description="reporter or staff.")
+    posted_at: datetime
+
+
+@contract(
+    event_type="consular.report.escalated",
+    version=1,
+    topic=CONSULAR_REPORTS,
+    key="report_id",
+    description=(
+        "A difficulty report passed its due date unresolved: flagged overdue and escalated "
+        "to the ministry's coordinators (once per report). Ids only."
+    ),
+)
+class ReportEscalatedV1(Event):
+    report_id: UUID
+    reporter_id: UUID | None
+    category: str
+    country: str
+    embassy_id: str
+    status: ReportStatus
     due_at: datetime
     escalated_at: datetime
 

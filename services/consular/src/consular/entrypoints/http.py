@@ -18,6 +18,7 @@ from consular.appointments.http import router as appointments_router
 from consular.bootstrap import bootstrap
 from consular.catalogue.http import router as catalogue_router
 from consular.credentials.http import router as credentials_router
+from consular.reports.http import router as reports_router
 from consular.resources import Consular
 from diaspora_events.observability import setup_observability
 from diaspora_identity.http import install_identity
@@ -29,6 +30,7 @@ ROUTERS: list[APIRouter] = [
     applications_router,
     credentials_router,
     appointments_router,
+    reports_router,
 ]
 
 
@@ -57,9 +59,12 @@ def build_app(service: Consular | None = None) -> FastAPI:
             "Consular e-services for Togolese abroad: the service catalogue (public), "
             "applications with one state machine for every service type, the officers' "
             "queue per embassy, SLA flags and escalation; issued credentials (consular card, "
-            "e-visa) that anyone verifies with the ministry's published key. Every call but "
-            "the catalogue's reads and the credentials' key set, revocation list and "
-            "verification needs an OIDC bearer token (docs/security.md)."
+            "e-visa) that anyone verifies with the ministry's published key; appointments; "
+            "difficulty reports routed to the focal point of the right embassy, with "
+            "messages, SLA and the observatory's counts (small cells suppressed). Every call "
+            "but the reads of the catalogue, the report categories, the published counts, "
+            "the slots and the credentials' key set, revocation list and verification "
+            "needs an OIDC bearer token (docs/security.md)."
         ),
         routers=ROUTERS,
         lifespan=lifespan,
