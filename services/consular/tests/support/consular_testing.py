@@ -32,6 +32,7 @@ def profile(
     embassy_id: str = "fr-paris",
     preferred_language: str = "fr",
     verified: bool = False,
+    expires_on: date | None = None,
 ) -> MemberProfile:
     return MemberProfile(
         given_name=given_name,
@@ -49,6 +50,7 @@ def profile(
                 document_type="passport",
                 verified_at=datetime.now(UTC),
                 embassy_id=embassy_id,
+                expires_on=expires_on,
             )
             if verified
             else None
