@@ -113,6 +113,7 @@ acl --allow-principal User:registry --operation Describe --group "${prefix}"regi
 acl --allow-principal User:registry --operation Read --group "${prefix}"registry --resource-pattern-type prefixed
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
+acl --allow-principal User:registry --operation Read --topic "${prefix}"consular.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Read --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"matching.matches --resource-pattern-type literal
