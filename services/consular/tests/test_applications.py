@@ -192,13 +192,27 @@ async def test_full_lifecycle_of_a_service_type(
     assert staff_view["applicant"]["family_name"] == "Mensah"
 
     # Every transition is an event on consular.applications, keyed by the application.
-    records = await published_events(consular, topic_prefix, expect=8)
+    # A laissez-passer's issue also says so, with the expected return date (item 9),
+    # right after its status change.
+    issues_a_pass = service_type == "laissez_passer"
+    records = await published_events(consular, topic_prefix, expect=9 if issues_a_pass else 8)
     events = [event_of(r) for r in records]
     assert [t for t, _ in events] == [
         "consular.application.submitted",
-        *["consular.application.status-changed"] * 7,
+        *["consular.application.status-changed"] * 6,
+        *(["consular.laissez-passer.issued"] if issues_a_pass else []),
+        "consular.application.status-changed",
     ]
     assert {r.key.decode() for r in records} == {app_id}
+    if issues_a_pass:
+        passed = events[7][1]
+        assert passed["application_id"] == app_id
+        assert passed["applicant_id"] == str(person.persona.member_id)
+        assert passed["embassy_id"] == "fr-paris"
+        assert passed["expected_return_date"] == "2027-03-01"
+        assert passed["travel_date"] == "2027-01-15"
+        assert passed["reference"] == approved["reference"]
+        events = [e for e in events if e[0] != "consular.laissez-passer.issued"]
     first = events[0][1]
     assert first["applicant_id"] == str(person.persona.member_id)
     assert first["embassy_id"] == "fr-paris"

@@ -100,6 +100,7 @@ def answers_for(service_type: str) -> dict[str, Any]:
             "reason": "lost_passport",
             "travel_date": "2027-01-15",
             "destination": "Lomé",
+            "expected_return_date": "2027-03-01",
         },
         "passport_preparation": {
             "request_kind": "renewal",

@@ -13,6 +13,7 @@ from diaspora_events.contracts.consular import (
     ApplicationStatusChangedV1,
     ApplicationSubmittedV1,
     ConsularAuditRecordedV1,
+    LaissezPasserIssuedV1,
 )
 from diaspora_events.contracts.matching import (
     InterestExpressedV1,
@@ -71,6 +72,7 @@ __all__ = [
     "DuplicatesResolvedV1",
     "Event",
     "InterestExpressedV1",
+    "LaissezPasserIssuedV1",
     "MatchAcceptedV1",
     "MatchDeclinedV1",
     "MatchProposedV1",

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +37,7 @@ from diaspora_events.contracts import (
     ApplicationEscalatedV1,
     ApplicationStatusChangedV1,
     ApplicationSubmittedV1,
+    LaissezPasserIssuedV1,
 )
 from diaspora_events.outbox import OutboxWriter
 
@@ -343,7 +344,33 @@ async def apply_transition(
                 reference=changed.get("reference"),
             ),
         )
+        if step.target == "issued" and row["service_type"] == LAISSEZ_PASSER:
+            await outbox.add(session, laissez_passer_issued(changed, now))
     return changed
+
+
+LAISSEZ_PASSER = "laissez_passer"
+
+
+def _answer_date(answers: dict[str, Any], name: str) -> date | None:
+    value = answers.get(name)
+    return date.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def laissez_passer_issued(row: dict[str, Any], now: datetime) -> LaissezPasserIssuedV1:
+    """The event the returnees service opens a reception case from (item 9)."""
+    answers: dict[str, Any] = row["answers"] or {}
+    destination = answers.get("destination")
+    return LaissezPasserIssuedV1(
+        application_id=row["id"],
+        applicant_id=row["applicant_id"],
+        embassy_id=row["embassy_id"],
+        issued_at=now,
+        reference=row.get("reference"),
+        travel_date=_answer_date(answers, "travel_date"),
+        expected_return_date=_answer_date(answers, "expected_return_date"),
+        destination=destination if isinstance(destination, str) else None,
+    )
 
 
 async def note_officer(
