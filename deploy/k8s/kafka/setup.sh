@@ -88,6 +88,7 @@ acl --allow-principal User:notifications --operation IdempotentWrite --cluster -
 acl --allow-principal User:notifications --operation Describe --group "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation Read --group "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
+acl --allow-principal User:notifications --operation Read --topic "${prefix}"consular.applications --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"matching.matches --resource-pattern-type literal
