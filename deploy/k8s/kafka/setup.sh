@@ -90,6 +90,7 @@ acl --allow-principal User:notifications --operation IdempotentWrite --cluster -
 acl --allow-principal User:notifications --operation Describe --group "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation Read --group "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
+acl --allow-principal User:notifications --operation Read --topic "${prefix}"consular.applications --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"consular.reports --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
@@ -116,6 +117,7 @@ acl --allow-principal User:registry --operation Describe --group "${prefix}"regi
 acl --allow-principal User:registry --operation Read --group "${prefix}"registry --resource-pattern-type prefixed
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
+acl --allow-principal User:registry --operation Read --topic "${prefix}"consular.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"consular.reports --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Read --topic "${prefix}"matching.audit --resource-pattern-type literal

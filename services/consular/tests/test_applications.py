@@ -192,16 +192,30 @@ async def test_full_lifecycle_of_a_service_type(
     assert staff_view["applicant"]["family_name"] == "Mensah"
 
     # Every transition is an event on consular.applications, keyed by the application.
-    # An issued consular card also publishes its signed credential (test_credentials.py).
+    # An issued consular card also publishes its signed credential (test_credentials.py);
+    # a laissez-passer's issue also says so, with the expected return date (item 9),
+    # right after its status change.
     card = service_type == "consular_card"
-    records = await published_events(consular, topic_prefix, expect=8 + card)
+    issues_a_pass = service_type == "laissez_passer"
+    records = await published_events(consular, topic_prefix, expect=8 + card + issues_a_pass)
     events = [e for e in map(event_of, records) if e[0] != "consular.credential.issued"]
     assert len(events) == len(records) - card
     assert [t for t, _ in events] == [
         "consular.application.submitted",
-        *["consular.application.status-changed"] * 7,
+        *["consular.application.status-changed"] * 6,
+        *(["consular.laissez-passer.issued"] if issues_a_pass else []),
+        "consular.application.status-changed",
     ]
     assert {r.key.decode() for r in records} == {app_id}
+    if issues_a_pass:
+        passed = events[7][1]
+        assert passed["application_id"] == app_id
+        assert passed["applicant_id"] == str(person.persona.member_id)
+        assert passed["embassy_id"] == "fr-paris"
+        assert passed["expected_return_date"] == "2027-03-01"
+        assert passed["travel_date"] == "2027-01-15"
+        assert passed["reference"] == approved["reference"]
+        events = [e for e in events if e[0] != "consular.laissez-passer.issued"]
     first = events[0][1]
     assert first["applicant_id"] == str(person.persona.member_id)
     assert first["embassy_id"] == "fr-paris"
@@ -305,6 +319,30 @@ async def test_an_unverified_applicant_is_refused_a_consular_card_with_a_clear_r
     other = ok(await person.create("passport_preparation"), 201)["id"]
     answers = answers_for("passport_preparation")
     assert ok(await person.act(other, "submit", answers=answers))["status"] == "submitted"
+
+
+async def test_a_consular_card_is_refused_when_the_only_identity_check_has_expired(
+    consular: Consular, http: httpx.AsyncClient, identity_provider: LocalIssuer
+) -> None:
+    member_id = new_member_id()
+    today = datetime.now(UTC).date()
+    first = datetime.now(UTC) - timedelta(days=1)
+    await known_applicant(
+        consular, member_id, profile(verified=True, expires_on=today - timedelta(days=1)), first
+    )
+    person = Client(http, identity_provider, citizen(member_id=member_id))
+    app_id = ok(await person.create("consular_card"), 201)["id"]
+    refused = await person.act(app_id, "submit", answers=answers_for("consular_card"))
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert problem["reason"] == "identity_expired"
+    assert "expired" in problem["detail"]
+    assert ok(await person.get(app_id))["status"] == "draft"
+    # An officer checks a document valid until today (the last day it counts): eligible.
+    await known_applicant(consular, member_id, profile(verified=True, expires_on=today))
+    submitted = await person.act(app_id, "submit", answers=answers_for("consular_card"))
+    assert ok(submitted)["status"] == "submitted"
 
 
 async def test_malformed_bodies_and_answers_are_422_problem_details_naming_the_field(
@@ -418,6 +456,46 @@ async def test_queue_filters_and_assignment(
     assert page["next_offset"] == 2
     bad = await paris.queue(status="lost")
     assert bad.status_code == 422
+
+
+async def test_a_case_is_assigned_only_to_the_caller_or_an_officer_of_its_embassy(
+    consular: Consular, http: httpx.AsyncClient, identity_provider: LocalIssuer
+) -> None:
+    person = await applicant(consular, http, identity_provider)
+    app_id = ok(await person.create("consular_card"), 201)["id"]
+    ok(await person.act(app_id, "submit", answers=answers_for("consular_card")))
+    paris = Client(http, identity_provider, officer("fr-paris"))
+    colleague = Client(http, identity_provider, officer("fr-paris"))
+    berlin = Client(http, identity_provider, officer("de-berlin"))
+    ministry = Client(http, identity_provider, coordinator())
+
+    async def assign(by: Client, assignee: str | None) -> httpx.Response:
+        return await http.put(
+            f"/applications/{app_id}/assignment", json={"assignee": assignee}, headers=by.headers
+        )
+
+    # A colleague never seen in consular, an invented subject: refused, nothing changes.
+    for unknown in (colleague.persona.subject, "somebody-else"):
+        refused = await assign(paris, unknown)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["errors"][0]["field"] == "assignee"
+    assert ok(await paris.get(app_id))["assigned_to"] is None
+    # Seen as an officer of another embassy only: still refused.
+    ok(await berlin.queue())
+    assert (await assign(paris, berlin.persona.subject)).status_code == 422
+    # Once the colleague has worked their queue, they can be given the case, by a
+    # colleague or by a coordinator; the caller can always take it; and nobody.
+    ok(await colleague.queue())
+    assert ok(await assign(paris, colleague.persona.subject))["assigned_to"] == (
+        colleague.persona.subject
+    )
+    assert ok(await assign(ministry, paris.persona.subject))["assigned_to"] == (
+        paris.persona.subject
+    )
+    assert (await assign(ministry, berlin.persona.subject)).status_code == 422
+    assert ok(await assign(colleague, "me"))["assigned_to"] == colleague.persona.subject
+    assert ok(await assign(colleague, None))["assigned_to"] is None
 
 
 async def test_overdue_cases_are_flagged_and_escalated_once_to_the_ministry(

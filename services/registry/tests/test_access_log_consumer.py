@@ -14,6 +14,7 @@ from uuid_utils.compat import uuid7
 from diaspora_devstack.fastdb import RolledBack
 from diaspora_devstack.testing import DeadLetters, event_record, publish_in_memory
 from diaspora_events.consumer import Outcome
+from diaspora_events.contracts.consular import ConsularAuditRecordedV1
 from diaspora_events.contracts.matching import MatchingAuditRecordedV1
 from diaspora_events.contracts.notifications import NotificationsAuditRecordedV1
 from diaspora_events.runtime import subscribe
@@ -66,18 +67,22 @@ async def test_each_services_audit_event_is_one_access_named_after_its_service(
     by_notifications = audited(
         NotificationsAuditRecordedV1, member, resource="deliveries", fields=["email"]
     )
+    by_consular = audited(
+        ConsularAuditRecordedV1, member, resource="consular_application", fields=["status"]
+    )
 
-    for event in (by_matching, by_notifications):
+    for event in (by_matching, by_notifications, by_consular):
         assert await consumer.handle_record(event_record(event)) is Outcome.HANDLED
 
     rows = await accesses(registry_tx, member)
     assert [(r["service"], r["audit_id"], r["resource"], r["fields"]) for r in rows] == [
+        ("consular", by_consular.audit_id, "consular_application", ["status"]),
         ("matching", by_matching.audit_id, "expert", ["given_name", "skills"]),
         ("notifications", by_notifications.audit_id, "deliveries", ["email"]),
     ]
-    assert rows[0]["actor_subject"] == "officer-1"
-    assert rows[0]["actor_roles"] == ["embassy_officer"]
-    assert rows[0]["occurred_at"] == by_matching.occurred_at
+    assert rows[1]["actor_subject"] == "officer-1"
+    assert rows[1]["actor_roles"] == ["embassy_officer"]
+    assert rows[1]["occurred_at"] == by_matching.occurred_at
     assert dead.records == []
 
 
@@ -102,6 +107,21 @@ async def test_a_template_preview_is_nobodys_access(registry_tx: RolledBack) -> 
     assert await consumer.handle_record(event_record(preview)) is Outcome.HANDLED
     assert await accesses(registry_tx, template_version) == []
     assert await inbox_entries(registry_tx) == 1  # handled, and not handled again
+
+
+async def test_a_consular_catalogue_edit_is_nobodys_access(registry_tx: RolledBack) -> None:
+    consumer = build_consumer(sessions=registry_tx.sessions, dead_letters=DeadLetters())
+    catalogue_version = uuid7()
+    edit = audited(
+        ConsularAuditRecordedV1,
+        catalogue_version,
+        action="update",
+        resource="consular_service_type",
+    )
+
+    assert await consumer.handle_record(event_record(edit)) is Outcome.HANDLED
+    assert await accesses(registry_tx, catalogue_version) == []
+    assert await inbox_entries(registry_tx) == 1
 
 
 async def test_the_worker_subscription_feeds_the_handler(registry_tx: RolledBack) -> None:

@@ -32,6 +32,7 @@ def profile(
     embassy_id: str = "fr-paris",
     preferred_language: str = "fr",
     verified: bool = False,
+    expires_on: date | None = None,
 ) -> MemberProfile:
     return MemberProfile(
         given_name=given_name,
@@ -49,6 +50,7 @@ def profile(
                 document_type="passport",
                 verified_at=datetime.now(UTC),
                 embassy_id=embassy_id,
+                expires_on=expires_on,
             )
             if verified
             else None
@@ -98,6 +100,7 @@ def answers_for(service_type: str) -> dict[str, Any]:
             "reason": "lost_passport",
             "travel_date": "2027-01-15",
             "destination": "Lomé",
+            "expected_return_date": "2027-03-01",
         },
         "passport_preparation": {
             "request_kind": "renewal",

@@ -26,6 +26,7 @@ from notifications.contacts import consumer as contacts_consumer
 from notifications.contacts import service as contacts_service
 from notifications.contacts import verification
 from notifications.contacts.consumer import EraseStep, MergeStep, Signal
+from notifications.deliveries import consular as consular_consumer
 from notifications.deliveries import consumer as deliveries_consumer
 from notifications.deliveries import service as deliveries_service
 from notifications.deliveries.domain import Clock, utc_now
@@ -120,6 +121,12 @@ def build_consumer(
         on_erased=on_erased,
     )
     deliveries_consumer.register(
+        consumer,
+        outbox=writer,
+        available=available_channels,
+        wake=lambda _session: work_available.set() if work_available is not None else None,
+    )
+    consular_consumer.register(
         consumer,
         outbox=writer,
         available=available_channels,

@@ -15,6 +15,7 @@ from diaspora_events.contracts.consular import (
     ConsularAuditRecordedV1,
     CredentialIssuedV1,
     CredentialRevokedV1,
+    LaissezPasserIssuedV1,
 )
 from diaspora_events.contracts.matching import (
     InterestExpressedV1,
@@ -75,6 +76,7 @@ __all__ = [
     "DuplicatesResolvedV1",
     "Event",
     "InterestExpressedV1",
+    "LaissezPasserIssuedV1",
     "MatchAcceptedV1",
     "MatchDeclinedV1",
     "MatchProposedV1",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -208,6 +208,37 @@ class ReportEscalatedV1(Event):
     status: ReportStatus
     due_at: datetime
     escalated_at: datetime
+
+
+@contract(
+    event_type="consular.laissez-passer.issued",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="applicant_id",
+    description=(
+        "An embassy issued a laissez-passer to a registered member: they are expected to "
+        "travel to Togo (the returnees service opens a reception case). Published with the "
+        "application's status-changed event to issued, in the same transaction."
+    ),
+)
+class LaissezPasserIssuedV1(Event):
+    application_id: UUID
+    applicant_id: UUID = Field(description="The holder's registry member id.")
+    embassy_id: str = Field(description="The embassy that issued it.")
+    issued_at: datetime
+    reference: str | None = Field(default=None, description="The decision's reference.")
+    travel_date: date | None = personal(
+        default=None, description="The travel date the applicant gave."
+    )
+    expected_return_date: date | None = personal(
+        default=None,
+        description=(
+            "The expected return date the applicant gave (form field expected_return_date; "
+            "optional in the form: null when not given)."
+        ),
+    )
+    destination: str | None = personal(default=None, description="Destination given, free text.")
 
 
 @contract(

@@ -155,8 +155,11 @@ async def _audit(
     *,
     action: str | None = None,
 ) -> None:
-    """Staff reads and changes of applications (the applicant's own are not audited)."""
+    """Staff reads and changes of applications (the applicant's own are not audited);
+    an embassy officer is remembered as one of their embassies' officers (assignment)."""
     principal = decision.principal
+    if principal.has(Role.EMBASSY_OFFICER):
+        await service.note_officer(session, principal.subject, sorted(principal.embassies), now())
     # The record is the applicant (their access log), or the application of a visitor.
     accesses = [
         (row["applicant_id"] or row["id"], VIEW_FIELDS)
@@ -387,7 +390,12 @@ async def transition_application(
 @router.put(
     "/{application_id}/assignment",
     response_model=ApplicationView,
-    responses={**AUTH_RESPONSES, **NOT_FOUND, **PRECONDITION_RESPONSES},
+    responses={
+        **AUTH_RESPONSES,
+        **NOT_FOUND,
+        **PRECONDITION_RESPONSES,
+        422: {"description": "The assignee is not an officer of the application's embassy"},
+    },
 )
 async def assign_application(
     application_id: UUID,
@@ -409,6 +417,33 @@ async def assign_application(
             raise not_found("application")
         if expected is not None and expected != row["version"]:
             raise version_conflict(row["version"])
+        # The assignee's token is not here: the caller themselves, or someone seen acting
+        # as an officer of the application's embassy (the officers table).
+        if (
+            assignee is not None
+            and assignee != principal.subject
+            and not (
+                row["embassy_id"] is not None
+                and await service.is_known_officer(session, assignee, row["embassy_id"])
+            )
+        ):
+            raise Problem(
+                422,
+                "Not an officer of this embassy",
+                detail=(
+                    f"{assignee!r} is not known as an officer of {row['embassy_id']}: a case "
+                    "is assigned to yourself or to an officer of its embassy who has already "
+                    "worked in the consular service."
+                ),
+                type_=TYPE_BASE + "assignee-not-an-officer",
+                errors=[
+                    {
+                        "field": "assignee",
+                        "message": "not an officer of the embassy",
+                        "code": "invalid",
+                    }
+                ],
+            )
         changed = await service.assign(
             session,
             row,

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consular.applications import domain
-from consular.applications.tables import application_history, applications
+from consular.applications.tables import application_history, applications, officers
 from consular.catalogue import service as catalogue
 from consular.catalogue.domain import (
     ApplicantFacts,
@@ -38,6 +38,7 @@ from diaspora_events.contracts import (
     ApplicationEscalatedV1,
     ApplicationStatusChangedV1,
     ApplicationSubmittedV1,
+    LaissezPasserIssuedV1,
 )
 from diaspora_events.outbox import OutboxWriter
 
@@ -279,6 +280,8 @@ async def apply_transition(
                 registered=applicant is not None,
                 identity_verified=applicant is not None and applicant.identity_verified,
                 embassy_id=applicant.embassy_id if applicant else None,
+                identity_expired=applicant is not None
+                and applicant.identity_expired(now.astimezone(UTC).date()),
             )
             embassy = processing_embassy(definition.processing, facts.embassy_id)
             refusal = eligibility_refusal(definition.eligibility, facts, embassy)
@@ -344,9 +347,65 @@ async def apply_transition(
                 reference=changed.get("reference"),
             ),
         )
+        if step.target == "issued" and row["service_type"] == LAISSEZ_PASSER:
+            await outbox.add(session, laissez_passer_issued(changed, now))
     if step.target == "issued" and on_issued is not None:
         await on_issued(session, outbox, changed, now)
     return changed
+
+
+LAISSEZ_PASSER = "laissez_passer"
+
+
+def _answer_date(answers: dict[str, Any], name: str) -> date | None:
+    value = answers.get(name)
+    return date.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def laissez_passer_issued(row: dict[str, Any], now: datetime) -> LaissezPasserIssuedV1:
+    """The event the returnees service opens a reception case from (item 9)."""
+    answers: dict[str, Any] = row["answers"] or {}
+    destination = answers.get("destination")
+    return LaissezPasserIssuedV1(
+        application_id=row["id"],
+        applicant_id=row["applicant_id"],
+        embassy_id=row["embassy_id"],
+        issued_at=now,
+        reference=row.get("reference"),
+        travel_date=_answer_date(answers, "travel_date"),
+        expected_return_date=_answer_date(answers, "expected_return_date"),
+        destination=destination if isinstance(destination, str) else None,
+    )
+
+
+async def note_officer(
+    session: AsyncSession, subject: str, embassies: Sequence[str], now: datetime
+) -> None:
+    """Remember that ``subject`` acted as an officer of each of ``embassies``."""
+    if not embassies:
+        return
+    statement = insert(officers).values(
+        [
+            {"subject": subject, "embassy_id": e, "first_seen_at": now, "last_seen_at": now}
+            for e in sorted(set(embassies))
+        ]
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[officers.c.subject, officers.c.embassy_id],
+            set_={"last_seen_at": statement.excluded.last_seen_at},
+        )
+    )
+
+
+async def is_known_officer(session: AsyncSession, subject: str, embassy_id: str) -> bool:
+    """``subject`` was seen acting as an officer of ``embassy_id``."""
+    found = await session.execute(
+        select(officers.c.subject).where(
+            officers.c.subject == subject, officers.c.embassy_id == embassy_id
+        )
+    )
+    return found.first() is not None
 
 
 async def assign(

@@ -87,3 +87,15 @@ application_history = Table(
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("application_history_application_idx", "application_id", "id"),
 )
+
+# Each (subject, embassy) seen acting as an embassy officer in consular (any staff call
+# on applications with the role and the embassy in the token): a case of an embassy is
+# assigned only to one of them, or to the caller. Filled by ``service.note_officer``.
+officers = Table(
+    "officers",
+    metadata,
+    Column("subject", Text, primary_key=True),
+    Column("embassy_id", Text, primary_key=True),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+)

@@ -198,6 +198,8 @@ class ApplicantFacts:
     registered: bool
     identity_verified: bool
     embassy_id: str | None
+    # The only recorded check is of a document that has since expired.
+    identity_expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,12 @@ def eligibility_refusal(
         )
     if rule == "registered_member":
         return None
+    if applicant.identity_verified and applicant.identity_expired:
+        return Refusal(
+            "identity_expired",
+            "Your identity was checked against a document that has since expired: an "
+            "officer of your embassy must check a valid document before you can apply.",
+        )
     if not applicant.identity_verified:
         return Refusal(
             "identity_not_verified",

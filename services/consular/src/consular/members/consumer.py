@@ -83,6 +83,7 @@ def build_consumer(
                 "identity_method": None,
                 "identity_verified_at": None,
                 "identity_embassy_id": None,
+                "identity_expires_on": None,
                 "source_time": event.registered_at,
                 "date_of_birth": event.date_of_birth,
             },

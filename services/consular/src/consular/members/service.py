@@ -34,6 +34,7 @@ _COLUMNS = (
     "identity_method",
     "identity_verified_at",
     "identity_embassy_id",
+    "identity_expires_on",
     "source_time",
     "date_of_birth",
 )
@@ -70,6 +71,7 @@ def row_of(member_id: UUID, profile: MemberProfile, at: datetime) -> dict[str, A
         "identity_method": identity.method if identity else None,
         "identity_verified_at": identity.verified_at if identity else None,
         "identity_embassy_id": identity.embassy_id if identity else None,
+        "identity_expires_on": identity.expires_on if identity else None,
         "source_time": at,
         "date_of_birth": profile.date_of_birth,
     }
@@ -124,4 +126,5 @@ async def applicant(session: AsyncSession, member_id: UUID) -> Applicant | None:
         embassy_id=row["embassy_id"],
         identity_level=row["identity_level"],
         identity_verified_at=row["identity_verified_at"],
+        identity_expires_on=row["identity_expires_on"],
     )

@@ -24,6 +24,9 @@ applicants = Table(
     Column("identity_method", Text),
     Column("identity_verified_at", DateTime(timezone=True)),
     Column("identity_embassy_id", Text),
+    # The expiry of the document seen (registry `identity.expires_on`): after this date
+    # the check no longer counts, even if no newer snapshot comes. NULL: no expiry known.
+    Column("identity_expires_on", Date),
     # The time of the registry event whose snapshot the row holds: an older one is ignored.
     Column("source_time", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -241,8 +241,10 @@ async def notify(
     variables: dict[str, Any],
     cause_event_id: UUID,
     available: frozenset[str],
+    with_inbox: bool = False,
 ) -> UUID | None:
-    """Tell one person: template in their language, on their first reachable channel.
+    """Tell one person: template in their language, on their first reachable channel
+    (``with_inbox``: and in their in-app inbox too, when that is not already it).
 
     Returns the delivery id, or None when nothing is sent (opted out, no channel, or
     already done for this event).
@@ -262,19 +264,23 @@ async def notify(
         locale=target.locale_for(version.language),
         timezone=target.zone,
     )
+    channels = [channel]
+    if with_inbox and channel != "inbox" and "inbox" in available:
+        channels.append("inbox")
     created = await enqueue(
         session,
         outbox,
         [
             delivery_row(
                 target,
-                channel,
+                each,
                 message,
                 cause_event_id=cause_event_id,
                 template=template,
                 category_name=version.category,
                 traceparent=current_traceparent().get("traceparent"),
             )
+            for each in channels
         ],
     )
     return created[0] if created else None

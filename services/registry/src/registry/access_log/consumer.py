@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts.audit import AuditRecorded
+from diaspora_events.contracts.consular import ConsularAuditRecordedV1
 from diaspora_events.contracts.matching import MatchingAuditRecordedV1
 from diaspora_events.contracts.notifications import NotificationsAuditRecordedV1
 from diaspora_events.shredding import KeyResolver
@@ -33,10 +34,13 @@ CONSUMER_NAME = "registry-access-log"
 AUDIT_CONTRACTS: tuple[type[AuditRecorded], ...] = (
     MatchingAuditRecordedV1,
     NotificationsAuditRecordedV1,
+    ConsularAuditRecordedV1,
 )
 # Audited resources that are nobody's record (an administrator's template preview):
-# kept in their service's audit trail, never in a person's access log.
-NOT_ABOUT_A_PERSON = frozenset({"notification_template"})
+# kept in their service's audit trail, never in a person's access log. (Consular's staff
+# accesses to a foreign visitor's e-visa are recorded against the application id: kept
+# under that id, which no member's log ever lists.)
+NOT_ABOUT_A_PERSON = frozenset({"notification_template", "consular_service_type"})
 
 
 async def record_access(session: AsyncSession, service: str, event: AuditRecorded) -> None:

@@ -2,7 +2,7 @@
 messages and history
 
 Revision ID: 0005_reports
-Revises: 0001
+Revises: 0004_identity_expiry
 Create Date: 2026-12-07 21:45:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005_reports"
-down_revision: str | None = "0003_credentials"
+down_revision: str | None = "0004_identity_expiry"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
