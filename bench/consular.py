@@ -1,6 +1,6 @@
 """Consular benchmark (issue 17): two figures in one run.
 
-    uv run python bench/consular.py                                  # defaults: ~2-3 min
+    uv run python bench/consular.py                                  # defaults (500,000 queued)
     uv run python bench/consular.py --applications 200 --queue-applications 50000   # smoke
     uv run python bench/consular.py --only submission                # figure 1 alone
     uv run python bench/consular.py --only queue --keep              # figure 2, keep the DB
