@@ -42,6 +42,10 @@ class LocalPlatform:
     mailbox: Mailbox
     processes: dict[str, ServiceProcess]
     issuer: LocalIssuer
+    # Consular's API, relay and worker, when the platform was started with a consular
+    # database (``consular_platform``); None otherwise.
+    consular_url: str | None = None
+    consular_database: str | None = None
 
     def restart(self, name: str) -> None:
         old = self.processes[name]
@@ -72,6 +76,36 @@ def platform_processes(
         yield platform
 
 
+@pytest.fixture
+def consular_platform_processes(
+    registry_database: str,
+    notifications_database: str,
+    consular_database: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    mailbox: Mailbox,
+    test_logs: Path,
+    identity_provider: LocalIssuer,
+) -> Iterator[LocalPlatform]:
+    with running_platform(
+        registry_database,
+        notifications_database,
+        kafka_bootstrap,
+        topic_prefix,
+        mailbox,
+        test_logs,
+        identity_provider,
+        consular_database=consular_database,
+    ) as platform:
+        yield platform
+
+
+@pytest.fixture
+async def consular_platform(consular_platform_processes: LocalPlatform) -> LocalPlatform:
+    """The platform with consular's API, relay and worker too, once its APIs answer."""
+    return await answering(consular_platform_processes)
+
+
 @contextmanager
 def running_platform(
     registry_database: str,
@@ -81,10 +115,14 @@ def running_platform(
     mailbox: Mailbox,
     test_logs: Path,
     identity_provider: LocalIssuer,
+    *,
+    consular_database: str | None = None,
 ) -> Iterator[LocalPlatform]:
-    """The registry's and notifications' processes, stopped on exit."""
+    """The registry's and notifications' processes (and consular's, given its database),
+    stopped on exit."""
     port = free_port()
     notifications_port = free_port()
+    consular_port = free_port()
     registry_env = service_env(
         "REGISTRY",
         database_url=registry_database,
@@ -128,8 +166,34 @@ def running_platform(
             test_logs / "notifications-api.log",
         ),
     }
-    for process in processes.values():
-        process.start()
+    if consular_database is not None:
+        consular_env = service_env(
+            "CONSULAR",
+            database_url=consular_database,
+            kafka=kafka_bootstrap,
+            topic_prefix=topic_prefix,
+            issuer=identity_provider,
+            # Persons' data keys from this platform's registry (crypto-shredding).
+            event_keys_from=f"http://127.0.0.1:{port}",
+        )
+        processes["consular-api"] = ServiceProcess(
+            "consular-api",
+            api_command("consular", consular_port),
+            consular_env,
+            test_logs / "consular-api.log",
+        )
+        processes["consular-relay"] = ServiceProcess(
+            "consular-relay", ["consular-relay"], consular_env, test_logs / "consular-relay.log"
+        )
+        processes["consular-worker"] = ServiceProcess(
+            "consular-worker", ["consular-worker"], consular_env, test_logs / "consular-worker.log"
+        )
+    for name, process in processes.items():
+        # Consular's start once the registry answers (``answering``): eight Python
+        # processes importing at once on two busy cores kept the registry from answering
+        # within its timeout; its key service is what consular's processes call first.
+        if not name.startswith("consular-"):
+            process.start()
     platform = LocalPlatform(
         registry_url=f"http://127.0.0.1:{port}",
         notifications_url=f"http://127.0.0.1:{notifications_port}",
@@ -140,6 +204,8 @@ def running_platform(
         mailbox=mailbox,
         processes=processes,
         issuer=identity_provider,
+        consular_url=f"http://127.0.0.1:{consular_port}" if consular_database else None,
+        consular_database=consular_database,
     )
     try:
         yield platform
@@ -158,6 +224,15 @@ async def answering(platform: LocalPlatform) -> LocalPlatform:
     for url in (platform.registry_url, platform.notifications_url):
         # Generous: a dozen Python processes import and start at once on two cores.
         await wait_until(lambda url=url: answers(f"{url}/health/ready"), timeout=180, message=url)
+    if platform.consular_url is not None:
+        for process in platform.processes.values():
+            if process.process is None:  # not started yet: consular's (running_platform)
+                process.start()
+        await wait_until(
+            lambda: answers(f"{platform.consular_url}/health/ready"),
+            timeout=180,
+            message=platform.consular_url,
+        )
     return platform
 
 
@@ -229,7 +304,10 @@ async def start_gateway(platform: LocalPlatform, test_logs: Path) -> AsyncIterat
                 "notifications": platform.notifications_url.removeprefix("http://"),
                 # Not part of this platform fixture: nothing listens there (503 problem).
                 "matching": f"127.0.0.1:{free_port()}",
-                "consular": f"127.0.0.1:{free_port()}",
+                # Consular, when the platform runs it (``consular_platform``).
+                "consular": (
+                    platform.consular_url or f"http://127.0.0.1:{free_port()}"
+                ).removeprefix("http://"),
             },
             name=f"gateway-test-{port}",
             **overrides,  # type: ignore[arg-type]

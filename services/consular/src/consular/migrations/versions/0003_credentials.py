@@ -2,7 +2,7 @@
 birth in the applicants read model (printed on and signed into a consular card)
 
 Revision ID: 0003_credentials
-Revises: 0001
+Revises: 0002_appointments
 Create Date: 2026-12-07 21:40:00.000000
 """
 
