@@ -241,10 +241,15 @@ async def list_applications(
     principal: CurrentPrincipal,
     request: Request,
     status: Annotated[list[domain.Status] | None, Query(max_length=11)] = None,
-    service_type: Annotated[str | None, Query(max_length=40)] = None,
+    service_type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z][a-z0-9_]*$")] = None,
     assigned: Annotated[
         str | None,
-        Query(max_length=200, description='"me", "none", or an officer\'s subject'),
+        Query(
+            max_length=200,
+            # A token subject: printable, no spaces or control characters.
+            pattern=r"^[\x21-\x7e]+$",
+            description='"me", "none", or an officer\'s subject',
+        ),
     ] = None,
     overdue: bool | None = None,
     escalated: bool | None = None,

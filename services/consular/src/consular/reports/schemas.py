@@ -87,6 +87,7 @@ class NewReport(BaseModel):
     country: str = Field(
         min_length=2,
         max_length=2,
+        pattern=r"^[A-Za-z]{2}$",
         description="Where the difficulty happened (ISO 3166-1 alpha-2).",
         examples=["FR"],
     )
