@@ -22,6 +22,20 @@ log = structlog.get_logger(__name__)
 Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
+def every(seconds: float, job: Callable[[], Coroutine[Any, Any, object]]) -> Task:
+    """A periodic job as a task: ``job`` once at start, then every ``seconds`` until the
+    worker stops. A stop ends the wait at once; a failing job fails the task (the worker
+    then stops and its supervisor restarts it), as every other task of a worker."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await job()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+
+    return run
+
+
 def run_service(main: Coroutine[Any, Any, None]) -> None:
     """Run a worker or relay process's main coroutine on uvloop, as uvicorn runs the
     HTTP APIs (uvloop comes with ``uvicorn[standard]``); on asyncio's own loop where

@@ -11,8 +11,6 @@ handing each its dependencies (nothing registers itself at import time).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +38,7 @@ from consular.tables import audit_log, metadata, outbox
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts import ConsularAuditRecordedV1
 from diaspora_events.outbox import OutboxWriter
-from diaspora_events.runtime import Task
+from diaspora_events.runtime import Task, every
 from diaspora_events.shredding import KeyResolver, event_key_settings
 from diaspora_identity.audit import AuditTrail, audit_event_factory
 from diaspora_identity.http import Identity
@@ -159,19 +157,12 @@ async def run_sla_once(service: Consular, now: datetime) -> SlaOutcome:
 def sla_task(service: Consular, clock: Clock = utc_now) -> Task:
     """The SLA job at start, then every ``sla_interval_seconds``."""
 
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            outcome = await run_sla_once(service, clock())
-            if outcome.escalated or outcome.expired:
-                log.info(
-                    "sla_pass",
-                    escalated=len(outcome.escalated),
-                    expired=len(outcome.expired),
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), service.settings.sla_interval_seconds)
+    async def job() -> None:
+        outcome = await run_sla_once(service, clock())
+        if outcome.escalated or outcome.expired:
+            log.info("sla_pass", escalated=len(outcome.escalated), expired=len(outcome.expired))
 
-    return run
+    return every(service.settings.sla_interval_seconds, job)
 
 
 async def run_reports_sla_once(service: Consular, now: datetime) -> list[UUID]:
@@ -184,15 +175,12 @@ async def run_reports_sla_once(service: Consular, now: datetime) -> list[UUID]:
 def reports_sla_task(service: Consular, clock: Clock = utc_now) -> Task:
     """The reports' SLA job at start, then every ``sla_interval_seconds``."""
 
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            escalated = await run_reports_sla_once(service, clock())
-            if escalated:
-                log.info("reports_sla_pass", escalated=len(escalated))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), service.settings.sla_interval_seconds)
+    async def job() -> None:
+        escalated = await run_reports_sla_once(service, clock())
+        if escalated:
+            log.info("reports_sla_pass", escalated=len(escalated))
 
-    return run
+    return every(service.settings.sla_interval_seconds, job)
 
 
 def periodic_tasks(service: Consular, clock: Clock = utc_now) -> list[Task]:
@@ -220,15 +208,12 @@ def reminder_task(
 ) -> Task:
     """The appointments' reminder job at start, then every ``interval`` seconds."""
 
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            sent = await run_reminders_once(service, clock())
-            if sent:
-                log.info("appointment_reminders", due=len(sent))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+    async def job() -> None:
+        sent = await run_reminders_once(service, clock())
+        if sent:
+            log.info("appointment_reminders", due=len(sent))
 
-    return run
+    return every(interval, job)
 
 
 __all__ = ["metadata"]

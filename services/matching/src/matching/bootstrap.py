@@ -10,11 +10,7 @@ jobs, handing each its dependencies (nothing registers itself at import time).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable, Coroutine
 from datetime import date
-from typing import Any
 
 import structlog
 from sqlalchemy import MetaData
@@ -23,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.contracts import MatchingAuditRecordedV1
 from diaspora_events.outbox import OutboxWriter
+from diaspora_events.runtime import Task, every
 from diaspora_events.shredding import KeyResolver, event_key_settings
 from diaspora_identity.audit import AuditTrail, audit_event_factory
 from diaspora_identity.http import Identity
@@ -41,7 +38,6 @@ from matching.tables import metadata as service_metadata
 
 log = structlog.get_logger(__name__)
 
-Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 # The event published for each audit entry (its fields are the entry's).
 audit_event = audit_event_factory(MatchingAuditRecordedV1)
@@ -127,15 +123,12 @@ def periodic_tasks(service: Matching) -> list[Task]:
 def expiry_task(service: Matching) -> Task:
     """Expire needs past their date, at start and then every ``expiry_interval_seconds``."""
 
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            async with service.sessions() as session, session.begin():
-                expired = await expire_due(
-                    session, service.outbox, today=date.today(), on_close=service.need_closed
-                )
-            if expired:
-                log.info("needs_expired", count=len(expired))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), service.settings.expiry_interval_seconds)
+    async def job() -> None:
+        async with service.sessions() as session, session.begin():
+            expired = await expire_due(
+                session, service.outbox, today=date.today(), on_close=service.need_closed
+            )
+        if expired:
+            log.info("needs_expired", count=len(expired))
 
-    return run
+    return every(service.settings.expiry_interval_seconds, job)
