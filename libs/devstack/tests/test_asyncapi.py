@@ -605,6 +605,7 @@ def test_what_each_service_sends_and_receives() -> None:
         # The person's access log gathers the other services' audit entries.
         "receive.matching.audit.registry-access-log": "receive",
         "receive.notifications.audit.registry-access-log": "receive",
+        "receive.consular.audit.registry-access-log": "receive",
         "deadletter.registry-access-log": "send",
     }
     assert {k: v["action"] for k, v in notifications["operations"].items()} == {
@@ -615,6 +616,8 @@ def test_what_each_service_sends_and_receives() -> None:
         "receive.matching.matches.notifications": "receive",
         "receive.matching.missions.notifications": "receive",
         "receive.matching.projects.notifications": "receive",
+        # Consular status changes told to the applicant (FR/EN templates).
+        "receive.consular.applications.notifications": "receive",
         "deadletter.notifications": "send",
     }
     receive = notifications["operations"]["receive.registry.members.notifications"]
