@@ -34,6 +34,7 @@ from consular.catalogue.domain import (
 from consular.members import service as members
 from consular.members.tables import applicants
 from consular.resources import IssuedHook
+from consular.sla import flag_overdue
 from diaspora_events.contracts import (
     ApplicationEscalatedV1,
     ApplicationStatusChangedV1,
@@ -503,29 +504,8 @@ async def escalate_overdue(
     session: AsyncSession, outbox: OutboxWriter, *, now: datetime, batch: int = 500
 ) -> list[UUID]:
     """Flag and escalate (once) applications past their due date without a decision."""
-    rows = (
-        (
-            await session.execute(
-                select(applications)
-                .where(
-                    applications.c.escalated_at.is_(None),
-                    applications.c.status.in_(sorted(domain.SLA_RUNNING)),
-                    applications.c.due_at < now,
-                )
-                .order_by(applications.c.due_at)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .mappings()
-        .all()
-    )
+    rows = await flag_overdue(session, applications, domain.SLA_RUNNING, now=now, batch=batch)
     for row in rows:
-        await session.execute(
-            update(applications)
-            .where(applications.c.id == row["id"])
-            .values(escalated_at=now, version=row["version"] + 1, updated_at=now)
-        )
         await _history(
             session,
             row["id"],

@@ -25,6 +25,7 @@ from consular.reports.tables import (
     report_messages,
     reports,
 )
+from consular.sla import flag_overdue
 from diaspora_events.contracts.consular import (
     ReportEscalatedV1,
     ReportFiledV1,
@@ -480,29 +481,8 @@ async def escalate_overdue(
 ) -> list[UUID]:
     """Flag and escalate to the ministry (once) reports past their due date unresolved
     while the staff is to act."""
-    rows = (
-        (
-            await session.execute(
-                select(reports)
-                .where(
-                    reports.c.escalated_at.is_(None),
-                    reports.c.status.in_(sorted(domain.SLA_RUNNING)),
-                    reports.c.due_at < now,
-                )
-                .order_by(reports.c.due_at)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .mappings()
-        .all()
-    )
+    rows = await flag_overdue(session, reports, domain.SLA_RUNNING, now=now, batch=batch)
     for row in rows:
-        await session.execute(
-            update(reports)
-            .where(reports.c.id == row["id"])
-            .values(escalated_at=now, version=row["version"] + 1, updated_at=now)
-        )
         await _history(
             session,
             row["id"],
