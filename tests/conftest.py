@@ -19,6 +19,8 @@ from diaspora_devstack.testing import (
     ServiceProcess,
     answers,
     api_command,
+    app_url,
+    asyncpg_url,
     create_database,
     delete_topics_with_prefix,
     drop_database,
@@ -29,6 +31,7 @@ from diaspora_devstack.testing import (
     wait_until,
 )
 from diaspora_identity.testing import DEV_SERVICE_CLIENTS, LocalIssuer
+from registry.settings import RegistrySettings
 
 
 @dataclass
@@ -328,3 +331,23 @@ async def start_gateway(platform: LocalPlatform, test_logs: Path) -> AsyncIterat
         gateway.process.stop()
         # Its rendered configuration and temp folders; the access log stays in .local/log.
         shutil.rmtree(gw.prefix_dir(cfg, gateway.settings), ignore_errors=True)
+
+
+@pytest.fixture
+def registry_service(
+    registry_database: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    identity_provider: LocalIssuer,
+) -> RegistrySettings:
+    """The registry's settings on this test's database, topic prefix and issuer, for
+    tests that run its app and worker in process."""
+    return RegistrySettings(
+        database_url=asyncpg_url(app_url(registry_database, "registry")),
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        environment="test",
+        json_logs=False,
+        oidc_issuer=identity_provider.issuer,
+        oidc_jwks_min_refresh_seconds=0,
+    )

@@ -57,24 +57,6 @@ def need_body() -> dict[str, Any]:
 
 
 @pytest.fixture
-def registry_service(
-    registry_database: str,
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    identity_provider: LocalIssuer,
-) -> RegistrySettings:
-    return RegistrySettings(
-        database_url=asyncpg_url(app_url(registry_database, "registry")),
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        environment="test",
-        json_logs=False,
-        oidc_issuer=identity_provider.issuer,
-        oidc_jwks_min_refresh_seconds=0,
-    )
-
-
-@pytest.fixture
 def matching_service(
     matching_database: str,
     kafka_bootstrap: str,

@@ -40,24 +40,6 @@ PASSPORT_ANSWERS = {"request_kind": "renewal", "height_cm": 172, "place_of_birth
 
 
 @pytest.fixture
-def registry_service(
-    registry_database: str,
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    identity_provider: LocalIssuer,
-) -> RegistrySettings:
-    return RegistrySettings(
-        database_url=asyncpg_url(app_url(registry_database, "registry")),
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        environment="test",
-        json_logs=False,
-        oidc_issuer=identity_provider.issuer,
-        oidc_jwks_min_refresh_seconds=0,
-    )
-
-
-@pytest.fixture
 def consular_service(
     consular_database: str,
     kafka_bootstrap: str,
