@@ -18,6 +18,7 @@ from diaspora_events.consumer import DeadLetterSink, EventConsumer
 from diaspora_events.outbox import OutboxWriter
 from diaspora_events.runtime import Task
 from diaspora_events.shredding import KeyResolver, event_key_settings
+from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
 from notifications import SERVICE_NAME
 from notifications.campaigns import service as campaigns_service
@@ -76,6 +77,7 @@ def bootstrap(settings: NotificationsSettings | None = None) -> Notifications:
             source=settings.event_source,
             keys=key_settings.resolver(SERVICE_NAME, ttl=0.0),
         ),
+        identity=Identity.from_settings(settings),
         key_settings=key_settings,
     )
 

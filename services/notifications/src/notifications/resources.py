@@ -1,4 +1,4 @@
-"""The notifications service's handles: settings, database, outbox, event keys.
+"""The notifications service's handles: settings, database, outbox, identity, event keys.
 
 Built by ``bootstrap.bootstrap``; routes get them through ``deps``, consumers and
 jobs from ``bootstrap``.
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from diaspora_events.outbox import OutboxWriter
 from diaspora_events.shredding import EventKeySettings
+from diaspora_identity.http import Identity
 from notifications.settings import NotificationsSettings
 
 
@@ -22,6 +23,7 @@ class Notifications:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     outbox: OutboxWriter
+    identity: Identity
     # Crypto-shredding: the key settings (the worker's consumer builds its caching
     # resolver from them); the writer seals audit entries with no key cache.
     key_settings: EventKeySettings | None = None
@@ -32,4 +34,5 @@ class Notifications:
         return True
 
     async def close(self) -> None:
+        await self.identity.aclose()
         await self.engine.dispose()

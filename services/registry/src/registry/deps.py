@@ -15,7 +15,7 @@ from registry.resources import Registry
 
 def registry_of(request: Request) -> Registry:
     """The handles the application was built with (set by its lifespan)."""
-    registry: Registry = request.app.state.registry
+    registry: Registry = request.app.state.service
     return registry
 
 

@@ -7,9 +7,6 @@ The catalogue is public; everything else needs a bearer token, and the policy ta
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import APIRouter, FastAPI
 
 from consular import SERVICE_NAME
@@ -20,10 +17,7 @@ from consular.catalogue.http import router as catalogue_router
 from consular.credentials.http import router as credentials_router
 from consular.reports.http import router as reports_router
 from consular.resources import Consular
-from diaspora_events.observability import setup_observability
-from diaspora_identity.http import install_identity
-from diaspora_service.app import create_app
-from diaspora_service.request_id import RequestIdMiddleware
+from diaspora_identity.service_app import service_app
 
 ROUTERS: list[APIRouter] = [
     catalogue_router,
@@ -35,26 +29,11 @@ ROUTERS: list[APIRouter] = [
 
 
 def build_app(service: Consular | None = None) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = service is None
-        app.state.service = service or bootstrap()
-        app.state.identity = app.state.service.identity
-        app.state.trusted_proxies = app.state.service.settings.trusted_proxies
-        setup_observability(SERVICE_NAME, json_logs=app.state.service.settings.json_logs)
-        try:
-            yield
-        finally:
-            if owned:
-                await app.state.service.close()
-
-    async def database_ready() -> bool:
-        ready: bool = await application.state.service.database_ready()
-        return ready
-
-    application = create_app(
+    return service_app(
+        SERVICE_NAME,
+        given=service,
+        bootstrap=bootstrap,
         title="Consular",
-        version="0.1.0",
         description=(
             "Consular e-services for Togolese abroad: the service catalogue (public), "
             "applications with one state machine for every service type, the officers' "
@@ -67,12 +46,7 @@ def build_app(service: Consular | None = None) -> FastAPI:
             "needs an OIDC bearer token (docs/security.md)."
         ),
         routers=ROUTERS,
-        lifespan=lifespan,
-        readiness={"database": database_ready},
     )
-    install_identity(application)
-    application.add_middleware(RequestIdMiddleware)
-    return application
 
 
 def app() -> FastAPI:

@@ -7,15 +7,9 @@ here, one line each.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import APIRouter, FastAPI
 
-from diaspora_events.observability import setup_observability
-from diaspora_identity.http import install_identity
-from diaspora_service.app import create_app
-from diaspora_service.request_id import RequestIdMiddleware
+from diaspora_identity.service_app import service_app
 from matching import SERVICE_NAME
 from matching.bootstrap import bootstrap
 from matching.missions.http import router as missions_router
@@ -35,38 +29,18 @@ ROUTERS: list[APIRouter] = [
 
 
 def build_app(service: Matching | None = None) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = service is None
-        app.state.service = service or bootstrap()
-        app.state.identity = app.state.service.identity
-        app.state.trusted_proxies = app.state.service.settings.trusted_proxies
-        setup_observability(SERVICE_NAME, json_logs=app.state.service.settings.json_logs)
-        try:
-            yield
-        finally:
-            if owned:
-                await app.state.service.close()
-
-    async def database_ready() -> bool:
-        ready: bool = await application.state.service.database_ready()
-        return ready
-
-    application = create_app(
+    return service_app(
+        SERVICE_NAME,
+        given=service,
+        bootstrap=bootstrap,
         title="Matching",
-        version="0.1.0",
         description=(
             "National needs and the diaspora experts who could meet them: needs, ranked "
             "candidates with their reasons, proposals, missions, project holders. Every call "
             "needs an OIDC bearer token (docs/security.md)."
         ),
         routers=ROUTERS,
-        lifespan=lifespan,
-        readiness={"database": database_ready},
     )
-    install_identity(application)
-    application.add_middleware(RequestIdMiddleware)
-    return application
 
 
 def app() -> FastAPI:

@@ -11,10 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from diaspora_events.observability import setup_observability
-from diaspora_identity.http import Identity, install_identity
-from diaspora_service.app import create_app
-from diaspora_service.request_id import RequestIdMiddleware
+from diaspora_identity.service_app import service_app
 from notifications import SERVICE_NAME
 from notifications.bootstrap import bootstrap, seed_templates
 from notifications.campaigns import http as campaigns_http
@@ -38,38 +35,22 @@ ROUTERS = [
 
 def build_app(service: Notifications | None = None) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = service is None
-        app.state.service = service or bootstrap()
-        app.state.identity = Identity.from_settings(app.state.service.settings)
-        app.state.trusted_proxies = app.state.service.settings.trusted_proxies
-        await seed_templates(app.state.service)
-        setup_observability(SERVICE_NAME, json_logs=app.state.service.settings.json_logs)
-        try:
-            yield
-        finally:
-            await app.state.identity.aclose()
-            if owned:
-                await app.state.service.close()
+    async def starting(resources: Notifications) -> AsyncIterator[None]:
+        await seed_templates(resources)
+        yield
 
-    async def database_ready() -> bool:
-        ready: bool = await application.state.service.database_ready()
-        return ready
-
-    application = create_app(
+    return service_app(
+        SERVICE_NAME,
+        given=service,
+        bootstrap=bootstrap,
         title="Notifications",
-        version="0.1.0",
         description=(
             "Messages to members: templates, channels (email, SMS, in-app inbox), "
             "preferences, delivery log, campaigns."
         ),
         routers=ROUTERS,
-        lifespan=lifespan,
-        readiness={"database": database_ready},
+        starting=starting,
     )
-    install_identity(application)
-    application.add_middleware(RequestIdMiddleware)
-    return application
 
 
 def app() -> FastAPI:

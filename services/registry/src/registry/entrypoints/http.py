@@ -9,11 +9,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from diaspora_events.observability import setup_observability
-from diaspora_identity.http import install_identity, upload_authorizer
-from diaspora_service.app import create_app
+from diaspora_identity.http import upload_authorizer
+from diaspora_identity.service_app import service_app
 from diaspora_service.db import retry_until_reachable
-from diaspora_service.request_id import RequestIdMiddleware
 from diaspora_service.uploads import UploadRoute
 from registry import SERVICE_NAME, heap
 from registry.access_log import http as access_log
@@ -56,12 +54,7 @@ LATER_ROUTERS: tuple[APIRouter, ...] = (
 
 def build_app(registry: Registry | None = None) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = registry is None
-        app.state.registry = registry or bootstrap()
-        app.state.identity = app.state.registry.identity
-        app.state.trusted_proxies = app.state.registry.settings.trusted_proxies
-        setup_observability(SERVICE_NAME, json_logs=app.state.registry.settings.json_logs)
+    async def starting(resources: Registry) -> AsyncIterator[None]:
         # Reference data loaded now, and out of the garbage collector's walks from here on.
         domain.warm_up()
         heap.freeze_long_lived()
@@ -69,7 +62,7 @@ def build_app(registry: Registry | None = None) -> FastAPI:
         # is down; until the chore has run, members and associations keep the embassy
         # derived under the previous jurisdictions file.
         reconciling = asyncio.create_task(
-            retry_until_reachable("reconcile_embassies", reconcile_job(app.state.registry))
+            retry_until_reachable("reconcile_embassies", reconcile_job(resources))
         )
         try:
             yield
@@ -77,22 +70,17 @@ def build_app(registry: Registry | None = None) -> FastAPI:
             reconciling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reconciling
-            if owned:
-                await app.state.registry.close()
 
-    async def database_ready() -> bool:
-        ready: bool = await application.state.registry.database_ready()
-        return ready
-
-    application = create_app(
+    return service_app(
+        SERVICE_NAME,
+        given=registry,
+        bootstrap=bootstrap,
         title="Registry (RECOATEX)",
-        version="0.1.0",
         description="Members of the Togolese diaspora: registration and profiles. "
         "Every call needs an OIDC bearer token; what it returns depends on the caller's "
         "roles and scopes (docs/security.md).",
-        routers=list(ROUTERS),
-        lifespan=lifespan,
-        readiness={"database": database_ready},
+        routers=ROUTERS,
+        starting=starting,
         # Authorized from the headers before a byte of the file is read, and capped.
         uploads=[
             UploadRoute(
@@ -102,12 +90,8 @@ def build_app(registry: Registry | None = None) -> FastAPI:
                 ImportSettings().max_bytes,
             )
         ],
+        routers_after_identity=LATER_ROUTERS,
     )
-    install_identity(application)
-    for router in LATER_ROUTERS:
-        application.include_router(router)
-    application.add_middleware(RequestIdMiddleware)
-    return application
 
 
 def app() -> FastAPI:

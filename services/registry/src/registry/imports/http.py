@@ -45,7 +45,7 @@ _PREFIX = re.compile(r"(/[A-Za-z0-9._-]+){0,4}")
 @asynccontextmanager
 async def _runner_lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = ImportSettings()
-    registry: Registry = app.state.registry
+    registry: Registry = app.state.service
     runner = ImportRunner(registry, settings)
     app.state.import_runner = runner
     if not settings.runner:
