@@ -16,12 +16,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consular.applications import domain
 from consular.applications.tables import application_history, applications, officers
+from consular.appointments import service as appointments
 from consular.catalogue import service as catalogue
 from consular.catalogue.domain import (
     ApplicantFacts,
@@ -350,9 +351,18 @@ async def apply_transition(
         )
         if step.target == "issued" and row["service_type"] == LAISSEZ_PASSER:
             await outbox.add(session, laissez_passer_issued(changed, now))
+    if step.target in SEAT_RELEASING:
+        # A withdrawn or expired application gives its appointment's seat back.
+        await appointments.release_for_application(
+            session, outbox, row["id"], reason=f"application {step.target}", now=now
+        )
     if step.target == "issued" and on_issued is not None:
         await on_issued(session, outbox, changed, now)
     return changed
+
+
+# The statuses whose application lets go of its booked appointment (and seat).
+SEAT_RELEASING = frozenset({"withdrawn", "expired"})
 
 
 LAISSEZ_PASSER = "laissez_passer"
@@ -579,19 +589,7 @@ async def expire_stale(
     return [r["id"] for r in rows]
 
 
-# --- erasure and merge (steps of the members consumer) --------------------------------
-
-# Kept after erasure: submitted applications are the embassy's legal records (decisions,
-# issued documents); drafts and applications that came to nothing go.
-ERASABLE: tuple[str, ...] = ("draft", "withdrawn", "expired")
-
-
-async def erase_applicant(session: AsyncSession, member_id: UUID) -> None:
-    await session.execute(
-        delete(applications).where(
-            applications.c.applicant_id == member_id, applications.c.status.in_(ERASABLE)
-        )
-    )
+# --- merge (a step of the members consumer; erasure: consular.erasure) ------------------
 
 
 async def merge_applicant(session: AsyncSession, absorbed: UUID, survivor: UUID) -> None:
