@@ -205,6 +205,7 @@ async def create_application(
                 answers=body.answers,
                 now=now(),
                 idempotency_key=idempotency_key,
+                contact=service.visitor_contact(principal.claims),
             )
         except service.UnknownServiceType:
             raise invalid(

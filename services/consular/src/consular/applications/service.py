@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -115,9 +115,11 @@ async def create_draft(
     answers: dict[str, Any],
     now: datetime,
     idempotency_key: str | None = None,
+    contact: VisitorContact | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """A new draft (and True), or with an Idempotency-Key already used by this account for
-    the same request, the first one (and False)."""
+    the same request, the first one (and False). ``contact``: a visitor's (kept only for
+    an applicant without a registry record)."""
     digest = hashlib.sha256(
         json.dumps({"service_type": service_type, "answers": answers}, sort_keys=True).encode()
     ).hexdigest()
@@ -167,6 +169,8 @@ async def create_draft(
             updated_at=now,
             idempotency_key=idempotency_key,
             request_digest=digest,
+            contact_email=contact.email if contact and applicant_id is None else None,
+            contact_language=contact.language if contact and applicant_id is None else None,
         )
         .on_conflict_do_nothing(constraint="applications_idempotency_key")
         .returning(applications.c.id)
@@ -180,6 +184,42 @@ async def create_draft(
     row = await load(session, application_id, true())
     assert row is not None
     return row, True
+
+
+@dataclass(frozen=True)
+class VisitorContact:
+    """Where a foreign visitor is told where their application stands."""
+
+    email: str | None
+    language: str
+
+
+def visitor_contact(claims: Mapping[str, Any]) -> VisitorContact:
+    """A visitor's contact from their token: the email only if the identity provider
+    verified it (nothing is ever sent to an unproven address), the language from the
+    OIDC ``locale`` (French unless it says English)."""
+    email = claims.get("email")
+    verified = claims.get("email_verified") is True
+    locale = str(claims.get("locale") or "fr").lower()
+    return VisitorContact(
+        email=email if isinstance(email, str) and email and verified else None,
+        language="en" if locale.startswith("en") else "fr",
+    )
+
+
+def visitor_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The visitor's contact for a status event (none for a registry member)."""
+    if row["applicant_id"] is not None or not row.get("contact_email"):
+        return {}
+    answers: dict[str, Any] = row["answers"] or {}
+    name = " ".join(
+        str(answers[f]) for f in ("given_name", "family_name") if isinstance(answers.get(f), str)
+    )
+    return {
+        "visitor_email": row["contact_email"],
+        "visitor_name": name or None,
+        "visitor_language": row.get("contact_language") or "fr",
+    }
 
 
 async def load(
@@ -329,6 +369,7 @@ async def apply_transition(
                 fee_amount=str(version.definition.fee.amount),
                 fee_currency=version.definition.fee.currency,
                 answers=changed["answers"],
+                **visitor_fields(changed),
             ),
         )
     else:
@@ -347,6 +388,7 @@ async def apply_transition(
                 changed_at=now,
                 reason=reason,
                 reference=changed.get("reference"),
+                **visitor_fields(changed),
             ),
         )
         if step.target == "issued" and row["service_type"] == LAISSEZ_PASSER:

@@ -55,6 +55,11 @@ applications = Table(
     # request it came with: a repeat answers the first application.
     Column("idempotency_key", Text),
     Column("request_digest", Text),
+    # A foreign visitor's contact (no registry record): their account's verified email
+    # and language, from their token at the draft; carried, sealed, on the status events
+    # so that notifications can tell them (0010_visitor_contact). NULL for members.
+    Column("contact_email", Text),
+    Column("contact_language", Text),
     # Set when the applicant was erased and this decided application kept as the
     # embassy's record, pseudonymised (consular.erasure; deleted after its retention).
     Column("erased_at", DateTime(timezone=True)),
