@@ -89,6 +89,17 @@ def bootstrap(settings: ConsularSettings | None = None, *, signing: bool = True)
         key_settings=key_settings,
         credential_keys=credential_keys,
         on_issued=credential_hook(credential_keys, settings) if credential_keys else None,
+        on_closed=release_seat,
+    )
+
+
+async def release_seat(
+    session: AsyncSession, outbox: OutboxWriter, application: dict[str, Any], now: datetime
+) -> None:
+    """What an application's withdrawal or expiry does besides its transition: its booked
+    appointment is cancelled and the seat given back, in the same transaction."""
+    await appointments.release_for_application(
+        session, outbox, application["id"], reason=f"application {application['status']}", now=now
     )
 
 
@@ -164,6 +175,7 @@ async def run_sla_once(service: Consular, now: datetime) -> SlaOutcome:
             now=now,
             draft_days=settings.draft_expiry_days,
             information_days=settings.information_expiry_days,
+            on_closed=service.on_closed,
         )
     return SlaOutcome(escalated=escalated, expired=expired)
 

@@ -368,6 +368,7 @@ async def transition_application(
                 answers=body.answers,
                 now=now(),
                 on_issued=svc.on_issued,
+                on_closed=svc.on_closed,
             )
         except domain.IllegalTransition as error:
             raise Problem(

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from consular.applications import domain
 from consular.applications.tables import application_history, applications, officers
-from consular.appointments import service as appointments
 from consular.catalogue import service as catalogue
 from consular.catalogue.domain import (
     ApplicantFacts,
@@ -34,7 +33,7 @@ from consular.catalogue.domain import (
 )
 from consular.members import service as members
 from consular.members.tables import applicants
-from consular.resources import IssuedHook
+from consular.resources import ClosedHook, IssuedHook
 from consular.sla import flag_overdue
 from diaspora_events.contracts import (
     ApplicationEscalatedV1,
@@ -297,6 +296,7 @@ async def apply_transition(
     answers: dict[str, Any] | None,
     now: datetime,
     on_issued: IssuedHook | None = None,
+    on_closed: ClosedHook | None = None,
 ) -> dict[str, Any]:
     """Move a (locked) application along the state machine, with its history and event
     (and, when it is issued, whatever ``on_issued`` does: the signed credential)."""
@@ -393,11 +393,9 @@ async def apply_transition(
         )
         if step.target == "issued" and row["service_type"] == LAISSEZ_PASSER:
             await outbox.add(session, laissez_passer_issued(changed, now))
-    if step.target in SEAT_RELEASING:
+    if step.target in SEAT_RELEASING and on_closed is not None:
         # A withdrawn or expired application gives its appointment's seat back.
-        await appointments.release_for_application(
-            session, outbox, row["id"], reason=f"application {step.target}", now=now
-        )
+        await on_closed(session, outbox, changed, now)
     if step.target == "issued" and on_issued is not None:
         await on_issued(session, outbox, changed, now)
     return changed
@@ -592,6 +590,7 @@ async def expire_stale(
     draft_days: int,
     information_days: int,
     batch: int = 500,
+    on_closed: ClosedHook | None = None,
 ) -> list[UUID]:
     """Drafts never submitted, and applications whose information never came, expire."""
     rows = (
@@ -627,6 +626,7 @@ async def expire_stale(
             reason="no action within the allowed time",
             answers=None,
             now=now,
+            on_closed=on_closed,
         )
     return [r["id"] for r in rows]
 
