@@ -31,6 +31,7 @@ from diaspora_events.contracts import (
     ApplicationSubmittedV1,
 )
 from diaspora_events.topics import CONSULAR_APPLICATIONS, REGISTRY_MEMBERS
+from notifications.deliveries.tables import deliveries
 from notifications.entrypoints.worker import run
 from notifications.preferences.tables import inbox_messages
 from notifications.resources import Notifications
@@ -210,3 +211,75 @@ async def test_the_applicant_is_told_each_step_by_email_and_inbox_in_their_langu
     assert sorted(t for m, t in consular_inbox if m == ama.member_id) == sorted(
         m.subject for m in to_ama
     )
+
+
+async def test_a_foreign_visitor_gets_their_e_visa_mails_at_the_contact_the_event_carries(
+    worker: Notifications, kafka_bootstrap: str, topic_prefix: str, mailbox: Mailbox
+) -> None:
+    visa, silent = uuid7(), uuid7()
+    reference = "EV-2026-7C1D0E55A9"
+    before = len(mailbox.messages)
+
+    def visitor(event: Any, email: str | None) -> Any:
+        if email is None:
+            return event
+        return event.model_copy(
+            update={
+                "visitor_email": email,
+                "visitor_name": "John Smith",
+                "visitor_language": "en",
+            }
+        )
+
+    def visa_changed(application: UUID, action: str, from_status: Any, to_status: Any) -> Any:
+        return ApplicationStatusChangedV1(
+            application_id=application,
+            applicant_id=None,
+            subject_id=application,
+            service_type="e_visa",
+            embassy_id="tg-lome",
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            actor_role="embassy_officer",
+            changed_at=AT,
+            reference=reference if to_status == "approved" else None,
+        )
+
+    events = [
+        visitor(submitted(visa, None, "e_visa"), "john.smith@example.com"),
+        visitor(
+            visa_changed(visa, "start_review", "submitted", "under_review"),
+            "john.smith@example.com",
+        ),
+        visitor(
+            visa_changed(visa, "approve", "under_review", "approved"), "john.smith@example.com"
+        ),
+        # A visitor whose account has no verified email: nobody to tell.
+        visitor(submitted(silent, None, "e_visa"), None),
+    ]
+    # Delivered twice each: one message each.
+    await publish(kafka_bootstrap, topic_prefix + CONSULAR_APPLICATIONS.name, *events, times=2)
+    await wait_until(lambda: len(mailbox.messages) >= before + 2, timeout=30, message="two emails")
+    await wait_worker_consumed(worker, CONSULAR_APPLICATIONS)
+    await wait_until(lambda: deliveries_settled(worker), timeout=30, message="deliveries sent")
+
+    mails = mailbox.messages[before:]
+    assert [(m.recipients, m.subject) for m in mails] == [
+        (("john.smith@example.com",), "Your e-visa application is received"),
+        (("john.smith@example.com",), "Your e-visa application is approved"),
+    ]
+    approved = " ".join(mails[1].text().split())
+    assert "Hello John Smith" in approved
+    assert reference in approved
+    # No registry record: nothing in any in-app inbox; one delivery per message, under
+    # the application's id, sent.
+    async with worker.sessions() as session:
+        inbox = (await session.execute(select(inbox_messages.c.id))).all()
+        sent = (
+            await session.execute(
+                select(deliveries.c.recipient_id, deliveries.c.status, deliveries.c.reason)
+            )
+        ).all()
+    assert inbox == []
+    assert sorted(sent) == [(visa, "sent", "visitor")] * 2

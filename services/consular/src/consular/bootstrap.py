@@ -3,10 +3,12 @@ handing each its dependencies (nothing registers itself at import time).
 
 - ``bootstrap``: settings, database, outbox, identity, audit trail.
 - ``consumers``: the applicants read model's consumer of ``registry.members``, with the
-  applications' erasure and merge steps.
+  erasure step (``consular.erasure``: the uploads hook ``document_eraser``, then
+  appointments, applications, reports) and the merge steps.
 - ``periodic_tasks``: the SLA job (overdue applications flagged and escalated; stale
   drafts and unanswered requests for information expired) and the difficulty reports'
-  SLA job (overdue reports escalated to the ministry).
+  SLA job (overdue reports escalated to the ministry); the appointments' reminders; the
+  retention job (records kept after an erasure deleted past their period).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from consular.appointments import tables as appointments_tables
 from consular.catalogue import tables as catalogue_tables
 from consular.credentials import service as credentials
 from consular.credentials import tables as credentials_tables
+from consular.erasure import service as erasure
 from consular.members import tables as members_tables
 from consular.members.consumer import build_consumer as members_consumer
 from consular.reports import service as reports
@@ -86,6 +89,17 @@ def bootstrap(settings: ConsularSettings | None = None, *, signing: bool = True)
         key_settings=key_settings,
         credential_keys=credential_keys,
         on_issued=credential_hook(credential_keys, settings) if credential_keys else None,
+        on_closed=release_seat,
+    )
+
+
+async def release_seat(
+    session: AsyncSession, outbox: OutboxWriter, application: dict[str, Any], now: datetime
+) -> None:
+    """What an application's withdrawal or expiry does besides its transition: its booked
+    appointment is cancelled and the seat given back, in the same transaction."""
+    await appointments.release_for_application(
+        session, outbox, application["id"], reason=f"application {application['status']}", now=now
     )
 
 
@@ -107,16 +121,19 @@ def consumers(
     dead_letters: DeadLetterSink,
     topic_prefix: str = "",
     keys: KeyResolver | None = None,
+    forget_documents: erasure.DocumentEraser | None = None,
+    clock: Clock = utc_now,
 ) -> list[EventConsumer]:
     """Every consumer of the service (one Kafka consumer group each); building them
-    touches neither database nor broker."""
+    touches neither database nor broker. ``forget_documents``: the uploads feature's
+    removal of an erased member's stored documents, run first in the erasure step."""
     return [
         members_consumer(
             sessions=sessions,
             dead_letters=dead_letters,
             topic_prefix=topic_prefix,
             keys=keys,
-            erase_steps=[applications.erase_applicant],
+            erase_steps=[erasure.erasure_step(clock, forget_documents)],
             merge_steps=[applications.merge_applicant, credentials.merge_holder],
         )
     ]
@@ -130,7 +147,15 @@ def build_consumers(service: Consular, dead_letters: DeadLetterSink) -> list[Eve
         dead_letters=dead_letters,
         topic_prefix=service.settings.topic_prefix,
         keys=keys,
+        forget_documents=document_eraser(service),
     )
+
+
+def document_eraser(service: Consular) -> erasure.DocumentEraser | None:
+    """THE UPLOADS HOOK: what removes an erased member's stored documents (the uploads
+    feature's function, bound to its object store), run first in the erasure step, in
+    the consumer's transaction. None until the uploads feature is composed here."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -150,6 +175,7 @@ async def run_sla_once(service: Consular, now: datetime) -> SlaOutcome:
             now=now,
             draft_days=settings.draft_expiry_days,
             information_days=settings.information_expiry_days,
+            on_closed=service.on_closed,
         )
     return SlaOutcome(escalated=escalated, expired=expired)
 
@@ -189,7 +215,39 @@ def periodic_tasks(service: Consular, clock: Clock = utc_now) -> list[Task]:
         sla_task(service, clock),
         reminder_task(service, clock),
         reports_sla_task(service, clock),
+        retention_task(service, clock),
     ]
+
+
+# --- retention of what erasure kept -------------------------------------------------------
+
+
+async def run_retention_once(service: Consular, now: datetime) -> erasure.Purged:
+    """One pass of the retention job, in one transaction."""
+    settings = service.settings
+    async with service.sessions() as session, session.begin():
+        return await erasure.purge_expired(
+            session,
+            now=now,
+            decision_days=settings.retention_decision_days,
+            report_days=settings.retention_report_days,
+        )
+
+
+def retention_task(service: Consular, clock: Clock = utc_now) -> Task:
+    """The retention job at start, then every ``retention_interval_seconds``."""
+
+    async def job() -> None:
+        purged = await run_retention_once(service, clock())
+        if purged.applications or purged.reports:
+            log.info(
+                "retention_pass",
+                applications=purged.applications,
+                credentials=purged.credentials,
+                reports=purged.reports,
+            )
+
+    return every(service.settings.retention_interval_seconds, job)
 
 
 # --- appointments' reminders ------------------------------------------------------------

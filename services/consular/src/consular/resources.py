@@ -24,6 +24,10 @@ from diaspora_identity.http import Identity
 # Called in the transaction of an application's `issue` transition, with the application
 # as changed (status `issued`) and the time: the credentials feature signs one there.
 IssuedHook = Callable[[AsyncSession, OutboxWriter, dict[str, Any], datetime], Awaitable[None]]
+# Called in the transaction of a transition that closes an application without a decision
+# (withdrawn, expired), with the application as changed: the appointments feature gives
+# its booked seat back there.
+ClosedHook = Callable[[AsyncSession, OutboxWriter, dict[str, Any], datetime], Awaitable[None]]
 
 
 @dataclass
@@ -42,6 +46,8 @@ class Consular:
     # that signs a credential when an application is issued (consular.credentials).
     credential_keys: KeyRing | None = None
     on_issued: IssuedHook | None = None
+    # Seats given back when an application is withdrawn or expires (consular.appointments).
+    on_closed: ClosedHook | None = None
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:

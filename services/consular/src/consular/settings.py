@@ -21,6 +21,14 @@ class ConsularSettings(ServiceSettings):
     # the applicant's information after this many.
     draft_expiry_days: int = 90
     information_expiry_days: int = 60
+    # Retention of what is kept after a person's erasure (docs/consular.md, "Erasure and
+    # retention"; periods to be confirmed by the ministry's counsel): a decided
+    # application (and its expired credential) this many days after the decision, a
+    # pseudonymised difficulty report this many days after it was filed. The worker's
+    # retention job deletes them past it, every ``retention_interval_seconds``.
+    retention_decision_days: int = 10 * 365
+    retention_report_days: int = 5 * 365
+    retention_interval_seconds: float = 6 * 3600.0
 
     # --- Issued credentials (consular.credentials; docs/consular.md "Credentials") ----
     # The ministry's Ed25519 signing key (PKCS#8 PEM): the text itself (a secret store's

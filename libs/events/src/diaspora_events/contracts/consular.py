@@ -28,6 +28,16 @@ ApplicationStatus = Literal[
 ]
 
 # Whose data key seals an application event's personal fields (crypto-shredding).
+# A foreign visitor (e-visa, no registry record) is told where their application stands
+# at the contact of their own account: these fields carry it (null for a registry member,
+# whom notifications reaches through the registry's events).
+VISITOR_EMAIL = (
+    "A foreign visitor's email (their account's, verified by the identity provider): "
+    "where notifications sends the status messages. Null for a registry member."
+)
+VISITOR_NAME = "A foreign visitor's name as given on the form (greeting). Null for a member."
+VISITOR_LANGUAGE = "The language of a foreign visitor's messages (fr or en). Null for a member."
+
 SUBJECT_ID = (
     "The person the personal fields are about: the applicant's member id, or the "
     "application id for a foreign visitor without a registry record."
@@ -59,6 +69,9 @@ class ApplicationSubmittedV1(Event):
     fee_amount: str = Field(description="Decimal amount, as text.")
     fee_currency: str = Field(description="ISO 4217.")
     answers: dict[str, Any] = personal(description="The form's answers (field name -> value).")
+    visitor_email: str | None = personal(default=None, description=VISITOR_EMAIL)
+    visitor_name: str | None = personal(default=None, description=VISITOR_NAME)
+    visitor_language: Literal["fr", "en"] | None = Field(default=None, description=VISITOR_LANGUAGE)
 
 
 @contract(
@@ -89,6 +102,9 @@ class ApplicationStatusChangedV1(Event):
         default=None,
         description="The decision's reference, given at approval (e.g. EV-2026-3F9A1C).",
     )
+    visitor_email: str | None = personal(default=None, description=VISITOR_EMAIL)
+    visitor_name: str | None = personal(default=None, description=VISITOR_NAME)
+    visitor_language: Literal["fr", "en"] | None = Field(default=None, description=VISITOR_LANGUAGE)
 
 
 @contract(

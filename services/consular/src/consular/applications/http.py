@@ -205,6 +205,7 @@ async def create_application(
                 answers=body.answers,
                 now=now(),
                 idempotency_key=idempotency_key,
+                contact=service.visitor_contact(principal.claims),
             )
         except service.UnknownServiceType:
             raise invalid(
@@ -367,6 +368,7 @@ async def transition_application(
                 answers=body.answers,
                 now=now(),
                 on_issued=svc.on_issued,
+                on_closed=svc.on_closed,
             )
         except domain.IllegalTransition as error:
             raise Problem(

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +33,7 @@ from consular.catalogue.domain import (
 )
 from consular.members import service as members
 from consular.members.tables import applicants
-from consular.resources import IssuedHook
+from consular.resources import ClosedHook, IssuedHook
 from consular.sla import flag_overdue
 from diaspora_events.contracts import (
     ApplicationEscalatedV1,
@@ -114,9 +114,11 @@ async def create_draft(
     answers: dict[str, Any],
     now: datetime,
     idempotency_key: str | None = None,
+    contact: VisitorContact | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """A new draft (and True), or with an Idempotency-Key already used by this account for
-    the same request, the first one (and False)."""
+    the same request, the first one (and False). ``contact``: a visitor's (kept only for
+    an applicant without a registry record)."""
     digest = hashlib.sha256(
         json.dumps({"service_type": service_type, "answers": answers}, sort_keys=True).encode()
     ).hexdigest()
@@ -166,6 +168,8 @@ async def create_draft(
             updated_at=now,
             idempotency_key=idempotency_key,
             request_digest=digest,
+            contact_email=contact.email if contact and applicant_id is None else None,
+            contact_language=contact.language if contact and applicant_id is None else None,
         )
         .on_conflict_do_nothing(constraint="applications_idempotency_key")
         .returning(applications.c.id)
@@ -179,6 +183,42 @@ async def create_draft(
     row = await load(session, application_id, true())
     assert row is not None
     return row, True
+
+
+@dataclass(frozen=True)
+class VisitorContact:
+    """Where a foreign visitor is told where their application stands."""
+
+    email: str | None
+    language: str
+
+
+def visitor_contact(claims: Mapping[str, Any]) -> VisitorContact:
+    """A visitor's contact from their token: the email only if the identity provider
+    verified it (nothing is ever sent to an unproven address), the language from the
+    OIDC ``locale`` (French unless it says English)."""
+    email = claims.get("email")
+    verified = claims.get("email_verified") is True
+    locale = str(claims.get("locale") or "fr").lower()
+    return VisitorContact(
+        email=email if isinstance(email, str) and email and verified else None,
+        language="en" if locale.startswith("en") else "fr",
+    )
+
+
+def visitor_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The visitor's contact for a status event (none for a registry member)."""
+    if row["applicant_id"] is not None or not row.get("contact_email"):
+        return {}
+    answers: dict[str, Any] = row["answers"] or {}
+    name = " ".join(
+        str(answers[f]) for f in ("given_name", "family_name") if isinstance(answers.get(f), str)
+    )
+    return {
+        "visitor_email": row["contact_email"],
+        "visitor_name": name or None,
+        "visitor_language": row.get("contact_language") or "fr",
+    }
 
 
 async def load(
@@ -256,6 +296,7 @@ async def apply_transition(
     answers: dict[str, Any] | None,
     now: datetime,
     on_issued: IssuedHook | None = None,
+    on_closed: ClosedHook | None = None,
 ) -> dict[str, Any]:
     """Move a (locked) application along the state machine, with its history and event
     (and, when it is issued, whatever ``on_issued`` does: the signed credential)."""
@@ -328,6 +369,7 @@ async def apply_transition(
                 fee_amount=str(version.definition.fee.amount),
                 fee_currency=version.definition.fee.currency,
                 answers=changed["answers"],
+                **visitor_fields(changed),
             ),
         )
     else:
@@ -346,13 +388,21 @@ async def apply_transition(
                 changed_at=now,
                 reason=reason,
                 reference=changed.get("reference"),
+                **visitor_fields(changed),
             ),
         )
         if step.target == "issued" and row["service_type"] == LAISSEZ_PASSER:
             await outbox.add(session, laissez_passer_issued(changed, now))
+    if step.target in SEAT_RELEASING and on_closed is not None:
+        # A withdrawn or expired application gives its appointment's seat back.
+        await on_closed(session, outbox, changed, now)
     if step.target == "issued" and on_issued is not None:
         await on_issued(session, outbox, changed, now)
     return changed
+
+
+# The statuses whose application lets go of its booked appointment (and seat).
+SEAT_RELEASING = frozenset({"withdrawn", "expired"})
 
 
 LAISSEZ_PASSER = "laissez_passer"
@@ -540,6 +590,7 @@ async def expire_stale(
     draft_days: int,
     information_days: int,
     batch: int = 500,
+    on_closed: ClosedHook | None = None,
 ) -> list[UUID]:
     """Drafts never submitted, and applications whose information never came, expire."""
     rows = (
@@ -575,23 +626,12 @@ async def expire_stale(
             reason="no action within the allowed time",
             answers=None,
             now=now,
+            on_closed=on_closed,
         )
     return [r["id"] for r in rows]
 
 
-# --- erasure and merge (steps of the members consumer) --------------------------------
-
-# Kept after erasure: submitted applications are the embassy's legal records (decisions,
-# issued documents); drafts and applications that came to nothing go.
-ERASABLE: tuple[str, ...] = ("draft", "withdrawn", "expired")
-
-
-async def erase_applicant(session: AsyncSession, member_id: UUID) -> None:
-    await session.execute(
-        delete(applications).where(
-            applications.c.applicant_id == member_id, applications.c.status.in_(ERASABLE)
-        )
-    )
+# --- merge (a step of the members consumer; erasure: consular.erasure) ------------------
 
 
 async def merge_applicant(session: AsyncSession, absorbed: UUID, survivor: UUID) -> None:

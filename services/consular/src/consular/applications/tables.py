@@ -55,8 +55,41 @@ applications = Table(
     # request it came with: a repeat answers the first application.
     Column("idempotency_key", Text),
     Column("request_digest", Text),
+    # A foreign visitor's contact (no registry record): their account's verified email
+    # and language, from their token at the draft; carried, sealed, on the status events
+    # so that notifications can tell them (0010_visitor_contact). NULL for members.
+    Column("contact_email", Text),
+    Column("contact_language", Text),
+    # Set when the applicant was erased and this decided application kept as the
+    # embassy's record, pseudonymised (consular.erasure; deleted after its retention).
+    Column("erased_at", DateTime(timezone=True)),
     UniqueConstraint("applicant_subject", "idempotency_key", name="applications_idempotency_key"),
-    Index("applications_queue_idx", "embassy_id", "status", "due_at"),
+    # The officers' queue (0008_queue_indexes; docs/benchmarks.md): the count and the
+    # filters on assignee and type read the index alone; a queue without a status filter
+    # is read in due-date order.
+    Index(
+        "applications_queue_idx",
+        "embassy_id",
+        "status",
+        "due_at",
+        postgresql_include=["assigned_to", "service_type", "created_at", "id"],
+    ),
+    Index("applications_embassy_due_idx", "embassy_id", "due_at", "created_at", "id"),
+    Index(
+        "applications_open_due_idx",
+        "embassy_id",
+        "due_at",
+        "created_at",
+        "id",
+        postgresql_where=text(
+            "status IN ('submitted', 'under_review', 'information_requested', 'resubmitted')"
+        ),
+    ),
+    Index(
+        "applications_erased_idx",
+        "erased_at",
+        postgresql_where=text("erased_at IS NOT NULL"),
+    ),
     Index("applications_applicant_idx", "applicant_id", "created_at"),
     Index("applications_subject_idx", "applicant_subject", "created_at"),
     Index(

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -460,6 +460,63 @@ async def cancel(
         ),
     )
     return changed
+
+
+# --- seats given back when the application closes or its applicant is erased -------------
+
+
+async def release_for_application(
+    session: AsyncSession,
+    outbox: OutboxWriter,
+    application_id: UUID,
+    *,
+    reason: str,
+    now: datetime,
+) -> list[UUID]:
+    """Cancel the application's active appointment (if any) and give its seat back: the
+    application was withdrawn or expired (called in that transition's transaction).
+    Published as ``consular.appointment.cancelled`` by ``system``."""
+    rows = (
+        (
+            await session.execute(
+                select(appointments)
+                .where(
+                    appointments.c.application_id == application_id,
+                    appointments.c.status == "booked",
+                )
+                .with_for_update()
+            )
+        )
+        .mappings()
+        .all()
+    )
+    for row in rows:
+        await cancel(session, outbox, dict(row), reason=reason, actor_role="system", now=now)
+    return [r["id"] for r in rows]
+
+
+async def forget_applicant(session: AsyncSession, member_id: UUID) -> int:
+    """Erasure step: every appointment of the erased member goes, and each one still
+    booked gives its seat back first. No event: the person's data key is destroyed and
+    the appointment is no legal record (docs/consular.md, "Erasure and retention")."""
+    rows = (
+        (
+            await session.execute(
+                select(appointments.c.id, appointments.c.embassy_id, appointments.c.slot_start)
+                .where(appointments.c.applicant_id == member_id, appointments.c.status == "booked")
+                .order_by(appointments.c.embassy_id, appointments.c.slot_start)
+                .with_for_update()
+            )
+        )
+        .mappings()
+        .all()
+    )
+    for row in rows:
+        await release_seat(session, row["embassy_id"], row["slot_start"])
+    deleted = await session.execute(
+        delete(appointments).where(appointments.c.applicant_id == member_id)
+    )
+    return int(getattr(deleted, "rowcount", 0) or 0)
 
 
 async def send_reminders(

@@ -85,6 +85,8 @@ reports = Table(
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("escalated_at", DateTime(timezone=True)),
     Column("resolved_at", DateTime(timezone=True)),
+    # The reporter was erased: kept pseudonymised for the counts (consular.erasure).
+    Column("erased_at", DateTime(timezone=True)),
     Index("reports_queue_idx", "embassy_id", "status", "due_at"),
     Index("reports_reporter_idx", "reporter_id", "created_at"),
     Index("reports_subject_idx", "reporter_subject", "created_at"),

@@ -13,24 +13,35 @@ Registered on the service's one consumer by ``bootstrap.build_consumer``. From
 
 Each message goes by email (or the person's first reachable channel) and into the
 in-app inbox, in the ``consular`` category, in the language and to the contact kept
-from the registry's events. A foreign visitor's e-visa (no ``applicant_id``) reaches
-nobody: the events carry no contact of theirs (docs/consular.md).
+from the registry's events. A foreign visitor's e-visa (no ``applicant_id``, no registry
+record) carries the visitor's own contact instead (``visitor_email``, verified by the
+identity provider, and ``visitor_name``, sealed; ``visitor_language``): the same messages
+go to that address by email only (no inbox, no preferences: the visitor has neither
+here); the delivery's recipient id is the application's id (the subject of the consular
+events), its reason ``visitor``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import structlog
+import uuid_utils.compat as uuid_compat
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import EventConsumer
 from diaspora_events.contracts import ApplicationStatusChangedV1, ApplicationSubmittedV1
+from diaspora_events.observability import current_traceparent
 from diaspora_events.outbox import OutboxWriter
-from notifications.deliveries.dispatch import notify
+from notifications.deliveries.dispatch import enqueue, notify
+from notifications.deliveries.domain import VISITOR_REASON
+from notifications.preferences.domain import category
+from notifications.templates.domain import locale_of, render_version
+from notifications.templates.service import resolve
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +54,66 @@ STATUS_TEMPLATES = {
     "rejected": "consular_application_rejected",
     "issued": "consular_application_issued",
 }
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """A foreign visitor's contact as the event carries it."""
+
+    application_id: UUID
+    email: str
+    name: str
+    language: str
+
+    @classmethod
+    def of(cls, event: ApplicationSubmittedV1 | ApplicationStatusChangedV1) -> Visitor | None:
+        if event.applicant_id is not None or not event.visitor_email:
+            return None
+        return cls(
+            application_id=event.application_id,
+            email=event.visitor_email,
+            name=event.visitor_name or "",
+            language=event.visitor_language or "fr",
+        )
+
+
+async def visitor_delivery(
+    session: AsyncSession,
+    visitor: Visitor,
+    template: str,
+    variables: dict[str, Any],
+    cause_event_id: UUID,
+) -> dict[str, Any]:
+    """The email delivery of one message to a visitor (no registry record: the address is
+    the one the event carries)."""
+    version = await resolve(session, template, visitor.language)
+    message = render_version(
+        version,
+        {**variables, "given_name": visitor.name, "family_name": ""},
+        locale=locale_of(version.language, None),
+    )
+    return {
+        "id": uuid_compat.uuid7(),
+        "cause_event_id": cause_event_id,
+        # The subject consular's events use for a visitor (the application): one
+        # delivery per event and channel (deliveries_once), and an id for the delivery
+        # events; ``reason`` "visitor" tells the sender there is no recipient row.
+        "recipient_id": visitor.application_id,
+        "channel": "email",
+        "template": template,
+        "template_version": message.version,
+        "category": version.category,
+        "mandatory": category(version.category).mandatory,
+        "language": message.language,
+        "address": visitor.email,
+        "subject": message.subject,
+        "body": message.body,
+        "sms_text": message.sms,
+        "traceparent": current_traceparent().get("traceparent"),
+        "campaign_id": None,
+        "previous_id": None,
+        "reason": VISITOR_REASON,
+    }
 
 
 def register(
@@ -60,9 +131,18 @@ def register(
         member_id: UUID | None,
         template: str,
         variables: dict[str, Any],
+        visitor: Visitor | None = None,
     ) -> None:
         if member_id is None:
-            log.info("consular_visitor_not_notified", template=template)
+            if visitor is None or "email" not in available:
+                log.info("consular_visitor_not_notified", template=template)
+                return
+            await enqueue(
+                session,
+                outbox,
+                [await visitor_delivery(session, visitor, template, variables, envelope.id)],
+            )
+            wake(session)
             return
         created = await notify(
             session,
@@ -92,6 +172,7 @@ def register(
                 "embassy_id": event.embassy_id,
                 "due_on": event.due_at.date().isoformat(),
             },
+            Visitor.of(event),
         )
 
     @consumer.on(ApplicationStatusChangedV1)
@@ -113,4 +194,5 @@ def register(
                 "reason": event.reason or "",
                 "reference": event.reference or "",
             },
+            Visitor.of(event),
         )

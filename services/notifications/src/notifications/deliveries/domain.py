@@ -24,3 +24,9 @@ def utc_now() -> datetime:
 
 def message_id(delivery_id: object) -> str:
     return f"<{delivery_id}@{MESSAGE_ID_DOMAIN}>"
+
+
+# The reason of a delivery to a consular visitor (an e-visa applicant without a registry
+# record): its address is the one consular's event carried, there is no recipient row to
+# check it against (notifications.deliveries.consular).
+VISITOR_REASON = "visitor"

@@ -35,7 +35,7 @@ from diaspora_events.contracts import DeliveryDeliveredV1, DeliveryFailedV1
 from diaspora_events.observability import context_from_headers
 from diaspora_events.outbox import OutboxWriter
 from notifications.deliveries.dispatch import VERIFIED_EMAIL, VERIFIED_PHONE, Target, enqueue
-from notifications.deliveries.domain import Clock, PermanentFailure, utc_now
+from notifications.deliveries.domain import VISITOR_REASON, Clock, PermanentFailure, utc_now
 from notifications.deliveries.tables import deliveries
 from notifications.preferences.domain import CATEGORIES, DISTURBING, Preferences, quiet_until
 from notifications.preferences.tables import preferences
@@ -293,7 +293,13 @@ class DeliverySender:
         self, session: AsyncSession, transport: Transport, row: Any, now: datetime
     ) -> bool:
         """Send one claimed row; True if the channel accepted it (marked by the caller)."""
-        if row.recipient_id is not None and self.channel in ("email", "sms"):
+        if (
+            row.recipient_id is not None
+            and self.channel in ("email", "sms")
+            and row.reason != VISITOR_REASON
+        ):
+            # (A consular visitor's address is the one their application's event carried:
+            # they have no recipient row; notifications.deliveries.consular.)
             # The address must still be the person's: verified, or for a verification
             # message the one being verified. A changed address stops receiving at once.
             verification = row.reason == "verification"
