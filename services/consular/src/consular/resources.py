@@ -25,6 +25,25 @@ from diaspora_identity.http import Identity
 # as changed (status `issued`) and the time: the credentials feature signs one there.
 IssuedHook = Callable[[AsyncSession, OutboxWriter, dict[str, Any], datetime], Awaitable[None]]
 
+# Called in the transaction of every officer's or authority's transition, after its row,
+# history and event are written, with the application before and after, the action and the
+# time: payments refuse an approval while the fee is unpaid (raising TransitionBlocked:
+# the transaction is rolled back), the hand-over builds its package on approval.
+TransitionHook = Callable[
+    [AsyncSession, OutboxWriter, dict[str, Any], dict[str, Any], str, datetime], Awaitable[None]
+]
+
+
+class TransitionBlocked(Exception):
+    """A feature refuses a transition the state machine allows (answered 409)."""
+
+    def __init__(self, title: str, detail: str, problem_type: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.title = title
+        self.detail = detail
+        self.problem_type = problem_type
+        self.extra = extra
+
 
 @dataclass
 class Consular:
@@ -42,6 +61,8 @@ class Consular:
     # that signs a credential when an application is issued (consular.credentials).
     credential_keys: KeyRing | None = None
     on_issued: IssuedHook | None = None
+    # Payments' guard and the hand-over package (composed by bootstrap.py).
+    on_transition: TransitionHook | None = None
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:
