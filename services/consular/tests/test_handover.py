@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import jwt
 import pytest
 from consular_testing import answers_for, known_applicant, new_member_id, pay_fee, profile
@@ -39,6 +40,7 @@ from diaspora_identity.testing import (
 pytestmark = pytest.mark.integration
 
 AUTHORITY = service_account(domain.AUTHORITY_CLIENT)
+SCHEMA = Path(__file__).parents[3] / "docs" / "schemas" / "consular-handover-package.schema.json"
 
 
 @pytest.fixture
@@ -161,6 +163,8 @@ async def test_an_approved_passport_preparation_sends_a_package_that_verifies_wi
     ]
     assert package["documents"] == []
     assert package["answer_to"] == f"/handovers/{event['handover_id']}/answers"
+    # The documented format (docs/consular.md, "Hand-over package").
+    jsonschema.validate(package, json.loads(SCHEMA.read_text(encoding="utf-8")))
 
     # A changed payload fails; so does a package signed by another key under the same kid.
     header, payload, signature = event["package"].split(".")
