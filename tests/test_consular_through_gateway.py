@@ -249,6 +249,22 @@ async def test_a_citizen_gets_a_consular_card_through_the_gateway(
             ("approve", "approved"),
             ("issue", "issued"),
         ):
+            if action == "approve":
+                # She paid the fee at the counter: the officer records it (an approval
+                # needs it) and she gets a receipt number.
+                paid = await client.post(
+                    f"/api/consular/applications/{application_id}/payments",
+                    json={
+                        "method": "cash_at_embassy",
+                        "payer_reference": "GUICHET-42",
+                        "amount": "10000",
+                        "currency": "XOF",
+                    },
+                    headers=paris,
+                )
+                assert paid.status_code == 201, paid.text
+                receipt_number = paid.json()["receipt_number"]
+                assert receipt_number.startswith("FR-PAR-")
             current = await client.post(
                 f"/api/consular/applications/{application_id}/transitions",
                 json={"action": action},
@@ -347,13 +363,13 @@ async def test_a_citizen_gets_a_consular_card_through_the_gateway(
     records = await read_topic(
         platform.kafka_bootstrap,
         platform.topic_prefix + CONSULAR_APPLICATIONS.name,
-        expect=6,
+        expect=7,
         timeout=60,
     )
     # One key, so one partition: its offsets are the order of publication.
     assert len({r.partition for r in records}) == 1
     events = [_event(r) for r in sorted(records, key=lambda r: (r.partition, r.offset))]
-    assert len(events) == 6, [kind for kind, _, _ in events]
+    assert len(events) == 7, [kind for kind, _, _ in events]
     assert {key for _, _, key in events} == {application_id}
     applications = [e for e in events if e[0].startswith("consular.application.")]
     assert [
@@ -372,6 +388,8 @@ async def test_a_citizen_gets_a_consular_card_through_the_gateway(
     assert appointment["applicant_id"] == member_id
     assert appointment["embassy_id"] == "fr-paris"
     assert datetime.fromisoformat(appointment["slot_start"]) == booked_start
+    (payment,) = [d for kind, d, _ in events if kind == "consular.payment.recorded"]
+    assert payment["receipt_number"] == receipt_number
     (credential,) = [d for kind, d, _ in events if kind == "consular.credential.issued"]
     assert credential["credential_id"] == credential_id
     assert credential["application_id"] == application_id
@@ -391,6 +409,7 @@ async def test_a_citizen_gets_a_consular_card_through_the_gateway(
     # event carries ids and dates only (the holder's data are in the token).
     assert all("Lilas" not in json.dumps(data) for _, data, _ in events)
     assert all("Akossiwa" not in json.dumps(data) for _, data, _ in events)
+    assert all("GUICHET-42" not in json.dumps(data) for _, data, _ in events)  # payer's reference
 
 
 def _event(record: Any) -> tuple[str, dict[str, Any], str]:

@@ -56,6 +56,32 @@ def test_function_level_denial_is_forbidden() -> None:
     assert policy.allowed(who(Role.ADMIN), "member", "export")
 
 
+def test_a_grant_naming_clients_is_only_for_their_tokens() -> None:
+    policy = Policy.from_yaml(
+        """
+resources:
+  package:
+    actions:
+      answer:
+        service: {scope: all, clients: [national-documentation-authority]}
+      read:
+        service: {scope: all}
+"""
+    )
+    authority = who(Role.SERVICE, client_id="national-documentation-authority")
+    assert policy.allowed(authority, "package", "answer")
+    for other in (who(Role.SERVICE, client_id="registry"), who(Role.SERVICE)):
+        with pytest.raises(Forbidden):
+            policy.decide(other, "package", "answer")
+        assert policy.allowed(other, "package", "read")
+    # The shipped table names the authority for consular's hand-over answers.
+    shipped = default_policy()
+    assert shipped.allowed(authority, "consular_handover", "answer")
+    assert not shipped.allowed(
+        who(Role.SERVICE, client_id="matching"), "consular_handover", "answer"
+    )
+
+
 def test_scopes_reach_exactly_their_records() -> None:
     policy = default_policy()
     mine = uuid4()

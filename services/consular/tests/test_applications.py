@@ -13,7 +13,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from consular_testing import answers_for, known_applicant, new_member_id, profile
+from consular_testing import answers_for, known_applicant, new_member_id, pay_fee, profile
 from sqlalchemy import select, update
 
 from consular.applications.tables import applications
@@ -149,6 +149,8 @@ async def test_full_lifecycle_of_a_service_type(
     if days is not None:
         assert due == timedelta(days=days)
     assert submitted["overdue"] is False
+    # The fee is paid before the approval (docs/consular.md, "Payments").
+    receipt = await pay_fee(paris.http, paris.headers, app_id)
 
     steps: list[tuple[Client, str, str | None, str]] = [
         (paris, "start_review", None, "under_review"),
@@ -195,11 +197,22 @@ async def test_full_lifecycle_of_a_service_type(
     # An issued consular card also publishes its signed credential (test_credentials.py);
     # a laissez-passer's issue also says so, with the expected return date (item 9),
     # right after its status change.
+    # A paid fee publishes its receipt (test_payments.py); an approved passport or identity
+    # card preparation its hand-over package (test_handover.py).
     card = service_type == "consular_card"
     issues_a_pass = service_type == "laissez_passer"
-    records = await published_events(consular, topic_prefix, expect=8 + card + issues_a_pass)
-    events = [e for e in map(event_of, records) if e[0] != "consular.credential.issued"]
-    assert len(events) == len(records) - card
+    paid = receipt is not None
+    handed_over = service_type in ("passport_preparation", "national_id_preparation")
+    records = await published_events(
+        consular, topic_prefix, expect=8 + card + issues_a_pass + paid + handed_over
+    )
+    apart = ("consular.credential.issued", "consular.payment.recorded", "consular.handover.sent")
+    events = [e for e in map(event_of, records) if e[0] not in apart]
+    assert len(events) == len(records) - card - paid - handed_over
+    assert [e["receipt_number"] for t, e in map(event_of, records) if t == apart[1]] == (
+        [receipt] if paid else []
+    )
+    assert len([t for t, _e in map(event_of, records) if t == apart[2]]) == handed_over
     assert [t for t, _ in events] == [
         "consular.application.submitted",
         *["consular.application.status-changed"] * 6,
@@ -547,6 +560,7 @@ async def test_overdue_cases_are_flagged_and_escalated_once_to_the_ministry(
 
     # Decided: no longer overdue.
     ok(await paris.act(late, "start_review"))
+    await pay_fee(paris.http, paris.headers, late)
     ok(await paris.act(late, "approve"))
     assert ok(await paris.get(late))["overdue"] is False
     assert ok(await paris.queue(overdue="true"))["total"] == 0
@@ -599,6 +613,7 @@ async def test_a_foreign_visitor_applies_for_an_e_visa_and_gets_a_decision_with_
     assert [a["id"] for a in ok(await visitor.queue())["items"]] == [app_id]
 
     ok(await lome.act(app_id, "start_review"))
+    await pay_fee(lome.http, lome.headers, app_id)
     decided = ok(await lome.act(app_id, "approve"))
     reference = decided["reference"]
     assert reference.startswith(f"EV-{datetime.now(UTC).year}-")
@@ -609,7 +624,11 @@ async def test_a_foreign_visitor_applies_for_an_e_visa_and_gets_a_decision_with_
 
     # And the e-visa's signed credential (test_credentials.py).
     records = await published_events(consular, topic_prefix, expect=5)
-    events = [e for e in map(event_of, records) if e[0] != "consular.credential.issued"]
+    events = [
+        e
+        for e in map(event_of, records)
+        if e[0] not in ("consular.credential.issued", "consular.payment.recorded")
+    ]
     assert len(events) == 4
     assert [t for t, _ in events] == [
         "consular.application.submitted",
@@ -633,7 +652,8 @@ async def test_a_foreign_visitor_applies_for_an_e_visa_and_gets_a_decision_with_
                 )
             ).scalars()
         )
-    assert audited == {"start_review", "approve", "issue"}
+    # (read, record_payment: the officer read the fee owed and recorded its payment)
+    assert audited == {"start_review", "read", "record_payment", "approve", "issue"}
 
 
 async def test_a_repeated_creation_with_the_same_idempotency_key_answers_the_first(

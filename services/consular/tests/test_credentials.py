@@ -20,7 +20,14 @@ import jwt
 import pypdfium2
 import pytest
 import zxingcpp
-from consular_testing import answers_for, known_applicant, new_member_id, profile, publish
+from consular_testing import (
+    answers_for,
+    known_applicant,
+    new_member_id,
+    pay_fee,
+    profile,
+    publish,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
@@ -89,8 +96,9 @@ async def issued(
     app_id = created.json()["id"]
     staff = Caller(http, issuer, officer(embassy))
     await applicant.act(app_id, "submit", answers=answers_for(service_type))
-    for action in ("start_review", "approve"):
-        await staff.act(app_id, action)
+    await staff.act(app_id, "start_review")
+    await pay_fee(http, staff.headers, app_id)
+    await staff.act(app_id, "approve")
     return await staff.act(app_id, "issue")
 
 
@@ -183,8 +191,9 @@ async def test_an_issued_consular_card_is_a_signed_credential_with_its_event(
     assert claims["application_reference"] == application["reference"]
     assert claims["credential_type"] == "consular_card"
 
-    # The event, after the issue's status change, on the application's partition.
-    found = await events(consular, topic_prefix, expect=7)
+    # The event, after the issue's status change, on the application's partition (the
+    # fee's receipt is one of the 8).
+    found = await events(consular, topic_prefix, expect=8)
     types = [t for t, _ in found]
     assert types[-2:] == ["consular.application.status-changed", "consular.credential.issued"]
     issued_event = found[-1][1]
@@ -335,7 +344,7 @@ async def test_revocation_reaches_the_list_the_verification_and_the_topic(
             )
         ).scalars()
         assert list(actions) == ["revoke"]
-    found = await events(consular, topic_prefix, expect=8)
+    found = await events(consular, topic_prefix, expect=9)
     assert found[-1][0] == "consular.credential.revoked"
     assert found[-1][1]["credential_id"] == credential["id"]
     assert found[-1][1]["reason"] == "Carte déclarée perdue"

@@ -283,3 +283,45 @@ async def test_a_foreign_visitor_gets_their_e_visa_mails_at_the_contact_the_even
         ).all()
     assert inbox == []
     assert sorted(sent) == [(visa, "sent", "visitor")] * 2
+
+
+async def test_the_documentation_authoritys_answers_reach_the_applicant(
+    worker: Notifications, kafka_bootstrap: str, topic_prefix: str, mailbox: Mailbox
+) -> None:
+    """A hand-over package's answers (consular.handover): accepted and rejected keep the
+    application approved but are the person's news; produced issues it (the issued mail)."""
+    afi = registered("Afi", "afi@example.org", "fr")
+    await publish(kafka_bootstrap, topic_prefix + REGISTRY_MEMBERS.name, afi)
+    await wait_until(lambda: known(worker, afi.member_id), timeout=30)
+    await wait_until(lambda: len(mailbox.messages) >= 1, timeout=30, message="verification")
+    await confirm_email(worker, mailbox.messages[0].text())
+    await wait_until(lambda: len(mailbox.messages) >= 2, timeout=30, message="welcome email")
+    welcomes = len(mailbox.messages)
+    passport, card = uuid7(), uuid7()
+
+    def by_authority(application: UUID, action: str, to: str, **kw: Any) -> Any:
+        event = changed(application, afi.member_id, action, "approved", to, **kw)
+        return event.model_copy(
+            update={"service_type": "passport_preparation", "actor_role": "authority"}
+        )
+
+    events = [
+        by_authority(passport, "handover_accepted", "approved"),
+        by_authority(card, "handover_rejected", "approved", reason="Photo floue."),
+        by_authority(passport, "record_production", "issued", reason="produced: P-1"),
+    ]
+    await publish(kafka_bootstrap, topic_prefix + CONSULAR_APPLICATIONS.name, *events)
+    await wait_until(
+        lambda: len(mailbox.messages) >= welcomes + 3, timeout=30, message="three emails"
+    )
+    await wait_worker_consumed(worker, CONSULAR_APPLICATIONS)
+    mails = mailbox.messages[welcomes:]
+    assert sorted(m.subject for m in mails) == sorted(
+        [
+            "Votre dossier de passeport est accepté par l'autorité nationale",
+            "Votre dossier de passeport est refusé par l'autorité nationale",
+            "Votre préparation de passeport est délivré(e)",
+        ]
+    ), [m.subject for m in mails]
+    refused = next(m for m in mails if "refusé" in m.subject)
+    assert "Motif : Photo floue." in " ".join(refused.text().split())

@@ -76,6 +76,9 @@ class Grant(BaseModel):
 
     scope: Scope
     fields: FieldRule = FieldRule.ALL
+    # Only tokens issued to one of these OAuth clients (``azp``/``client_id``) get the
+    # grant; None: any client. Names the one external system a ``service`` grant is for.
+    clients: frozenset[str] | None = None
 
 
 class ScopeAttributes(BaseModel):
@@ -258,7 +261,9 @@ class Policy:
             raise KeyError(f"{resource} has no action {action!r} in the policy table")
         by_role = policy.actions[action]
         grants = tuple(
-            RoleGrant(role, by_role[role]) for role in sorted(principal.roles) if role in by_role
+            RoleGrant(role, by_role[role])
+            for role in sorted(principal.roles)
+            if role in by_role and _client_fits(by_role[role], principal)
         )
         if not grants:
             raise Forbidden(resource, action)
@@ -270,6 +275,13 @@ class Policy:
         except Forbidden:
             return False
         return True
+
+
+def _client_fits(grant: Grant, principal: Principal) -> bool:
+    """A grant naming clients is only for tokens issued to one of them."""
+    return grant.clients is None or (
+        principal.client_id is not None and principal.client_id in grant.clients
+    )
 
 
 @cache

@@ -30,11 +30,15 @@ from consular.catalogue import tables as catalogue_tables
 from consular.credentials import service as credentials
 from consular.credentials import tables as credentials_tables
 from consular.erasure import service as erasure
+from consular.handover import service as handover
+from consular.handover import tables as handover_tables
 from consular.members import tables as members_tables
 from consular.members.consumer import build_consumer as members_consumer
+from consular.payments import service as payments
+from consular.payments import tables as payments_tables
 from consular.reports import service as reports
 from consular.reports import tables as reports_tables
-from consular.resources import Consular, IssuedHook
+from consular.resources import Consular, IssuedHook, TransitionHook
 from consular.settings import ConsularSettings
 from consular.signing_keys import KeyRing, load_key_ring
 from consular.tables import audit_log, metadata, outbox
@@ -59,6 +63,8 @@ FEATURE_TABLES = (
     credentials_tables,
     appointments_tables,
     reports_tables,
+    payments_tables,
+    handover_tables,
 )
 
 # The event published for each audit entry (its fields are the entry's).
@@ -90,6 +96,7 @@ def bootstrap(settings: ConsularSettings | None = None, *, signing: bool = True)
         credential_keys=credential_keys,
         on_issued=credential_hook(credential_keys, settings) if credential_keys else None,
         on_closed=release_seat,
+        on_transition=transition_hook(credential_keys, settings),
     )
 
 
@@ -101,6 +108,30 @@ async def release_seat(
     await appointments.release_for_application(
         session, outbox, application["id"], reason=f"application {application['status']}", now=now
     )
+
+
+def transition_hook(keys: KeyRing | None, settings: ConsularSettings) -> TransitionHook:
+    """What an officer's or the authority's transition does besides itself, in its
+    transaction: payments refuse an approval while the fee is unpaid; then a passport or
+    identity card preparation approved gets its signed hand-over package (the API only:
+    it holds the key). The uploads feature's document rows are listed by ``no_documents``
+    until it provides its lister."""
+    steps: list[TransitionHook] = [payments.require_paid_before_approval]
+    if keys is not None:
+        steps.append(handover.on_approval(keys, settings.credential_issuer, handover.no_documents))
+
+    async def on_transition(
+        session: AsyncSession,
+        outbox: OutboxWriter,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        action: str,
+        now: datetime,
+    ) -> None:
+        for step in steps:
+            await step(session, outbox, before, after, action, now)
+
+    return on_transition
 
 
 def credential_hook(keys: KeyRing, settings: ConsularSettings) -> IssuedHook:

@@ -29,6 +29,25 @@ IssuedHook = Callable[[AsyncSession, OutboxWriter, dict[str, Any], datetime], Aw
 # its booked seat back there.
 ClosedHook = Callable[[AsyncSession, OutboxWriter, dict[str, Any], datetime], Awaitable[None]]
 
+# Called in the transaction of every officer's or authority's transition, after its row,
+# history and event are written, with the application before and after, the action and the
+# time: payments refuse an approval while the fee is unpaid (raising TransitionBlocked:
+# the transaction is rolled back), the hand-over builds its package on approval.
+TransitionHook = Callable[
+    [AsyncSession, OutboxWriter, dict[str, Any], dict[str, Any], str, datetime], Awaitable[None]
+]
+
+
+class TransitionBlocked(Exception):
+    """A feature refuses a transition the state machine allows (answered 409)."""
+
+    def __init__(self, title: str, detail: str, problem_type: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.title = title
+        self.detail = detail
+        self.problem_type = problem_type
+        self.extra = extra
+
 
 @dataclass
 class Consular:
@@ -48,6 +67,8 @@ class Consular:
     on_issued: IssuedHook | None = None
     # Seats given back when an application is withdrawn or expires (consular.appointments).
     on_closed: ClosedHook | None = None
+    # Payments' guard and the hand-over package (composed by bootstrap.py).
+    on_transition: TransitionHook | None = None
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:

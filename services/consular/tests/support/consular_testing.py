@@ -132,3 +132,26 @@ def answers_for(service_type: str) -> dict[str, Any]:
             "purpose": "tourism",
         },
     }[service_type]
+
+
+async def pay_fee(http: Any, headers: dict[str, str], application_id: str) -> str | None:
+    """An officer (``headers``) records the payment of the application's fee in full, as
+    an approval needs (docs/consular.md, "Payments"); the receipt number, or None for a
+    free service."""
+    owed = await http.get(f"/applications/{application_id}/payments", headers=headers)
+    assert owed.status_code == 200, owed.text
+    if owed.json()["settled"]:
+        return None
+    paid = await http.post(
+        f"/applications/{application_id}/payments",
+        json={
+            "method": "cash_at_embassy",
+            "payer_reference": "GUICHET-0001",
+            "amount": owed.json()["due"],
+            "currency": owed.json()["currency"],
+        },
+        headers=headers,
+    )
+    assert paid.status_code == 201, paid.text
+    number: str = paid.json()["receipt_number"]
+    return number

@@ -425,3 +425,119 @@ class AppointmentReminderDueV1(Event):
     local_start: str = personal(
         description="The start as the person reads it, in the embassy's zone (ISO 8601)."
     )
+
+
+# --- payments by reference (services/consular/src/consular/payments) ------------------
+
+PaymentMethod = Literal["cash_at_embassy", "bank_transfer", "mobile_money"]
+
+
+@contract(
+    event_type="consular.payment.recorded",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description=(
+        "An officer of the application's embassy recorded the payment of its fee (by "
+        "reference: cash at the embassy, bank transfer or mobile money) and the service "
+        "gave it a receipt number, sequential per embassy and year."
+    ),
+)
+class PaymentRecordedV1(Event):
+    payment_id: UUID
+    application_id: UUID
+    applicant_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    embassy_id: str
+    receipt_number: str = Field(description="e.g. FR-PAR-2026-000123.")
+    method: PaymentMethod
+    amount: str = Field(description="Decimal amount, as text.")
+    currency: str = Field(description="ISO 4217.")
+    recorded_at: datetime
+    payer_reference: str = personal(
+        description="The payer's reference (transfer or mobile-money transaction id, or the "
+        "cash slip's number), free text."
+    )
+
+
+@contract(
+    event_type="consular.payment.voided",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description=(
+        "The ministry voided a receipt (with a reason): the fee is owed again. The receipt "
+        "number is never given again."
+    ),
+)
+class PaymentVoidedV1(Event):
+    payment_id: UUID
+    application_id: UUID
+    applicant_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    embassy_id: str
+    receipt_number: str
+    voided_at: datetime
+    actor_role: str = Field(description="ministry_coordinator or admin.")
+    reason: str = personal(description="Why the receipt was voided, free text.")
+
+
+# --- hand-over to the national documentation authority (consular.handover) ------------
+
+HandoverStatus = Literal["sent", "accepted", "rejected", "produced"]
+
+
+@contract(
+    event_type="consular.handover.sent",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description=(
+        "A passport or national identity card preparation was approved: its hand-over "
+        "package for the national documentation authority (a JWS signed with the consular "
+        "key, verifiable with GET /credentials/jwks.json; format: docs/consular.md, "
+        "docs/schemas/consular-handover-package.schema.json) is ready."
+    ),
+)
+class HandoverSentV1(Event):
+    handover_id: UUID
+    application_id: UUID
+    applicant_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    service_type: str
+    embassy_id: str
+    kid: str = Field(description="The key that signed the package (RFC 7638 thumbprint).")
+    sent_at: datetime
+    package: str = personal(
+        description="The package: a JWS compact token (EdDSA) whose payload is the "
+        "package's JSON document."
+    )
+
+
+@contract(
+    event_type="consular.handover.answered",
+    version=1,
+    topic=CONSULAR_APPLICATIONS,
+    key="application_id",
+    subject="subject_id",
+    description=(
+        "The national documentation authority answered a hand-over package: accepted, "
+        "rejected (with a reason) or produced (with the document number)."
+    ),
+)
+class HandoverAnsweredV1(Event):
+    handover_id: UUID
+    application_id: UUID
+    applicant_id: UUID | None
+    subject_id: UUID = Field(description=SUBJECT_ID)
+    embassy_id: str
+    answer: Literal["accepted", "rejected", "produced"]
+    from_status: HandoverStatus
+    answered_at: datetime
+    reason: str | None = personal(default=None, description="The authority's reason.")
+    document_number: str | None = personal(
+        default=None, description="The number of the document produced."
+    )

@@ -42,8 +42,11 @@ Action = Literal[
     "mark_collected",
     "withdraw",
     "expire",
+    "record_production",
 ]
-Actor = Literal["applicant", "embassy_officer", "system"]
+# "authority": the national documentation authority's system, answering a hand-over
+# package (consular.handover): its "produced" issues a passport or identity card preparation.
+Actor = Literal["applicant", "embassy_officer", "system", "authority"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t("mark_collected", {"issued"}, "collected", "embassy_officer"),
     _t("withdraw", BEFORE_DECISION, "withdrawn", "applicant"),
     _t("expire", {"draft", "information_requested"}, "expired", "system"),
+    _t("record_production", {"approved"}, "issued", "authority"),
 )
 BY_ACTION: dict[str, Transition] = {t.action: t for t in TRANSITIONS}
 APPLICANT_ACTIONS = frozenset(t.action for t in TRANSITIONS if t.actor == "applicant")

@@ -29,6 +29,7 @@ from consular.applications.schemas import (
 )
 from consular.deps import IdentityDep, ServiceDep
 from consular.problems import invalid, not_found
+from consular.resources import TransitionBlocked
 from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_identity.policy import Decision
@@ -369,7 +370,17 @@ async def transition_application(
                 now=now(),
                 on_issued=svc.on_issued,
                 on_closed=svc.on_closed,
+                on_transition=svc.on_transition,
             )
+        except TransitionBlocked as error:
+            raise Problem(
+                409,
+                error.title,
+                detail=error.detail,
+                type_=TYPE_BASE + error.problem_type,
+                status_now=row["status"],
+                **error.extra,
+            ) from None
         except domain.IllegalTransition as error:
             raise Problem(
                 409,

@@ -33,7 +33,7 @@ from consular.catalogue.domain import (
 )
 from consular.members import service as members
 from consular.members.tables import applicants
-from consular.resources import ClosedHook, IssuedHook
+from consular.resources import ClosedHook, IssuedHook, TransitionHook
 from consular.sla import flag_overdue
 from diaspora_events.contracts import (
     ApplicationEscalatedV1,
@@ -297,9 +297,11 @@ async def apply_transition(
     now: datetime,
     on_issued: IssuedHook | None = None,
     on_closed: ClosedHook | None = None,
+    on_transition: TransitionHook | None = None,
 ) -> dict[str, Any]:
     """Move a (locked) application along the state machine, with its history and event
-    (and, when it is issued, whatever ``on_issued`` does: the signed credential)."""
+    (and, when it is issued, whatever ``on_issued`` does: the signed credential; after
+    every transition, ``on_transition``: payments' guard, the hand-over package)."""
     status: domain.Status = row["status"]
     step = domain.transition(status, action, actor.side, reason)
     values: dict[str, Any] = {
@@ -393,6 +395,8 @@ async def apply_transition(
         )
         if step.target == "issued" and row["service_type"] == LAISSEZ_PASSER:
             await outbox.add(session, laissez_passer_issued(changed, now))
+    if on_transition is not None:
+        await on_transition(session, outbox, row, changed, step.action, now)
     if step.target in SEAT_RELEASING and on_closed is not None:
         # A withdrawn or expired application gives its appointment's seat back.
         await on_closed(session, outbox, changed, now)
@@ -403,6 +407,42 @@ async def apply_transition(
 
 # The statuses whose application lets go of its booked appointment (and seat).
 SEAT_RELEASING = frozenset({"withdrawn", "expired"})
+
+
+async def note_status(
+    session: AsyncSession,
+    outbox: OutboxWriter,
+    row: dict[str, Any],
+    *,
+    action: str,
+    reason: str | None,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    """Record in the history, and publish as a status change, a step that leaves the
+    application's status as it is (the documentation authority accepting or rejecting a
+    hand-over package): the person hears of it by the status-mail path."""
+    status = row["status"]
+    await _history(
+        session, row["id"], action, status, status, reason, actor.subject, actor.side, now
+    )
+    await outbox.add(
+        session,
+        ApplicationStatusChangedV1(
+            application_id=row["id"],
+            applicant_id=row["applicant_id"],
+            subject_id=subject_of(row),
+            service_type=row["service_type"],
+            embassy_id=row["embassy_id"] or "",
+            action=action,
+            from_status=status,
+            to_status=status,
+            actor_role=actor.side,
+            changed_at=now,
+            reason=reason,
+            reference=row.get("reference"),
+        ),
+    )
 
 
 LAISSEZ_PASSER = "laissez_passer"

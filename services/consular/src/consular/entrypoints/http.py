@@ -15,6 +15,8 @@ from consular.appointments.http import router as appointments_router
 from consular.bootstrap import bootstrap
 from consular.catalogue.http import router as catalogue_router
 from consular.credentials.http import router as credentials_router
+from consular.handover.http import router as handover_router
+from consular.payments.http import router as payments_router
 from consular.reports.http import router as reports_router
 from consular.resources import Consular
 from diaspora_identity.service_app import service_app
@@ -25,6 +27,8 @@ ROUTERS: list[APIRouter] = [
     credentials_router,
     appointments_router,
     reports_router,
+    payments_router,
+    handover_router,
 ]
 
 

@@ -7,7 +7,9 @@ Registered on the service's one consumer by ``bootstrap.build_consumer``. From
 - ``consular.application.submitted``: received, with the embassy and the due date;
 - ``consular.application.status-changed`` to ``information_requested`` (with the
   officer's reason), ``approved`` (with the reference), ``rejected`` (with the reason)
-  and ``issued``; other transitions (review started, resubmitted by the person
+  and ``issued`` (also when the documentation authority's ``produced`` issues it); the
+  authority's ``handover_accepted`` and ``handover_rejected`` (the status stays
+  ``approved``); other transitions (review started, resubmitted by the person
   themselves, collected, withdrawn, expired) send nothing;
 - ``consular.application.escalated`` is for the ministry's staff: never mailed.
 
@@ -53,6 +55,12 @@ STATUS_TEMPLATES = {
     "approved": "consular_application_approved",
     "rejected": "consular_application_rejected",
     "issued": "consular_application_issued",
+}
+# Steps that leave the status as it is but are the person's news: the national
+# documentation authority's answer to a hand-over package (consular.handover).
+ACTION_TEMPLATES = {
+    "handover_accepted": "consular_handover_accepted",
+    "handover_rejected": "consular_handover_rejected",
 }
 
 
@@ -179,7 +187,9 @@ def register(
     async def status_changed(
         event: ApplicationStatusChangedV1, session: AsyncSession, envelope: Envelope
     ) -> None:
-        template = STATUS_TEMPLATES.get(event.to_status)
+        template = ACTION_TEMPLATES.get(event.action)
+        if template is None and event.from_status != event.to_status:
+            template = STATUS_TEMPLATES.get(event.to_status)
         if template is None:
             return
         await tell(
