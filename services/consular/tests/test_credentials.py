@@ -20,7 +20,14 @@ import jwt
 import pypdfium2
 import pytest
 import zxingcpp
-from consular_testing import answers_for, known_applicant, new_member_id, profile, publish
+from consular_testing import (
+    answers_for,
+    known_applicant,
+    new_member_id,
+    profile,
+    publish,
+    upload_required_documents,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
@@ -88,6 +95,7 @@ async def issued(
     assert created.status_code == 201, created.text
     app_id = created.json()["id"]
     staff = Caller(http, issuer, officer(embassy))
+    await upload_required_documents(http, applicant.headers, app_id, service_type)
     await applicant.act(app_id, "submit", answers=answers_for(service_type))
     for action in ("start_review", "approve"):
         await staff.act(app_id, action)

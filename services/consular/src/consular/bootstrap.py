@@ -27,11 +27,13 @@ from consular.appointments import tables as appointments_tables
 from consular.catalogue import tables as catalogue_tables
 from consular.credentials import service as credentials
 from consular.credentials import tables as credentials_tables
+from consular.documents import service as documents
+from consular.documents import tables as documents_tables
 from consular.members import tables as members_tables
 from consular.members.consumer import build_consumer as members_consumer
 from consular.reports import service as reports
 from consular.reports import tables as reports_tables
-from consular.resources import Consular, IssuedHook
+from consular.resources import Consular, DocumentStore, IssuedHook
 from consular.settings import ConsularSettings
 from consular.signing_keys import KeyRing, load_key_ring
 from consular.tables import audit_log, metadata, outbox
@@ -56,6 +58,7 @@ FEATURE_TABLES = (
     credentials_tables,
     appointments_tables,
     reports_tables,
+    documents_tables,
 )
 
 # The event published for each audit entry (its fields are the entry's).
@@ -86,7 +89,18 @@ def bootstrap(settings: ConsularSettings | None = None, *, signing: bool = True)
         key_settings=key_settings,
         credential_keys=credential_keys,
         on_issued=credential_hook(credential_keys, settings) if credential_keys else None,
+        documents=document_store(settings),
     )
+
+
+def document_store(settings: ConsularSettings) -> DocumentStore:
+    """The uploaded documents' store, opened on first use (the API's uploads and downloads;
+    the worker's erasure of a member's documents). In production a local folder or a
+    plain-http S3 endpoint is refused at start."""
+    problems = settings.documents.production_problems()
+    if settings.environment == "production" and problems:
+        raise RuntimeError("; ".join(problems))
+    return DocumentStore(settings.documents)
 
 
 def credential_hook(keys: KeyRing, settings: ConsularSettings) -> IssuedHook:
@@ -117,7 +131,11 @@ def consumers(
             topic_prefix=topic_prefix,
             keys=keys,
             erase_steps=[applications.erase_applicant],
-            merge_steps=[applications.merge_applicant, credentials.merge_holder],
+            merge_steps=[
+                applications.merge_applicant,
+                credentials.merge_holder,
+                documents.merge_member,
+            ],
         )
     ]
 

@@ -20,6 +20,9 @@ from consular.catalogue.http import router as catalogue_router
 from consular.credentials.http import router as credentials_router
 from consular.reports.http import router as reports_router
 from consular.resources import Consular
+from consular.settings import DocumentLimitSettings
+from consular.uploads.http import router as uploads_router
+from consular.uploads.http import upload_routes
 from diaspora_events.observability import setup_observability
 from diaspora_identity.http import install_identity
 from diaspora_service.app import create_app
@@ -31,6 +34,7 @@ ROUTERS: list[APIRouter] = [
     credentials_router,
     appointments_router,
     reports_router,
+    uploads_router,
 ]
 
 
@@ -69,6 +73,10 @@ def build_app(service: Consular | None = None) -> FastAPI:
         routers=ROUTERS,
         lifespan=lifespan,
         readiness={"database": database_ready},
+        # Documents: authorized from the headers before a byte is read, and capped.
+        uploads=upload_routes(
+            (service.settings.document_limits if service else DocumentLimitSettings()).max_bytes
+        ),
     )
     install_identity(application)
     application.add_middleware(RequestIdMiddleware)
