@@ -12,7 +12,9 @@
    history rows, the outbox event sealed with the applicant's data key fetched from a
    real registry API process, as deployed): each application is two requests, ``POST
    /applications`` (a consular-card draft) and ``POST /applications/{id}/transitions``
-   (``submit``), by verified applicants seeded in the read model. The reference is a
+   (``submit``), by verified applicants seeded in the read model; between the two, the
+   bench writes the three rows of the card's required documents (submit refuses a draft
+   without them; uploads themselves are not measured here). The reference is a
    bare FastAPI + asyncpg process on the same database answering the same two requests
    (pydantic body, one ``INSERT`` of the same row shape into a copy of the
    ``applications`` table, then one ``UPDATE`` to ``submitted``): same client (httpx),
@@ -53,6 +55,7 @@ import textwrap
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -266,10 +269,14 @@ BARE_APP = textwrap.dedent(
 
 
 async def _fire(
-    url: str, headers: list[dict[str, str]], concurrency: int
+    url: str,
+    headers: list[dict[str, str]],
+    concurrency: int,
+    prepare: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> tuple[float, Counter[str]]:
     """Create and submit one application per entry of ``headers``; ``concurrency``
-    applicants at a time, each on its own keep-alive connection."""
+    applicants at a time, each on its own keep-alive connection. ``prepare``: what is done
+    to a draft before its submission (consular: its required documents' rows)."""
     codes: Counter[str] = Counter()
     queue = list(range(len(headers)))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -283,6 +290,8 @@ async def _fire(
                 codes[f"create {created.status_code}"] += 1
                 if created.status_code != 201:
                     continue
+                if prepare is not None:
+                    await prepare(created.json())
                 submitted = await client.post(
                     f"/applications/{created.json()['id']}/transitions",
                     json={"action": "submit"},
@@ -295,6 +304,45 @@ async def _fire(
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - started, codes
+
+
+CARD_DOCUMENTS = ("identity_document", "photo", "proof_of_residence")
+
+
+def documents_of(pool: Any) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """Submit refuses an application without the catalogue's required documents: the rows
+    an upload would have left (the bytes are not read by submit; uploads, with their
+    checks in a forked process, are not what this bench measures)."""
+
+    async def prepare(application: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        rows = []
+        for kind in CARD_DOCUMENTS:
+            document_id = uuid.uuid4()
+            rows.append(
+                (
+                    document_id,
+                    uuid.UUID(application["id"]),
+                    uuid.UUID(application["applicant_id"]),
+                    kind,
+                    f"{kind}.pdf",
+                    "application/pdf",
+                    1024,
+                    "0" * 64,
+                    f"applications/{application['id']}/{document_id}",
+                    "bench",
+                    "applicant",
+                    now,
+                )
+            )
+        await pool.executemany(
+            "INSERT INTO documents (id, application_id, member_id, kind, filename, "
+            "content_type, size, sha256, storage_key, uploaded_by, uploaded_by_role, "
+            "uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            rows,
+        )
+
+    return prepare
 
 
 async def seed_applicants(database: str, member_ids: list[uuid.UUID], embassy: str) -> None:
@@ -414,6 +462,7 @@ async def bench_submission(
     }
     for process in processes.values():
         process.start()
+    documents_pool = await asyncpg.create_pool(database, min_size=1, max_size=concurrency)
     try:
         for url in (
             f"http://127.0.0.1:{registry_port}/health/live",
@@ -436,7 +485,10 @@ async def bench_submission(
             for name in order:
                 before = {k: cpu_seconds(pid) for k, pid in pids.items()}
                 elapsed, codes = await _fire(
-                    urls[name], tokens if name == "consular" else bare_headers, concurrency
+                    urls[name],
+                    tokens if name == "consular" else bare_headers,
+                    concurrency,
+                    documents_of(documents_pool) if name == "consular" else None,
                 )
                 used = {k: cpu_seconds(pid) - before[k] for k, pid in pids.items()}
                 if round_:
@@ -452,6 +504,7 @@ async def bench_submission(
                     f"server CPU {used[name] / n * 1000:.2f} ms each, {dict(codes)}"
                 )
     finally:
+        await documents_pool.close()
         for process in processes.values():
             process.stop()
     consular_rate = statistics.median(rates["consular"])

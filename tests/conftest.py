@@ -178,6 +178,8 @@ def running_platform(
             issuer=identity_provider,
             # Persons' data keys from this platform's registry (crypto-shredding).
             event_keys_from=f"http://127.0.0.1:{port}",
+            # Uploaded documents in the test's own folder.
+            extra={"CONSULAR_DOCUMENTS__LOCAL_ROOT": str(test_logs / "consular-documents")},
         )
         processes["consular-api"] = ServiceProcess(
             "consular-api",

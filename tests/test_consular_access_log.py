@@ -1,8 +1,9 @@
 """An embassy officer's read of an application shows in the person's access log.
 
 The person registers in the registry; consular's applicants read model holds them (as
-its consumer of ``registry.members`` writes it); they submit an application; an officer
-of their embassy opens it. Consular audits the read and its relay publishes
+its consumer of ``registry.members`` writes it); they upload its documents and submit
+an application; an officer of their embassy opens it and one of its documents. Consular
+audits both reads and its relay publishes
 ``consular.audit.recorded`` on the real broker, sealed with the person's key from the
 registry's key service; the registry worker's ``registry-access-log`` consumer keeps it,
 and the person sees it in ``GET /members/{id}/access-log``.
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
+from consular_testing import upload_required_documents
 
 from consular.bootstrap import bootstrap as consular_bootstrap
 from consular.entrypoints.http import build_app as consular_app
@@ -25,6 +28,7 @@ from consular.members import service as consular_members
 from consular.resources import Consular
 from consular.settings import ConsularSettings
 from diaspora_devstack.testing import app_url, asyncpg_url, free_port, serve_app, wait_until
+from diaspora_documents.settings import StoreSettings
 from diaspora_events.contracts.registry import MemberProfile
 from diaspora_identity.testing import LocalIssuer, citizen, officer
 from registry.access_log.tables import member_accesses
@@ -45,6 +49,7 @@ def consular_service(
     kafka_bootstrap: str,
     topic_prefix: str,
     identity_provider: LocalIssuer,
+    tmp_path: Path,
 ) -> ConsularSettings:
     return ConsularSettings(
         database_url=asyncpg_url(app_url(consular_database, "consular")),
@@ -55,6 +60,7 @@ def consular_service(
         oidc_issuer=identity_provider.issuer,
         oidc_audience=identity_provider.audience,
         oidc_jwks_min_refresh_seconds=0,
+        documents=StoreSettings(local_root=tmp_path / "documents"),
     )
 
 
@@ -127,6 +133,9 @@ async def test_an_officers_read_of_an_application_shows_in_the_persons_access_lo
                     )
                     assert created.status_code == 201, created.text
                     app_id = created.json()["id"]
+                    uploaded = await upload_required_documents(
+                        desk, applicant, app_id, "passport_preparation"
+                    )
                     submitted = await desk.post(
                         f"/applications/{app_id}/transitions",
                         json={"action": "submit", "answers": PASSPORT_ANSWERS},
@@ -139,6 +148,11 @@ async def test_an_officers_read_of_an_application_shows_in_the_persons_access_lo
                     ).status_code == 200
                     seen = await desk.get(f"/applications/{app_id}", headers=paris)
                     assert seen.status_code == 200, seen.text
+                    # The officer opens one of the documents: an access too.
+                    document = await desk.get(
+                        f"/applications/{app_id}/documents/{uploaded[0]['id']}", headers=paris
+                    )
+                    assert document.status_code == 200, document.text
 
                 async def log() -> list[dict[str, Any]]:
                     answer = await api.get(f"/members/{member_id}/access-log", headers=person)
@@ -147,14 +161,14 @@ async def test_an_officers_read_of_an_application_shows_in_the_persons_access_lo
                     return items
 
                 async def read_arrived() -> bool:
-                    return any(i["service"] == "consular" for i in await log())
+                    return len([i for i in await log() if i["service"] == "consular"]) >= 2
 
                 await wait_until(
                     read_arrived, timeout=60, message="consular's audit entry in the access log"
                 )
                 consular_entries = [i for i in await log() if i["service"] == "consular"]
-                assert [i["action"] for i in consular_entries] == ["read"]
-                assert consular_entries[0]["actor_subject"] == "officer-afi"
+                assert sorted(i["action"] for i in consular_entries) == ["download", "read"]
+                assert {i["actor_subject"] for i in consular_entries} == {"officer-afi"}
                 assert consular_entries[0]["actor_roles"] == ["embassy_officer"]
             # Nothing else of consular's reached the registry (the applicant's own reads
             # are not accesses by someone else).
@@ -164,7 +178,7 @@ async def test_an_officers_read_of_an_application_shows_in_the_persons_access_lo
                         member_accesses.select().where(member_accesses.c.service == "consular")
                     )
                 ).all()
-            assert len(rows) == 1
+            assert len(rows) == 2
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*workers, return_exceptions=True), timeout=60)

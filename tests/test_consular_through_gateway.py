@@ -3,7 +3,8 @@
 Real processes (registry API, relay and worker; notifications; consular API, relay and
 worker), real nginx in front of them, real PostgreSQL and Kafka: the citizen registers,
 an officer of their embassy verifies their identity in the registry, the registry's
-event reaches consular's applicants read model, the citizen applies for a consular card
+event reaches consular's applicants read model, the citizen applies for a consular card,
+uploads the documents it requires (checked by content; sizes the gateway lets through)
 and submits it, the officer reviews, approves and issues it, and every step is
 published on ``consular.applications``.
 
@@ -30,6 +31,7 @@ import zxingcpp
 from notifications_testing import verification_token
 
 from diaspora_devstack.testing import read_topic, wait_until
+from diaspora_documents import testing as samples
 from diaspora_events.topics import CONSULAR_APPLICATIONS
 from diaspora_identity.testing import citizen, officer
 from tests.conftest import GatewayFactory, LocalPlatform
@@ -178,7 +180,7 @@ async def test_a_citizen_gets_a_consular_card_through_the_gateway(
         assert to(platform, address)[2].subject.startswith("Akossiwa, votre identité est vérifiée")
         before_status = len(platform.mailbox.messages)
 
-        # 4. She applies for a consular card and submits it.
+        # 4. She applies for a consular card, uploads its documents and submits it.
         draft = await client.post(
             "/api/consular/applications",
             json={"service_type": "consular_card", "answers": CARD_ANSWERS},
@@ -187,6 +189,51 @@ async def test_a_citizen_gets_a_consular_card_through_the_gateway(
         assert draft.status_code == 201, draft.text
         application_id = draft.json()["id"]
         assert draft.json()["status"] == "draft"
+        # Submitting without the required documents is refused, naming them ...
+        refused = await client.post(
+            f"/api/consular/applications/{application_id}/transitions",
+            json={"action": "submit"},
+            headers={**me, **if_match(draft)},
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["missing"] == ["identity_document", "photo", "proof_of_residence"]
+        # ... so she uploads each one (a scan, a photo) through the gateway: nginx takes
+        # bodies of up to 11 MB on these routes (the rest of the API: 1 MB).
+        uploads = {
+            "identity_document": ("passport.pdf", samples.pdf(1), "application/pdf"),
+            "photo": ("photo.jpg", samples.image("jpeg", 1200, 1600), "image/jpeg"),
+            "proof_of_residence": (
+                "edf.pdf",
+                samples.pdf(1) + b"%" * (2 * 1024 * 1024),
+                "application/pdf",
+            ),
+        }
+        for kind, file in uploads.items():
+            uploaded = await client.post(
+                f"/api/consular/applications/{application_id}/documents",
+                files={"file": file},
+                data={"kind": kind},
+                headers=me,
+            )
+            assert uploaded.status_code == 201, uploaded.text
+        documents = await client.get(
+            f"/api/consular/applications/{application_id}/documents", headers=me
+        )
+        assert sorted(d["kind"] for d in documents.json()["items"]) == sorted(uploads)
+        photo_id = next(d["id"] for d in documents.json()["items"] if d["kind"] == "photo")
+        photo = await client.get(
+            f"/api/consular/applications/{application_id}/documents/{photo_id}", headers=me
+        )
+        assert photo.status_code == 200
+        assert photo.content == uploads["photo"][1]
+        # A renamed executable is refused by its content.
+        executable = await client.post(
+            f"/api/consular/applications/{application_id}/documents",
+            files={"file": ("photo.jpg", samples.PE, "image/jpeg")},
+            data={"kind": "photo"},
+            headers=me,
+        )
+        assert executable.status_code == 415, executable.text
         submitted = await client.post(
             f"/api/consular/applications/{application_id}/transitions",
             json={"action": "submit"},
@@ -196,6 +243,11 @@ async def test_a_citizen_gets_a_consular_card_through_the_gateway(
         assert submitted.json()["status"] == "submitted"
         assert submitted.json()["embassy_id"] == "fr-paris"
         assert submitted.json()["due_at"] is not None
+        # The Paris officer reads her photo (audited); an officer of Berlin cannot.
+        photo_path = f"/api/consular/applications/{application_id}/documents/{photo_id}"
+        assert (await client.get(photo_path, headers=paris)).content == uploads["photo"][1]
+        berlin = issuer.headers(officer("de-berlin"))
+        assert (await client.get(photo_path, headers=berlin)).status_code == 404
 
         # 4b. The Paris officer publishes the embassy's slot template; she lists the open
         #     slots (no token needed), books the first for her application and sees it.

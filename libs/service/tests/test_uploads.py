@@ -164,3 +164,38 @@ async def test_an_allowed_upload_and_other_routes_pass() -> None:
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"size": 3 * MB}
         assert (await client.get("/health/live")).status_code == 200
+
+
+async def test_a_route_with_path_parameters_is_guarded_on_every_matching_path() -> None:
+    router = APIRouter()
+
+    @router.post("/cases/{case_id}/files")
+    async def upload(case_id: str, request: Request) -> dict[str, Any]:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return {"case": case_id, "size": size}
+
+    @router.post("/cases/{case_id}/files/{file_id}/notes")
+    async def note(case_id: str, file_id: str) -> dict[str, str]:
+        return {"case": case_id}
+
+    guarded = create_app(
+        title="t",
+        version="0",
+        description="t",
+        routers=[router],
+        uploads=[UploadRoute("POST", "/cases/{case_id}/files", only_with_the_key, 1 * MB)],
+    )
+    allowed = {"authorization": "Bearer good", "x-role": "uploader"}
+    transport = httpx.ASGITransport(app=guarded)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        refused = await client.post("/cases/c-1/files", content=b"x" * 10)
+        assert refused.status_code == 401, refused.text
+        too_large = await client.post("/cases/c-2/files", content=Body(3 * MB), headers=allowed)
+        assert too_large.status_code == 413, too_large.text
+        passed = await client.post("/cases/c-3/files", content=b"x" * 10, headers=allowed)
+        assert passed.json() == {"case": "c-3", "size": 10}
+        # A parameter is one segment: a longer path is another route, not guarded.
+        other = await client.post("/cases/c-4/files/f/notes")
+        assert other.status_code == 200, other.text

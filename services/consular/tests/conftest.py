@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from consular.entrypoints.http import build_app
 from consular.resources import Consular
 from consular.settings import ConsularSettings
 from diaspora_devstack.testing import app_url, asyncpg_url, serve_app
+from diaspora_documents.settings import StoreSettings
 from diaspora_identity.testing import LocalIssuer
 
 SettingsFactory = Callable[..., ConsularSettings]
@@ -31,6 +33,7 @@ def make_settings(
     kafka_bootstrap: str,
     topic_prefix: str,
     identity_provider: LocalIssuer,
+    tmp_path: Path,
 ) -> SettingsFactory:
     def make(**overrides: Any) -> ConsularSettings:
         values: dict[str, Any] = {
@@ -42,6 +45,8 @@ def make_settings(
             "oidc_issuer": identity_provider.issuer,
             "oidc_audience": identity_provider.audience,
             "oidc_jwks_min_refresh_seconds": 0,
+            # Uploaded documents in the test's own folder.
+            "documents": StoreSettings(local_root=tmp_path / "documents"),
             **overrides,
         }
         return ConsularSettings(**values)

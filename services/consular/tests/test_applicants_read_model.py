@@ -12,7 +12,13 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from consular_testing import answers_for, new_member_id, profile, publish
+from consular_testing import (
+    answers_for,
+    new_member_id,
+    profile,
+    publish,
+    store_required_documents,
+)
 from sqlalchemy import func, select
 
 from consular.applications import service as applications_service
@@ -81,6 +87,7 @@ async def make_application(
             now=datetime.now(UTC),
         )
         if submit:
+            await store_required_documents(service, session, created)
             await applications_service.apply_transition(
                 session,
                 service.outbox,

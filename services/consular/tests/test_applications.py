@@ -13,7 +13,14 @@ from uuid import UUID
 
 import httpx
 import pytest
-from consular_testing import answers_for, known_applicant, new_member_id, pay_fee, profile
+from consular_testing import (
+    answers_for,
+    known_applicant,
+    new_member_id,
+    pay_fee,
+    profile,
+    upload_required_documents,
+)
 from sqlalchemy import select, update
 
 from consular.applications.tables import applications
@@ -73,6 +80,10 @@ class Client:
 
     async def get(self, application_id: str) -> httpx.Response:
         return await self.http.get(f"/applications/{application_id}", headers=self.headers)
+
+    async def upload_required(self, application_id: str, service_type: str) -> None:
+        """A document of every kind the catalogue requires (submit refuses without)."""
+        await upload_required_documents(self.http, self.headers, application_id, service_type)
 
     async def queue(self, **params: Any) -> httpx.Response:
         return await self.http.get("/applications", params=params, headers=self.headers)
@@ -140,6 +151,7 @@ async def test_full_lifecycle_of_a_service_type(
     assert app["allowed_actions"] == ["submit", "withdraw"]
     app_id = app["id"]
 
+    await person.upload_required(app_id, service_type)
     submitted = ok(await person.act(app_id, "submit", answers=answers_for(service_type), version=1))
     assert submitted["status"] == "submitted"
     days = {"consular_card": 15, "laissez_passer": 5}.get(service_type)
@@ -266,6 +278,7 @@ async def test_forbidden_transitions_answer_409_naming_the_allowed_ones(
 
     # An officer does not see a draft (it is its author's).
     assert (await paris.act(app_id, "start_review")).status_code == 404
+    await person.upload_required(app_id, "passport_preparation")
     ok(await person.act(app_id, "submit", answers=answers_for("passport_preparation")))
 
     again = await person.act(app_id, "submit")
@@ -300,6 +313,7 @@ async def test_an_officer_of_another_embassy_gets_404_and_never_sees_it_in_a_que
     berlin = Client(http, identity_provider, officer("de-berlin"))
     paris = Client(http, identity_provider, officer("fr-paris"))
     app_id = ok(await person.create("consular_card"), 201)["id"]
+    await person.upload_required(app_id, "consular_card")
     ok(await person.act(app_id, "submit", answers=answers_for("consular_card")))
 
     assert (await berlin.get(app_id)).status_code == 404
@@ -331,6 +345,7 @@ async def test_an_unverified_applicant_is_refused_a_consular_card_with_a_clear_r
     # A registered member without verification may still prepare a passport application.
     other = ok(await person.create("passport_preparation"), 201)["id"]
     answers = answers_for("passport_preparation")
+    await person.upload_required(other, "passport_preparation")
     assert ok(await person.act(other, "submit", answers=answers))["status"] == "submitted"
 
 
@@ -354,6 +369,7 @@ async def test_a_consular_card_is_refused_when_the_only_identity_check_has_expir
     assert ok(await person.get(app_id))["status"] == "draft"
     # An officer checks a document valid until today (the last day it counts): eligible.
     await known_applicant(consular, member_id, profile(verified=True, expires_on=today))
+    await person.upload_required(app_id, "consular_card")
     submitted = await person.act(app_id, "submit", answers=answers_for("consular_card"))
     assert ok(submitted)["status"] == "submitted"
 
@@ -422,6 +438,7 @@ async def test_applications_keep_the_catalogue_version_they_were_made_under(
     minister = identity_provider.headers(coordinator())
     ok(await http.put("/catalogue/service-types/laissez_passer", json=edited, headers=minister))
     # The old application is judged by version 1's form (no flight number needed) ...
+    await person.upload_required(app_id, "laissez_passer")
     old = ok(await person.act(app_id, "submit", answers=answers_for("laissez_passer")))
     assert old["catalogue_version"] == 1
     # ... a new one by version 2's.
@@ -439,6 +456,7 @@ async def test_queue_filters_and_assignment(
     for service_type in ("consular_card", "passport_preparation", "national_id_preparation"):
         person = await applicant(consular, http, identity_provider)
         app_id = ok(await person.create(service_type), 201)["id"]
+        await person.upload_required(app_id, service_type)
         ok(await person.act(app_id, "submit", answers=answers_for(service_type)))
         ids.append(app_id)
     card, passport, _idcard = ids
@@ -476,6 +494,7 @@ async def test_a_case_is_assigned_only_to_the_caller_or_an_officer_of_its_embass
 ) -> None:
     person = await applicant(consular, http, identity_provider)
     app_id = ok(await person.create("consular_card"), 201)["id"]
+    await person.upload_required(app_id, "consular_card")
     ok(await person.act(app_id, "submit", answers=answers_for("consular_card")))
     paris = Client(http, identity_provider, officer("fr-paris"))
     colleague = Client(http, identity_provider, officer("fr-paris"))
@@ -521,9 +540,11 @@ async def test_overdue_cases_are_flagged_and_escalated_once_to_the_ministry(
     ministry = Client(http, identity_provider, coordinator())
     late_person = await applicant(consular, http, identity_provider)
     late = ok(await late_person.create("consular_card"), 201)["id"]
+    await late_person.upload_required(late, "consular_card")
     ok(await late_person.act(late, "submit", answers=answers_for("consular_card")))
     on_time_person = await applicant(consular, http, identity_provider)
     on_time = ok(await on_time_person.create("consular_card"), 201)["id"]
+    await on_time_person.upload_required(on_time, "consular_card")
     ok(await on_time_person.act(on_time, "submit", answers=answers_for("consular_card")))
     # The first was submitted 20 days ago (its target is 15 days).
     now = datetime.now(UTC)
@@ -601,6 +622,7 @@ async def test_a_foreign_visitor_applies_for_an_e_visa_and_gets_a_decision_with_
     assert draft["applicant_id"] is None
     assert draft["embassy_id"] == "tg-lome"
     app_id = draft["id"]
+    await visitor.upload_required(app_id, "e_visa")
     submitted = ok(await visitor.act(app_id, "submit", answers=answers_for("e_visa")))
     due = datetime.fromisoformat(submitted["due_at"]) - datetime.fromisoformat(
         submitted["submitted_at"]

@@ -17,7 +17,13 @@ from uuid import UUID
 import httpx
 import pytest
 import uvicorn
-from consular_testing import answers_for, known_applicant, new_member_id, profile
+from consular_testing import (
+    answers_for,
+    known_applicant,
+    new_member_id,
+    profile,
+    upload_required_documents,
+)
 from sqlalchemy import func, select, true
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -91,6 +97,7 @@ async def submitted_application(
         ),
         201,
     )
+    await upload_required_documents(http, headers, draft["id"], "consular_card")
     ok(
         await http.post(
             f"/applications/{draft['id']}/transitions", json={"action": "submit"}, headers=headers

@@ -7,7 +7,13 @@ from __future__ import annotations
 import asyncpg
 import httpx
 import pytest
-from consular_testing import answers_for, known_applicant, new_member_id, profile
+from consular_testing import (
+    answers_for,
+    known_applicant,
+    new_member_id,
+    profile,
+    upload_required_documents,
+)
 
 from consular.resources import Consular
 from diaspora_devstack.testing import app_url
@@ -33,6 +39,7 @@ async def test_officers_accesses_are_chained_and_the_runtime_role_cannot_alter_t
         headers=person,
     )
     app_id = created.json()["id"]
+    await upload_required_documents(http, person, app_id, "consular_card")
     submitted = await http.post(
         f"/applications/{app_id}/transitions", json={"action": "submit"}, headers=person
     )

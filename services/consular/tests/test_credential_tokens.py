@@ -25,6 +25,7 @@ from consular.credentials import domain
 from consular.credentials.document import PrintedCredential, qr_payload, render_pdf
 from consular.settings import ConsularSettings
 from consular.signing_keys import KeyRing, SigningKeyMissing, load_key_ring, private_pem, public_pem
+from diaspora_documents.settings import S3Settings, StoreSettings
 
 ISSUER = "https://diaspora.gouv.tg/consular"
 NOW = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
@@ -227,6 +228,10 @@ def test_production_refuses_to_start_without_a_signing_key(tmp_path: Path) -> No
         "database_url": "postgresql://consular:secret@db.example:5432/consular",
         "oidc_issuer": "https://idp.example/realms/diaspora",
         "kafka_security_protocol": "SASL_SSL",
+        # Production keeps documents in S3 (a local folder is refused: test_documents.py).
+        "documents": StoreSettings(
+            backend="s3", s3=S3Settings(endpoint_url="https://s3.example", bucket="consular-docs")
+        ),
     }
     missing = tmp_path / "absent.pem"
     settings = ConsularSettings(**production, credential_signing_key_file=missing)

@@ -27,6 +27,7 @@ from consular_testing import (
     pay_fee,
     profile,
     publish,
+    upload_required_documents,
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
@@ -95,6 +96,7 @@ async def issued(
     assert created.status_code == 201, created.text
     app_id = created.json()["id"]
     staff = Caller(http, issuer, officer(embassy))
+    await upload_required_documents(http, applicant.headers, app_id, service_type)
     await applicant.act(app_id, "submit", answers=answers_for(service_type))
     await staff.act(app_id, "start_review")
     await pay_fee(http, staff.headers, app_id)

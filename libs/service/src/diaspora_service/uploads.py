@@ -13,12 +13,16 @@ service read and store 50 MB. Every service's app (``create_app(uploads=...)``) 
 
 Nothing of the body is read before steps 1 and 2 pass: the refusal is sent while the client
 may still be sending (docs/security.md).
+
+A route's path may have parameters as FastAPI writes them (``/applications/{id}/documents``):
+a parameter matches one path segment (no ``/``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +44,12 @@ class UploadRoute:
     path: str
     authorize: Authorize
     max_bytes: int
+
+
+def _path_pattern(path: str) -> re.Pattern[str]:
+    """The route's path as a regular expression: ``{name}`` is one segment."""
+    parts = re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", path.rstrip("/") or "/")
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
 
 
 class BodyTooLarge(HTTPException):
@@ -65,12 +75,26 @@ class UploadGuard:
     def __init__(self, app: ASGIApp, routes: Sequence[UploadRoute] = ()) -> None:
         self.app = app
         self.routes = {(r.method.upper(), r.path.rstrip("/") or "/"): r for r in routes}
+        # Routes with path parameters, matched in order when no fixed path is equal.
+        self.templates = [
+            (r.method.upper(), _path_pattern(r.path), r) for r in routes if "{" in r.path
+        ]
+
+    def _route(self, method: str, path: str) -> UploadRoute | None:
+        path = path.rstrip("/") or "/"
+        route = self.routes.get((method, path))
+        if route is not None:
+            return route
+        for wanted, pattern, templated in self.templates:
+            if wanted == method and pattern.fullmatch(path):
+                return templated
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.routes:
             await self.app(scope, receive, send)
             return
-        route = self.routes.get((scope["method"], scope["path"].rstrip("/") or "/"))
+        route = self._route(scope["method"], scope["path"])
         if route is None:
             await self.app(scope, receive, send)
             return

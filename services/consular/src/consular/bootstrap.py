@@ -29,16 +29,19 @@ from consular.appointments import tables as appointments_tables
 from consular.catalogue import tables as catalogue_tables
 from consular.credentials import service as credentials
 from consular.credentials import tables as credentials_tables
+from consular.documents import service as documents
+from consular.documents import tables as documents_tables
 from consular.erasure import service as erasure
 from consular.handover import service as handover
 from consular.handover import tables as handover_tables
+from consular.handover.domain import DocumentRef as HandoverDocument
 from consular.members import tables as members_tables
 from consular.members.consumer import build_consumer as members_consumer
 from consular.payments import service as payments
 from consular.payments import tables as payments_tables
 from consular.reports import service as reports
 from consular.reports import tables as reports_tables
-from consular.resources import Consular, IssuedHook, TransitionHook
+from consular.resources import Consular, DocumentStore, IssuedHook, TransitionHook
 from consular.settings import ConsularSettings
 from consular.signing_keys import KeyRing, load_key_ring
 from consular.tables import audit_log, metadata, outbox
@@ -65,6 +68,7 @@ FEATURE_TABLES = (
     reports_tables,
     payments_tables,
     handover_tables,
+    documents_tables,
 )
 
 # The event published for each audit entry (its fields are the entry's).
@@ -97,6 +101,7 @@ def bootstrap(settings: ConsularSettings | None = None, *, signing: bool = True)
         on_issued=credential_hook(credential_keys, settings) if credential_keys else None,
         on_closed=release_seat,
         on_transition=transition_hook(credential_keys, settings),
+        documents=document_store(settings),
     )
 
 
@@ -114,11 +119,10 @@ def transition_hook(keys: KeyRing | None, settings: ConsularSettings) -> Transit
     """What an officer's or the authority's transition does besides itself, in its
     transaction: payments refuse an approval while the fee is unpaid; then a passport or
     identity card preparation approved gets its signed hand-over package (the API only:
-    it holds the key). The uploads feature's document rows are listed by ``no_documents``
-    until it provides its lister."""
+    it holds the key), listing the application's uploaded documents."""
     steps: list[TransitionHook] = [payments.require_paid_before_approval]
     if keys is not None:
-        steps.append(handover.on_approval(keys, settings.credential_issuer, handover.no_documents))
+        steps.append(handover.on_approval(keys, settings.credential_issuer, application_documents))
 
     async def on_transition(
         session: AsyncSession,
@@ -132,6 +136,16 @@ def transition_hook(keys: KeyRing | None, settings: ConsularSettings) -> Transit
             await step(session, outbox, before, after, action, now)
 
     return on_transition
+
+
+def document_store(settings: ConsularSettings) -> DocumentStore:
+    """The uploaded documents' store, opened on first use (the API's uploads and downloads;
+    the worker's erasure of a member's documents). In production a local folder or a
+    plain-http S3 endpoint is refused at start."""
+    problems = settings.documents.production_problems()
+    if settings.environment == "production" and problems:
+        raise RuntimeError("; ".join(problems))
+    return DocumentStore(settings.documents)
 
 
 def credential_hook(keys: KeyRing, settings: ConsularSettings) -> IssuedHook:
@@ -165,7 +179,11 @@ def consumers(
             topic_prefix=topic_prefix,
             keys=keys,
             erase_steps=[erasure.erasure_step(clock, forget_documents)],
-            merge_steps=[applications.merge_applicant, credentials.merge_holder],
+            merge_steps=[
+                applications.merge_applicant,
+                credentials.merge_holder,
+                documents.merge_member,
+            ],
         )
     ]
 
@@ -183,10 +201,33 @@ def build_consumers(service: Consular, dead_letters: DeadLetterSink) -> list[Eve
 
 
 def document_eraser(service: Consular) -> erasure.DocumentEraser | None:
-    """THE UPLOADS HOOK: what removes an erased member's stored documents (the uploads
-    feature's function, bound to its object store), run first in the erasure step, in
-    the consumer's transaction. None until the uploads feature is composed here."""
-    return None
+    """What removes an erased member's stored documents (rows and objects), run first in
+    the erasure step, in the consumer's transaction: every one of them, those of the
+    decisions kept pseudonymised too (docs/consular.md, "Erasure and retention")."""
+    store = service.documents
+    if store is None:
+        return None
+
+    async def forget(session: AsyncSession, member_id: UUID) -> None:
+        await documents.erase_member_documents(session, await store.get(), member_id)
+
+    return forget
+
+
+async def application_documents(
+    session: AsyncSession, application: dict[str, Any]
+) -> list[HandoverDocument]:
+    """The uploaded documents of an application, as a hand-over package lists them."""
+    return [
+        HandoverDocument(
+            id=row["id"],
+            kind=row["kind"],
+            content_type=row["content_type"],
+            size=row["size"],
+            sha256=row["sha256"],
+        )
+        for row in await documents.listing(session, "application", application["id"])
+    ]
 
 
 @dataclass(frozen=True)

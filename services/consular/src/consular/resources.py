@@ -6,8 +6,9 @@ consumers and jobs from the bootstrap that builds them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from consular.settings import ConsularSettings
 from consular.signing_keys import KeyRing
+from diaspora_documents.settings import StoreSettings, open_store
+from diaspora_documents.store import ObjectStore
 from diaspora_events.outbox import OutboxWriter
 from diaspora_events.shredding import EventKeySettings
 from diaspora_identity.audit import AuditTrail
@@ -50,6 +53,28 @@ class TransitionBlocked(Exception):
 
 
 @dataclass
+class DocumentStore:
+    """The object store of uploaded documents, opened on first use (an S3 client needs a
+    running event loop) and closed with the service."""
+
+    settings: StoreSettings
+    _store: ObjectStore | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(self) -> ObjectStore:
+        if self._store is None:
+            async with self._lock:
+                if self._store is None:
+                    self._store = await open_store(self.settings)
+        return self._store
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+
+@dataclass
 class Consular:
     settings: ConsularSettings
     engine: AsyncEngine
@@ -69,6 +94,8 @@ class Consular:
     on_closed: ClosedHook | None = None
     # Payments' guard and the hand-over package (composed by bootstrap.py).
     on_transition: TransitionHook | None = None
+    # Uploaded documents' bytes (consular.documents): a local folder or S3, as set.
+    documents: DocumentStore | None = None
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:
@@ -77,4 +104,6 @@ class Consular:
 
     async def close(self) -> None:
         await self.identity.aclose()
+        if self.documents is not None:
+            await self.documents.close()
         await self.engine.dispose()

@@ -3,14 +3,29 @@
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import SecretStr, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from diaspora_documents.settings import StoreSettings
 from diaspora_service.settings import ServiceSettings
 
 
+class DocumentLimitSettings(BaseSettings):
+    """What one uploaded document may be (checked before anything is stored). Its own
+    settings (no required variable): the HTTP app caps upload bodies from it when it is
+    built, before the service's settings are read."""
+
+    model_config = SettingsConfigDict(env_prefix="CONSULAR_DOCUMENT_", extra="ignore", frozen=True)
+
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_pdf_pages: int = Field(default=30, ge=1)
+    max_image_pixels: int = Field(default=40_000_000, ge=10_000)
+
+
 class ConsularSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CONSULAR_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CONSULAR_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
 
     http_port: int = 8104
     # The CloudEvents `source` of everything this service publishes.
@@ -45,6 +60,18 @@ class ConsularSettings(ServiceSettings):
     credential_issuer: str = "https://diaspora.gouv.tg/consular"
     consular_card_validity_days: int = 5 * 365
     e_visa_validity_days: int = 90
+
+    # --- Uploaded documents (consular.documents; docs/consular.md "Documents") ---------
+    # Where their bytes are kept: CONSULAR_DOCUMENTS__BACKEND=local|s3,
+    # CONSULAR_DOCUMENTS__LOCAL_ROOT, CONSULAR_DOCUMENTS__S3__BUCKET, ... (production: s3).
+    documents: StoreSettings = StoreSettings(local_root=Path(".local/consular-documents"))
+    # What one upload may be: CONSULAR_DOCUMENT_MAX_BYTES, ..._MAX_PDF_PAGES,
+    # ..._MAX_IMAGE_PIXELS (DocumentLimitSettings). Uploads are spooled in the system's
+    # temporary folder unless a folder is named.
+    document_limits: DocumentLimitSettings = Field(default_factory=lambda: DocumentLimitSettings())
+    document_spool_dir: Path | None = None
+    # Documents per application, and attachments per difficulty report.
+    documents_per_case: int = Field(default=30, ge=1, le=200)
 
     @field_validator("credential_previous_key_files", mode="before")
     @classmethod

@@ -155,3 +155,81 @@ async def pay_fee(http: Any, headers: dict[str, str], application_id: str) -> st
     assert paid.status_code == 201, paid.text
     number: str = paid.json()["receipt_number"]
     return number
+
+
+async def upload_document(
+    http: Any,
+    headers: dict[str, str],
+    path: str,
+    data: bytes,
+    *,
+    filename: str = "scan.pdf",
+    content_type: str = "application/pdf",
+    kind: str | None = None,
+) -> Any:
+    """POST a document to ``path`` (``/applications/{id}/documents`` or a report's) as a
+    browser's form would send it; the response as it is."""
+    return await http.post(
+        path,
+        files={"file": (filename, data, content_type)},
+        data={"kind": kind} if kind is not None else None,
+        headers=headers,
+    )
+
+
+async def upload_required_documents(
+    http: Any, headers: dict[str, str], application_id: str, service_type: str
+) -> list[dict[str, Any]]:
+    """Upload a real one-page PDF for each document the catalogue requires of
+    ``service_type`` (read from the public catalogue); the documents as answered (201)."""
+    from diaspora_documents import testing as samples
+
+    found = await http.get(f"/catalogue/service-types/{service_type}")
+    assert found.status_code == 200, found.text
+    uploaded = []
+    for requirement in found.json()["required_documents"]:
+        if not requirement["required"]:
+            continue
+        answer = await upload_document(
+            http,
+            headers,
+            f"/applications/{application_id}/documents",
+            samples.pdf(1),
+            filename=f"{requirement['code']}.pdf",
+            kind=requirement["code"],
+        )
+        assert answer.status_code == 201, answer.text
+        uploaded.append(answer.json())
+    return uploaded
+
+
+async def store_required_documents(service: Consular, session: Any, row: dict[str, Any]) -> None:
+    """For tests working below HTTP: a real one-page PDF for each document the
+    application's catalogue version requires, put in the service's store and recorded in
+    ``session`` (as the upload route does after its checks)."""
+    from consular.catalogue import service as catalogue
+    from consular.documents import service as documents
+    from diaspora_documents import testing as samples
+
+    version = await catalogue.by_id(session, row["service_version_id"])
+    assert service.documents is not None
+    store = await service.documents.get()
+    for requirement in version.definition.required_documents:
+        if not requirement.required:
+            continue
+        document_id, key = documents.new_key("application", row["id"])
+        stored = await store.put(
+            key, samples.stream(samples.pdf(1)), content_type="application/pdf"
+        )
+        await documents.record(
+            session,
+            document_id=document_id,
+            owner="application",
+            owner_id=row["id"],
+            member_id=row["applicant_id"],
+            kind=requirement.code,
+            filename=f"{requirement.code}.pdf",
+            stored=stored,
+            uploader=documents.Uploader(row["applicant_subject"], "applicant"),
+            now=datetime.now(UTC),
+        )

@@ -51,7 +51,10 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "Not possible from the current status; `allowed` names what is"}
 }
 UNPROCESSABLE: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Answers that do not fit the form, or an applicant not eligible"}
+    422: {
+        "description": "Answers that do not fit the form, an applicant not eligible, or "
+        "(submit, resubmit) required documents not uploaded (`missing` names their codes)"
+    }
 }
 VIEW_FIELDS = sorted(ApplicationView.model_fields)
 
@@ -399,6 +402,18 @@ async def transition_application(
             raise _invalid_answers(error) from None
         except service.NotEligible as error:
             raise _not_eligible(error) from None
+        except service.DocumentsMissing as error:
+            raise Problem(
+                422,
+                "Required documents are missing",
+                detail="Upload a document of each required kind first: " + ", ".join(error.missing),
+                type_=TYPE_BASE + "documents-missing",
+                missing=error.missing,
+                errors=[
+                    {"field": f"documents.{code}", "message": "is required", "code": "missing"}
+                    for code in error.missing
+                ],
+            ) from None
         await _audit(svc, session, decision, request, [changed], action=body.action)
         entries = await service.history(session, application_id)
     set_etag(response, changed["version"])

@@ -31,6 +31,7 @@ from consular.catalogue.domain import (
     processing_embassy,
     validate_answers,
 )
+from consular.documents import service as documents
 from consular.members import service as members
 from consular.members.tables import applicants
 from consular.resources import ClosedHook, IssuedHook, TransitionHook
@@ -80,6 +81,14 @@ NOT_REGISTERED = Refusal(
 
 class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before by this account for a different request."""
+
+
+class DocumentsMissing(Exception):
+    """Submit or resubmit without a document of each kind the catalogue requires."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__("missing documents: " + ", ".join(missing))
+        self.missing = missing
 
 
 class NotEligible(Exception):
@@ -340,6 +349,10 @@ async def apply_transition(
                 submitted_at=now,
                 due_at=domain.due_at(now, definition.target_processing_days),
             )
+        required = [d.code for d in definition.required_documents if d.required]
+        missing = await documents.missing_kinds(session, row["id"], required)
+        if missing:
+            raise DocumentsMissing(missing)
     elif answers is not None:
         raise InvalidAnswers(
             [FieldError("answers", "answers are given only to submit or resubmit", "invalid")]

@@ -19,6 +19,9 @@ from consular.handover.http import router as handover_router
 from consular.payments.http import router as payments_router
 from consular.reports.http import router as reports_router
 from consular.resources import Consular
+from consular.settings import DocumentLimitSettings
+from consular.uploads.http import router as uploads_router
+from consular.uploads.http import upload_routes
 from diaspora_identity.service_app import service_app
 
 ROUTERS: list[APIRouter] = [
@@ -29,6 +32,7 @@ ROUTERS: list[APIRouter] = [
     reports_router,
     payments_router,
     handover_router,
+    uploads_router,
 ]
 
 
@@ -50,6 +54,10 @@ def build_app(service: Consular | None = None) -> FastAPI:
             "needs an OIDC bearer token (docs/security.md)."
         ),
         routers=ROUTERS,
+        # Documents: authorized from the headers before a byte is read, and capped.
+        uploads=upload_routes(
+            (service.settings.document_limits if service else DocumentLimitSettings()).max_bytes
+        ),
     )
 
 

@@ -2,7 +2,7 @@
 packages of passport and identity card preparation with the authority's answers
 
 Revision ID: 0007_handover
-Revises: 0005_reports
+Revises: 0006_uploads
 Create Date: 2026-12-07 23:59:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_handover"
-down_revision: str | None = "0005_reports"
+down_revision: str | None = "0006_uploads"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

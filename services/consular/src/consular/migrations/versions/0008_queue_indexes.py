@@ -1,7 +1,7 @@
 """officers' queue indexes: a covering queue index and the embassy's due-date order
 
 Revision ID: 0008_queue_indexes
-Revises: 0005_reports
+Revises: 0007_handover
 Create Date: 2026-12-08 00:00:00.000000
 
 ``applications_queue_idx`` (embassy, status, due date) now carries the assignee, the
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_queue_indexes"
-down_revision: str | None = "0005_reports"
+down_revision: str | None = "0007_handover"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
