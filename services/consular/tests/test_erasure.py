@@ -23,7 +23,15 @@ from uuid import UUID
 
 import httpx
 import pytest
-from consular_testing import answers_for, known_applicant, new_member_id, profile, publish
+from consular_testing import (
+    answers_for,
+    known_applicant,
+    new_member_id,
+    pay_fee,
+    profile,
+    publish,
+    upload_required_documents,
+)
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,12 +41,14 @@ from consular.bootstrap import (
     Clock,
     bootstrap,
     consumers,
+    document_eraser,
     periodic_tasks,
     run_retention_once,
     run_sla_once,
     utc_now,
 )
 from consular.credentials.tables import credentials
+from consular.documents.tables import documents
 from consular.erasure.service import DocumentEraser, erase_member
 from consular.members.consumer import CONSUMER_NAME
 from consular.members.tables import applicants
@@ -97,8 +107,22 @@ async def applicant(
 
 async def submitted(person: Caller, service_type: str = "consular_card", **answers: Any) -> str:
     created = ok(await person.post("/applications", {"service_type": service_type}), 201)
+    await upload_required_documents(person.http, person.headers, created["id"], service_type)
     await person.act(created["id"], "submit", answers={**answers_for(service_type), **answers})
     return str(created["id"])
+
+
+async def consular_documents(service: Consular, member_id: UUID) -> list[str]:
+    """The storage keys of a member's documents that are still in the store."""
+    async with service.sessions() as session:
+        keys = (
+            await session.execute(
+                select(documents.c.storage_key).where(documents.c.member_id == member_id)
+            )
+        ).scalars()
+        assert service.documents is not None
+        store = await service.documents.get()
+        return [key for key in keys if await store.exists(key)]
 
 
 async def publish_template(http: httpx.AsyncClient, issuer: LocalIssuer) -> None:
@@ -277,7 +301,9 @@ async def test_erasure_deletes_what_it_may_and_keeps_the_legal_record_pseudonymi
     in_progress = await submitted(person, address_abroad=ADDRESS)
     ok(await book(person, in_progress, slot), 201)
     decided = await submitted(person, address_abroad=ADDRESS)
-    for action in ("start_review", "approve", "issue"):
+    await staff.act(decided, "start_review")
+    await pay_fee(http, staff.headers, decided)
+    for action in ("approve", "issue"):
         await staff.act(decided, action)
     report = ok(
         await person.post(
@@ -291,9 +317,15 @@ async def test_erasure_deletes_what_it_may_and_keeps_the_legal_record_pseudonymi
     assert (await book(other, other_app, slot)).status_code == 409
 
     forgotten: list[UUID] = []
+    # The eraser bootstrap composes (rows and stored objects), watched.
+    eraser = document_eraser(consular)
+    assert eraser is not None
+    stored = await consular_documents(consular, member_id)
+    assert stored  # the documents of their two submitted applications
 
     async def forget_documents(session: AsyncSession, erased: UUID) -> None:
         forgotten.append(erased)
+        await eraser(session, erased)
 
     topic = topic_prefix + REGISTRY_MEMBERS.name
     erased = MemberErasedV1(member_id=member_id, erased_at=datetime.now(UTC))
@@ -303,6 +335,10 @@ async def test_erasure_deletes_what_it_may_and_keeps_the_legal_record_pseudonymi
         await wait_consumed(kafka_bootstrap, topic_prefix + CONSUMER_NAME, [topic], timeout=60)
 
     assert forgotten == [member_id]
+    # Their documents' bytes are gone from the store too, not only the rows.
+    assert consular.documents is not None
+    store = await consular.documents.get()
+    assert [key for key in stored if await store.exists(key)] == []
     async with consular.sessions() as session:
         assert (
             await session.execute(select(applicants).where(applicants.c.member_id == member_id))
@@ -407,7 +443,9 @@ async def test_the_retention_job_deletes_kept_records_past_their_period_only(
     await staff.act(rejected, "start_review")
     await staff.act(rejected, "reject", reason="Pièces manquantes")
     issued = await submitted(person)
-    for action in ("start_review", "approve", "issue"):
+    await staff.act(issued, "start_review")
+    await pay_fee(http, staff.headers, issued)
+    for action in ("approve", "issue"):
         await staff.act(issued, action)
     report = ok(
         await person.post(

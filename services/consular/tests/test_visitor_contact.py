@@ -12,7 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from consular_testing import answers_for, known_applicant, new_member_id, profile
+from consular_testing import (
+    answers_for,
+    known_applicant,
+    new_member_id,
+    pay_fee,
+    profile,
+    upload_required_documents,
+)
 
 from consular.resources import Consular
 from consular.tables import outbox
@@ -34,6 +41,7 @@ async def apply(
     headers = issuer.headers(persona)
     body = {"service_type": service_type}
     draft = ok(await http.post("/applications", json=body, headers=headers), 201)
+    await upload_required_documents(http, headers, draft["id"], service_type)
     ok(
         await http.post(
             f"/applications/{draft['id']}/transitions",
@@ -62,9 +70,10 @@ async def test_a_visitor_s_verified_contact_is_on_their_status_events_and_no_one
     other_visa = await apply(http, identity_provider, unverified, "e_visa")
     card = await apply(http, identity_provider, member, "consular_card")
     lome = identity_provider.headers(officer("tg-lome"))
-    for action in ("start_review", "approve"):
-        path = f"/applications/{visa}/transitions"
-        ok(await http.post(path, json={"action": action}, headers=lome))
+    path = f"/applications/{visa}/transitions"
+    ok(await http.post(path, json={"action": "start_review"}, headers=lome))
+    await pay_fee(http, lome, visa)
+    ok(await http.post(path, json={"action": "approve"}, headers=lome))
 
     await publish_outbox(
         consular.engine,
@@ -74,7 +83,7 @@ async def test_a_visitor_s_verified_contact_is_on_their_status_events_and_no_one
         client_id="consular-test-relay",
     )
     records = await read_topic(
-        consular.settings.kafka_bootstrap, topic_prefix + CONSULAR_APPLICATIONS.name, expect=5
+        consular.settings.kafka_bootstrap, topic_prefix + CONSULAR_APPLICATIONS.name, expect=6
     )
     events = sorted(
         (
@@ -85,6 +94,8 @@ async def test_a_visitor_s_verified_contact_is_on_their_status_events_and_no_one
     )
     by_application: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for body, kind in events:
+        if not kind.startswith("consular.application."):
+            continue  # the fee's payment, on the same topic
         by_application.setdefault(body["application_id"], []).append((kind, body))
 
     assert len(by_application[visa]) == 3  # submitted, review started, approved

@@ -35,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from consular.applications.tables import application_history, applications
 from consular.appointments import service as appointments
 from consular.credentials.tables import credentials
+from consular.handover.tables import handovers
+from consular.payments.tables import payments
 from consular.reports.tables import report_history, report_messages, reports
 from consular.tables import outbox
 
@@ -124,6 +126,14 @@ async def erase_member(session: AsyncSession, member_id: UUID, now: datetime) ->
             update(credentials)
             .where(credentials.c.application_id.in_(kept_ids))
             .values(holder_subject=ERASED_SUBJECT)
+        )
+    # Receipts are the embassy's accounting record and hand-over packages the record of
+    # what was sent to the documentation authority: kept, unlinked from the account.
+    for kept in (payments, handovers):
+        await session.execute(
+            update(kept)
+            .where(kept.c.applicant_id == member_id)
+            .values(applicant_subject=ERASED_SUBJECT)
         )
     report_count = await _pseudonymise_reports(session, member_id, now)
     return Erased(
