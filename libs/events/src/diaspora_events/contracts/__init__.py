@@ -59,6 +59,7 @@ from diaspora_events.contracts.registry import (
     MemberUpdatedV1,
     RegistryAuditRecordedV1,
 )
+from diaspora_events.contracts.returnees import ReturneesAuditRecordedV1
 
 __all__ = [
     "ApplicationEscalatedV1",
@@ -105,6 +106,7 @@ __all__ = [
     "ProjectUpdatedV1",
     "ProjectWithdrawnV1",
     "RegistryAuditRecordedV1",
+    "ReturneesAuditRecordedV1",
     "UnknownEventType",
     "all_contracts",
     "contract",
