@@ -45,6 +45,7 @@ topics --topic "${prefix}matching-records.dlq" --partitions 1 --config retention
 topics --topic "${prefix}notifications.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}registry-access-log.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}registry-read-models.dlq" --partitions 1 --config retention.ms=2592000000
+topics --topic "${prefix}returnees-cases.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}returnees.dlq" --partitions 1 --config retention.ms=2592000000
 # consular
 acl --allow-principal User:consular --operation IdempotentWrite --cluster --resource-pattern-type literal
@@ -151,6 +152,7 @@ acl --allow-principal User:returnees --operation IdempotentWrite --cluster --res
 acl --allow-principal User:returnees --operation Describe --group "${prefix}"returnees --resource-pattern-type prefixed
 acl --allow-principal User:returnees --operation Read --group "${prefix}"returnees --resource-pattern-type prefixed
 acl --allow-principal User:returnees --operation Describe --topic "${prefix}"consular.applications --resource-pattern-type literal
+acl --allow-principal User:returnees --operation Read --topic "${prefix}"consular.applications --resource-pattern-type literal
 acl --allow-principal User:returnees --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
 acl --allow-principal User:returnees --operation Describe --topic "${prefix}"consular.reports --resource-pattern-type literal
 acl --allow-principal User:returnees --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal

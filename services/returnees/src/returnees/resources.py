@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from diaspora_events.outbox import OutboxWriter
-from diaspora_events.shredding import EventKeySettings
+from diaspora_events.shredding import DataKeySource, EventKeySettings
 from diaspora_identity.audit import AuditTrail
 from diaspora_identity.http import Identity
 from returnees.settings import ReturneesSettings
@@ -30,6 +30,9 @@ class Returnees:
     # Crypto-shredding: the key settings (the worker's consumer builds its caching
     # resolver from them); the API's writer seals with no key cache.
     key_settings: EventKeySettings | None = None
+    # Persons' data keys that seal the sensitive fields of cases at rest (the registry's
+    # key service; no key stays in memory between requests).
+    case_keys: DataKeySource | None = None
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:

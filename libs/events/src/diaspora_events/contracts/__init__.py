@@ -59,7 +59,13 @@ from diaspora_events.contracts.registry import (
     MemberUpdatedV1,
     RegistryAuditRecordedV1,
 )
-from diaspora_events.contracts.returnees import ReturneesAuditRecordedV1
+from diaspora_events.contracts.returnees import (
+    CaseAssignedV1,
+    CaseFollowUpOverdueV1,
+    CaseOpenedV1,
+    CaseStatusChangedV1,
+    ReturneesAuditRecordedV1,
+)
 
 __all__ = [
     "ApplicationEscalatedV1",
@@ -67,6 +73,10 @@ __all__ = [
     "ApplicationSubmittedV1",
     "AssociationRegisteredV1",
     "AssociationUpdatedV1",
+    "CaseAssignedV1",
+    "CaseFollowUpOverdueV1",
+    "CaseOpenedV1",
+    "CaseStatusChangedV1",
     "ConsularAuditRecordedV1",
     "ContactVerifiedV1",
     "CredentialIssuedV1",

@@ -18,9 +18,12 @@ from diaspora_service.app import create_app
 from diaspora_service.request_id import RequestIdMiddleware
 from returnees import SERVICE_NAME
 from returnees.bootstrap import bootstrap
+from returnees.cases.http import router as cases_router
 from returnees.resources import Returnees
 
-ROUTERS: list[APIRouter] = []
+ROUTERS: list[APIRouter] = [
+    cases_router,
+]
 
 
 def build_app(service: Returnees | None = None) -> FastAPI:
