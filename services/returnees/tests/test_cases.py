@@ -121,6 +121,9 @@ async def test_the_state_machine_answers_409_naming_the_allowed_actions(
     plan = {"milestones": [{"title": "Formation", "due_on": "2027-06-01"}]}
     # Not assigned: no work on it.
     assert (await http.post(f"/cases/{case_id}/plan", headers=me, json=plan)).status_code == 403
+    # A case worker takes a case for themselves, never hands it to someone else.
+    handed = await http.put(f"/cases/{case_id}/assignee", headers=me, json={"case_worker": "x"})
+    assert handed.status_code == 403, handed.text
     assigned = await http.put(
         f"/cases/{case_id}/assignee", headers=me, json={"case_worker": worker.subject}
     )

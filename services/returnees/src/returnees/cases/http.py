@@ -515,9 +515,16 @@ async def assign_case(
     principal: CurrentPrincipal,
     request: Request,
 ) -> CaseView:
-    """Assign the case to a case worker of the return cell (yourself, or by a
-    coordinator)."""
+    """Assign the case to a case worker of the return cell: a case worker takes it
+    (themselves only); a coordinator hands it to any case worker."""
     decision = identity.policy.decide(principal, RESOURCE, "assign")
+    coordinator = principal.has(Role.MINISTRY_COORDINATOR) or principal.has(Role.ADMIN)
+    if not coordinator and body.case_worker != principal.subject:
+        raise Problem(
+            403,
+            "Forbidden",
+            detail="A case worker takes a case for themselves; a coordinator hands cases out.",
+        )
     async with svc.sessions() as session, session.begin():
         row = await service.load(session, case_id, decision.where(service.SCOPE_COLUMNS), lock=True)
         if row is None:
