@@ -30,6 +30,7 @@ from diaspora_identity.audit import AuditTrail, audit_event_factory
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
 from returnees import SERVICE_NAME
+from returnees.agreements import tables as agreements_tables
 from returnees.cases import service as cases
 from returnees.cases import tables as cases_tables
 from returnees.cases.consumer import build_consumer as cases_consumer
@@ -45,7 +46,7 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
 # Every feature's tables are on the one metadata (named here so that all are defined).
-FEATURE_TABLES = (members_tables, cases_tables)
+FEATURE_TABLES = (members_tables, cases_tables, agreements_tables)
 
 # The event published for each audit entry (its fields are the entry's).
 audit_event = audit_event_factory(ReturneesAuditRecordedV1)

@@ -17,12 +17,14 @@ from diaspora_identity.http import install_identity
 from diaspora_service.app import create_app
 from diaspora_service.request_id import RequestIdMiddleware
 from returnees import SERVICE_NAME
+from returnees.agreements.http import router as agreements_router
 from returnees.bootstrap import bootstrap
 from returnees.cases.http import router as cases_router
 from returnees.resources import Returnees
 
 ROUTERS: list[APIRouter] = [
     cases_router,
+    agreements_router,
 ]
 
 
