@@ -313,6 +313,8 @@ async def start_gateway(platform: LocalPlatform, test_logs: Path) -> AsyncIterat
                 "consular": (
                     platform.consular_url or f"http://127.0.0.1:{free_port()}"
                 ).removeprefix("http://"),
+                # Not part of this platform fixture: nothing listens there (503 problem).
+                "returnees": f"127.0.0.1:{free_port()}",
             },
             name=f"gateway-test-{port}",
             **overrides,  # type: ignore[arg-type]

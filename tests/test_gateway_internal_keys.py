@@ -64,6 +64,7 @@ async def edge(
             "notifications": f"127.0.0.1:{free_port()}",
             "matching": f"127.0.0.1:{free_port()}",
             "consular": f"127.0.0.1:{free_port()}",
+            "returnees": f"127.0.0.1:{free_port()}",
         },
         name=f"gateway-test-{gateway_port}",
     )

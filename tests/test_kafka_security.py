@@ -175,7 +175,7 @@ async def test_plaintext_and_a_wrong_password_are_refused(
 
 def test_acls_limit_each_service_to_its_own_topics_and_groups() -> None:
     acls = platform_acls(prefix="prod.")
-    assert set(acls) == {"registry", "notifications", "matching", "consular"}
+    assert set(acls) == {"registry", "notifications", "matching", "consular", "returnees"}
     for service, entries in acls.items():
         principal = f"User:{service}"
         assert {a.principal for a in entries} == {principal}

@@ -45,7 +45,7 @@ ROOT = repo_root()
 DEFAULT_PORTS: dict[str, int] = tomllib.loads(
     (ROOT / "deploy" / "local" / "processes.toml").read_text()
 )["ports"]
-SERVICES = ("registry", "notifications", "matching", "consular")
+SERVICES = ("registry", "notifications", "matching", "consular", "returnees")
 # Asked at the moment "Platform up" is printed: through the gateway's routes, each
 # service's liveness and a public document of each (the detailed readiness is not
 # reachable through the gateway: docs/security.md); and each API's readiness (database,

@@ -14,7 +14,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 REALM = ROOT / "deploy" / "compose" / "keycloak" / "diaspora-realm.json"
-STAFF = {"embassy_officer", "ministry_coordinator", "partner_caseworker", "analyst", "admin"}
+STAFF = {
+    "embassy_officer",
+    "ministry_coordinator",
+    "case_worker",
+    "partner_caseworker",
+    "analyst",
+    "admin",
+}
 
 
 def realm() -> dict[str, Any]:

@@ -606,6 +606,7 @@ def test_what_each_service_sends_and_receives() -> None:
         "receive.matching.audit.registry-access-log": "receive",
         "receive.notifications.audit.registry-access-log": "receive",
         "receive.consular.audit.registry-access-log": "receive",
+        "receive.returnees.audit.registry-access-log": "receive",
         "deadletter.registry-access-log": "send",
     }
     assert {k: v["action"] for k, v in notifications["operations"].items()} == {

@@ -19,7 +19,13 @@ def test_make_run_keeps_its_fixed_ports_and_names_by_default() -> None:
     layout = Layout.from_env(DEFAULTS, env={})
     assert layout.ports["gateway"] == 8080
     assert layout.ports["idp"] == 8090
-    assert layout.databases() == ("registry", "notifications", "matching", "consular")
+    assert layout.databases() == (
+        "registry",
+        "notifications",
+        "matching",
+        "consular",
+        "returnees",
+    )
     assert layout.topic_prefix == ""
 
 
@@ -33,6 +39,7 @@ def test_ports_and_namespace_come_from_the_environment() -> None:
         "t1_notifications",
         "t1_matching",
         "t1_consular",
+        "t1_returnees",
     )
     assert layout.topic_prefix == "t1."
     with pytest.raises(ValueError, match="DIASPORA_RUN_NAMESPACE"):
@@ -60,6 +67,7 @@ def test_every_long_running_process_has_a_readiness_check_on_its_own_port() -> N
         "http://127.0.0.1:18080/api/notifications/health/live",
         "http://127.0.0.1:18080/api/matching/health/live",
         "http://127.0.0.1:18080/api/consular/health/live",
+        "http://127.0.0.1:18080/api/returnees/health/live",
     ]
     # Each process's health port is the one it is told to serve.
     for spec in specs:

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             "citizen",
             "embassy_officer",
             "ministry_coordinator",
+            "case_worker",
             "partner_caseworker",
             "analyst",
             "admin",
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     gateway.add_argument("--notifications", default="127.0.0.1:8102")
     gateway.add_argument("--matching", default="127.0.0.1:8103")
     gateway.add_argument("--consular", default="127.0.0.1:8104")
+    gateway.add_argument("--returnees", default="127.0.0.1:8105")
     gateway.add_argument("--rate-per-address", default="50r/s")
     gateway.add_argument("--burst-per-address", type=int, default=100)
     gateway.add_argument("--rate-per-token", default="20r/s")
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                         "notifications": args.notifications,
                         "matching": args.matching,
                         "consular": args.consular,
+                        "returnees": args.returnees,
                     },
                     rate_per_address=args.rate_per_address,
                     burst_per_address=args.burst_per_address,

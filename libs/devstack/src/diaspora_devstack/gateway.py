@@ -35,6 +35,7 @@ class GatewaySettings:
             "notifications": "127.0.0.1:8102",
             "matching": "127.0.0.1:8103",
             "consular": "127.0.0.1:8104",
+            "returnees": "127.0.0.1:8105",
         }
     )
     rate_per_address: str = "50r/s"
@@ -122,7 +123,9 @@ def prepare(cfg: StackConfig, settings: GatewaySettings) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (temp / name).mkdir(parents=True, exist_ok=True)
-    missing = {"registry", "notifications", "matching", "consular"} - set(settings.upstreams)
+    missing = {"registry", "notifications", "matching", "consular", "returnees"} - set(
+        settings.upstreams
+    )
     if missing:
         raise GatewayError(f"no upstream address for {sorted(missing)}")
     values = {

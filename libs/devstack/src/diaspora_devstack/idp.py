@@ -118,7 +118,7 @@ def serve(cfg: StackConfig, *, port: int = DEFAULT_PORT) -> int:
     print(
         f"DEVELOPMENT ONLY identity provider: issuer {issuer_url(port)}, keys in {keys_dir(cfg)}.\n"
         "Tokens: uv run devstack token --role citizen|embassy_officer|ministry_coordinator|"
-        "partner_caseworker|analyst|admin|service [--embassy fr-paris]",
+        "case_worker|partner_caseworker|analyst|admin|service [--embassy fr-paris]",
         flush=True,
     )
     uvicorn.run(asgi_app(cfg, port=port), host="127.0.0.1", port=port, log_level="warning")

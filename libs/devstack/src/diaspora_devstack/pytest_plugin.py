@@ -155,6 +155,15 @@ async def consular_database(
 
 
 @pytest.fixture
+async def returnees_database(
+    infra: stack.Endpoints, migrated_templates: dict[str, str]
+) -> AsyncIterator[str]:
+    """A fresh returnees database with its migrations applied (libpq URL)."""
+    async for url in _migrated(infra, migrated_templates, "returnees"):
+        yield url
+
+
+@pytest.fixture
 async def empty_database(infra: stack.Endpoints) -> AsyncIterator[str]:
     url = await create_database(infra.pg_url, "empty")
     try:

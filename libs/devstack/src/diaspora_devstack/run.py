@@ -42,7 +42,7 @@ READY_TIMEOUT_SECONDS = 300.0
 PROGRESS_EVERY_SECONDS = 3.0
 # Lines of a failed process's log shown.
 TAIL_LINES = 20
-SERVICE_DATABASES = ("registry", "notifications", "matching", "consular")
+SERVICE_DATABASES = ("registry", "notifications", "matching", "consular", "returnees")
 _NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,30}")
 
 DEVELOPMENT_BANNER = (

@@ -164,6 +164,26 @@ CONSULAR_REPORTS = Topic(
     carries_personal_data=True,
 )
 
+RETURNEES_CASES = Topic(
+    name="returnees.cases",
+    owner="returnees",
+    description=(
+        "Cases of returning migrants (returnees): opened, intake, needs, plan, follow-ups, "
+        "assignment, status changes and closure, keyed by case id."
+    ),
+    carries_personal_data=True,
+)
+
+RETURNEES_AUDIT = Topic(
+    name="returnees.audit",
+    owner="returnees",
+    description=(
+        "Audit trail of returnees: staff reads and changes of cases, sensitive fields "
+        "included (keyed by the returnee's member id, or the case id when none is known)."
+    ),
+    carries_personal_data=True,
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     REGISTRY_MEMBERS,
     REGISTRY_ASSOCIATIONS,
@@ -180,6 +200,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CONSULAR_APPLICATIONS,
     CONSULAR_AUDIT,
     CONSULAR_REPORTS,
+    RETURNEES_CASES,
+    RETURNEES_AUDIT,
 )
 
 

@@ -29,6 +29,9 @@ class Role(enum.StrEnum):
     CITIZEN = "citizen"
     EMBASSY_OFFICER = "embassy_officer"
     MINISTRY_COORDINATOR = "ministry_coordinator"
+    # The ministry's return cell (returnees service): works the returnees' cases assigned
+    # to them; partner organisations' case workers are PARTNER_CASEWORKER.
+    CASE_WORKER = "case_worker"
     PARTNER_CASEWORKER = "partner_caseworker"
     ANALYST = "analyst"
     ADMIN = "admin"

@@ -41,6 +41,7 @@ DEV_SERVICE_CLIENTS = {
     "matching": "dev-only-matching",
     "notifications": "dev-only-notifications",
     "consular": "dev-only-consular",
+    "returnees": "dev-only-returnees",
 }
 DEV_CLIENT = "diaspora-dev-cli"
 
@@ -142,6 +143,11 @@ def officer(*embassies: str, subject: str | None = None) -> Persona:
 
 def coordinator(subject: str | None = None) -> Persona:
     return Persona(subject or _subject("coordinator"), (Role.MINISTRY_COORDINATOR.value,))
+
+
+def case_worker(subject: str | None = None) -> Persona:
+    """A case worker of the ministry's return cell (returnees)."""
+    return Persona(subject or _subject("case-worker"), (Role.CASE_WORKER.value,))
 
 
 def caseworker(partner_org: str, subject: str | None = None) -> Persona:

@@ -63,6 +63,13 @@ from diaspora_events.contracts.registry import (
     MemberUpdatedV1,
     RegistryAuditRecordedV1,
 )
+from diaspora_events.contracts.returnees import (
+    CaseAssignedV1,
+    CaseFollowUpOverdueV1,
+    CaseOpenedV1,
+    CaseStatusChangedV1,
+    ReturneesAuditRecordedV1,
+)
 
 __all__ = [
     "ApplicationEscalatedV1",
@@ -70,6 +77,10 @@ __all__ = [
     "ApplicationSubmittedV1",
     "AssociationRegisteredV1",
     "AssociationUpdatedV1",
+    "CaseAssignedV1",
+    "CaseFollowUpOverdueV1",
+    "CaseOpenedV1",
+    "CaseStatusChangedV1",
     "ConsularAuditRecordedV1",
     "ContactVerifiedV1",
     "CredentialIssuedV1",
@@ -113,6 +124,7 @@ __all__ = [
     "ProjectUpdatedV1",
     "ProjectWithdrawnV1",
     "RegistryAuditRecordedV1",
+    "ReturneesAuditRecordedV1",
     "UnknownEventType",
     "all_contracts",
     "contract",

@@ -24,6 +24,7 @@ from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.consular import ConsularAuditRecordedV1
 from diaspora_events.contracts.matching import MatchingAuditRecordedV1
 from diaspora_events.contracts.notifications import NotificationsAuditRecordedV1
+from diaspora_events.contracts.returnees import ReturneesAuditRecordedV1
 from diaspora_events.shredding import KeyResolver
 from registry.access_log.tables import member_accesses
 from registry.tables import inbox
@@ -35,6 +36,7 @@ AUDIT_CONTRACTS: tuple[type[AuditRecorded], ...] = (
     MatchingAuditRecordedV1,
     NotificationsAuditRecordedV1,
     ConsularAuditRecordedV1,
+    ReturneesAuditRecordedV1,
 )
 # Audited resources that are nobody's record (an administrator's template preview):
 # kept in their service's audit trail, never in a person's access log. (Consular's staff

@@ -1,0 +1,128 @@
+"""Events published by the returnees service."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from diaspora_events.contracts.audit import AuditRecorded
+from diaspora_events.contracts.base import Event, contract, personal
+from diaspora_events.topics import RETURNEES_AUDIT, RETURNEES_CASES
+
+
+@contract(
+    event_type="returnees.audit.recorded",
+    version=1,
+    topic=RETURNEES_AUDIT,
+    key="record_id",
+    subject="record_id",
+    description=(
+        "A member of staff read or changed a returnee's case held by returnees (record id = "
+        "the returnee's member id when the case is linked to one, else the case id); reads "
+        "of the sensitive fields (health, psychosocial, vulnerabilities) are named in "
+        "`fields`."
+    ),
+)
+class ReturneesAuditRecordedV1(AuditRecorded):
+    pass
+
+
+# --- Cases (returnees.cases) -------------------------------------------------------------
+
+CaseStatus = Literal["declared", "open", "assessed", "in_plan", "closed", "cancelled"]
+CaseOrigin = Literal["case_worker", "pre_return", "laissez_passer"]
+
+CASE_SUBJECT = (
+    "The person the personal fields are about: the returnee's member id, or the case id "
+    "when the case is linked to no registry record."
+)
+
+
+@contract(
+    event_type="returnees.case.opened",
+    version=1,
+    topic=RETURNEES_CASES,
+    key="case_id",
+    subject="subject_id",
+    description=(
+        "A returnee's case was opened: by a case worker, by the returnee before return (a "
+        "pre-return declaration) or from a laissez-passer issued by consular. Health, "
+        "psychosocial and vulnerability data are never in an event."
+    ),
+)
+class CaseOpenedV1(Event):
+    case_id: UUID
+    member_id: UUID | None = Field(description="The returnee's registry member id, if known.")
+    subject_id: UUID = Field(description=CASE_SUBJECT)
+    origin: CaseOrigin
+    status: CaseStatus
+    application_id: UUID | None = Field(
+        default=None, description="The consular application (origin laissez_passer)."
+    )
+    opened_at: datetime
+    expected_arrival: date | None = personal(default=None)
+    return_date: date | None = personal(default=None)
+    country_from: str | None = personal(
+        default=None, description="ISO 3166-1 alpha-2 of the country returned from."
+    )
+
+
+@contract(
+    event_type="returnees.case.status-changed",
+    version=1,
+    topic=RETURNEES_CASES,
+    key="case_id",
+    subject="subject_id",
+    description=(
+        "A case moved in its state machine (intake recorded, needs assessed, plan agreed, "
+        "closed with its outcome, cancelled)."
+    ),
+)
+class CaseStatusChangedV1(Event):
+    case_id: UUID
+    member_id: UUID | None = None
+    subject_id: UUID = Field(description=CASE_SUBJECT)
+    action: str
+    from_status: CaseStatus
+    to_status: CaseStatus
+    changed_at: datetime
+    outcome: str | None = Field(default=None, description="The closure's outcome code.")
+
+
+@contract(
+    event_type="returnees.case.assigned",
+    version=1,
+    topic=RETURNEES_CASES,
+    key="case_id",
+    subject="subject_id",
+    description="A case was assigned to a case worker of the return cell.",
+)
+class CaseAssignedV1(Event):
+    case_id: UUID
+    member_id: UUID | None = None
+    subject_id: UUID = Field(description=CASE_SUBJECT)
+    assigned_to: str = personal(description="The case worker's subject at the identity provider.")
+    assigned_at: datetime
+
+
+@contract(
+    event_type="returnees.case.follow-up-overdue",
+    version=1,
+    topic=RETURNEES_CASES,
+    key="case_id",
+    subject="subject_id",
+    description=(
+        "A follow-up of a case (3, 6 or 12 months after return) passed its due date without "
+        "being recorded; flagged once by the worker's job."
+    ),
+)
+class CaseFollowUpOverdueV1(Event):
+    case_id: UUID
+    member_id: UUID | None = None
+    subject_id: UUID = Field(description=CASE_SUBJECT)
+    months: int
+    due_on: date
+    flagged_at: datetime
