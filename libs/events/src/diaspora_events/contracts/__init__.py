@@ -59,7 +59,12 @@ from diaspora_events.contracts.registry import (
     MemberUpdatedV1,
     RegistryAuditRecordedV1,
 )
-from diaspora_events.contracts.returnees import ReturneesAuditRecordedV1
+from diaspora_events.contracts.returnees import (
+    ReferralCreatedV1,
+    ReferralEscalatedV1,
+    ReferralStatusChangedV1,
+    ReturneesAuditRecordedV1,
+)
 
 __all__ = [
     "ApplicationEscalatedV1",
@@ -105,6 +110,9 @@ __all__ = [
     "ProjectSubmittedV1",
     "ProjectUpdatedV1",
     "ProjectWithdrawnV1",
+    "ReferralCreatedV1",
+    "ReferralEscalatedV1",
+    "ReferralStatusChangedV1",
     "RegistryAuditRecordedV1",
     "ReturneesAuditRecordedV1",
     "UnknownEventType",

@@ -18,9 +18,14 @@ from diaspora_service.app import create_app
 from diaspora_service.request_id import RequestIdMiddleware
 from returnees import SERVICE_NAME
 from returnees.bootstrap import bootstrap
+from returnees.partners.http import router as partners_router
+from returnees.referrals.http import router as referrals_router
 from returnees.resources import Returnees
 
-ROUTERS: list[APIRouter] = []
+ROUTERS: list[APIRouter] = [
+    partners_router,
+    referrals_router,
+]
 
 
 def build_app(service: Returnees | None = None) -> FastAPI:
