@@ -18,7 +18,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from diaspora_devstack.testing import publish_outbox, read_topic
+from diaspora_devstack.testing import DeadLetters, event_record, publish_outbox, read_topic
+from diaspora_events.consumer import Outcome
+from diaspora_events.contracts.registry import MemberErasedV1, MemberMergedV1
 from diaspora_events.topics import RETURNEES_REFERRALS
 from diaspora_identity.testing import (
     LocalIssuer,
@@ -28,8 +30,7 @@ from diaspora_identity.testing import (
     citizen,
     coordinator,
 )
-from returnees.bootstrap import run_referrals_sla_once
-from returnees.referrals.service import erase_returnee
+from returnees.bootstrap import consumers, run_referrals_sla_once
 from returnees.resources import Returnees
 from returnees.tables import audit_log, outbox
 
@@ -424,7 +425,7 @@ async def test_an_overdue_referral_escalates_to_the_ministry_once_per_stage(
     assert all("note" not in d for d in escalations)
 
 
-async def test_erasure_unlinks_the_returnee_and_drops_the_free_texts(
+async def test_erasure_unlinks_the_returnee_and_a_merge_moves_the_referrals(
     returnees: Returnees, http: httpx.AsyncClient, identity_provider: LocalIssuer
 ) -> None:
     ministry = Caller(http, identity_provider, coordinator())
@@ -437,8 +438,11 @@ async def test_erasure_unlinks_the_returnee_and_drops_the_free_texts(
     kept = ok(await cell.refer(partner["id"], member_id=str(kept_for)), 201)["id"]
     ok(await caritas.act(erased, "refuse", "Kodjo's landlord refused."))
 
-    async with returnees.sessions() as session, session.begin():
-        await erase_returnee(session, member_id)
+    # The registry's erasure reaches the service's consumer of registry.members, whose
+    # erase steps (composed by bootstrap) clear the referrals in its transaction.
+    (consumer,) = consumers(sessions=returnees.sessions, dead_letters=DeadLetters())
+    erasure = MemberErasedV1(member_id=member_id, erased_at=datetime.now(UTC))
+    assert await consumer.handle_record(event_record(erasure)) is Outcome.HANDLED
 
     after = ok(await ministry.get(erased))
     assert after["member_id"] is None
@@ -452,3 +456,12 @@ async def test_erasure_unlinks_the_returnee_and_drops_the_free_texts(
     )
     other = ok(await ministry.get(kept))
     assert (other["member_id"], other["note"]) == (str(kept_for), NOTE)
+
+    # A merge: the survivor's token sees the absorbed record's referral.
+    survivor = uuid.uuid4()
+    merger = MemberMergedV1(
+        member_id=kept_for, survivor_id=survivor, merged_at=datetime.now(UTC), case_id=uuid.uuid4()
+    )
+    assert await consumer.handle_record(event_record(merger)) is Outcome.HANDLED
+    theirs = ok(await Caller(http, identity_provider, citizen(member_id=survivor)).queue())
+    assert [r["id"] for r in theirs["items"]] == [kept]
