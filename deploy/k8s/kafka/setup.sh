@@ -39,6 +39,7 @@ topics --topic "${prefix}consular.audit" --partitions 6 --config retention.ms=25
 topics --topic "${prefix}consular.reports" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}returnees.cases" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}returnees.audit" --partitions 6 --config retention.ms=2592000000
+topics --topic "${prefix}returnees.referrals" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}consular.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}matching-experts.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}matching-records.dlq" --partitions 1 --config retention.ms=2592000000
@@ -66,6 +67,7 @@ acl --allow-principal User:consular --operation Describe --topic "${prefix}"regi
 acl --allow-principal User:consular --operation Read --topic "${prefix}"registry.members --resource-pattern-type literal
 acl --allow-principal User:consular --operation Describe --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:consular --operation Describe --topic "${prefix}"returnees.cases --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"returnees.referrals --resource-pattern-type literal
 acl --allow-principal User:consular --operation Create --topic "${prefix}"consular --resource-pattern-type prefixed
 acl --allow-principal User:consular --operation Describe --topic "${prefix}"consular --resource-pattern-type prefixed
 acl --allow-principal User:consular --operation DescribeConfigs --topic "${prefix}"consular --resource-pattern-type prefixed
@@ -88,6 +90,7 @@ acl --allow-principal User:matching --operation Describe --topic "${prefix}"regi
 acl --allow-principal User:matching --operation Read --topic "${prefix}"registry.members --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"returnees.cases --resource-pattern-type literal
+acl --allow-principal User:matching --operation Describe --topic "${prefix}"returnees.referrals --resource-pattern-type literal
 acl --allow-principal User:matching --operation Create --topic "${prefix}"matching --resource-pattern-type prefixed
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"matching --resource-pattern-type prefixed
 acl --allow-principal User:matching --operation DescribeConfigs --topic "${prefix}"matching --resource-pattern-type prefixed
@@ -116,6 +119,7 @@ acl --allow-principal User:notifications --operation Describe --topic "${prefix}
 acl --allow-principal User:notifications --operation Read --topic "${prefix}"registry.members --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"returnees.cases --resource-pattern-type literal
+acl --allow-principal User:notifications --operation Describe --topic "${prefix}"returnees.referrals --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Create --topic "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation DescribeConfigs --topic "${prefix}"notifications --resource-pattern-type prefixed
@@ -142,6 +146,7 @@ acl --allow-principal User:registry --operation Describe --topic "${prefix}"noti
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Read --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"returnees.cases --resource-pattern-type literal
+acl --allow-principal User:registry --operation Describe --topic "${prefix}"returnees.referrals --resource-pattern-type literal
 acl --allow-principal User:registry --operation Create --topic "${prefix}"registry --resource-pattern-type prefixed
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"registry --resource-pattern-type prefixed
 acl --allow-principal User:registry --operation DescribeConfigs --topic "${prefix}"registry --resource-pattern-type prefixed

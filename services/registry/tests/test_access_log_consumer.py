@@ -17,6 +17,7 @@ from diaspora_events.consumer import Outcome
 from diaspora_events.contracts.consular import ConsularAuditRecordedV1
 from diaspora_events.contracts.matching import MatchingAuditRecordedV1
 from diaspora_events.contracts.notifications import NotificationsAuditRecordedV1
+from diaspora_events.contracts.returnees import ReturneesAuditRecordedV1
 from diaspora_events.runtime import subscribe
 from registry.access_log.consumer import CONSUMER_NAME, build_consumer
 from registry.access_log.tables import member_accesses
@@ -121,6 +122,18 @@ async def test_a_consular_catalogue_edit_is_nobodys_access(registry_tx: RolledBa
 
     assert await consumer.handle_record(event_record(edit)) is Outcome.HANDLED
     assert await accesses(registry_tx, catalogue_version) == []
+    assert await inbox_entries(registry_tx) == 1
+
+
+async def test_a_returnees_partner_edit_is_nobodys_access(registry_tx: RolledBack) -> None:
+    consumer = build_consumer(sessions=registry_tx.sessions, dead_letters=DeadLetters())
+    partner_version = uuid7()
+    edit = audited(
+        ReturneesAuditRecordedV1, partner_version, action="create", resource="returnee_partner"
+    )
+
+    assert await consumer.handle_record(event_record(edit)) is Outcome.HANDLED
+    assert await accesses(registry_tx, partner_version) == []
     assert await inbox_entries(registry_tx) == 1
 
 

@@ -184,6 +184,17 @@ RETURNEES_AUDIT = Topic(
     carries_personal_data=True,
 )
 
+RETURNEES_REFERRALS = Topic(
+    name="returnees.referrals",
+    owner="returnees",
+    description=(
+        "Referrals of returnees' needs to partner organisations: created, acknowledged, "
+        "done, refused or cancelled, and SLA escalations to the ministry, keyed by "
+        "referral id."
+    ),
+    carries_personal_data=True,
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     REGISTRY_MEMBERS,
     REGISTRY_ASSOCIATIONS,
@@ -202,6 +213,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CONSULAR_REPORTS,
     RETURNEES_CASES,
     RETURNEES_AUDIT,
+    RETURNEES_REFERRALS,
 )
 
 

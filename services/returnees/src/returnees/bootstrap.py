@@ -37,6 +37,9 @@ from returnees.cases.consumer import build_consumer as cases_consumer
 from returnees.members import tables as members_tables
 from returnees.members.consumer import EraseStep, MergeStep
 from returnees.members.consumer import build_consumer as members_consumer
+from returnees.partners import tables as partners_tables
+from returnees.referrals import service as referrals
+from returnees.referrals import tables as referrals_tables
 from returnees.resources import Returnees
 from returnees.settings import ReturneesSettings
 from returnees.tables import audit_log, metadata, outbox
@@ -46,15 +49,21 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
 # Every feature's tables are on the one metadata (named here so that all are defined).
-FEATURE_TABLES = (members_tables, cases_tables, agreements_tables)
+FEATURE_TABLES = (
+    members_tables,
+    cases_tables,
+    agreements_tables,
+    partners_tables,
+    referrals_tables,
+)
 
 # The event published for each audit entry (its fields are the entry's).
 audit_event = audit_event_factory(ReturneesAuditRecordedV1)
 
 # What each feature does when a member is erased or merged (before the read model's row
 # goes), in this order.
-ERASE_STEPS: list[EraseStep] = [cases.erase_person]
-MERGE_STEPS: list[MergeStep] = [cases.merge_person]
+ERASE_STEPS: list[EraseStep] = [cases.erase_person, referrals.erase_returnee]
+MERGE_STEPS: list[MergeStep] = [cases.merge_person, referrals.merge_returnee]
 
 
 def utc_now() -> datetime:
@@ -154,9 +163,31 @@ def follow_ups_task(service: Returnees, clock: Clock = utc_now) -> Task:
     return every(service.settings.jobs_interval_seconds, job)
 
 
+# --- referrals' SLA (partners and referrals) --------------------------------------------
+
+
+async def run_referrals_sla_once(service: Returnees, now: datetime) -> list[tuple[UUID, str]]:
+    """One pass of the referrals' SLA job (one transaction): the referrals escalated to
+    the ministry, with the stage whose deadline passed."""
+    async with service.sessions() as session, session.begin():
+        flagged = await referrals.escalate_overdue(session, service.outbox, now=now)
+    return [(referral_id, stage) for referral_id, stage in flagged]
+
+
+def referrals_sla_task(service: Returnees, clock: Clock = utc_now) -> Task:
+    """The referrals' SLA job at start, then every ``jobs_interval_seconds``."""
+
+    async def job() -> None:
+        escalated = await run_referrals_sla_once(service, clock())
+        if escalated:
+            log.info("referrals_sla_pass", escalated=len(escalated))
+
+    return every(service.settings.jobs_interval_seconds, job)
+
+
 def periodic_tasks(service: Returnees, clock: Clock = utc_now) -> list[Task]:
     """Jobs the worker runs on a timer (each feature's, built with ``every``)."""
-    return [follow_ups_task(service, clock)]
+    return [follow_ups_task(service, clock), referrals_sla_task(service, clock)]
 
 
 __all__ = ["metadata"]

@@ -13,3 +13,8 @@ class ReturneesSettings(ServiceSettings):
     event_source: str = "/tg/diaspora/returnees"
     # The worker's periodic jobs (overdue follow-ups, ...) run this often (seconds).
     jobs_interval_seconds: float = 60.0
+    # Referrals (returnees.referrals): a partner acknowledges a referral within this many
+    # days of it and reports its outcome within this many; past either, the worker's job
+    # escalates it to the ministry.
+    referral_acknowledge_days: int = 3
+    referral_complete_days: int = 30

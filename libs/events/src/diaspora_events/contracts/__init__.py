@@ -68,6 +68,9 @@ from diaspora_events.contracts.returnees import (
     CaseFollowUpOverdueV1,
     CaseOpenedV1,
     CaseStatusChangedV1,
+    ReferralCreatedV1,
+    ReferralEscalatedV1,
+    ReferralStatusChangedV1,
     ReturneesAuditRecordedV1,
 )
 
@@ -123,6 +126,9 @@ __all__ = [
     "ProjectSubmittedV1",
     "ProjectUpdatedV1",
     "ProjectWithdrawnV1",
+    "ReferralCreatedV1",
+    "ReferralEscalatedV1",
+    "ReferralStatusChangedV1",
     "RegistryAuditRecordedV1",
     "ReturneesAuditRecordedV1",
     "UnknownEventType",

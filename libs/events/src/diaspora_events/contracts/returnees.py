@@ -10,7 +10,7 @@ from pydantic import Field
 
 from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.base import Event, contract, personal
-from diaspora_events.topics import RETURNEES_AUDIT, RETURNEES_CASES
+from diaspora_events.topics import RETURNEES_AUDIT, RETURNEES_CASES, RETURNEES_REFERRALS
 
 
 @contract(
@@ -126,3 +126,91 @@ class CaseFollowUpOverdueV1(Event):
     months: int
     due_on: date
     flagged_at: datetime
+
+
+# --- referrals to partner organisations (returnees.referrals) ---------------------------
+
+ReferralStatus = Literal["referred", "acknowledged", "done", "refused", "cancelled"]
+
+REFERRAL_SUBJECT_ID = (
+    "The person the personal fields are about: the returnee's member id, or the referral "
+    "id for a returnee without a registry record."
+)
+
+
+@contract(
+    event_type="returnees.referral.created",
+    version=1,
+    topic=RETURNEES_REFERRALS,
+    key="referral_id",
+    subject="subject_id",
+    description=(
+        "A case worker of the return cell referred one need of a case to a partner "
+        "organisation that offers it in the returnee's prefecture, with the SLA's dates."
+    ),
+)
+class ReferralCreatedV1(Event):
+    referral_id: UUID
+    case_id: UUID
+    member_id: UUID | None = Field(description="The returnee's registry member id, if any.")
+    subject_id: UUID = Field(description=REFERRAL_SUBJECT_ID)
+    partner_id: UUID
+    partner_org: str = Field(description="The partner's `partner_org` (its case workers' claim).")
+    need: str = Field(description="Need category, e.g. housing.")
+    priority: str = Field(description="high, medium or low.")
+    prefecture: str = Field(description="Prefecture of Togo (slug), e.g. golfe.")
+    region: str = Field(description="Its region (ISO 3166-2:TG), e.g. TG-M.")
+    referred_at: datetime
+    acknowledge_by: datetime = Field(description="The partner acknowledges before this.")
+    complete_by: datetime = Field(description="The partner reports the outcome before this.")
+    note: str | None = personal(default=None, description="The case worker's note for the partner.")
+
+
+@contract(
+    event_type="returnees.referral.status-changed",
+    version=1,
+    topic=RETURNEES_REFERRALS,
+    key="referral_id",
+    subject="subject_id",
+    description=(
+        "A referral moved on: acknowledged by the partner, reported done or refused (with "
+        "a reason), or cancelled by the return cell."
+    ),
+)
+class ReferralStatusChangedV1(Event):
+    referral_id: UUID
+    case_id: UUID
+    member_id: UUID | None
+    subject_id: UUID = Field(description=REFERRAL_SUBJECT_ID)
+    partner_org: str
+    need: str
+    action: str = Field(description="acknowledge, complete, refuse or cancel.")
+    from_status: ReferralStatus
+    to_status: ReferralStatus
+    actor_side: str = Field(description="partner or cell.")
+    changed_at: datetime
+    reason: str | None = personal(default=None, description="The reason or report, free text.")
+
+
+@contract(
+    event_type="returnees.referral.escalated",
+    version=1,
+    topic=RETURNEES_REFERRALS,
+    key="referral_id",
+    description=(
+        "A referral passed a deadline of its SLA (acknowledgement or outcome) with the "
+        "partner still to act: flagged overdue and escalated to the ministry's "
+        "coordinators, once per stage. Ids only."
+    ),
+)
+class ReferralEscalatedV1(Event):
+    referral_id: UUID
+    case_id: UUID
+    member_id: UUID | None
+    partner_id: UUID
+    partner_org: str
+    need: str
+    status: ReferralStatus
+    stage: Literal["acknowledge", "complete"] = Field(description="The deadline passed.")
+    due_at: datetime
+    escalated_at: datetime

@@ -42,7 +42,10 @@ AUDIT_CONTRACTS: tuple[type[AuditRecorded], ...] = (
 # kept in their service's audit trail, never in a person's access log. (Consular's staff
 # accesses to a foreign visitor's e-visa are recorded against the application id: kept
 # under that id, which no member's log ever lists.)
-NOT_ABOUT_A_PERSON = frozenset({"notification_template", "consular_service_type"})
+# Returnees' partner organisations (`returnee_partner`) are organisations, not people.
+NOT_ABOUT_A_PERSON = frozenset(
+    {"notification_template", "consular_service_type", "returnee_partner"}
+)
 
 
 async def record_access(session: AsyncSession, service: str, event: AuditRecorded) -> None:

@@ -20,11 +20,15 @@ from returnees import SERVICE_NAME
 from returnees.agreements.http import router as agreements_router
 from returnees.bootstrap import bootstrap
 from returnees.cases.http import router as cases_router
+from returnees.partners.http import router as partners_router
+from returnees.referrals.http import router as referrals_router
 from returnees.resources import Returnees
 
 ROUTERS: list[APIRouter] = [
     cases_router,
     agreements_router,
+    partners_router,
+    referrals_router,
 ]
 
 
