@@ -59,9 +59,18 @@ from diaspora_events.contracts.registry import (
     MemberUpdatedV1,
     RegistryAuditRecordedV1,
 )
-from diaspora_events.contracts.returnees import ReturneesAuditRecordedV1
+from diaspora_events.contracts.returnees import (
+    AdvisoryPublishedV1,
+    AdvisoryWithdrawnV1,
+    ReturneesAuditRecordedV1,
+    SubscriberConfirmedV1,
+    SubscriberRequestedV1,
+    SubscriberUnsubscribedV1,
+)
 
 __all__ = [
+    "AdvisoryPublishedV1",
+    "AdvisoryWithdrawnV1",
     "ApplicationEscalatedV1",
     "ApplicationStatusChangedV1",
     "ApplicationSubmittedV1",
@@ -107,6 +116,9 @@ __all__ = [
     "ProjectWithdrawnV1",
     "RegistryAuditRecordedV1",
     "ReturneesAuditRecordedV1",
+    "SubscriberConfirmedV1",
+    "SubscriberRequestedV1",
+    "SubscriberUnsubscribedV1",
     "UnknownEventType",
     "all_contracts",
     "contract",

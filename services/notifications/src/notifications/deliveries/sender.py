@@ -35,7 +35,13 @@ from diaspora_events.contracts import DeliveryDeliveredV1, DeliveryFailedV1
 from diaspora_events.observability import context_from_headers
 from diaspora_events.outbox import OutboxWriter
 from notifications.deliveries.dispatch import VERIFIED_EMAIL, VERIFIED_PHONE, Target, enqueue
-from notifications.deliveries.domain import Clock, PermanentFailure, utc_now
+from notifications.deliveries.domain import (
+    SECRET_REASONS,
+    SUBSCRIBER_REASONS,
+    Clock,
+    PermanentFailure,
+    utc_now,
+)
 from notifications.deliveries.tables import deliveries
 from notifications.preferences.domain import CATEGORIES, DISTURBING, Preferences, quiet_until
 from notifications.preferences.tables import preferences
@@ -293,7 +299,11 @@ class DeliverySender:
         self, session: AsyncSession, transport: Transport, row: Any, now: datetime
     ) -> bool:
         """Send one claimed row; True if the channel accepted it (marked by the caller)."""
-        if row.recipient_id is not None and self.channel in ("email", "sms"):
+        if (
+            row.recipient_id is not None
+            and self.channel in ("email", "sms")
+            and row.reason not in SUBSCRIBER_REASONS
+        ):
             # The address must still be the person's: verified, or for a verification
             # message the one being verified. A changed address stops receiving at once.
             verification = row.reason == "verification"
@@ -347,7 +357,7 @@ class DeliverySender:
     async def _forget_secret(self, session: AsyncSession, rows: list[Any]) -> None:
         """A verification message's link or code is not kept once it is out (or dead):
         the database holds only the secret's hash (notifications.contacts.verification)."""
-        ids = [r.id for r in rows if r.reason == "verification"]
+        ids = [r.id for r in rows if r.reason in SECRET_REASONS]
         if ids:
             await session.execute(
                 update(deliveries)
@@ -429,7 +439,7 @@ class DeliverySender:
     async def _fall_back(self, session: AsyncSession, row: Any) -> None:
         """Queue the same message on the next channel of the person's order, if any.
         (Not a verification: it proves one address, no other channel can stand in.)"""
-        if row.recipient_id is None or row.r_language is None or row.reason == "verification":
+        if row.recipient_id is None or row.r_language is None or row.reason in SECRET_REASONS:
             return
         target = Target(
             member_id=row.recipient_id,
