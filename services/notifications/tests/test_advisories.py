@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import httpx
 import pytest
 from notifications_testing import (
     add_recipient,
@@ -30,6 +31,7 @@ from diaspora_events.contracts import (
     SubscriberUnsubscribedV1,
 )
 from diaspora_events.topics import RETURNEES_ADVISORIES, RETURNEES_SUBSCRIBERS
+from diaspora_identity.testing import LocalIssuer, Persona
 from notifications.advisories.tables import subscribers
 from notifications.entrypoints.worker import run
 from notifications.resources import Notifications
@@ -209,7 +211,8 @@ async def test_an_advisory_reaches_members_in_the_country_and_its_subscribers_on
         left = (
             await session.execute(select(subscribers).where(subscribers.c.subscriber_id == kafui))
         ).one()
-    assert left.address is None and left.unsubscribe_link is None
+    assert left.address is None
+    assert left.unsubscribe_link is None
     assert left.unsubscribed_at is not None
 
     # A late or replayed confirmation does not bring Kafui back.
@@ -224,3 +227,83 @@ async def test_an_advisory_reaches_members_in_the_country_and_its_subscribers_on
             select(subscribers.c.address).where(subscribers.c.subscriber_id == kafui)
         )
     assert address is None
+
+
+async def add_subscriber(
+    service: Notifications,
+    address: str,
+    *,
+    awareness: bool = True,
+    confirmed_at: datetime | None = AT,
+    language: str = "fr",
+) -> UUID:
+    subscriber_id = uuid7()
+    async with service.sessions() as session, session.begin():
+        await session.execute(
+            subscribers.insert().values(
+                subscriber_id=subscriber_id,
+                channel="email",
+                address=address,
+                language=language,
+                awareness=awareness,
+                countries=["LY"],
+                unsubscribe_link=f"{LINK}{subscriber_id}",
+                consent_text_version="2026-12",
+                consented_at=AT,
+                requested_at=AT,
+                confirmed_at=confirmed_at,
+            )
+        )
+    return subscriber_id
+
+
+async def test_an_awareness_campaign_can_reach_the_subscribers_who_asked_for_it(
+    client: httpx.AsyncClient,
+    identity_provider: LocalIssuer,
+    api_service: Notifications,
+    mailbox: Mailbox,
+) -> None:
+    await add_recipient(api_service, given_name="Kossi", email="kossi@example.fr", country="FR")
+    awake = await add_subscriber(api_service, "afi@example.tg")
+    await add_subscriber(api_service, "yao@example.tg", awareness=False)  # advisories only
+    await add_subscriber(api_service, "sena@example.tg", confirmed_at=None)  # not confirmed
+    boss = identity_provider.headers(Persona(subject="coord", roles=("ministry_coordinator",)))
+    segment = {"countries": ["FR"], "subscribers": True}
+    size = await client.post(
+        "/campaigns/audience",
+        json={"template": "migration_awareness", "segment": segment},
+        headers=boss,
+    )
+    assert size.json() == {"audience": 2, "category": "awareness"}
+    # Subscribers consented to awareness messages only: never a newsletter.
+    newsletter = await client.post(
+        "/campaigns/audience",
+        json={"template": "guide_diaspora", "segment": {**segment, "members": False}},
+        headers=boss,
+    )
+    assert newsletter.json()["audience"] == 0
+
+    created = await client.post(
+        "/campaigns",
+        json={
+            "name": "Sensibilisation décembre",
+            "template": "migration_awareness",
+            "segment": segment,
+            "variables": {"hotline": "+228 22 00 00 00"},
+            "send_at": datetime.now(UTC).isoformat(),
+        },
+        headers=boss,
+    )
+    assert created.status_code == 201, created.text
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(api_service, stop))
+    try:
+        await wait_until(lambda: len(mailbox.messages) >= 2, timeout=30, message="campaign")
+        await wait_until(lambda: deliveries_settled(api_service), timeout=30, message="sent")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    mails = {m.recipients[0]: " ".join(m.text().split()) for m in mailbox.messages}
+    assert sorted(mails) == ["afi@example.tg", "kossi@example.fr"]
+    assert f"Pour ne plus recevoir ces messages : {LINK}{awake}" in mails["afi@example.tg"]
+    assert "Pour ne plus recevoir" not in mails["kossi@example.fr"]

@@ -205,6 +205,80 @@ async def unsubscribed(session: AsyncSession, event: SubscriberUnsubscribedV1) -
     )
 
 
+# --- campaigns to subscribers ---------------------------------------------------------
+
+# The only campaign category subscribers consented to (advisories come by their event).
+SUBSCRIBER_CAMPAIGN_CATEGORY = "awareness"
+
+
+def awareness_audience(category_name: str, *, languages: list[str]) -> Any | None:
+    """The ids of the confirmed subscribers who asked for awareness messages, for a
+    campaign of ``category_name`` (None: subscribers never get that category)."""
+    if category_name != SUBSCRIBER_CAMPAIGN_CATEGORY:
+        return None
+    query = select(subscribers.c.subscriber_id).where(
+        subscribers.c.awareness.is_(True),
+        subscribers.c.confirmed_at.is_not(None),
+        subscribers.c.unsubscribed_at.is_(None),
+        subscribers.c.address.is_not(None),
+    )
+    if languages:
+        query = query.where(subscribers.c.language.in_(languages))
+    return query
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A subscriber as a campaign's runner needs them."""
+
+    target: Target
+    channel: str
+    unsubscribe_link: str
+
+
+async def campaign_subscribers(session: AsyncSession, ids: list[UUID]) -> dict[UUID, Subscriber]:
+    """The confirmed subscribers among ``ids`` (those who left since are absent)."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(subscribers).where(
+            subscribers.c.subscriber_id.in_(ids),
+            subscribers.c.confirmed_at.is_not(None),
+            subscribers.c.unsubscribed_at.is_(None),
+            subscribers.c.address.is_not(None),
+        )
+    )
+    found = {}
+    for row in rows:
+        channel = CHANNELS.get(row.channel or "")
+        if channel is None:
+            continue
+        found[row.subscriber_id] = Subscriber(
+            target=_target(row.subscriber_id, channel, row.address, row.language),
+            channel=channel,
+            unsubscribe_link=row.unsubscribe_link or "",
+        )
+    return found
+
+
+FOOTER = {
+    "fr": "Pour ne plus recevoir ces messages : {link}",
+    "en": "To stop receiving these messages: {link}",
+}
+
+
+def with_unsubscribe_link(message: Rendered, link: str) -> Rendered:
+    """A campaign's message to a subscriber ends with their unsubscribe link."""
+    footer = FOOTER.get(message.language, FOOTER["fr"]).format(link=link)
+    return Rendered(
+        subject=message.subject,
+        body=f"{message.body.rstrip()}\n\n{footer}\n",
+        sms=f"{message.sms} {footer}",
+        language=message.language,
+        version=message.version,
+    )
+
+
 # --- advisories -----------------------------------------------------------------------
 
 
