@@ -24,11 +24,14 @@ from diaspora_identity.audit import AuditTrail, audit_event_factory
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
 from returnees import SERVICE_NAME
+from returnees.countries import tables as countries_tables
+from returnees.countries.consumer import build_consumer as countries_consumer
 from returnees.members import tables as members_tables
 from returnees.members.consumer import EraseStep, MergeStep
 from returnees.members.consumer import build_consumer as members_consumer
 from returnees.resources import Returnees
 from returnees.settings import ReturneesSettings
+from returnees.subscribers import tables as subscribers_tables
 from returnees.tables import audit_log, metadata, outbox
 
 log = structlog.get_logger(__name__)
@@ -36,7 +39,7 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
 # Every feature's tables are on the one metadata (named here so that all are defined).
-FEATURE_TABLES = (members_tables,)
+FEATURE_TABLES = (members_tables, countries_tables, subscribers_tables)
 
 # The event published for each audit entry (its fields are the entry's).
 audit_event = audit_event_factory(ReturneesAuditRecordedV1)
@@ -87,6 +90,10 @@ def consumers(
             keys=keys,
             erase_steps=ERASE_STEPS,
             merge_steps=MERGE_STEPS,
+        ),
+        # Country lists: consular's difficulty reports counted as watchlist evidence.
+        countries_consumer(
+            sessions=sessions, dead_letters=dead_letters, topic_prefix=topic_prefix, keys=keys
         ),
     ]
 

@@ -1,6 +1,7 @@
 """The returnees service's HTTP interface.
 
-Every route needs a bearer token, and the policy table (diaspora_identity) decides who
+Every route but the public reads of the country lists and the awareness
+subscriptions needs a bearer token, and the policy table (diaspora_identity) decides who
 may do what. Each feature has its router in its ``http.py``; they are listed here, one
 line each.
 """
@@ -18,9 +19,14 @@ from diaspora_service.app import create_app
 from diaspora_service.request_id import RequestIdMiddleware
 from returnees import SERVICE_NAME
 from returnees.bootstrap import bootstrap
+from returnees.countries.http import router as countries_router
 from returnees.resources import Returnees
+from returnees.subscribers.http import router as subscriptions_router
 
-ROUTERS: list[APIRouter] = []
+ROUTERS: list[APIRouter] = [
+    countries_router,  # country lists: public reads of published entries
+    subscriptions_router,  # awareness subscriptions: public, no token
+]
 
 
 def build_app(service: Returnees | None = None) -> FastAPI:
