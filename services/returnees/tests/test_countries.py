@@ -76,7 +76,7 @@ async def test_labour_demand_checks_isco_codes_keeps_history_and_is_public_once_
     refused = await http.put("/countries/labour-demand/SA", json=labour_body(), headers=citizen)
     assert refused.status_code == 403
     anonymous = await http.put("/countries/labour-demand/SA", json=labour_body())
-    assert anonymous.status_code == 403
+    assert anonymous.status_code == 401
 
     first = await http.put(
         "/countries/labour-demand/SA", json=labour_body(), headers={**analyst, "if-match": '"0"'}
@@ -116,7 +116,7 @@ async def test_labour_demand_checks_isco_codes_keeps_history_and_is_public_once_
         (1, "analyst-afi"),
     ]
     assert versions[1]["snapshot"]["sectors"] == ["construction", "hospitality"]
-    assert (await http.get("/countries/labour-demand/SA/history")).status_code == 403
+    assert (await http.get("/countries/labour-demand/SA/history")).status_code == 401
 
 
 def filed(country: str, category: str) -> ReportFiledV1:

@@ -1,7 +1,8 @@
 """HTTP interface of the country lists (`/countries`).
 
 Everyone, without a token, reads the published labour-demand countries and the published
-watchlist (each entry's advisory in French and English). Analysts and the ministry's
+watchlist (each entry's advisory in French and English); every other route needs a
+bearer token (401 without one). Analysts and the ministry's
 coordinators (policy resource ``returnees_country_list``, action ``edit``) edit the
 labour-demand countries (a new version each time, the history kept), propose watchlist
 entries (the difficulty reports counted for the country are frozen with the proposal as
@@ -19,7 +20,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from diaspora_identity.http import AUTH_RESPONSES, authenticate
+from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal, authenticate
 from diaspora_identity.principal import Principal, Role
 from diaspora_reference import isco
 from diaspora_service.conditional import (
@@ -156,7 +157,7 @@ async def put_labour_demand(
     body: LabourDemandEdit,
     svc: ServiceDep,
     identity: IdentityDep,
-    principal: Caller,
+    principal: CurrentPrincipal,
     response: Response,
     if_match: IfMatch = None,
 ) -> LabourDemandView:
@@ -191,7 +192,7 @@ async def put_labour_demand(
     responses={**AUTH_RESPONSES, 404: {"description": "Never on the list"}},
 )
 async def labour_demand_history(
-    country: CountryCode, svc: ServiceDep, identity: IdentityDep, principal: Caller
+    country: CountryCode, svc: ServiceDep, identity: IdentityDep, principal: CurrentPrincipal
 ) -> LabourDemandHistory:
     """Every saved version of a labour-demand country, newest first, with who saved it."""
     identity.policy.decide(principal, RESOURCE, "edit")
@@ -295,7 +296,7 @@ async def propose_watchlist_entry(
     body: WatchlistProposal,
     svc: ServiceDep,
     identity: IdentityDep,
-    principal: Caller,
+    principal: CurrentPrincipal,
     response: Response,
 ) -> WatchlistView:
     """Propose a country for the watchlist (a draft), with its advisory's level and
@@ -370,7 +371,7 @@ async def transition_watchlist_entry(
     body: TransitionRequest,
     svc: ServiceDep,
     identity: IdentityDep,
-    principal: Caller,
+    principal: CurrentPrincipal,
     response: Response,
     if_match: IfMatch = None,
 ) -> WatchlistView:
@@ -436,7 +437,7 @@ async def transition_watchlist_entry(
     responses={**AUTH_RESPONSES},
 )
 async def evidence(
-    country: CountryCode, svc: ServiceDep, identity: IdentityDep, principal: Caller
+    country: CountryCode, svc: ServiceDep, identity: IdentityDep, principal: CurrentPrincipal
 ) -> Evidence:
     """The difficulty reports counted for a country, per category (from the consular
     service's events): what a watchlist proposal rests on. Counts under 5 are hidden
