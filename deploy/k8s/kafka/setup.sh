@@ -40,6 +40,8 @@ topics --topic "${prefix}consular.reports" --partitions 6 --config retention.ms=
 topics --topic "${prefix}returnees.cases" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}returnees.audit" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}returnees.referrals" --partitions 6 --config retention.ms=2592000000
+topics --topic "${prefix}returnees.advisories" --partitions 6 --config retention.ms=2592000000
+topics --topic "${prefix}returnees.subscribers" --partitions 6 --config retention.ms=2592000000
 topics --topic "${prefix}consular.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}matching-experts.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}matching-records.dlq" --partitions 1 --config retention.ms=2592000000
@@ -47,6 +49,7 @@ topics --topic "${prefix}notifications.dlq" --partitions 1 --config retention.ms
 topics --topic "${prefix}registry-access-log.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}registry-read-models.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}returnees-cases.dlq" --partitions 1 --config retention.ms=2592000000
+topics --topic "${prefix}returnees-countries.dlq" --partitions 1 --config retention.ms=2592000000
 topics --topic "${prefix}returnees.dlq" --partitions 1 --config retention.ms=2592000000
 # consular
 acl --allow-principal User:consular --operation IdempotentWrite --cluster --resource-pattern-type literal
@@ -65,9 +68,11 @@ acl --allow-principal User:consular --operation Describe --topic "${prefix}"regi
 acl --allow-principal User:consular --operation Describe --topic "${prefix}"registry.duplicates --resource-pattern-type literal
 acl --allow-principal User:consular --operation Describe --topic "${prefix}"registry.members --resource-pattern-type literal
 acl --allow-principal User:consular --operation Read --topic "${prefix}"registry.members --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"returnees.advisories --resource-pattern-type literal
 acl --allow-principal User:consular --operation Describe --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:consular --operation Describe --topic "${prefix}"returnees.cases --resource-pattern-type literal
 acl --allow-principal User:consular --operation Describe --topic "${prefix}"returnees.referrals --resource-pattern-type literal
+acl --allow-principal User:consular --operation Describe --topic "${prefix}"returnees.subscribers --resource-pattern-type literal
 acl --allow-principal User:consular --operation Create --topic "${prefix}"consular --resource-pattern-type prefixed
 acl --allow-principal User:consular --operation Describe --topic "${prefix}"consular --resource-pattern-type prefixed
 acl --allow-principal User:consular --operation DescribeConfigs --topic "${prefix}"consular --resource-pattern-type prefixed
@@ -88,9 +93,11 @@ acl --allow-principal User:matching --operation Describe --topic "${prefix}"regi
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"registry.duplicates --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"registry.members --resource-pattern-type literal
 acl --allow-principal User:matching --operation Read --topic "${prefix}"registry.members --resource-pattern-type literal
+acl --allow-principal User:matching --operation Describe --topic "${prefix}"returnees.advisories --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"returnees.cases --resource-pattern-type literal
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"returnees.referrals --resource-pattern-type literal
+acl --allow-principal User:matching --operation Describe --topic "${prefix}"returnees.subscribers --resource-pattern-type literal
 acl --allow-principal User:matching --operation Create --topic "${prefix}"matching --resource-pattern-type prefixed
 acl --allow-principal User:matching --operation Describe --topic "${prefix}"matching --resource-pattern-type prefixed
 acl --allow-principal User:matching --operation DescribeConfigs --topic "${prefix}"matching --resource-pattern-type prefixed
@@ -117,9 +124,13 @@ acl --allow-principal User:notifications --operation Describe --topic "${prefix}
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"registry.duplicates --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"registry.members --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Read --topic "${prefix}"registry.members --resource-pattern-type literal
+acl --allow-principal User:notifications --operation Describe --topic "${prefix}"returnees.advisories --resource-pattern-type literal
+acl --allow-principal User:notifications --operation Read --topic "${prefix}"returnees.advisories --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"returnees.cases --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"returnees.referrals --resource-pattern-type literal
+acl --allow-principal User:notifications --operation Describe --topic "${prefix}"returnees.subscribers --resource-pattern-type literal
+acl --allow-principal User:notifications --operation Read --topic "${prefix}"returnees.subscribers --resource-pattern-type literal
 acl --allow-principal User:notifications --operation Create --topic "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation Describe --topic "${prefix}"notifications --resource-pattern-type prefixed
 acl --allow-principal User:notifications --operation DescribeConfigs --topic "${prefix}"notifications --resource-pattern-type prefixed
@@ -143,10 +154,12 @@ acl --allow-principal User:registry --operation Describe --topic "${prefix}"noti
 acl --allow-principal User:registry --operation Read --topic "${prefix}"notifications.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"notifications.contacts --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"notifications.deliveries --resource-pattern-type literal
+acl --allow-principal User:registry --operation Describe --topic "${prefix}"returnees.advisories --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Read --topic "${prefix}"returnees.audit --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"returnees.cases --resource-pattern-type literal
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"returnees.referrals --resource-pattern-type literal
+acl --allow-principal User:registry --operation Describe --topic "${prefix}"returnees.subscribers --resource-pattern-type literal
 acl --allow-principal User:registry --operation Create --topic "${prefix}"registry --resource-pattern-type prefixed
 acl --allow-principal User:registry --operation Describe --topic "${prefix}"registry --resource-pattern-type prefixed
 acl --allow-principal User:registry --operation DescribeConfigs --topic "${prefix}"registry --resource-pattern-type prefixed
@@ -160,6 +173,7 @@ acl --allow-principal User:returnees --operation Describe --topic "${prefix}"con
 acl --allow-principal User:returnees --operation Read --topic "${prefix}"consular.applications --resource-pattern-type literal
 acl --allow-principal User:returnees --operation Describe --topic "${prefix}"consular.audit --resource-pattern-type literal
 acl --allow-principal User:returnees --operation Describe --topic "${prefix}"consular.reports --resource-pattern-type literal
+acl --allow-principal User:returnees --operation Read --topic "${prefix}"consular.reports --resource-pattern-type literal
 acl --allow-principal User:returnees --operation Describe --topic "${prefix}"matching.audit --resource-pattern-type literal
 acl --allow-principal User:returnees --operation Describe --topic "${prefix}"matching.matches --resource-pattern-type literal
 acl --allow-principal User:returnees --operation Describe --topic "${prefix}"matching.missions --resource-pattern-type literal

@@ -619,6 +619,9 @@ def test_what_each_service_sends_and_receives() -> None:
         "receive.matching.projects.notifications": "receive",
         # Consular status changes told to the applicant (FR/EN templates).
         "receive.consular.applications.notifications": "receive",
+        # Returnees' advisories and awareness subscribers (notifications.advisories).
+        "receive.returnees.advisories.notifications": "receive",
+        "receive.returnees.subscribers.notifications": "receive",
         "deadletter.notifications": "send",
     }
     receive = notifications["operations"]["receive.registry.members.notifications"]

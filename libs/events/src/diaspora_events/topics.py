@@ -195,6 +195,26 @@ RETURNEES_REFERRALS = Topic(
     carries_personal_data=True,
 )
 
+RETURNEES_ADVISORIES = Topic(
+    name="returnees.advisories",
+    owner="returnees",
+    description=(
+        "Advisories of the watchlist of countries where migrant workers' rights are "
+        "reported violated: published and withdrawn, keyed by watchlist entry id (public "
+        "text, no personal data)."
+    ),
+)
+
+RETURNEES_SUBSCRIBERS = Topic(
+    name="returnees.subscribers",
+    owner="returnees",
+    description=(
+        "Awareness subscribers in Togo (not diaspora members): requested, confirmed "
+        "(double opt-in) and unsubscribed, keyed by subscriber id; the address sealed."
+    ),
+    carries_personal_data=True,
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     REGISTRY_MEMBERS,
     REGISTRY_ASSOCIATIONS,
@@ -214,6 +234,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     RETURNEES_CASES,
     RETURNEES_AUDIT,
     RETURNEES_REFERRALS,
+    RETURNEES_ADVISORIES,
+    RETURNEES_SUBSCRIBERS,
 )
 
 

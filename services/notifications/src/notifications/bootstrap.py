@@ -21,6 +21,7 @@ from diaspora_events.shredding import KeyResolver, event_key_settings
 from diaspora_identity.http import Identity
 from diaspora_service.db import make_engine, make_session_factory
 from notifications import SERVICE_NAME
+from notifications.advisories import consumer as advisories_consumer
 from notifications.campaigns import service as campaigns_service
 from notifications.campaigns.runner import CampaignRunner
 from notifications.contacts import consumer as contacts_consumer
@@ -129,6 +130,12 @@ def build_consumer(
         wake=lambda _session: work_available.set() if work_available is not None else None,
     )
     consular_consumer.register(
+        consumer,
+        outbox=writer,
+        available=available_channels,
+        wake=lambda _session: work_available.set() if work_available is not None else None,
+    )
+    advisories_consumer.register(
         consumer,
         outbox=writer,
         available=available_channels,

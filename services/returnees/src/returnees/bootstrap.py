@@ -34,6 +34,8 @@ from returnees.agreements import tables as agreements_tables
 from returnees.cases import service as cases
 from returnees.cases import tables as cases_tables
 from returnees.cases.consumer import build_consumer as cases_consumer
+from returnees.countries import tables as countries_tables
+from returnees.countries.consumer import build_consumer as countries_consumer
 from returnees.members import tables as members_tables
 from returnees.members.consumer import EraseStep, MergeStep
 from returnees.members.consumer import build_consumer as members_consumer
@@ -42,6 +44,7 @@ from returnees.referrals import service as referrals
 from returnees.referrals import tables as referrals_tables
 from returnees.resources import Returnees
 from returnees.settings import ReturneesSettings
+from returnees.subscribers import tables as subscribers_tables
 from returnees.tables import audit_log, metadata, outbox
 
 log = structlog.get_logger(__name__)
@@ -55,6 +58,8 @@ FEATURE_TABLES = (
     agreements_tables,
     partners_tables,
     referrals_tables,
+    countries_tables,
+    subscribers_tables,
 )
 
 # The event published for each audit entry (its fields are the entry's).
@@ -128,6 +133,10 @@ def consumers(
             outbox=writer,
             topic_prefix=topic_prefix,
             keys=keys,
+        ),
+        # Country lists: consular's difficulty reports counted as watchlist evidence.
+        countries_consumer(
+            sessions=sessions, dead_letters=dead_letters, topic_prefix=topic_prefix, keys=keys
         ),
     ]
 

@@ -64,6 +64,8 @@ from diaspora_events.contracts.registry import (
     RegistryAuditRecordedV1,
 )
 from diaspora_events.contracts.returnees import (
+    AdvisoryPublishedV1,
+    AdvisoryWithdrawnV1,
     CaseAssignedV1,
     CaseFollowUpOverdueV1,
     CaseOpenedV1,
@@ -72,9 +74,14 @@ from diaspora_events.contracts.returnees import (
     ReferralEscalatedV1,
     ReferralStatusChangedV1,
     ReturneesAuditRecordedV1,
+    SubscriberConfirmedV1,
+    SubscriberRequestedV1,
+    SubscriberUnsubscribedV1,
 )
 
 __all__ = [
+    "AdvisoryPublishedV1",
+    "AdvisoryWithdrawnV1",
     "ApplicationEscalatedV1",
     "ApplicationStatusChangedV1",
     "ApplicationSubmittedV1",
@@ -131,6 +138,9 @@ __all__ = [
     "ReferralStatusChangedV1",
     "RegistryAuditRecordedV1",
     "ReturneesAuditRecordedV1",
+    "SubscriberConfirmedV1",
+    "SubscriberRequestedV1",
+    "SubscriberUnsubscribedV1",
     "UnknownEventType",
     "all_contracts",
     "contract",

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from diaspora_events.outbox import OutboxWriter
+from notifications.advisories import service as advisories
 from notifications.campaigns.service import materialise
 from notifications.campaigns.tables import campaign_recipients, campaigns
 from notifications.deliveries.dispatch import (
@@ -28,6 +29,7 @@ from notifications.deliveries.dispatch import (
     enqueue,
     target_query,
 )
+from notifications.deliveries.domain import SUBSCRIBER_REASON
 from notifications.deliveries.tables import deliveries
 from notifications.settings import NotificationsSettings
 from notifications.tables import recipients
@@ -166,13 +168,43 @@ class CampaignRunner:
                     )
                 )
             }
+            # The awareness subscribers among them (campaigns/schemas.py Segment.subscribers).
+            subscribed = await advisories.campaign_subscribers(
+                session,
+                [c.recipient_id for c in claimed if c.recipient_id not in people],
+            )
             rows: list[dict[str, Any]] = []
             skipped: list[int] = []
             queued: dict[int, UUID] = {}
             available = self._settings.available_channels
             for claim in claimed:
+                subscriber = subscribed.get(claim.recipient_id)
+                if subscriber is not None:
+                    version = pick(versions, subscriber.target.language)
+                    message = advisories.with_unsubscribe_link(
+                        render_version(
+                            version,
+                            {**campaign.variables, "given_name": "", "family_name": ""},
+                            locale=version.language,
+                            timezone=subscriber.target.zone,
+                        ),
+                        subscriber.unsubscribe_link,
+                    )
+                    row = delivery_row(
+                        subscriber.target,
+                        subscriber.channel,
+                        message,
+                        cause_event_id=campaign_id,
+                        template=campaign.template,
+                        category_name=version.category,
+                        campaign_id=campaign_id,
+                        reason=SUBSCRIBER_REASON,
+                    )
+                    rows.append(row)
+                    queued[claim.id] = row["id"]
+                    continue
                 target = people.get(claim.recipient_id)
-                if target is None:  # erased since the audience was frozen
+                if target is None:  # erased (or unsubscribed) since the audience was frozen
                     skipped.append(claim.id)
                     continue
                 version = pick(versions, target.language)

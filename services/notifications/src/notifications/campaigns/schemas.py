@@ -35,6 +35,19 @@ class Segment(BaseModel):
     )
     # Attributes the registry adds later (kept in recipients.attributes): name -> values.
     attributes: dict[SingleLine, list[SingleLine]] = Field(default_factory=dict)
+    subscribers: bool = Field(
+        default=False,
+        description=(
+            "Also the awareness subscribers (people in Togo who subscribed through the "
+            "returnees service and confirmed their address) who asked for awareness "
+            "messages; only for templates of the `awareness` category. Of the criteria "
+            "above only `languages` applies to them; each message to them ends with their "
+            "unsubscribe link."
+        ),
+    )
+    members: bool = Field(
+        default=True, description="false: the subscribers only (with `subscribers: true`)."
+    )
 
     @field_validator("countries")
     @classmethod

@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notifications.advisories import service as advisories
 from notifications.campaigns.schemas import Segment
 from notifications.campaigns.tables import campaign_recipients, campaigns
 from notifications.deliveries.tables import deliveries
@@ -94,13 +95,27 @@ def _audience_from() -> Any:
     return recipients.outerjoin(preferences, preferences.c.member_id == recipients.c.member_id)
 
 
+def _subscribers_query(segment: Segment, category_name: str) -> Any | None:
+    """The ids of the awareness subscribers the segment reaches, or None."""
+    if not segment.subscribers:
+        return None
+    return advisories.awareness_audience(category_name, languages=segment.languages)
+
+
 async def audience_size(session: AsyncSession, segment: Segment, category_name: str) -> int:
-    query = (
-        select(func.count())
-        .select_from(_audience_from())
-        .where(segment_condition(segment, category_name))
-    )
-    return int((await session.execute(query)).scalar_one())
+    total = 0
+    if segment.members:
+        query = (
+            select(func.count())
+            .select_from(_audience_from())
+            .where(segment_condition(segment, category_name))
+        )
+        total += int((await session.execute(query)).scalar_one())
+    subscribed = _subscribers_query(segment, category_name)
+    if subscribed is not None:
+        count = select(func.count()).select_from(subscribed.subquery())
+        total += int((await session.execute(count)).scalar_one())
+    return total
 
 
 async def materialise(session: AsyncSession, campaign_id: UUID, now: datetime) -> int | None:
@@ -117,17 +132,29 @@ async def materialise(session: AsyncSession, campaign_id: UUID, now: datetime) -
     versions = await latest_active_all(session, row.template)
     category_name = next(iter(versions.values())).category
     segment = Segment.model_validate(row.segment)
-    await session.execute(
-        insert(campaign_recipients)
-        .from_select(
-            ["campaign_id", "recipient_id"],
-            select(literal(campaign_id), recipients.c.member_id)
-            .select_from(_audience_from())
-            .where(segment_condition(segment, category_name))
-            .order_by(recipients.c.member_id),
+    if segment.members:
+        await session.execute(
+            insert(campaign_recipients)
+            .from_select(
+                ["campaign_id", "recipient_id"],
+                select(literal(campaign_id), recipients.c.member_id)
+                .select_from(_audience_from())
+                .where(segment_condition(segment, category_name))
+                .order_by(recipients.c.member_id),
+            )
+            .on_conflict_do_nothing(constraint="campaign_recipients_once")
         )
-        .on_conflict_do_nothing(constraint="campaign_recipients_once")
-    )
+    subscribed = _subscribers_query(segment, category_name)
+    if subscribed is not None:
+        ids = subscribed.subquery()
+        await session.execute(
+            insert(campaign_recipients)
+            .from_select(
+                ["campaign_id", "recipient_id"],
+                select(literal(campaign_id), ids.c.subscriber_id).order_by(ids.c.subscriber_id),
+            )
+            .on_conflict_do_nothing(constraint="campaign_recipients_once")
+        )
     audience = (
         await session.execute(
             select(func.count()).where(campaign_recipients.c.campaign_id == campaign_id)

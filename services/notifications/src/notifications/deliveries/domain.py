@@ -30,3 +30,13 @@ def message_id(delivery_id: object) -> str:
 # record): its address is the one consular's event carried, there is no recipient row to
 # check it against (notifications.deliveries.consular).
 VISITOR_REASON = "visitor"
+
+# Deliveries to awareness subscribers (notifications.advisories), who are not members:
+# their address is checked when the message is queued (confirmed, not unsubscribed) and
+# what is still queued for them is cancelled when they leave, so the sender does not look
+# for them among the members' contacts. The confirmation's link, like a verification's,
+# is removed from the log once the message is out.
+SUBSCRIBER_REASON = "subscriber"
+SUBSCRIBER_CONFIRMATION_REASON = "sub_confirmation"
+SUBSCRIBER_REASONS = frozenset({SUBSCRIBER_REASON, SUBSCRIBER_CONFIRMATION_REASON})
+SECRET_REASONS = frozenset({"verification", SUBSCRIBER_CONFIRMATION_REASON})

@@ -35,7 +35,14 @@ from diaspora_events.contracts import DeliveryDeliveredV1, DeliveryFailedV1
 from diaspora_events.observability import context_from_headers
 from diaspora_events.outbox import OutboxWriter
 from notifications.deliveries.dispatch import VERIFIED_EMAIL, VERIFIED_PHONE, Target, enqueue
-from notifications.deliveries.domain import VISITOR_REASON, Clock, PermanentFailure, utc_now
+from notifications.deliveries.domain import (
+    SECRET_REASONS,
+    SUBSCRIBER_REASONS,
+    VISITOR_REASON,
+    Clock,
+    PermanentFailure,
+    utc_now,
+)
 from notifications.deliveries.tables import deliveries
 from notifications.preferences.domain import CATEGORIES, DISTURBING, Preferences, quiet_until
 from notifications.preferences.tables import preferences
@@ -297,9 +304,10 @@ class DeliverySender:
             row.recipient_id is not None
             and self.channel in ("email", "sms")
             and row.reason != VISITOR_REASON
+            and row.reason not in SUBSCRIBER_REASONS
         ):
-            # (A consular visitor's address is the one their application's event carried:
-            # they have no recipient row; notifications.deliveries.consular.)
+            # (A consular visitor's address is the one their application's event carried,
+            # a subscriber's was checked when queued: neither has a recipient row.)
             # The address must still be the person's: verified, or for a verification
             # message the one being verified. A changed address stops receiving at once.
             verification = row.reason == "verification"
@@ -353,7 +361,7 @@ class DeliverySender:
     async def _forget_secret(self, session: AsyncSession, rows: list[Any]) -> None:
         """A verification message's link or code is not kept once it is out (or dead):
         the database holds only the secret's hash (notifications.contacts.verification)."""
-        ids = [r.id for r in rows if r.reason == "verification"]
+        ids = [r.id for r in rows if r.reason in SECRET_REASONS]
         if ids:
             await session.execute(
                 update(deliveries)
@@ -435,7 +443,7 @@ class DeliverySender:
     async def _fall_back(self, session: AsyncSession, row: Any) -> None:
         """Queue the same message on the next channel of the person's order, if any.
         (Not a verification: it proves one address, no other channel can stand in.)"""
-        if row.recipient_id is None or row.r_language is None or row.reason == "verification":
+        if row.recipient_id is None or row.r_language is None or row.reason in SECRET_REASONS:
             return
         target = Target(
             member_id=row.recipient_id,

@@ -97,6 +97,11 @@ EVENT_VARIABLES: dict[str, frozenset[str]] = {
     "interest_expressed": frozenset(
         {"given_name", "family_name", "project_id", "project_title", "organisation", "message"}
     ),
+    # notifications.advisories: no names (awareness subscribers give none).
+    "advisory_published": frozenset(
+        {"country", "country_name", "level", "title", "text", "unsubscribe_link"}
+    ),
+    "subscriber_confirmation": frozenset({"link", "expires_in_hours"}),
 }
 
 

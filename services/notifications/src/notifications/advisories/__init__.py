@@ -1,0 +1,1 @@
+"""Advisories of the returnees' watchlist and the awareness subscribers they reach."""
