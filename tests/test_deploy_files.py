@@ -62,12 +62,32 @@ INIT_DATABASES = ROOT / "deploy" / "compose" / "postgres" / "init-databases.sh"
 TLS_SCRIPT = ROOT / "deploy" / "compose" / "tls" / "make-internal-tls.sh"
 REALM_FILE = ROOT / "deploy" / "compose" / "keycloak" / "diaspora-realm.json"
 
-SERVICES = ("registry", "notifications", "matching")
-# The Kafka-side process of each service (besides the API and the migration).
-KAFKA_PROCESS = {
-    "registry": "registry-relay",
-    "notifications": "notifications-worker",
-    "matching": "matching-worker",
+
+def _registered_services() -> tuple[str, ...]:
+    """Every service the workspace registers (entry points ``diaspora.services``, read
+    from the members' pyproject.toml): each must be deployed, so a new one fails these
+    tests until it has its compose, Kubernetes and gateway entries."""
+    found = []
+    for manifest in sorted((ROOT / "services").glob("*/pyproject.toml")):
+        project = tomllib.loads(manifest.read_text())["project"]
+        found += list(project.get("entry-points", {}).get("diaspora.services", {}))
+    return tuple(found)
+
+
+SERVICES = _registered_services()
+# The long-running Kafka-side processes of each service (besides the API and the
+# migration): its relay and/or worker entry points.
+KAFKA_PROCESSES = {
+    service: tuple(
+        sorted(
+            entry
+            for entry in tomllib.loads(
+                (ROOT / "services" / service / "pyproject.toml").read_text()
+            )["project"]["scripts"]
+            if entry in {f"{service}-relay", f"{service}-worker"}
+        )
+    )
+    for service in SERVICES
 }
 SERVICE_DATABASES = ("registry", "matching", "consular", "returnees", "notifications")
 TOPIC_PARTITIONS = 6
@@ -293,22 +313,29 @@ def test_compose_runs_the_platform_in_production_mode() -> None:
         assert all((ROOT / m.split(":")[0]).is_file() for m in mounts)
 
     for service in SERVICES:
-        migrate, api, kafka_side = f"{service}-migrate", service, KAFKA_PROCESS[service]
+        migrate, api, kafka_sides = f"{service}-migrate", service, KAFKA_PROCESSES[service]
+        assert kafka_sides, service
         entry_points = _entry_points(service)
         assert services[migrate]["command"] == [f"{service}-migrate"]
-        assert services[kafka_side]["command"] == [kafka_side]
-        assert set(services[migrate]["command"] + services[kafka_side]["command"]) <= entry_points
+        assert services[migrate]["command"][0] in entry_points
+        for kafka_side in kafka_sides:
+            assert services[kafka_side]["command"] == [kafka_side]
+            assert services[kafka_side]["depends_on"]["kafka"]["condition"] == "service_healthy"
+            assert services[kafka_side]["depends_on"]["kafka-setup"]["condition"] == (
+                "service_completed_successfully"
+            )
         assert "command" not in services[api]  # the image's CMD: the HTTP API
         assert services[api]["build"]["dockerfile"] == "deploy/Dockerfile"
         assert services[api]["build"]["args"] == {"SERVICE": service}
         assert services[api]["build"]["context"] == "."
-        for name in (api, kafka_side):
+        assert services["gateway"]["depends_on"][api]["condition"] == "service_healthy"
+        for name in (api, *kafka_sides):
             depends = services[name]["depends_on"]
             assert depends[migrate]["condition"] == "service_completed_successfully"
-        assert services[kafka_side]["depends_on"]["kafka"]["condition"] == "service_healthy"
+            assert services[name]["deploy"]["resources"]["limits"]["memory"], name
         assert services[migrate]["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert services[migrate]["restart"] == "no"
-        for name in (migrate, api, kafka_side):
+        for name in (migrate, api, *kafka_sides):
             env = services[name]["environment"]
             prefix = service.upper()
             assert env[f"{prefix}_ENVIRONMENT"] == "production"
@@ -334,12 +361,13 @@ def test_compose_runs_the_platform_in_production_mode() -> None:
             assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector:")
             assert services[name]["image"].startswith(f"diaspora/{service}:")
         # The relay and the worker serve /health/* on a port of their own.
-        kafka_side_env = services[kafka_side]["environment"]
-        assert kafka_side_env[f"{service.upper()}_HEALTH_PORT"] == "8001"
-        assert kafka_side_env[f"{service.upper()}_HTTP_HOST"] == "0.0.0.0"
-        assert "127.0.0.1:8001/health/ready" in " ".join(
-            services[kafka_side]["healthcheck"]["test"]
-        )
+        for kafka_side in kafka_sides:
+            kafka_side_env = services[kafka_side]["environment"]
+            assert kafka_side_env[f"{service.upper()}_HEALTH_PORT"] == "8001"
+            assert kafka_side_env[f"{service.upper()}_HTTP_HOST"] == "0.0.0.0"
+            assert "127.0.0.1:8001/health/ready" in " ".join(
+                services[kafka_side]["healthcheck"]["test"]
+            )
     assert services["notifications"]["environment"]["NOTIFICATIONS_SMTP_STARTTLS"] == "true"
 
     # Secrets: no literal value anywhere, only required variables or empty defaults.
@@ -821,8 +849,9 @@ def _containers(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_k8s_workloads_have_probes_resources_and_run_as_non_root() -> None:
     workloads = _k8s_kind("Deployment") + _k8s_kind("StatefulSet") + _k8s_kind("Job")
-    # api + kafka side per service, the registry's worker (read models), gateway
-    assert len(_k8s_kind("Deployment")) == 2 * len(SERVICES) + 2
+    # the API and each Kafka-side process (relay, worker) per service, and the gateway
+    expected = sum(1 + len(KAFKA_PROCESSES[s]) for s in SERVICES) + 1
+    assert len(_k8s_kind("Deployment")) == expected
     for workload in workloads:
         name = workload["metadata"]["name"]
         pod = workload["spec"]["template"]["spec"]
@@ -855,13 +884,18 @@ def test_k8s_workloads_have_probes_resources_and_run_as_non_root() -> None:
         assert container["ports"][0]["containerPort"] == 8000
         assert "command" not in container  # the image's CMD
     for service in SERVICES:
-        name = f"{service}-{KAFKA_PROCESS[service].split('-')[1]}"
-        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
-        assert container["command"] == [KAFKA_PROCESS[service]]
-        assert _env(container)[f"{service.upper()}_HEALTH_PORT"] == "8001"
-        assert container["ports"] == [{"name": "health", "containerPort": 8001}]
-        assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "health"}
-        assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "health"}
+        for process in KAFKA_PROCESSES[service]:
+            container = deployments[process]["spec"]["template"]["spec"]["containers"][0]
+            assert container["command"] == [process]
+            assert _env(container)[f"{service.upper()}_HEALTH_PORT"] == "8001"
+            assert container["ports"] == [{"name": "health", "containerPort": 8001}]
+            probe = {"path": "/health/ready", "port": "health"}
+            assert container["readinessProbe"]["httpGet"] == probe
+            probe = {"path": "/health/live", "port": "health"}
+            assert container["livenessProbe"]["httpGet"] == probe
+        for process in KAFKA_PROCESSES[service]:
+            if process.endswith("-relay"):
+                assert deployments[process]["spec"]["replicas"] == 1  # advisory lock: one leads
     assert deployments["registry-relay"]["spec"]["replicas"] == 1
     worker = deployments["notifications-worker"]["spec"]["replicas"]
     assert 2 <= worker <= TOPIC_PARTITIONS
@@ -936,7 +970,7 @@ def test_k8s_migrations_run_before_the_rollout() -> None:
         deployments = [
             d for d in _k8s_kind("Deployment") if d["metadata"]["name"].startswith(f"{service}-")
         ]
-        assert len(deployments) == (3 if service == "registry" else 2)  # registry: + worker
+        assert len(deployments) == 1 + len(KAFKA_PROCESSES[service])
         for deployment in deployments:
             inits = deployment["spec"]["template"]["spec"]["initContainers"]
             wait = next(i for i in inits if i["name"] == "wait-for-schema")
@@ -1005,8 +1039,13 @@ def _local_nginx_config(source: Path, workdir: Path, port: int, upstreams: dict[
 @pytest.mark.parametrize("source", [COMPOSE_NGINX, K8S_NGINX], ids=["compose", "k8s"])
 def test_gateway_configuration_is_complete_and_valid(source: Path, tmp_path: Path) -> None:
     config = source.read_text()
-    for route in ("location /api/registry/", "location /api/notifications/"):
-        assert route in config
+    for service in SERVICES:
+        assert f"location /api/{service}/ " in config, service
+        assert f'"~^/api/{service}/" /api/{service};' in config, service
+    # Consular documents: 10 MB and the multipart framing, on their upload paths only.
+    documents = "location ~ ^/api/consular/(applications|reports)/[^/]+/documents/?$ {"
+    assert documents in config
+    assert "client_max_body_size 11m;" in config.split(documents)[1].split("}")[0]
     for directive in (
         "limit_req zone=",
         "limit_req_status 429",
@@ -1038,11 +1077,7 @@ def test_gateway_configuration_is_complete_and_valid(source: Path, tmp_path: Pat
         source,
         tmp_path,
         _free_port(),
-        {
-            "server registry-api:8000": "server 127.0.0.1:9",
-            "server notifications-api:8000": "server 127.0.0.1:9",
-            "server matching-api:8000": "server 127.0.0.1:9",
-        },
+        {f"server {service}-api:8000": "server 127.0.0.1:9" for service in SERVICES},
     )
     result = subprocess.run(
         [nginx, "-t", "-p", str(tmp_path), "-c", str(path)],
@@ -1099,12 +1134,17 @@ def local_gateway(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         {
             "http://registry:8000": address,
             "http://notifications:8000": address,
+            "http://consular:8000": address,
             # Nobody listens there: the gateway's answer when a service is down.
             "http://keycloak:8080": f"http://127.0.0.1:{_free_port()}",
         },
     )
+    # Started as root (a CI container), nginx's workers would run as "nobody", which
+    # cannot write request bodies under root's private tmp_path: keep them as the
+    # caller, as in the image (uid 101 throughout).
+    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
     process = subprocess.Popen(
-        [nginx, "-p", str(tmp_path), "-c", str(config), "-g", "daemon off;"],
+        [nginx, "-p", str(tmp_path), "-c", str(config), "-g", directives],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -1243,6 +1283,34 @@ def test_gateway_routes_limits_and_headers(local_gateway: tuple[str, Path]) -> N
     text = access_log.read_text()
     for secret in ("akossiwa", "127.0.0.1", "6.6.6.6", member):
         assert secret not in text
+
+
+def test_gateway_takes_consular_documents_up_to_11_mb(local_gateway: tuple[str, Path]) -> None:
+    """Consular's document uploads pass bodies of up to 11 MB (a 10 MB document and its
+    multipart framing); every other path, consular's included, keeps the 1 MB limit."""
+    gateway, _ = local_gateway
+    case = "0197a0e4-3c2b-7def-8a10-1234567890ab"
+    five_mb = b"x" * (5 * 1024 * 1024)
+    for kind in ("applications", "reports"):
+        status, headers, _ = _request(
+            f"{gateway}/api/consular/{kind}/{case}/documents", method="POST", body=five_mb
+        )
+        assert status == 201, kind
+        method, path, upstream_headers = _Upstream.seen[-1]
+        assert (method, path) == ("POST", f"/{kind}/{case}/documents")
+        assert upstream_headers["X-Forwarded-Prefix"] == "/api/consular"
+        assert headers["Location"].endswith("/api/consular/members/123")
+    seen = len(_Upstream.seen)
+    for url, size in (
+        (f"{gateway}/api/consular/applications/{case}/documents", 11 * 1024 * 1024 + 1),
+        (f"{gateway}/api/consular/applications", 1024 * 1024 + 1),
+        (f"{gateway}/api/consular/applications/{case}/documents/other", 1024 * 1024 + 1),
+    ):
+        status, headers, body = _request(url, method="POST", body=b"x" * size)
+        assert status == 413, url
+        assert headers["Content-Type"].startswith("application/problem+json")
+        assert json.loads(body)["status"] == 413
+    assert len(_Upstream.seen) == seen  # refused at the edge, never forwarded
 
 
 # ----------------------------------------------------------------------- shell scripts
@@ -1523,6 +1591,8 @@ SEALING_PROCESSES = {
     "registry": ("registry", "registry-relay", "registry-worker"),
     "matching": ("matching", "matching-worker"),
     "notifications": ("notifications", "notifications-worker"),
+    "consular": ("consular", "consular-relay", "consular-worker"),
+    "returnees": ("returnees", "returnees-relay", "returnees-worker"),
 }
 # A well-formed value where the templates hold a placeholder the settings would refuse.
 DOCUMENT_KEYS = "2026-01:" + "A" * 43 + "="
@@ -1534,19 +1604,43 @@ async def _start_as_deployed(service: str, env: dict[str, str]) -> Any:
     ``env``: production mode refuses there a missing or misnamed setting. Returns the
     service's event-key settings."""
     import importlib
+    import tempfile
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from diaspora_events.shredding import VaultTransitKek, event_key_settings
 
     saved = dict(os.environ)
+    prefixes = {s.upper() for s in SERVICES}
+    scratch = tempfile.TemporaryDirectory()
     try:
         for key in list(os.environ):
-            if key.split("_", 1)[0] in {"REGISTRY", "MATCHING", "NOTIFICATIONS"}:
+            if key.split("_", 1)[0] in prefixes:
                 del os.environ[key]
         # The service's own variables (the others, such as SSL_CERT_FILE, name files of
         # the containers).
-        os.environ.update({k: v for k, v in env.items() if k.startswith(f"{service.upper()}_")})
+        own = {k: v for k, v in env.items() if k.startswith(f"{service.upper()}_")}
+        # Consular: only the API is given the signing key (a file the container mounts;
+        # here a fresh key at another path), and only the API loads it, as the
+        # entry points do (bootstrap(signing=False) in the relay and the worker).
+        kwargs: dict[str, Any] = {}
+        if service == "consular":
+            signing = "CONSULAR_CREDENTIAL_SIGNING_KEY_FILE" in own
+            kwargs["signing"] = signing
+            if signing:
+                key_file = Path(scratch.name) / "key.pem"
+                key_file.write_bytes(
+                    Ed25519PrivateKey.generate().private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    )
+                )
+                own["CONSULAR_CREDENTIAL_SIGNING_KEY_FILE"] = str(key_file)
+        os.environ.update(own)
         bootstrap = importlib.import_module(f"{service}.bootstrap").bootstrap
-        built = bootstrap()
+        built = bootstrap(**kwargs)
         try:
             keys = event_key_settings(service)
             assert keys.environment == "production"
@@ -1563,6 +1657,7 @@ async def _start_as_deployed(service: str, env: dict[str, str]) -> Any:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        scratch.cleanup()
 
 
 def _compose_environments(tmp_path: Path) -> dict[str, dict[str, str]]:
@@ -1700,7 +1795,10 @@ def test_keycloak_realm_has_the_service_account_clients_the_key_endpoint_needs()
     clients = {client["clientId"]: client for client in realm["clients"]}
     users = {u.get("serviceAccountClientId"): u for u in realm.get("users", [])}
     keycloak_env = _compose()["services"]["keycloak"]["environment"]
-    for name in ("matching", "notifications"):
+    # Every service but the registry (which holds the keys) fetches persons' keys.
+    clients_needing_secrets = [s for s in SERVICES if s != "registry"]
+    assert {"matching", "notifications", "consular", "returnees"} <= set(clients_needing_secrets)
+    for name in clients_needing_secrets:
         client = clients[name]
         assert client["publicClient"] is False
         assert client["serviceAccountsEnabled"] is True
@@ -1719,3 +1817,144 @@ def test_keycloak_realm_has_the_service_account_clients_the_key_endpoint_needs()
         account = users[name]
         assert account["username"] == f"service-account-{name}"
         assert account["realmRoles"] == ["service"]
+
+    # The national documentation authority (consular hand-over answers): a service
+    # account of its own client, the one the consular policy names (docs/consular.md).
+    from consular.handover.domain import AUTHORITY_CLIENT
+
+    authority = clients[AUTHORITY_CLIENT]
+    assert authority["publicClient"] is False
+    assert authority["serviceAccountsEnabled"] is True
+    assert not authority["standardFlowEnabled"]
+    assert not authority["directAccessGrantsEnabled"]
+    assert authority["secret"] == "${NATIONAL_DOCUMENTATION_AUTHORITY_CLIENT_SECRET}"
+    assert "NATIONAL_DOCUMENTATION_AUTHORITY_CLIENT_SECRET" in keycloak_env
+    assert users[AUTHORITY_CLIENT]["realmRoles"] == ["service"]
+    # The return cell's role (returnees).
+    assert "case_worker" in {role["name"] for role in realm["roles"]["realm"]}
+
+
+# ------------------------------------------------- every registered service deployed
+
+
+def test_every_registered_service_is_deployed_everywhere() -> None:
+    """A service registered through the `diaspora.services` entry points has its
+    processes in compose and Kubernetes, its database, its Kafka principal, its image and
+    its routes in both gateways: a sixth service added without them fails here."""
+    assert {"registry", "notifications", "matching", "consular", "returnees"} <= set(SERVICES)
+    compose = _compose()
+    services = compose["services"]
+    kafka_env = services["kafka"]["environment"]
+    postgres_env = services["postgres"]["environment"]
+    start_kafka = (K8S / "kafka" / "start-kafka.sh").read_text()
+    (statefulset,) = _k8s_kind("StatefulSet")
+    broker_env = {
+        e["name"] for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    examples = {
+        d["metadata"]["name"]: d["stringData"]
+        for d in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text())
+    }
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    images = {image["name"] for image in kustomization["images"]}
+    deployments = {d["metadata"]["name"] for d in _k8s_kind("Deployment")}
+    jobs = {d["metadata"]["name"] for d in _k8s_kind("Job")}
+    config_maps = {d["metadata"]["name"] for d in _k8s_kind("ConfigMap")}
+    k8s_services = {d["metadata"]["name"] for d in _k8s_kind("Service")}
+    budgets = {d["metadata"]["name"] for d in _k8s_kind("PodDisruptionBudget")}
+    compose_gateway = COMPOSE_NGINX.read_text()
+    k8s_gateway = K8S_NGINX.read_text()
+    dockerfile = DOCKERFILE.read_text()
+    init_default = re.search(r"DIASPORA_DATABASES:-([a-z ]+)\}", INIT_DATABASES.read_text())
+    assert init_default is not None
+    acls = (K8S / "kafka" / "setup.sh").read_text()
+    for service in SERVICES:
+        prefix = service.upper()
+        # compose
+        for name in (f"{service}-migrate", service, *KAFKA_PROCESSES[service]):
+            assert name in services, name
+        assert f"KAFKA_{prefix}_PASSWORD" in kafka_env, service
+        assert postgres_env[f"{prefix}_DB_PASSWORD"].startswith(f"${{{prefix}_DB_PASSWORD:?")
+        assert service in init_default.group(1).split()
+        assert f"name={service},password=${{KAFKA_{prefix}_PASSWORD}}" in start_kafka
+        assert f'"${{KAFKA_{prefix}_PASSWORD:?}}"' in start_kafka
+        assert f"User:{service}" in acls, service
+        # Kubernetes
+        assert f"diaspora/{service}" in images
+        assert f"{service}-api" in deployments
+        assert set(KAFKA_PROCESSES[service]) <= deployments
+        assert f"{service}-migrate" in jobs
+        assert f"{service}-config" in config_maps
+        assert f"{service}-api" in k8s_services
+        assert f"{service}-api" in budgets
+        assert f"KAFKA_{prefix}_PASSWORD" in broker_env
+        assert service in examples["kafka-scram"]
+        assert {"url", "owner-url"} <= set(examples[f"{service}-database"])
+        # both gateways, and the image
+        assert f"set ${service}_upstream http://{service}:8000;" in compose_gateway
+        assert f"location /api/{service}/ " in compose_gateway
+        assert f"server {service}-api:8000;" in k8s_gateway
+        assert f"proxy_pass http://{service}_api/;" in k8s_gateway
+        assert f"--build-arg SERVICE={service} -t diaspora/{service}:" in dockerfile
+
+
+def test_compose_gives_consular_and_returnees_their_keys_and_store() -> None:
+    services = _compose()["services"]
+    consular = ("consular-migrate", "consular", "consular-relay", "consular-worker")
+    for name in consular:
+        env = services[name]["environment"]
+        # Production refuses a local folder: every process (the worker erases documents).
+        assert env["CONSULAR_DOCUMENTS__BACKEND"] == "s3"
+        assert env["CONSULAR_DOCUMENTS__S3__ENDPOINT_URL"].startswith(
+            "${CONSULAR_S3_ENDPOINT_URL:?"
+        )
+        assert env["CONSULAR_DOCUMENTS__S3__SECRET_ACCESS_KEY"].startswith(
+            "${CONSULAR_S3_SECRET_ACCESS_KEY:?"
+        )
+        # Only the API holds the signing key.
+        holds_key = "CONSULAR_CREDENTIAL_SIGNING_KEY_FILE" in env or "secrets" in services[name]
+        assert holds_key is (name == "consular"), name
+    api = services["consular"]
+    (secret,) = api["secrets"]
+    target = secret["target"]
+    assert api["environment"]["CONSULAR_CREDENTIAL_SIGNING_KEY_FILE"] == f"/run/secrets/{target}"
+    source = _compose()["secrets"][secret["source"]]
+    assert source["file"].startswith("${CONSULAR_CREDENTIAL_SIGNING_KEY_PATH:?")
+    for name in ("returnees-migrate", "returnees", "returnees-relay", "returnees-worker"):
+        env = services[name]["environment"]
+        assert env["RETURNEES_SUBSCRIPTION_LINK_KEY"].startswith(
+            "${RETURNEES_SUBSCRIPTION_LINK_KEY:?"
+        )
+        assert env["RETURNEES_PUBLIC_BASE_URL"].endswith("}/api/returnees")
+
+
+def test_k8s_gives_consular_and_returnees_their_keys_and_store() -> None:
+    workloads = {w["metadata"]["name"]: w for w in _k8s_kind("Deployment") + _k8s_kind("Job")}
+    for name in ("consular-migrate", "consular-api", "consular-relay", "consular-worker"):
+        pod = workloads[name]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        env = _k8s_environment(container)
+        if name != "consular-migrate":
+            assert env["CONSULAR_DOCUMENTS__BACKEND"] == "s3"
+            assert env["CONSULAR_DOCUMENTS__S3__ENDPOINT_URL"].startswith("https://")
+            assert env["CONSULAR_DOCUMENTS__S3__SECRET_ACCESS_KEY"] == "CHANGE-ME"
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        signing = [
+            v for v in volumes.values() if "secret" in v and "signing" in v["secret"]["secretName"]
+        ]
+        assert bool(signing) is (name == "consular-api"), name
+        if name == "consular-api":
+            (volume,) = signing
+            (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+            (item,) = volume["secret"]["items"]
+            path = f"{mount['mountPath']}/{item['path']}"
+            assert env["CONSULAR_CREDENTIAL_SIGNING_KEY_FILE"] == path
+            assert mount["readOnly"] is True
+            # Group-readable by the pod's group only.
+            assert volume["secret"]["defaultMode"] == 0o440
+            assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    for name in ("returnees-migrate", "returnees-api", "returnees-relay", "returnees-worker"):
+        container = workloads[name]["spec"]["template"]["spec"]["containers"][0]
+        env = _k8s_environment(container)
+        assert env["RETURNEES_SUBSCRIPTION_LINK_KEY"] == "CHANGE-ME"  # from the Secret
+        assert env["RETURNEES_PUBLIC_BASE_URL"].startswith("https://")

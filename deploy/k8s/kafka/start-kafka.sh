@@ -12,16 +12,21 @@
 #     ANONYMOUS a super user for the broker's own controller requests; or
 #   SSL with client certificates (the cluster): brokers and controllers present the
 #     brokers' certificate, whose CN (kafka-broker) is the super user.
-# Changing a password later: kafka-configs.sh --alter --entity-type users (as admin).
+# Changing a password later, or adding a user to storage formatted before it existed
+# (consular, returnees on a stack started earlier): kafka-configs.sh --alter
+# --entity-type users --entity-name <user> --add-config 'SCRAM-SHA-512=[password=...]'
+# as admin (docs/operations.md).
 #
 # Environment: CLUSTER_ID, NODE_ID (default 1), ADVERTISED_HOST (default kafka), VOTERS
 # (default 1@localhost:9093), CONTROLLER_HOST (default localhost), CONTROLLER_PROTOCOL
 # (PLAINTEXT or SSL), REPLICATION (1), MIN_ISR (1), TLS_CERT, TLS_KEY, TLS_CA (PEM files),
-# KAFKA_ADMIN_PASSWORD and KAFKA_<SERVICE>_PASSWORD for registry, notifications, matching.
+# KAFKA_ADMIN_PASSWORD and KAFKA_<SERVICE>_PASSWORD for registry, notifications, matching,
+# consular, returnees.
 set -euo pipefail
 
 : "${CLUSTER_ID:?}" "${KAFKA_ADMIN_PASSWORD:?}" "${KAFKA_REGISTRY_PASSWORD:?}"
 : "${KAFKA_NOTIFICATIONS_PASSWORD:?}" "${KAFKA_MATCHING_PASSWORD:?}"
+: "${KAFKA_CONSULAR_PASSWORD:?}" "${KAFKA_RETURNEES_PASSWORD:?}"
 node_id="${NODE_ID:-1}"
 advertised="${ADVERTISED_HOST:-kafka}"
 voters="${VOTERS:-1@localhost:9093}"
@@ -87,7 +92,9 @@ if [ ! -f "$data/meta.properties" ]; then
         --add-scram "SCRAM-SHA-512=[name=admin,password=${KAFKA_ADMIN_PASSWORD}]" \
         --add-scram "SCRAM-SHA-512=[name=registry,password=${KAFKA_REGISTRY_PASSWORD}]" \
         --add-scram "SCRAM-SHA-512=[name=notifications,password=${KAFKA_NOTIFICATIONS_PASSWORD}]" \
-        --add-scram "SCRAM-SHA-512=[name=matching,password=${KAFKA_MATCHING_PASSWORD}]"
+        --add-scram "SCRAM-SHA-512=[name=matching,password=${KAFKA_MATCHING_PASSWORD}]" \
+        --add-scram "SCRAM-SHA-512=[name=consular,password=${KAFKA_CONSULAR_PASSWORD}]" \
+        --add-scram "SCRAM-SHA-512=[name=returnees,password=${KAFKA_RETURNEES_PASSWORD}]"
 fi
 
 # The admin's client settings (health checks, operators' tools in the container).
