@@ -57,6 +57,8 @@ cases = Table(
     Column("sealed_subject", Uuid),
     Index("cases_member_idx", "member_id"),
     Index("cases_assigned_idx", "assigned_to", "status"),
+    # A case worker's worklist, newest first (0007_dashboard_indexes).
+    Index("cases_worklist_idx", "assigned_to", text("opened_at DESC"), "id"),
 )
 
 follow_ups = Table(

@@ -16,6 +16,7 @@ from returnees.agreements.http import router as agreements_router
 from returnees.bootstrap import bootstrap
 from returnees.cases.http import router as cases_router
 from returnees.countries.http import router as countries_router
+from returnees.observatory.http import router as observatory_router
 from returnees.partners.http import router as partners_router
 from returnees.referrals.http import router as referrals_router
 from returnees.resources import Returnees
@@ -28,6 +29,7 @@ ROUTERS: list[APIRouter] = [
     referrals_router,
     countries_router,  # country lists: public reads of published entries
     subscriptions_router,  # awareness subscriptions: public, no token
+    observatory_router,  # aggregate figures for analysts, small cells suppressed
 ]
 
 

@@ -67,6 +67,17 @@ referrals = Table(
         unique=True,
         postgresql_where=text("status IN ('referred', 'acknowledged')"),
     ),
+    # The cell's escalated open referrals in the list's order (0007_dashboard_indexes).
+    Index(
+        "referrals_escalated_open_idx",
+        "acknowledge_by",
+        "referred_at",
+        "id",
+        postgresql_where=text(
+            "status IN ('referred', 'acknowledged') AND "
+            "(acknowledge_escalated_at IS NOT NULL OR complete_escalated_at IS NOT NULL)"
+        ),
+    ),
     Index(
         "referrals_sla_idx",
         "complete_by",
