@@ -45,8 +45,13 @@ from diaspora_events.contracts.audit import AuditRecorded
 from diaspora_events.contracts.base import Event
 from diaspora_events.outbox import OutboxWriter
 from diaspora_identity.policy import Decision
+
+# The append-only and chain DDL live with the migration helpers (diaspora_service), which
+# create every service's audit log; named here too for the older services' migrations.
+from diaspora_service.audit_chain import append_only_ddl as append_only_ddl
 from diaspora_service.audit_chain import chain_columns
 from diaspora_service.audit_chain import chain_ddl as chain_ddl
+from diaspora_service.audit_chain import drop_append_only_ddl as drop_append_only_ddl
 from diaspora_service.audit_chain import drop_chain_ddl as drop_chain_ddl
 
 AuditEvent = TypeVar("AuditEvent", bound=AuditRecorded)
@@ -77,35 +82,6 @@ def audit_table(metadata: MetaData, name: str = "audit_log", *, chained: bool = 
         Index(f"{name}_record_idx", "record_id", "occurred_at"),
         *(chain_columns() if chained else ()),
     )
-
-
-def append_only_ddl(table: str) -> list[str]:
-    """SQL making ``table`` append-only (for a migration's ``op.execute``)."""
-    function = f"{table}_append_only"
-    return [
-        f"""
-        CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            RAISE EXCEPTION 'audit entries are append-only: % on % refused', TG_OP, TG_TABLE_NAME
-                USING ERRCODE = 'insufficient_privilege';
-        END
-        $$
-        """,
-        f"CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {function}()",
-        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
-        # Belt and braces for non-owner roles (the trigger also binds the owner and superusers).
-        f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC",
-    ]
-
-
-def drop_append_only_ddl(table: str) -> list[str]:
-    return [
-        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
-        f"DROP TRIGGER IF EXISTS {table}_no_update_delete ON {table}",
-        f"DROP FUNCTION IF EXISTS {table}_append_only()",
-    ]
 
 
 @dataclass(frozen=True)

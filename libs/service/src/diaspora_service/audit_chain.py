@@ -224,6 +224,35 @@ def drop_chain_ddl(table: str = "audit_log", *, schema: str = "public") -> list[
     ]
 
 
+def append_only_ddl(table: str) -> list[str]:
+    """SQL making ``table`` append-only (for a migration's ``op.execute``)."""
+    function = f"{table}_append_only"
+    return [
+        f"""
+        CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'audit entries are append-only: % on % refused', TG_OP, TG_TABLE_NAME
+                USING ERRCODE = 'insufficient_privilege';
+        END
+        $$
+        """,
+        f"CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {function}()",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+        # Belt and braces for non-owner roles (the trigger also binds the owner and superusers).
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC",
+    ]
+
+
+def drop_append_only_ddl(table: str) -> list[str]:
+    return [
+        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+        f"DROP TRIGGER IF EXISTS {table}_no_update_delete ON {table}",
+        f"DROP FUNCTION IF EXISTS {table}_append_only()",
+    ]
+
+
 def _json_value(column: str, value: Any) -> Any:
     if value is None:
         return None

@@ -1,43 +1,33 @@
 """The applicants read model's consumer of ``registry.members`` (group ``consular``).
 
-Handles every member event type the registry publishes: the five snapshot events
-(registered, updated, confirmed, identity-verified, marked-stale) update the read model
-if newer; erasure and merge remove the person's row for good, after the steps of the
-features above (handed in by ``bootstrap``: applications of an erased person, moved to
-a merge's survivor). Idempotent: the inbox records each event id in the handler's
-transaction.
+The shared builder (``diaspora_events.member_read_model``) handles every member event
+type the registry publishes: the five snapshot events (registered, updated, confirmed,
+identity-verified, marked-stale) update the read model if newer; erasure and merge remove
+the person's row for good, after the steps of the features above (handed in by
+``bootstrap``: applications of an erased person, moved to a merge's survivor).
+Idempotent: the inbox records each event id in the handler's transaction. What is
+consular's own: the applicants' columns and mappings (``members.service``), and the
+embassy of an early registration, from the country of residence (the jurisdictions).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from uuid import UUID
+from collections.abc import Sequence
+from functools import partial
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from consular.members import service as members
 from consular.tables import inbox
-from diaspora_events.cloudevents import Envelope
 from diaspora_events.consumer import DeadLetterSink, EventConsumer
-from diaspora_events.contracts import (
-    MemberConfirmedV1,
-    MemberErasedV1,
-    MemberIdentityVerifiedV1,
-    MemberMarkedStaleV1,
-    MemberMergedV1,
-    MemberRegisteredV1,
-    MemberUpdatedV1,
-)
+from diaspora_events.member_read_model import EraseStep, MergeStep
+from diaspora_events.member_read_model import build_consumer as read_model_consumer
 from diaspora_events.shredding import KeyResolver
 from diaspora_identity.jurisdictions import Jurisdictions, default_jurisdictions
 
-log = structlog.get_logger(__name__)
-
 CONSUMER_NAME = "consular"
 
-EraseStep = Callable[[AsyncSession, UUID], Awaitable[None]]
-MergeStep = Callable[[AsyncSession, UUID, UUID], Awaitable[None]]
+__all__ = ["CONSUMER_NAME", "EraseStep", "MergeStep", "build_consumer"]
 
 
 def build_consumer(
@@ -50,85 +40,16 @@ def build_consumer(
     merge_steps: Sequence[MergeStep] = (),
     jurisdictions: Jurisdictions | None = None,
 ) -> EventConsumer:
-    consumer = EventConsumer(
+    return read_model_consumer(
+        members.READ_MODEL,
         name=CONSUMER_NAME,
-        session_factory=sessions,
+        early_row=partial(members.early_row_of, places=jurisdictions or default_jurisdictions()),
+        sessions=sessions,
         inbox=inbox,
         dead_letters=dead_letters,
         topic_prefix=topic_prefix,
-        keys=keys,  # opens sealed personal fields (crypto-shredding)
+        keys=keys,
+        erase_steps=erase_steps,
+        merge_steps=merge_steps,
+        log_noun="applicant",
     )
-    places = jurisdictions or default_jurisdictions()
-
-    @consumer.on(MemberRegisteredV1)
-    async def registered(event: MemberRegisteredV1, session: AsyncSession, _: Envelope) -> None:
-        if event.profile is not None:
-            await members.apply_snapshot(
-                session, event.member_id, event.profile, event.registered_at
-            )
-            return
-        # An early registration: the flat fields; the embassy from the country.
-        country = event.country_of_residence.upper()
-        await members.apply(
-            session,
-            {
-                "member_id": event.member_id,
-                "given_name": event.given_name,
-                "family_name": event.family_name,
-                "email": event.email,
-                "preferred_language": event.preferred_language,
-                "country_of_residence": country,
-                "embassy_id": places.embassy_for(country),
-                "identity_level": None,
-                "identity_method": None,
-                "identity_verified_at": None,
-                "identity_embassy_id": None,
-                "identity_expires_on": None,
-                "source_time": event.registered_at,
-                "date_of_birth": event.date_of_birth,
-            },
-        )
-
-    @consumer.on(MemberUpdatedV1)
-    async def updated(event: MemberUpdatedV1, session: AsyncSession, _: Envelope) -> None:
-        await members.apply_snapshot(session, event.member_id, event.profile, event.updated_at)
-
-    @consumer.on(MemberConfirmedV1)
-    async def confirmed(event: MemberConfirmedV1, session: AsyncSession, _: Envelope) -> None:
-        await members.apply_snapshot(session, event.member_id, event.profile, event.confirmed_at)
-
-    @consumer.on(MemberIdentityVerifiedV1)
-    async def identity_verified(
-        event: MemberIdentityVerifiedV1, session: AsyncSession, _: Envelope
-    ) -> None:
-        await members.apply_snapshot(session, event.member_id, event.profile, event.verified_at)
-
-    @consumer.on(MemberMarkedStaleV1)
-    async def marked_stale(event: MemberMarkedStaleV1, session: AsyncSession, _: Envelope) -> None:
-        await members.apply_snapshot(session, event.member_id, event.profile, event.marked_at)
-
-    @consumer.on(MemberErasedV1)
-    async def erased(event: MemberErasedV1, session: AsyncSession, _: Envelope) -> None:
-        for step in erase_steps:
-            await step(session, event.member_id)
-        await members.forget(session, event.member_id)
-        await members.record_removed(session, event.member_id, reason="erased", at=event.erased_at)
-        log.info("applicant_erased", member_id=str(event.member_id))
-
-    @consumer.on(MemberMergedV1)
-    async def merged(event: MemberMergedV1, session: AsyncSession, _: Envelope) -> None:
-        # The absorbed record's applications follow the survivor (whose merged profile
-        # arrives as registry.member.updated); its read-model row goes for good.
-        for step in merge_steps:
-            await step(session, event.member_id, event.survivor_id)
-        await members.forget(session, event.member_id)
-        await members.record_removed(
-            session,
-            event.member_id,
-            reason="merged",
-            at=event.merged_at,
-            survivor_id=event.survivor_id,
-        )
-        log.info("applicant_merged", member_id=str(event.member_id))
-
-    return consumer

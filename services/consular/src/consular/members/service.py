@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, exists, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consular.members.domain import Applicant
 from consular.members.tables import applicants, removed_applicants
-from diaspora_events.contracts.registry import MemberProfile
+from diaspora_events.contracts.registry import MemberProfile, MemberRegisteredV1
+from diaspora_events.member_read_model import MemberReadModel
+from diaspora_identity.jurisdictions import Jurisdictions
 
 _COLUMNS = (
     "member_id",
@@ -38,23 +39,6 @@ _COLUMNS = (
     "source_time",
     "date_of_birth",
 )
-
-
-def _upsert() -> Any:
-    params = [bindparam(c, type_=applicants.c[c].type) for c in _COLUMNS]
-    removed = exists().where(removed_applicants.c.member_id == params[0])
-    statement = insert(applicants).from_select(list(_COLUMNS), select(*params).where(~removed))
-    return statement.on_conflict_do_update(
-        index_elements=[applicants.c.member_id],
-        set_={
-            **{c: statement.excluded[c] for c in _COLUMNS if c != "member_id"},
-            "updated_at": statement.excluded.source_time,
-        },
-        where=applicants.c.source_time <= statement.excluded.source_time,
-    ).returning(applicants.c.member_id)
-
-
-UPSERT = _upsert()
 
 
 def row_of(member_id: UUID, profile: MemberProfile, at: datetime) -> dict[str, Any]:
@@ -77,35 +61,35 @@ def row_of(member_id: UUID, profile: MemberProfile, at: datetime) -> dict[str, A
     }
 
 
-async def apply(session: AsyncSession, row: dict[str, Any]) -> bool:
-    """Keep the snapshot unless a newer one is kept or the member was removed."""
-    return (await session.execute(UPSERT, row)).first() is not None
+def early_row_of(event: MemberRegisteredV1, places: Jurisdictions) -> dict[str, Any]:
+    """An early registration: the flat fields; the embassy from the country."""
+    country = event.country_of_residence.upper()
+    return {
+        "member_id": event.member_id,
+        "given_name": event.given_name,
+        "family_name": event.family_name,
+        "email": event.email,
+        "preferred_language": event.preferred_language,
+        "country_of_residence": country,
+        "embassy_id": places.embassy_for(country),
+        "identity_level": None,
+        "identity_method": None,
+        "identity_verified_at": None,
+        "identity_embassy_id": None,
+        "identity_expires_on": None,
+        "source_time": event.registered_at,
+        "date_of_birth": event.date_of_birth,
+    }
 
 
-async def apply_snapshot(
-    session: AsyncSession, member_id: UUID, profile: MemberProfile, at: datetime
-) -> bool:
-    return await apply(session, row_of(member_id, profile, at))
+READ_MODEL = MemberReadModel(
+    table=applicants, removed=removed_applicants, columns=_COLUMNS, snapshot_row=row_of
+)
 
-
-async def record_removed(
-    session: AsyncSession,
-    member_id: UUID,
-    *,
-    reason: str,
-    at: datetime,
-    survivor_id: UUID | None = None,
-) -> None:
-    await session.execute(
-        insert(removed_applicants)
-        .values(member_id=member_id, reason=reason, removed_at=at, survivor_id=survivor_id)
-        .on_conflict_do_nothing()
-    )
-
-
-async def forget(session: AsyncSession, member_id: UUID) -> None:
-    """The read model's row of the person goes (erasure, or absorbed by a merge)."""
-    await session.execute(delete(applicants).where(applicants.c.member_id == member_id))
+apply = READ_MODEL.apply
+apply_snapshot = READ_MODEL.apply_snapshot
+record_removed = READ_MODEL.record_removed
+forget = READ_MODEL.forget
 
 
 async def applicant(session: AsyncSession, member_id: UUID) -> Applicant | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Column, Date, DateTime, String, Table, Text, Uuid, func
 
 from consular.tables import metadata
+from diaspora_events.member_read_model import removed_members_table
 
 applicants = Table(
     "applicants",
@@ -37,11 +38,4 @@ applicants = Table(
 
 # Members erased or merged into another record: no late or replayed snapshot brings
 # them back.
-removed_applicants = Table(
-    "removed_applicants",
-    metadata,
-    Column("member_id", Uuid, primary_key=True),
-    Column("reason", String(16), nullable=False),
-    Column("survivor_id", Uuid),
-    Column("removed_at", DateTime(timezone=True), nullable=False),
-)
+removed_applicants = removed_members_table(metadata, "removed_applicants")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, String, Table, Text, Uuid, func
 
+from diaspora_events.member_read_model import removed_members_table
 from returnees.tables import metadata
 
 people = Table(
@@ -25,11 +26,4 @@ people = Table(
 
 # Members erased or merged into another record: no late or replayed snapshot brings
 # them back.
-removed_people = Table(
-    "removed_people",
-    metadata,
-    Column("member_id", Uuid, primary_key=True),
-    Column("reason", String(16), nullable=False),
-    Column("survivor_id", Uuid),
-    Column("removed_at", DateTime(timezone=True), nullable=False),
-)
+removed_people = removed_members_table(metadata, "removed_people")
