@@ -31,6 +31,7 @@ from diaspora_identity.testing import (
     coordinator,
 )
 from returnees.bootstrap import consumers, run_referrals_sla_once
+from returnees.members.consumer import CONSUMER_NAME
 from returnees.resources import Returnees
 from returnees.tables import audit_log, outbox
 
@@ -440,7 +441,11 @@ async def test_erasure_unlinks_the_returnee_and_a_merge_moves_the_referrals(
 
     # The registry's erasure reaches the service's consumer of registry.members, whose
     # erase steps (composed by bootstrap) clear the referrals in its transaction.
-    (consumer,) = consumers(sessions=returnees.sessions, dead_letters=DeadLetters())
+    (consumer,) = [
+        c
+        for c in consumers(sessions=returnees.sessions, dead_letters=DeadLetters())
+        if c.name == CONSUMER_NAME
+    ]
     erasure = MemberErasedV1(member_id=member_id, erased_at=datetime.now(UTC))
     assert await consumer.handle_record(event_record(erasure)) is Outcome.HANDLED
 
