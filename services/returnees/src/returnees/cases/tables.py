@@ -43,6 +43,10 @@ cases = Table(
     Column("return_date", Date),
     Column("country_from", String(2)),
     Column("reason", String(24)),
+    # Where the returnee settles in Togo (diaspora_reference.togo): a prefecture's slug and
+    # its region's ISO 3166-2:TG code. Referrals take them from here.
+    Column("prefecture", String(40)),
+    Column("region", String(8)),
     # Needs assessment: [{area, priority, met}], and the reintegration plan's milestones:
     # [{title, due_on, done_on}].
     Column("needs", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
@@ -57,6 +61,7 @@ cases = Table(
     Column("sealed_subject", Uuid),
     Index("cases_member_idx", "member_id"),
     Index("cases_assigned_idx", "assigned_to", "status"),
+    Index("cases_country_reason_idx", "country_from", "reason"),
 )
 
 follow_ups = Table(
