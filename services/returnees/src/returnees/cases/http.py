@@ -44,7 +44,6 @@ from returnees.cases.schemas import (
 from returnees.deps import IdentityDep, ServiceDep
 from returnees.members import service as members
 from returnees.problems import invalid, not_found
-from returnees.referrals import service as referrals
 from returnees.resources import Returnees
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -156,7 +155,7 @@ async def _view(
             acknowledged_at=r["acknowledged_at"],
             closed_at=r["closed_at"],
         )
-        for r in await referrals.of_case(session, row["id"])
+        for r in await svc.case_referrals(session, row["id"])
     ]
     view = CaseView(
         id=row["id"],
