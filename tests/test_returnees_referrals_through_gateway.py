@@ -1,13 +1,19 @@
-"""A referral through the gateway, as the return cell's case worker and the partner's
-case worker would (issue 18, "What it must show"): real nginx rendered from
-deploy/local/nginx in front of the returnees API and relay (and the registry's API, the
-key service that seals the referral's personal fields), real PostgreSQL and Kafka.
+"""A case worker's journey through the gateway (issue 18, "What it must show": receive
+the case, refer it, see the partner acknowledge and close the referral): real nginx
+rendered from deploy/local/nginx in front of the returnees API, relay and worker (and
+the registry's API, the key service that seals the referral's personal fields), real
+PostgreSQL and Kafka.
 
-The ministry records a partner organisation; the cell's case worker finds who offers
-housing in the returnee's prefecture and refers the case's need there; the partner's
-case worker finds it in the organisation's queue, acknowledges it and closes it as done;
-the returnee follows its status; another partner's case worker does not find it. Every
-step is published on ``returnees.referrals`` by the relay, the note sealed.
+Consular issues a laissez-passer (``consular.laissez-passer.issued`` on
+``consular.applications``); the returnees worker opens a reception case for it. The
+cell's case worker finds it among the unassigned cases, takes it, records the intake on
+arrival (where the returnee settles) and the needs. The ministry records a partner
+organisation; the case worker finds who offers housing in the returnee's prefecture and
+refers the case's need there (the returnee and the prefecture come from the case); the
+partner's case worker finds it in the organisation's queue, acknowledges it and closes it
+as done; the case worker sees the referral done on the case, and so does the returnee on
+theirs; another partner's case worker does not find it. Every step is published on
+``returnees.referrals`` by the relay, the note sealed.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from diaspora_devstack import gateway as gw
 from diaspora_devstack.config import StackConfig
@@ -34,7 +42,10 @@ from diaspora_devstack.testing import (
     service_env,
     wait_until,
 )
-from diaspora_events.topics import RETURNEES_REFERRALS
+from diaspora_events.cloudevents import encode, headers_to_kafka
+from diaspora_events.contracts import LaissezPasserIssuedV1
+from diaspora_events.kafka import ensure_topics
+from diaspora_events.topics import CONSULAR_APPLICATIONS, RETURNEES_REFERRALS
 from diaspora_identity.testing import (
     LocalIssuer,
     case_worker,
@@ -99,6 +110,13 @@ async def edge(
         ServiceProcess(
             "returnees-relay", ["returnees-relay"], returnees_env, test_logs / "returnees-relay.log"
         ).start(),
+        # Consumes consular's laissez-passer: the reception case.
+        ServiceProcess(
+            "returnees-worker",
+            ["returnees-worker"],
+            returnees_env,
+            test_logs / "returnees-worker.log",
+        ).start(),
     ]
     cfg = StackConfig.from_env()
     gateway_port = free_port()
@@ -140,7 +158,25 @@ def ok(answer: httpx.Response, status: int = 200) -> dict[str, Any]:
     return body
 
 
-async def test_a_case_worker_refers_and_the_partner_acknowledges_and_closes(
+async def issue_laissez_passer(edge: Edge, issued: LaissezPasserIssuedV1) -> None:
+    """Consular's relay publishing the event (CloudEvents, keyed by the application)."""
+    topic = edge.topic_prefix + CONSULAR_APPLICATIONS.name
+    await ensure_topics(edge.kafka_bootstrap, [replace(CONSULAR_APPLICATIONS, name=topic)])
+    producer = AIOKafkaProducer(bootstrap_servers=edge.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        _id, headers, value = encode(issued, source="/tg/diaspora/consular")
+        await producer.send_and_wait(
+            topic,
+            value=value,
+            key=issued.aggregate_id().encode(),
+            headers=headers_to_kafka(headers),
+        )
+    finally:
+        await producer.stop()
+
+
+async def test_a_case_worker_receives_the_case_refers_it_and_sees_the_referral_closed(
     edge: Edge, identity_provider: LocalIssuer
 ) -> None:
     issuer = identity_provider
@@ -148,10 +184,81 @@ async def test_a_case_worker_refers_and_the_partner_acknowledges_and_closes(
     cell = issuer.headers(case_worker("cell-worker-1"))
     member_id = uuid.uuid4()
     returnee = issuer.headers(citizen("kodjo", member_id=member_id))
-    case_id = str(uuid.uuid4())
+    application_id = uuid.uuid4()
+    arrival = datetime.now(UTC).date() + timedelta(days=2)
+
+    # Consular issues the laissez-passer; the returnees worker opens the case.
+    await issue_laissez_passer(
+        edge,
+        LaissezPasserIssuedV1(
+            application_id=application_id,
+            applicant_id=member_id,
+            embassy_id="ly-tripoli",
+            issued_at=datetime.now(UTC),
+            travel_date=arrival,
+            expected_return_date=arrival,
+        ),
+    )
 
     async with httpx.AsyncClient(base_url=edge.gateway_url + "/api/returnees", timeout=30) as api:
-        # The ministry records the partner (in Togo's regions and prefectures).
+        received: dict[str, Any] = {}
+
+        async def the_case_arrived() -> bool:
+            answer = await api.get("/cases", params={"assigned": "none"}, headers=cell)
+            for case in ok(answer)["items"]:
+                if case["application_id"] == str(application_id):
+                    received.update(case)
+                    return True
+            return False
+
+        await wait_until(the_case_arrived, timeout=90, message="the laissez-passer's case")
+        assert (received["origin"], received["status"]) == ("laissez_passer", "declared")
+        assert received["member_id"] == str(member_id)
+        assert received["expected_arrival"] == arrival.isoformat()
+        case_id = received["id"]
+        case_path = f"/cases/{case_id}"
+
+        # The case worker takes it, records the arrival (where the returnee settles) and
+        # the needs.
+        taken = ok(
+            await api.put(
+                f"{case_path}/assignee", json={"case_worker": "cell-worker-1"}, headers=cell
+            )
+        )
+        assert taken["assigned_to"] == "cell-worker-1"
+        opened = ok(
+            await api.post(
+                f"{case_path}/intake",
+                json={
+                    "return_date": arrival.isoformat(),
+                    "country_from": "LY",
+                    "reason": "expelled",
+                    "prefecture": "Golfe",
+                },
+                headers=cell,
+            )
+        )
+        assert (opened["status"], opened["prefecture"], opened["region"]) == (
+            "open",
+            "golfe",
+            "TG-M",
+        )
+        assessed = ok(
+            await api.post(
+                f"{case_path}/needs",
+                json={
+                    "needs": [
+                        {"area": "housing", "priority": "high"},
+                        {"area": "employment", "priority": "medium"},
+                    ]
+                },
+                headers=cell,
+            )
+        )
+        assert assessed["status"] == "assessed"
+        assert assessed["referrals"] == []
+
+        # The ministry records the partners (in Togo's regions and prefectures).
         areas = ok(await api.get("/partners/areas", headers=cell))
         assert [r["code"] for r in areas["regions"]] == ["TG-C", "TG-K", "TG-M", "TG-P", "TG-S"]
         partner = ok(
@@ -186,7 +293,8 @@ async def test_a_case_worker_refers_and_the_partner_acknowledges_and_closes(
         caritas = issuer.headers(caseworker("caritas-lome", subject="caritas-worker-1"))
         anpe = issuer.headers(caseworker(other["partner_org"]))
 
-        # The cell's case worker finds who offers housing in Golfe, and refers the need.
+        # The case worker finds who offers housing in Golfe, and refers the need there:
+        # the returnee and the prefecture are the case's.
         found = ok(
             await api.get(
                 "/partners", params={"offers": "housing", "prefecture": "golfe"}, headers=cell
@@ -195,26 +303,20 @@ async def test_a_case_worker_refers_and_the_partner_acknowledges_and_closes(
         assert [p["partner_org"] for p in found["items"]] == ["caritas-lome"]
         elsewhere = await api.post(
             "/referrals",
-            json={
-                "case_id": case_id,
-                "partner_id": other["id"],
-                "need": "housing",
-                "prefecture": "golfe",
-            },
+            json={"case_id": case_id, "partner_id": other["id"], "need": "employment"},
             headers=cell,
         )
         assert elsewhere.status_code == 422, elsewhere.text
         assert elsewhere.headers["content-type"].startswith("application/problem+json")
+        assert "does not cover the prefecture golfe" in elsewhere.json()["detail"]
         referred = ok(
             await api.post(
                 "/referrals",
                 json={
                     "case_id": case_id,
-                    "member_id": str(member_id),
                     "partner_id": partner["id"],
                     "need": "housing",
                     "priority": "high",
-                    "prefecture": "Golfe",
                     "language": "fr",
                     "note": NOTE,
                 },
@@ -223,7 +325,11 @@ async def test_a_case_worker_refers_and_the_partner_acknowledges_and_closes(
             201,
         )
         referral_id = referred["id"]
-        assert referred["status"] == "referred"
+        assert (referred["status"], referred["member_id"], referred["prefecture"]) == (
+            "referred",
+            str(member_id),
+            "golfe",
+        )
 
         # The partner's case worker: the organisation's queue, acknowledge, close.
         queue = ok(await api.get("/referrals", headers=caritas))
@@ -236,6 +342,10 @@ async def test_a_case_worker_refers_and_the_partner_acknowledges_and_closes(
             headers={**caritas, "if-match": f'"{referred["version"]}"'},
         )
         assert ok(acknowledged)["status"] == "acknowledged"
+        on_case = ok(await api.get(case_path, headers=cell))
+        assert [(r["id"], r["status"]) for r in on_case["referrals"]] == [
+            (referral_id, "acknowledged")
+        ]
         done = await api.post(
             f"/referrals/{referral_id}/transitions",
             json={"action": "complete", "reason": "Room found in Bè; moved in on the 14th."},
@@ -243,9 +353,14 @@ async def test_a_case_worker_refers_and_the_partner_acknowledges_and_closes(
         )
         assert ok(done)["status"] == "done"
 
-        # The cell sees the case's referral closed; the returnee its status.
-        of_case = ok(await api.get("/referrals", params={"case_id": case_id}, headers=cell))
-        assert [(r["id"], r["status"]) for r in of_case["items"]] == [(referral_id, "done")]
+        # The case worker sees the referral done on the case; the returnee on theirs.
+        closed = ok(await api.get(case_path, headers=cell))
+        assert [
+            (r["id"], r["need"], r["partner_name"], r["status"]) for r in closed["referrals"]
+        ] == [(referral_id, "housing", "Caritas Lomé", "done")]
+        assert closed["referrals"][0]["closed_at"] is not None
+        theirs = ok(await api.get(case_path, headers=returnee))
+        assert [(r["id"], r["status"]) for r in theirs["referrals"]] == [(referral_id, "done")]
         mine = ok(await api.get(f"/referrals/{referral_id}", headers=returnee))
         assert (mine["status"], mine["need"], mine["note"]) == ("done", "housing", None)
         # Another partner's case worker does not find it.

@@ -22,6 +22,7 @@ from diaspora_events.contracts import Event
 from diaspora_events.contracts.consular import ReportFiledV1
 from diaspora_events.topics import CONSULAR_REPORTS, RETURNEES_ADVISORIES
 from diaspora_identity.testing import LocalIssuer, Persona
+from returnees.cases import service as cases
 from returnees.countries.tables import report_counts
 from returnees.entrypoints.worker import run
 from returnees.resources import Returnees
@@ -308,3 +309,68 @@ async def test_a_watchlist_entry_rests_on_reports_and_needs_a_second_reviewer(
 
 async def _equal(found: Any, expected: dict[tuple[str, str], int]) -> bool:
     return bool(await found == expected)
+
+
+async def _case_from(
+    returnees: Returnees, country: str, reason: str, *, cancel: bool = False
+) -> None:
+    """A case opened by a case worker: returned from ``country`` for ``reason`` (declared
+    without a return date, then cancelled when ``cancel``: the return did not happen)."""
+    now = datetime.now(UTC)
+    async with returnees.sessions() as session, session.begin():
+        row = await cases.open_case(
+            session,
+            returnees.outbox,
+            case_id=cases.new_case_id(),
+            member_id=None,
+            returnee_subject=None,
+            origin="case_worker",
+            opened_by="cw-test",
+            now=now,
+            return_date=None if cancel else now.date(),
+            country_from=country,
+            reason=reason,
+        )
+        assert row is not None
+        if cancel:
+            await cases.transition(session, returnees.outbox, row, "cancel", {}, now=now)
+
+
+async def test_the_evidence_counts_cases_whose_reason_indicates_rights_violations(
+    returnees: Returnees, http: httpx.AsyncClient, identity_provider: LocalIssuer
+) -> None:
+    # Counted: expelled and humanitarian returns from the country, not cancelled ones;
+    # not other reasons, not other countries.
+    for reason, times in (("expelled", 5), ("humanitarian", 1), ("voluntary", 3)):
+        for _ in range(times):
+            await _case_from(returnees, "LY", reason)
+    await _case_from(returnees, "LY", "expelled", cancel=True)
+    await _case_from(returnees, "LY", "end_of_contract")
+    await _case_from(returnees, "FR", "expelled")
+    afi = bearer(identity_provider, "analyst-afi", "analyst")
+    yao = bearer(identity_provider, "coord-yao", "ministry_coordinator")
+
+    def by_reason(evidence: dict[str, Any]) -> dict[str, int | None]:
+        return {c["reason"]: c["cases"] for c in evidence["cases"]}
+
+    analyst_view = (await http.get("/countries/evidence/LY", headers=afi)).json()
+    # Small cells (under 5) hidden from analysts, exact for coordinators.
+    assert by_reason(analyst_view) == {"expelled": 5, "humanitarian": None}
+    assert "expelled or humanitarian" in analyst_view["cases_rule"]
+    exact = (await http.get("/countries/evidence/LY", headers=yao)).json()
+    assert by_reason(exact) == {"expelled": 5, "humanitarian": 1}
+    assert by_reason((await http.get("/countries/evidence/FR", headers=yao)).json()) == {
+        "expelled": 1,
+        "humanitarian": 0,
+    }
+
+    # Frozen with the proposal: a case counted later changes the live count only.
+    created = await http.post("/countries/watchlist", json=proposal(), headers=afi)
+    assert created.status_code == 201, created.text
+    entry = created.json()
+    assert entry["evidence"]["cases"] == {"expelled": 5, "humanitarian": None}
+    await _case_from(returnees, "LY", "humanitarian")
+    frozen = (await http.get(f"/countries/watchlist/{entry['id']}", headers=yao)).json()
+    assert frozen["evidence"]["cases"] == {"expelled": 5, "humanitarian": 1}
+    live = (await http.get("/countries/evidence/LY", headers=yao)).json()
+    assert by_reason(live) == {"expelled": 5, "humanitarian": 2}

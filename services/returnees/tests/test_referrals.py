@@ -16,12 +16,14 @@ from uuid import UUID
 
 import httpx
 import pytest
+from returnees_testing import known_person, profile
 from sqlalchemy import select
 
 from diaspora_devstack.testing import DeadLetters, event_record, publish_outbox, read_topic
 from diaspora_events.consumer import Outcome
 from diaspora_events.contracts.registry import MemberErasedV1, MemberMergedV1
 from diaspora_events.topics import RETURNEES_REFERRALS
+from diaspora_identity.principal import Role
 from diaspora_identity.testing import (
     LocalIssuer,
     Persona,
@@ -31,6 +33,7 @@ from diaspora_identity.testing import (
     coordinator,
 )
 from returnees.bootstrap import consumers, run_referrals_sla_once
+from returnees.cases.domain import NEED_AREAS
 from returnees.members.consumer import CONSUMER_NAME
 from returnees.resources import Returnees
 from returnees.tables import audit_log, outbox
@@ -57,9 +60,46 @@ class Caller:
         }
         return await self.http.post("/partners", json=payload, headers=self.headers)
 
+    async def new_case(
+        self,
+        member_id: str | None = None,
+        *,
+        prefecture: str | None = None,
+        needs: tuple[str, ...] = NEED_AREAS,
+        **intake: Any,
+    ) -> dict[str, Any]:
+        """A case this case worker opens (the returnee arrived from Libya), takes and
+        assesses (every need area, so that any may be referred)."""
+        opening = {"return_date": datetime.now(UTC).date().isoformat(), "country_from": "LY"}
+        if member_id is not None:
+            opening["member_id"] = member_id
+        if prefecture is not None:
+            opening["prefecture"] = prefecture
+        case = ok(
+            await self.http.post("/cases", json={**opening, **intake}, headers=self.headers), 201
+        )
+        path = f"/cases/{case['id']}"
+        ok(
+            await self.http.put(
+                f"{path}/assignee", json={"case_worker": self.persona.subject}, headers=self.headers
+            )
+        )
+        assessment = [{"area": area, "priority": "medium"} for area in needs]
+        assessed: dict[str, Any] = ok(
+            await self.http.post(f"{path}/needs", json={"needs": assessment}, headers=self.headers)
+        )
+        return assessed
+
     async def refer(self, partner_id: str, **body: Any) -> httpx.Response:
+        """Refer a need; unless ``case_id`` is given, of a new case of this case worker
+        (for the returnee ``member_id``, if given)."""
+        member_id = body.pop("member_id", None)
+        if "case_id" not in body:
+            if Role.CASE_WORKER.value in self.persona.roles:
+                body["case_id"] = (await self.new_case(member_id))["id"]
+            else:
+                body["case_id"] = str(uuid.uuid4())
         payload = {
-            "case_id": str(uuid.uuid4()),
             "partner_id": partner_id,
             "need": "housing",
             "priority": "high",
@@ -470,3 +510,111 @@ async def test_erasure_unlinks_the_returnee_and_a_merge_moves_the_referrals(
     assert await consumer.handle_record(event_record(merger)) is Outcome.HANDLED
     theirs = ok(await Caller(http, identity_provider, citizen(member_id=survivor)).queue())
     assert [r["id"] for r in theirs["items"]] == [kept]
+
+
+async def test_a_referral_checks_its_case(
+    returnees: Returnees, http: httpx.AsyncClient, identity_provider: LocalIssuer
+) -> None:
+    """The case says who and where; only its assigned case worker or a coordinator
+    refers it; a need the assessment lists; not once the case is over. The case shows
+    its referrals' status, to the returnee too."""
+    ministry = Caller(http, identity_provider, coordinator())
+    afi = Caller(http, identity_provider, case_worker("cw-afi"))
+    kossi = Caller(http, identity_provider, case_worker("cw-kossi"))
+    member_id = uuid.uuid4()
+    await known_person(returnees, member_id, profile())
+    returnee = Caller(http, identity_provider, citizen(member_id=member_id))
+    caritas = ok(await ministry.new_partner(), 201)
+    other = ok(await ministry.new_partner(name="Maison d'accueil"), 201)
+
+    # Where the returnee settles is checked against Togo's prefectures.
+    paris = await afi.http.post(
+        "/cases", json={"prefecture": "Paris", "country_from": "LY"}, headers=afi.headers
+    )
+    assert "prefecture" in json.dumps(problem(paris, 422))
+    case = await afi.new_case(str(member_id), prefecture="Agoè-Nyivé", needs=("housing",))
+    assert (case["prefecture"], case["region"]) == ("agoe-nyive", "TG-M")
+    case_id = case["id"]
+
+    # member_id is no longer the case worker's word: the body may not carry it.
+    referral = ok(
+        await afi.refer(caritas["id"], case_id=case_id, prefecture=None, language=None), 201
+    )
+    assert referral["member_id"] == str(member_id)
+    assert (referral["prefecture"], referral["region"]) == ("agoe-nyive", "TG-M")
+    extra = await http.post(
+        "/referrals",
+        json={
+            "case_id": case_id,
+            "partner_id": other["id"],
+            "need": "housing",
+            "member_id": str(uuid.uuid4()),
+        },
+        headers=afi.headers,
+    )
+    assert "member_id" in json.dumps(problem(extra, 422))
+    # The language defaults to the returnee's registry record's.
+    assert referral["language"] == "fr"
+
+    # Another prefecture than the case's: 422 naming it; a need not assessed: 422.
+    moved = problem(await afi.refer(other["id"], case_id=case_id, prefecture="kozah"), 422)
+    assert moved["errors"][0]["code"] == "differs_from_case"
+    unlisted = problem(
+        await afi.refer(other["id"], case_id=case_id, need="reception", prefecture=None), 422
+    )
+    assert unlisted["errors"][0]["code"] == "not_assessed"
+    assert "does not list reception (lists: housing)" in unlisted["detail"]
+    # Unknown case: 404. Not the assigned case worker: 403; a coordinator may.
+    problem(await afi.refer(other["id"], case_id=str(uuid.uuid4()), prefecture=None), 404)
+    problem(await kossi.refer(other["id"], case_id=case_id, prefecture=None), 403)
+    by_coordinator = ok(
+        await ministry.refer(other["id"], case_id=case_id, prefecture=None, note=None), 201
+    )
+    assert by_coordinator["member_id"] == str(member_id)
+
+    # The case lists its referrals and their status; the returnee sees them on their case.
+    caritas_worker = Caller(http, identity_provider, caseworker(caritas["partner_org"]))
+    ok(await caritas_worker.act(referral["id"], "acknowledge"))
+    seen = ok(await returnee.http.get(f"/cases/{case_id}", headers=returnee.headers))
+    assert [(r["id"], r["need"], r["partner_name"], r["status"]) for r in seen["referrals"]] == [
+        (referral["id"], "housing", caritas["name"], "acknowledged"),
+        (by_coordinator["id"], "housing", other["name"], "referred"),
+    ]
+    assert NOTE not in json.dumps(seen)
+
+    # A closed case takes no referral (409); nor a cancelled one.
+    ok(
+        await afi.http.post(
+            f"/cases/{case_id}/close", json={"outcome": "reintegrated"}, headers=afi.headers
+        )
+    )
+    ok(await caritas_worker.act(referral["id"], "complete"))
+    closed = problem(await afi.refer(other["id"], case_id=case_id, prefecture=None), 409)
+    assert (closed["status_now"], closed["type"].rsplit("/", 1)[-1]) == (
+        "closed",
+        "case-not-active",
+    )
+    declared = ok(
+        await afi.http.post("/cases", json={"country_from": "LY"}, headers=afi.headers), 201
+    )
+    ok(
+        await afi.http.put(
+            f"/cases/{declared['id']}/assignee",
+            json={"case_worker": "cw-afi"},
+            headers=afi.headers,
+        )
+    )
+    ok(await afi.http.post(f"/cases/{declared['id']}/cancel", headers=afi.headers))
+    cancelled = problem(await afi.refer(other["id"], case_id=declared["id"]), 409)
+    assert cancelled["status_now"] == "cancelled"
+
+    # A case recording no prefecture: the referral names it, or 422.
+    nowhere = await afi.new_case(str(member_id))
+    assert nowhere["prefecture"] is None
+    missing = problem(await afi.refer(other["id"], case_id=nowhere["id"], prefecture=None), 422)
+    assert missing["errors"][0]["code"] == "missing"
+    named = ok(await afi.refer(other["id"], case_id=nowhere["id"], prefecture="Golfe"), 201)
+    assert named["prefecture"] == "golfe"
+    # The case shows the referral done once the partner reports it.
+    after = ok(await afi.http.get(f"/cases/{case_id}", headers=afi.headers))
+    assert [r["status"] for r in after["referrals"]] == ["done", "referred"]

@@ -92,6 +92,7 @@ def bootstrap(settings: ReturneesSettings | None = None) -> Returnees:
         audit=AuditTrail(audit_log, writer, audit_event),
         key_settings=key_settings,
         case_keys=case_keys(key_settings),
+        case_referrals=referrals.of_case,
     )
 
 

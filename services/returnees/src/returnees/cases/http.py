@@ -22,11 +22,13 @@ from diaspora_identity.audit import AccessContext
 from diaspora_identity.http import AUTH_RESPONSES, CurrentPrincipal
 from diaspora_identity.policy import Decision
 from diaspora_identity.principal import Principal, Role
+from diaspora_reference import togo
 from diaspora_service.problems import TYPE_BASE, Problem
 from returnees.cases import domain, sealing, service
 from returnees.cases.schemas import (
     Assignment,
     CasePage,
+    CaseReferral,
     CaseView,
     Closure,
     FollowUpRecord,
@@ -41,7 +43,7 @@ from returnees.cases.schemas import (
 )
 from returnees.deps import IdentityDep, ServiceDep
 from returnees.members import service as members
-from returnees.problems import not_found
+from returnees.problems import invalid, not_found
 from returnees.resources import Returnees
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -72,6 +74,20 @@ def _keys(svc: Returnees) -> Any:
             headers={"Retry-After": "30"},
         )
     return svc.case_keys
+
+
+def settled_in(prefecture: str | None) -> dict[str, str]:
+    """The case's ``prefecture`` (slug) and ``region`` (ISO 3166-2:TG) from a prefecture
+    given by slug, name or former name (a 422 problem naming it when Togo has none)."""
+    if prefecture is None:
+        return {}
+    try:
+        found = togo.prefecture(prefecture)
+    except togo.UnknownLocality as error:
+        raise invalid(
+            "Invalid case", [{"field": "prefecture", "message": str(error), "code": "unknown"}]
+        ) from None
+    return {"prefecture": found.slug, "region": found.region_code}
 
 
 def _is_assignee(principal: Principal, row: dict[str, Any]) -> bool:
@@ -128,6 +144,19 @@ async def _view(
         )
         for f in await service.follow_ups_of(session, row["id"])
     ]
+    referred = [
+        CaseReferral(
+            id=r["id"],
+            need=r["need"],
+            partner_id=r["partner_id"],
+            partner_name=r["partner_name"],
+            status=r["status"],
+            referred_at=r["referred_at"],
+            acknowledged_at=r["acknowledged_at"],
+            closed_at=r["closed_at"],
+        )
+        for r in await svc.case_referrals(session, row["id"])
+    ]
     view = CaseView(
         id=row["id"],
         member_id=row["member_id"],
@@ -153,6 +182,8 @@ async def _view(
         return_date=row["return_date"],
         country_from=row["country_from"],
         reason=row["reason"],
+        prefecture=row["prefecture"],
+        region=row["region"],
         needs=[Need(**n) for n in row["needs"]],
         milestones=[Milestone(**m) for m in row["milestones"]],
         follow_ups=follow_ups,
@@ -160,6 +191,7 @@ async def _view(
         outcome_notes=row["outcome_notes"],
         closed_at=row["closed_at"],
         version=row["version"],
+        referrals=referred,
         sensitive=sensitive,
         sensitive_withheld=withheld,
     )
@@ -225,6 +257,7 @@ async def open_case(
         if body.member_id is not None and body.member_id != principal.member_id:
             raise Problem(403, "Forbidden", detail="A returnee declares their own return only.")
     member_id = body.member_id if staff else principal.member_id
+    place = settled_in(body.prefecture)
     case_id = service.new_case_id()
     subject = member_id or case_id
     secret = domain.Sensitive(
@@ -246,6 +279,8 @@ async def open_case(
             return_date=body.return_date,
             country_from=body.country_from,
             reason=body.reason,
+            prefecture=place.get("prefecture"),
+            region=place.get("region"),
             sensitive=sealed,
             sealed_subject=subject if sealed is not None else None,
         )
@@ -379,6 +414,7 @@ async def record_intake(
         include={"return_date", "expected_arrival", "country_from", "reason", "member_id"},
         exclude_none=True,
     )
+    changes.update(settled_in(body.prefecture))
     sensitive = {
         "vulnerabilities": body.vulnerabilities,
         "vulnerability_notes": body.vulnerability_notes,

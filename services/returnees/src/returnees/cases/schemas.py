@@ -36,6 +36,14 @@ class Intake(_Body):
         default=None, description="ISO 3166-1 alpha-2 of the country returned from."
     )
     reason: Reason | None = None
+    prefecture: Annotated[SingleLine, StringConstraints(min_length=2, max_length=60)] | None = (
+        Field(
+            default=None,
+            description="Where the returnee settles: a prefecture of Togo (slug, name or "
+            "former name; accents and case ignored). Its region is derived.",
+            examples=["golfe"],
+        )
+    )
     vulnerabilities: Annotated[list[Vulnerability], Field(max_length=8)] | None = Field(
         default=None, description="Sensitive: sealed at rest, shown to the assigned case worker."
     )
@@ -109,6 +117,20 @@ class ReturneeView(BaseModel):
     country_of_residence: str
 
 
+class CaseReferral(BaseModel):
+    """A referral of one of the case's needs, as the case shows it (the returnee too):
+    the need, the partner, the status and its dates; not the notes."""
+
+    id: UUID
+    need: str
+    partner_id: UUID
+    partner_name: str
+    status: str
+    referred_at: datetime
+    acknowledged_at: datetime | None
+    closed_at: datetime | None
+
+
 class CaseView(BaseModel):
     id: UUID
     member_id: UUID | None
@@ -125,6 +147,8 @@ class CaseView(BaseModel):
     return_date: date | None
     country_from: str | None
     reason: str | None
+    prefecture: str | None = Field(description="Where the returnee settles (slug).")
+    region: str | None = Field(description="Its region (ISO 3166-2:TG).")
     needs: list[Need]
     milestones: list[Milestone]
     follow_ups: list[FollowUpView]
@@ -132,6 +156,9 @@ class CaseView(BaseModel):
     outcome_notes: str | None
     closed_at: datetime | None
     version: int
+    referrals: list[CaseReferral] = Field(
+        description="The referrals of the case's needs to partners, oldest first."
+    )
     sensitive: SensitiveView | None = Field(
         description=(
             "Health, psychosocial and vulnerability fields: only for the case worker the "

@@ -60,6 +60,8 @@ async def open_case(
     return_date: date | None = None,
     country_from: str | None = None,
     reason: str | None = None,
+    prefecture: str | None = None,
+    region: str | None = None,
     sensitive: bytes | None = None,
     sealed_subject: UUID | None = None,
 ) -> dict[str, Any] | None:
@@ -82,6 +84,8 @@ async def open_case(
             return_date=return_date,
             country_from=country_from,
             reason=reason,
+            prefecture=prefecture,
+            region=region,
             sensitive=sensitive,
             sealed_subject=sealed_subject,
         )
@@ -344,6 +348,8 @@ async def erase_person(session: AsyncSession, member_id: UUID) -> None:
             outcome_notes=None,
             milestones=[],
             expected_arrival=None,
+            # Where they settle: the region stays (a count by region), the prefecture goes.
+            prefecture=None,
             # The month of return stays (returns by month); the day goes.
             return_date=cast(func.date_trunc("month", cases.c.return_date), Date),
         )

@@ -43,6 +43,10 @@ cases = Table(
     Column("return_date", Date),
     Column("country_from", String(2)),
     Column("reason", String(24)),
+    # Where the returnee settles in Togo (diaspora_reference.togo): a prefecture's slug and
+    # its region's ISO 3166-2:TG code. Referrals take them from here.
+    Column("prefecture", String(40)),
+    Column("region", String(8)),
     # Needs assessment: [{area, priority, met}], and the reintegration plan's milestones:
     # [{title, due_on, done_on}].
     Column("needs", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
@@ -59,6 +63,7 @@ cases = Table(
     Index("cases_assigned_idx", "assigned_to", "status"),
     # A case worker's worklist, newest first (0007_dashboard_indexes).
     Index("cases_worklist_idx", "assigned_to", text("opened_at DESC"), "id"),
+    Index("cases_country_reason_idx", "country_from", "reason"),
 )
 
 follow_ups = Table(

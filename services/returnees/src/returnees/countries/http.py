@@ -35,6 +35,7 @@ from diaspora_service.suppression import DEFAULT_THRESHOLD
 from returnees.countries import domain, service
 from returnees.countries.schemas import (
     COUNTRY,
+    CaseEvidenceCell,
     Evidence,
     EvidenceCell,
     HistoryEntry,
@@ -223,11 +224,22 @@ def _evidence_for(identity: Any, principal: Principal, evidence: dict[str, Any])
     if identity.policy.allowed(principal, RESOURCE, "evidence_exact"):
         return evidence
     counts = evidence.get("difficulty_reports", {})
+    case_counts = evidence.get("cases")
     return {
         **evidence,
         "difficulty_reports": {
             category: (n if n >= DEFAULT_THRESHOLD else None) for category, n in counts.items()
         },
+        **(
+            {
+                "cases": {
+                    reason: (n if n >= DEFAULT_THRESHOLD else None)
+                    for reason, n in case_counts.items()
+                }
+            }
+            if isinstance(case_counts, dict)
+            else {}
+        ),
     }
 
 
@@ -440,12 +452,14 @@ async def evidence(
     country: CountryCode, svc: ServiceDep, identity: IdentityDep, principal: CurrentPrincipal
 ) -> Evidence:
     """The difficulty reports counted for a country, per category (from the consular
-    service's events): what a watchlist proposal rests on. Counts under 5 are hidden
-    from analysts (coordinators and admins see them exact)."""
+    service's events), and the returnees' cases from it whose reason for return
+    indicates rights violations, per reason: what a watchlist proposal rests on. Counts
+    under 5 are hidden from analysts (coordinators and admins see them exact)."""
     identity.policy.decide(principal, RESOURCE, "edit")
     exact = identity.policy.allowed(principal, RESOURCE, "evidence_exact")
-    async with svc.sessions() as session:
+    async with svc.sessions() as session, session.begin():
         counts = await service.report_counts_of(session, country)
+        case_counts = await service.case_counts_of(session, country)
     return Evidence(
         country=country,
         difficulty_reports=[
@@ -455,6 +469,10 @@ async def evidence(
             )
             for category, n in counts.items()
         ],
-        cases=service.CASES_EVIDENCE,
+        cases=[
+            CaseEvidenceCell(reason=reason, cases=n if exact or n >= DEFAULT_THRESHOLD else None)
+            for reason, n in case_counts.items()
+        ],
+        cases_rule=service.CASES_RULE,
         exact=exact,
     )

@@ -147,10 +147,19 @@ class EvidenceCell(BaseModel):
     reports: int | None = Field(description="Null: fewer than 5 (suppressed) for analysts.")
 
 
+class CaseEvidenceCell(BaseModel):
+    reason: str
+    cases: int | None = Field(description="Null: fewer than 5 (suppressed) for analysts.")
+
+
 class Evidence(BaseModel):
     country: str
     difficulty_reports: list[EvidenceCell]
-    cases: str = Field(description="Returnees' cases: what the evidence holds of them.")
+    cases: list[CaseEvidenceCell] = Field(
+        description="Returnees' cases from the country whose reason for return indicates "
+        "rights violations, per reason (`cases_rule`)."
+    )
+    cases_rule: str
     exact: bool
 
 

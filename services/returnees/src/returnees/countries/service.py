@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from diaspora_events.contracts import AdvisoryPublishedV1, AdvisoryWithdrawnV1
 from diaspora_events.contracts.consular import ReportFiledV1
 from diaspora_events.outbox import OutboxWriter
+from returnees.cases.tables import cases
 from returnees.countries import domain
 from returnees.countries.tables import (
     labour_demand,
@@ -29,9 +30,17 @@ from returnees.countries.tables import (
     watchlist_history,
 )
 
-# What the evidence says of returnees' cases: their events do not exist yet on this
-# branch, so the watchlist rests on difficulty reports and the sources analysts cite.
-CASES_EVIDENCE = "not counted yet: returnees' case events are not consumed by country lists"
+# The reasons for return (cases' intake) that count as evidence of violations of migrant
+# workers' rights in the country returned from: an expulsion (forced return), or a
+# humanitarian return (evacuation, flight from abuse or crisis). Voluntary, assisted
+# voluntary, end-of-contract and other returns do not. Vulnerabilities (trafficking,
+# violence) are not counted: they are sealed with each person's key and readable by the
+# assigned case worker only (docs/returnees.md).
+RIGHTS_REASONS: tuple[str, ...] = ("expelled", "humanitarian")
+CASES_RULE = (
+    "cases returned from the country whose reason is expelled or humanitarian, not "
+    "cancelled, erased ones included (anonymous); vulnerabilities are sealed and not counted"
+)
 
 
 class VersionConflict(Exception):
@@ -147,6 +156,23 @@ async def report_counts_of(session: AsyncSession, country: str) -> dict[str, int
     return {r.category: r.reports for r in rows}
 
 
+async def case_counts_of(session: AsyncSession, country: str) -> dict[str, int]:
+    """Cases returned from ``country`` whose reason indicates rights violations, per
+    reason (``RIGHTS_REASONS``; each reason listed, 0 included). A direct count, in the
+    caller's transaction: the reason is on no case event, and the country travels sealed."""
+    rows = await session.execute(
+        select(cases.c.reason, func.count())
+        .where(
+            cases.c.country_from == country,
+            cases.c.reason.in_(RIGHTS_REASONS),
+            cases.c.status != "cancelled",
+        )
+        .group_by(cases.c.reason)
+    )
+    found: dict[str, int] = {row[0]: row[1] for row in rows}
+    return {reason: found.get(reason, 0) for reason in RIGHTS_REASONS}
+
+
 # --- watchlist ------------------------------------------------------------------------
 
 
@@ -162,7 +188,8 @@ async def propose(
     evidence = {
         "difficulty_reports": await report_counts_of(session, values["country"]),
         "counted_at": now.isoformat(),
-        "cases": CASES_EVIDENCE,
+        "cases": await case_counts_of(session, values["country"]),
+        "cases_rule": CASES_RULE,
         "sources": sources,
     }
     row = {

@@ -31,7 +31,9 @@ from diaspora_service.conditional import (
     version_conflict,
 )
 from diaspora_service.problems import TYPE_BASE, Problem
+from returnees.cases import service as cases
 from returnees.deps import IdentityDep, ServiceDep
+from returnees.members import service as members
 from returnees.partners import domain as partners_domain
 from returnees.partners import service as partners
 from returnees.problems import invalid, not_found
@@ -55,6 +57,10 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 VIEW_FIELDS = sorted(ReferralView.model_fields)
 # The cell: who refers and may cancel.
 CELL_ROLES = frozenset({Role.CASE_WORKER, Role.MINISTRY_COORDINATOR, Role.ADMIN})
+# Who refers any case; a case worker refers the cases assigned to them only.
+COORDINATING_ROLES = frozenset({Role.MINISTRY_COORDINATOR, Role.ADMIN})
+# A case in these statuses takes no referral.
+CASE_FINAL = frozenset({"closed", "cancelled"})
 
 
 def now() -> datetime:
@@ -163,6 +169,64 @@ async def _partner_names(session: Any, rows: list[dict[str, Any]]) -> dict[UUID,
     return await service.partner_names(session, {r["partner_id"] for r in rows})
 
 
+def _case_for_referral(
+    principal: Principal, case: dict[str, Any] | None, body: NewReferral
+) -> tuple[str, str | None]:
+    """Check that ``principal`` may refer ``body.need`` of ``case``; the prefecture (slug)
+    the referral is for and the region. Raises the problem saying why not."""
+    if case is None:
+        raise not_found("case")
+    if not principal.roles & COORDINATING_ROLES and not (
+        principal.has(Role.CASE_WORKER) and case["assigned_to"] == principal.subject
+    ):
+        raise Problem(
+            403,
+            "Not your case",
+            detail="Only the case worker the case is assigned to, or a coordinator, refers "
+            "its needs.",
+        )
+    if case["status"] in CASE_FINAL:
+        raise Problem(
+            409,
+            "The case is over",
+            detail=f"The case is {case['status']}: its needs are no longer referred.",
+            type_=TYPE_BASE + "case-not-active",
+            status_now=case["status"],
+        )
+    assessed = sorted(n["area"] for n in case["needs"])
+    if body.need not in assessed:
+        listed = ", ".join(assessed) or "none yet"
+        raise _field_error(
+            "need",
+            f"the case's needs assessment does not list {body.need} (lists: {listed})",
+            "not_assessed",
+        )
+    given = _slug(body.prefecture) if body.prefecture is not None else None
+    settled: str | None = case["prefecture"]
+    if settled is not None and given is not None and given != settled:
+        raise _field_error(
+            "prefecture",
+            f"the case records that the returnee settles in {settled}; leave it out",
+            "differs_from_case",
+        )
+    prefecture = settled or given
+    if prefecture is None:
+        raise _field_error(
+            "prefecture",
+            "the case records no prefecture: record it at intake, or give it here",
+            "missing",
+        )
+    return prefecture, case["region"]
+
+
+def _slug(prefecture: str) -> str:
+    try:
+        slug, _region = partners_domain.prefecture_slug(prefecture)
+    except partners_domain.UnknownPlace as error:
+        raise _field_error("prefecture", str(error), "unknown") from None
+    return slug
+
+
 def _field_error(field: str, message: str, code: str = "invalid") -> Problem:
     return invalid("Invalid referral", [{"field": field, "message": message, "code": code}])
 
@@ -173,8 +237,16 @@ def _field_error(field: str, message: str, code: str = "invalid") -> Problem:
     response_model=ReferralView,
     responses={
         **AUTH_RESPONSES,
-        409: {"description": "This need of the case is already referred to this partner"},
-        422: {"description": "Invalid body, or the partner cannot take it: the reason"},
+        403: {"description": "Not the case's assigned case worker nor a coordinator"},
+        404: {"description": "No such case (or not one the caller may see)"},
+        409: {
+            "description": "The case is closed or cancelled, or this need of the case is "
+            "already referred to this partner"
+        },
+        422: {
+            "description": "Invalid body, a need the case's assessment does not list, or "
+            "the partner cannot take it: the reason"
+        },
     },
 )
 async def refer(
@@ -185,15 +257,24 @@ async def refer(
     request: Request,
     response: Response,
 ) -> ReferralView:
-    """Refer a case's need to a partner that offers it in the returnee's prefecture; the
-    partner acknowledges within the SLA's days, then reports the outcome."""
+    """Refer a need of a case to a partner that offers it in the returnee's prefecture;
+    the partner acknowledges within the SLA's days, then reports the outcome. The case
+    says who the returnee is and where they settle; only its assigned case worker (or a
+    coordinator) refers it, a need its assessment lists, while it is not closed or
+    cancelled."""
     decision = identity.policy.decide(principal, RESOURCE, "create")
-    try:
-        partners_domain.prefecture_slug(body.prefecture)
-    except partners_domain.UnknownPlace as error:
-        raise _field_error("prefecture", str(error), "unknown") from None
+    seeing = identity.policy.decide(principal, "returnee_case", "read")
+    if body.prefecture is not None:
+        _slug(body.prefecture)
     settings = svc.settings
     async with svc.sessions() as session, session.begin():
+        case = await cases.load(session, body.case_id, seeing.where(cases.SCOPE_COLUMNS), lock=True)
+        prefecture, _region = _case_for_referral(principal, case, body)
+        assert case is not None
+        language = body.language
+        if language is None and case["member_id"] is not None:
+            person = await members.person(session, case["member_id"])
+            language = person.preferred_language if person is not None else None
         partner = await partners.load(session, body.partner_id, true())
         if partner is None:
             raise _field_error("partner_id", "no such partner", "unknown")
@@ -204,11 +285,11 @@ async def refer(
                 partner,
                 service.Referral(
                     case_id=body.case_id,
-                    member_id=body.member_id,
+                    member_id=case["member_id"],
                     need=body.need,
                     priority=body.priority,
-                    prefecture=body.prefecture,
-                    language=body.language,
+                    prefecture=prefecture,
+                    language=language,
                     note=body.note,
                 ),
                 actor=principal.subject,

@@ -20,21 +20,29 @@ class NewReferral(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    case_id: UUID
-    member_id: UUID | None = Field(
-        None, description="The returnee's registry member id (they follow their referrals)."
+    case_id: UUID = Field(
+        description="The case (the returnee it is about, who follows the referral, is the "
+        "case's; its prefecture too when the case records one)."
     )
     partner_id: UUID
-    need: Need
+    need: Need = Field(description="One of the needs the case's assessment lists.")
     priority: Priority = "medium"
-    prefecture: SingleLine = Field(
+    prefecture: SingleLine | None = Field(
+        None,
         min_length=2,
         max_length=60,
-        description="Where the returnee settles: a prefecture of Togo (slug or name).",
+        description=(
+            "Where the returnee settles: a prefecture of Togo (slug or name). Only when the "
+            "case records none (its intake's `prefecture`); otherwise the case's is used, "
+            "and another one here is a 422."
+        ),
         examples=["golfe"],
     )
     language: str | None = Field(
-        None, pattern=r"^[a-z]{2,3}$", description="ISO 639 code the returnee speaks best."
+        None,
+        pattern=r"^[a-z]{2,3}$",
+        description="ISO 639 code the returnee speaks best (default: their registry "
+        "record's preferred language).",
     )
     note: MultiLine | None = Field(
         None,

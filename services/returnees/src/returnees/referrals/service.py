@@ -308,6 +308,26 @@ async def partner_names(session: AsyncSession, ids: set[UUID]) -> dict[UUID, str
     return {row.id: row.name for row in found}
 
 
+async def of_case(session: AsyncSession, case_id: UUID) -> list[dict[str, Any]]:
+    """The case's referrals with their partner's name, oldest first (the case's view)."""
+    found = await session.execute(
+        select(
+            referrals.c.id,
+            referrals.c.need,
+            referrals.c.partner_id,
+            partners.c.name.label("partner_name"),
+            referrals.c.status,
+            referrals.c.referred_at,
+            referrals.c.acknowledged_at,
+            referrals.c.closed_at,
+        )
+        .join(partners, partners.c.id == referrals.c.partner_id)
+        .where(referrals.c.case_id == case_id)
+        .order_by(referrals.c.referred_at, referrals.c.id)
+    )
+    return [dict(r) for r in found.mappings()]
+
+
 # --- the worker's periodic job --------------------------------------------------------
 
 

@@ -8,7 +8,7 @@
   partial, so it holds only those few rows and the count reads nothing else.
 
 Revision ID: 0007_dashboard_indexes
-Revises: 0005_countries
+Revises: 0006_case_prefecture
 Create Date: 2026-12-08 01:30:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_dashboard_indexes"
-down_revision: str | None = "0005_countries"
+down_revision: str | None = "0006_case_prefecture"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
