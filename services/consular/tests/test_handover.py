@@ -17,7 +17,14 @@ import httpx
 import jsonschema
 import jwt
 import pytest
-from consular_testing import answers_for, known_applicant, new_member_id, pay_fee, profile
+from consular_testing import (
+    answers_for,
+    known_applicant,
+    new_member_id,
+    pay_fee,
+    profile,
+    upload_required_documents,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
@@ -83,6 +90,7 @@ async def approved(
     await known_applicant(consular, member_id, profile(verified=True))
     person = Caller(http, issuer, citizen(member_id=member_id))
     app_id = ok(await person.post("/applications", {"service_type": service_type}), 201)["id"]
+    await upload_required_documents(http, person.headers, app_id, service_type)
     ok(
         await person.post(
             f"/applications/{app_id}/transitions",
@@ -161,7 +169,20 @@ async def test_an_approved_passport_preparation_sends_a_package_that_verifies_wi
         "nationality_certificate",
         "photo",
     ]
-    assert package["documents"] == []
+    # The uploaded documents, each with its digest and a download reference.
+    uploaded = ok(
+        await person.http.get(f"/applications/{app_id}/documents", headers=person.headers)
+    )
+    listed = uploaded["items"] if isinstance(uploaded, dict) else uploaded
+    assert sorted((d["kind"], d["sha256"]) for d in package["documents"]) == sorted(
+        (d["kind"], d["sha256"]) for d in listed
+    )
+    assert [d["kind"] for d in sorted(package["documents"], key=lambda d: d["kind"])] == [
+        "birth_certificate",
+        "nationality_certificate",
+        "photo",
+    ]
+    assert all(d["download"]["reference"] for d in package["documents"])
     assert package["answer_to"] == f"/handovers/{event['handover_id']}/answers"
     # The documented format (docs/consular.md, "Hand-over package").
     jsonschema.validate(package, json.loads(SCHEMA.read_text(encoding="utf-8")))

@@ -13,7 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from consular_testing import answers_for, known_applicant, new_member_id, profile
+from consular_testing import (
+    answers_for,
+    known_applicant,
+    new_member_id,
+    profile,
+    upload_required_documents,
+)
 from sqlalchemy import select
 
 from consular.payments import domain
@@ -60,6 +66,7 @@ async def under_review(
     await known_applicant(consular, member_id, profile(verified=True))
     person = Caller(http, issuer, citizen(member_id=member_id))
     app_id = ok(await person.post("/applications", {"service_type": service_type}), 201)["id"]
+    await upload_required_documents(http, person.headers, app_id, service_type)
     ok(await person.act(app_id, "submit", answers=answers_for(service_type)))
     ok(await Caller(http, issuer, officer("fr-paris")).act(app_id, "start_review"))
     return person, app_id

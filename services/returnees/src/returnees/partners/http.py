@@ -27,6 +27,7 @@ from diaspora_service.conditional import (
     version_conflict,
 )
 from diaspora_service.problems import TYPE_BASE, Problem
+from diaspora_service.text import SingleLine
 from returnees.deps import IdentityDep, ServiceDep
 from returnees.partners import domain, service
 from returnees.partners.schemas import (
@@ -172,7 +173,7 @@ async def list_partners(
     principal: CurrentPrincipal,
     offers: Annotated[domain.Need | None, Query(description="A need category")] = None,
     prefecture: Annotated[
-        str | None, Query(min_length=2, max_length=60, description="Slug or name")
+        SingleLine | None, Query(min_length=2, max_length=60, description="Slug or name")
     ] = None,
     active: bool | None = None,
 ) -> PartnerList:

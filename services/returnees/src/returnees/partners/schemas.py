@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from diaspora_service.text import SingleLine
 from returnees.partners.domain import PARTNER_ORG, Need
@@ -19,14 +19,9 @@ class Contact(BaseModel):
 
     name: SingleLine = Field(min_length=1, max_length=200, description="A desk or a person.")
     email: EmailStr | None = None
-    phone: str | None = Field(None, description="E.164, e.g. +22890000000.", max_length=16)
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        if value is not None and not PHONE.fullmatch(value):
-            raise ValueError("must be an E.164 number, e.g. +22890000000")
-        return value
+    phone: str | None = Field(
+        None, description="E.164, e.g. +22890000000.", max_length=16, pattern=PHONE.pattern
+    )
 
 
 class PartnerEdit(BaseModel):
