@@ -81,8 +81,10 @@ async def test_a_registration_is_one_trace_from_http_to_smtp(
     try:
         async with (
             serve_app(build_app(registry), port=registry_port) as base_url,
+            # The first registration of a fresh process (token keys, data key, warm
+            # caches) can take longer than httpx's 5 s default on a loaded machine.
             httpx.AsyncClient(
-                headers=identity_provider.headers(officer("us-washington"))
+                headers=identity_provider.headers(officer("us-washington")), timeout=60
             ) as client,
         ):
             response = await client.post(
